@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "imgbuild",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "imgbuild", targets: ["imgbuild"]),
+        .library(name: "OCI", targets: ["OCI"]),
+        .library(name: "SemVer", targets: ["SemVer"]),
+        .library(name: "Store", targets: ["Store"]),
+        .library(name: "Builder", targets: ["Builder"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    ],
+    targets: [
+        // System libraries: module maps only.
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Value types of the OCI image spec, digests and canonical JSON.
+        .target(name: "OCI", dependencies: ["CCrypto"]),
+        // Semantic Versioning 2.0.0.
+        .target(name: "SemVer"),
+        // Path patterns for `exclude`.
+        .target(name: "Glob"),
+        // Reproducible tar layers, archive reading, gzip/zstd streams.
+        .target(name: "Layers", dependencies: ["OCI", "Glob", "CArchive", "CZstd", "CZlib"]),
+        // The content-addressed local registry directory.
+        .target(name: "Store", dependencies: ["OCI", "SemVer"]),
+        // The Imagefile format.
+        .target(name: "Imagefile", dependencies: ["OCI", "SemVer", "Glob", .product(name: "Yams", package: "Yams")]),
+        // Imagefile -> layers -> image in the store.
+        .target(name: "Builder", dependencies: [
+            "Imagefile", "Layers", "Store", "OCI",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
+        // Thin command-line front end.
+        .executableTarget(name: "imgbuild", dependencies: [
+            "Builder", "Store", "OCI", "SemVer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "SemVerTests", dependencies: ["SemVer"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "OCI"]),
+        .testTarget(name: "ImagefileTests", dependencies: ["Imagefile"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "OCI"]),
+        .testTarget(name: "imgbuildTests", dependencies: ["OCI"]),
+    ]
+)

@@ -1,0 +1,181 @@
+import Foundation
+import Imagefile
+import Layers
+import OCI
+import SemVer
+import Store
+
+/// Turns an Imagefile into an image in the store: dependencies → runtime → code, one layer per
+/// non-empty section, then the config and the manifest, then the immutable version tag.
+///
+/// Everything is checked before the store is touched: the Imagefile, every dependency's digest, and
+/// every file of the context. A build that fails on bad input leaves the store as it was.
+public struct Builder: Sendable {
+    public var options: BuildOptions
+    /// Receives one line per step, for people (the CLI prints it on stderr).
+    public var progress: @Sendable (String) -> Void
+
+    public init(options: BuildOptions, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.options = options
+        self.progress = progress
+    }
+
+    /// A section of the Imagefile, read and ready to be written as a layer.
+    struct PlannedLayer {
+        var section: String
+        var tree: LayerTree
+    }
+
+    public func build() async throws(BuildError) -> BuildResult {
+        let imagefile = try loadImagefile()
+        let epoch = try sourceDateEpoch(imagefile)
+        let version = options.version ?? imagefile.version
+        let created = RFC3339.string(fromEpochSeconds: epoch)
+        progress("building \(imagefile.name):\(version) from \(imagefile.path)")
+
+        let base = try loadBase(imagefile)
+        let platform = try choosePlatform(imagefile, base: base)
+        let layers = try await planLayers(imagefile)
+
+        let store: Store
+        do { store = try Store.open(at: options.storePath) } catch { throw .store(error) }
+        let writer = LayerWriter(compression: options.compression, mtime: epoch, zstdThreads: options.zstdThreads)
+        var descriptors = base?.manifest.layers ?? []
+        var diffIDs = base?.config.rootfs.diffIDs ?? []
+        var history = base?.config.history ?? []
+        for layer in layers {
+            let written = try write(layer, with: writer, into: store)
+            descriptors.append(Descriptor(mediaType: written.mediaType, digest: written.digest, size: written.size))
+            diffIDs.append(written.diffID)
+            history.append(.init(created: created, createdBy: "imgbuild: \(layer.section)"))
+            progress("layer \(layer.section): \(layer.tree.count) entries, \(written.uncompressedSize) bytes tar, \(written.size) bytes \(options.compression.rawValue), \(written.digest)")
+        }
+        if !imagefile.config.isEmpty {
+            history.append(.init(created: created, createdBy: "imgbuild: config", emptyLayer: true))
+        }
+
+        let config = ImageConfig(created: created, platform: platform,
+                                 config: ConfigMerger.execution(imagefile.config, over: base?.config.config),
+                                 rootfs: .init(diffIDs: diffIDs), history: history)
+        var annotations = [AnnotationKey.created: created, AnnotationKey.version: version.description]
+        if let base { annotations[AnnotationKey.baseDigest] = base.digest.description }
+        let manifestDescriptor: Descriptor
+        let outcome: TagOutcome
+        do {
+            let configData = try CanonicalJSON.encode(config)
+            let configDigest = try store.writeBlob(configData)
+            let manifest = ImageManifest(config: Descriptor(mediaType: MediaType.imageConfig, digest: configDigest, size: Int64(configData.count)),
+                                         layers: descriptors, annotations: annotations)
+            let manifestData = try CanonicalJSON.encode(manifest)
+            let manifestDigest = try store.writeBlob(manifestData)
+            manifestDescriptor = Descriptor(mediaType: MediaType.imageManifest, digest: manifestDigest, size: Int64(manifestData.count))
+            outcome = try store.tag(imagefile.name, version, manifestDescriptor)
+        } catch let error as StoreError {
+            throw .store(error)
+        } catch {
+            throw .invalidOption("cannot encode the image: \(error)")
+        }
+        progress(outcome == .created ? "tagged \(imagefile.name):\(version)" : "\(imagefile.name):\(version) already points at this digest")
+        return BuildResult(reference: "\(imagefile.name):\(version)", manifest: manifestDescriptor, newlyTagged: outcome == .created)
+    }
+
+    // MARK: Steps
+
+    func loadImagefile() throws(BuildError) -> Imagefile {
+        var path = options.path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .missingImagefile(path: path) }
+        if isDirectory.boolValue {
+            path = (path as NSString).appendingPathComponent("Imagefile")
+            guard FileManager.default.fileExists(atPath: path) else { throw .missingImagefile(path: path) }
+        }
+        do { return try Imagefile.load(path: path) } catch { throw .imagefile(error) }
+    }
+
+    /// The flag, else the Imagefile, else `$SOURCE_DATE_EPOCH`, else 0.
+    func sourceDateEpoch(_ imagefile: Imagefile) throws(BuildError) -> Int64 {
+        if let epoch = options.sourceDateEpoch { return epoch }
+        if let epoch = imagefile.sourceDateEpoch { return epoch }
+        if let text = options.environment["SOURCE_DATE_EPOCH"], !text.isEmpty {
+            guard let epoch = Int64(text), epoch >= 0 else {
+                throw .invalidOption("SOURCE_DATE_EPOCH='\(text)' is not a whole number of seconds since 1970: unset it or fix it")
+            }
+            return epoch
+        }
+        return 0
+    }
+
+    struct BaseImage {
+        var digest: Digest
+        var manifest: ImageManifest
+        var config: ImageConfig
+    }
+
+    func loadBase(_ imagefile: Imagefile) throws(BuildError) -> BaseImage? {
+        guard case .image(let reference) = imagefile.base, case .digest(let digest) = reference.target else { return nil }
+        let where_ = SourceLocation(file: imagefile.path, line: 0, column: 0)
+        do {
+            let store = try Store.open(at: options.storePath, create: false)
+            _ = try store.resolve(reference)
+            guard case .image(let manifest) = try store.manifest(digest).manifest else {
+                throw BuildError.invalidOption("\(imagefile.path): base \(reference) is an image index; name the platform's image manifest by its digest")
+            }
+            let config = try store.imageConfig(manifest.config.digest).config
+            return BaseImage(digest: digest, manifest: manifest, config: config)
+        } catch let error as BuildError {
+            throw error
+        } catch {
+            _ = where_
+            throw .invalidOption("\(imagefile.path): base image \(reference) is not usable: \(error)")
+        }
+    }
+
+    func choosePlatform(_ imagefile: Imagefile, base: BaseImage?) throws(BuildError) -> Platform {
+        let basePlatform = base?.config.platform
+        if let wanted = imagefile.platform {
+            if let basePlatform, basePlatform.os != wanted.os || basePlatform.architecture != wanted.architecture {
+                throw .invalidOption("\(imagefile.path): platform \(wanted) differs from the base image's \(basePlatform)")
+            }
+            return wanted
+        }
+        return basePlatform ?? Platform.host
+    }
+
+    /// Reads every section into a layer tree, checking digests and the context's rules.
+    func planLayers(_ imagefile: Imagefile) async throws(BuildError) -> [PlannedLayer] {
+        var planned: [PlannedLayer] = []
+        if !imagefile.dependencies.isEmpty {
+            let tree = try await DependencyLayer(imagefile: imagefile, cacheDirectory: options.cacheDirectory, progress: progress).read()
+            planned.append(PlannedLayer(section: "dependencies", tree: tree))
+        }
+        let context: ContextReader
+        do { context = try ContextReader(root: imagefile.contextDirectory) } catch { throw .layer(error) }
+        for (section, copies) in [("runtime", imagefile.runtime), ("code", imagefile.code)] where !copies.isEmpty {
+            var tree = LayerTree()
+            for copy in copies {
+                let spec = ContextCopy(source: copy.source, destination: copy.destination, excludes: copy.excludes,
+                                       fileMode: copy.fileMode, owner: copy.owner.map { ($0.uid, $0.gid) })
+                do { try context.add(spec, to: &tree) } catch { throw .entry(copy.location, error.description) }
+            }
+            do { _ = try tree.finalizedEntries() } catch { throw .entry(copies[0].location, error.description) }
+            planned.append(PlannedLayer(section: section, tree: tree))
+        }
+        return planned
+    }
+
+    func write(_ layer: PlannedLayer, with writer: LayerWriter, into store: Store) throws(BuildError) -> WrittenLayer {
+        let upload: BlobUpload
+        do { upload = try store.beginBlob() } catch { throw .store(error) }
+        let written: WrittenLayer
+        do { written = try writer.write(layer.tree, to: upload.fd) } catch {
+            upload.abandon()
+            throw .layer(error)
+        }
+        do { try upload.commit(as: written.digest) } catch { throw .store(error) }
+        return written
+    }
+}
+
+extension Imagefile.RunConfig {
+    var isEmpty: Bool { self == Imagefile.RunConfig() }
+}

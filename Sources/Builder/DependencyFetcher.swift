@@ -1,0 +1,69 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import OCI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Fetches URL dependencies over HTTP(S) once and keeps them in a cache folder named by their SHA-256,
+/// so that a later build finds them without the network and a changed file is caught by its digest.
+struct DependencyFetcher {
+    let cacheDirectory: String
+
+    var downloadsDirectory: String { cacheDirectory + "/downloads/sha256" }
+
+    /// The cached file for `digest`, fetching `url` first if it is not cached. Throws the reason on any
+    /// failure; a download whose digest differs is deleted and reported with both digests.
+    func file(url: String, digest: Digest) async throws(FetchFailure) -> String {
+        let cached = downloadsDirectory + "/" + digest.hex
+        if FileManager.default.fileExists(atPath: cached) {
+            if let (actual, _) = try? Digest.ofFile(atPath: cached), actual == digest { return cached }
+            unlink(cached)  // a damaged cache entry: fetch again
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: downloadsDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw .other("cannot create the download cache '\(downloadsDirectory)': \(error.localizedDescription)")
+        }
+        let temporary = downloadsDirectory + "/.partial-\(getpid())-\(digest.hex.prefix(16))"
+        defer { unlink(temporary) }
+        let actual = try await download(url, to: temporary)
+        guard actual == digest else { throw .mismatch(actual: actual) }
+        guard rename(temporary, cached) == 0 else { throw .other("cannot move the download into the cache: \(String(cString: strerror(errno)))") }
+        return cached
+    }
+
+    enum FetchFailure: Error {
+        case mismatch(actual: Digest)
+        case other(String)
+    }
+
+    private func download(_ url: String, to path: String) async throws(FetchFailure) -> Digest {
+        guard let handle = FileHandle(forWritingAtPath: path) ?? {
+            FileManager.default.createFile(atPath: path, contents: nil)
+            return FileHandle(forWritingAtPath: path)
+        }() else { throw .other("cannot write to the download cache '\(path)'") }
+        defer { try? handle.close() }
+        let hasher = SHA256Hasher()
+        do {
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "User-Agent", value: "imgbuild")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
+            guard response.status == .ok else {
+                throw FetchFailure.other("the server answered \(response.status.code) \(response.status.reasonPhrase)")
+            }
+            for try await buffer in response.body {
+                let chunk = Data(buffer.readableBytesView)
+                hasher.update(chunk)
+                try handle.write(contentsOf: chunk)
+            }
+            try handle.synchronize()
+        } catch let failure as FetchFailure {
+            throw failure
+        } catch {
+            throw .other("\(error)")
+        }
+        return hasher.finalize()
+    }
+}

@@ -1,0 +1,2 @@
+// Umbrella header for the system library libz.
+#include <zlib.h>

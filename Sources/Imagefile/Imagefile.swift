@@ -1,0 +1,128 @@
+import Glob
+import OCI
+import SemVer
+
+/// A parsed and validated Imagefile: what to build, from what, and how the image runs.
+///
+/// Paths of copies and local dependencies are as written, relative to ``contextDirectory``.
+public struct Imagefile: Sendable {
+    /// The Imagefile's own path, for messages.
+    public var path: String
+    /// The folder holding the Imagefile: the build context.
+    public var contextDirectory: String
+    public var name: RepositoryName
+    public var version: Version
+    public var base: Base
+    /// The target platform; nil means the host's.
+    public var platform: Platform?
+    /// The timestamp of every file and of the config's `created`, if the Imagefile fixes it.
+    public var sourceDateEpoch: Int64?
+    public var dependencies: [Dependency]
+    public var runtime: [Copy]
+    public var code: [Copy]
+    public var config: RunConfig
+
+    /// The image the new layers go on top of.
+    public enum Base: Sendable, Equatable {
+        case scratch
+        /// An image in the local store, named by manifest digest.
+        case image(Reference)
+    }
+
+    /// A third-party artefact, pinned by SHA-256.
+    public struct Dependency: Sendable {
+        public enum Source: Sendable, Equatable {
+            /// A Debian package: its `data.tar.*` is unpacked at the root.
+            case deb(path: String)
+            /// Any archive libarchive reads, unpacked at `destination`.
+            case archive(path: String)
+            /// An archive (or `.deb`) fetched over HTTP(S) once and cached by its digest.
+            case url(String)
+        }
+        public var source: Source
+        public var sha256: Digest
+        /// Where the archive's contents go in the image (a layer path, "" for the root).
+        public var destination: String
+        public var location: SourceLocation
+    }
+
+    /// A `copy` entry of the `runtime` or `code` section.
+    public struct Copy: Sendable {
+        public var source: String
+        public var destination: String
+        public var excludes: [Glob]
+        public var fileMode: UInt32?
+        public var owner: Owner?
+        public var location: SourceLocation
+    }
+
+    /// A numeric owner, `uid:gid`.
+    public struct Owner: Sendable, Equatable {
+        public var uid: Int
+        public var gid: Int
+    }
+
+    /// The `config` section: how a container of the image runs. It adds no layer.
+    public struct RunConfig: Sendable, Equatable {
+        public var entrypoint: [String]?
+        public var cmd: [String]?
+        /// In the Imagefile's order.
+        public var env: [(key: String, value: String)] = []
+        public var workdir: String?
+        public var user: String?
+        /// `8080/tcp` form.
+        public var ports: [String] = []
+        public var labels: [String: String] = [:]
+        public var stopSignal: String?
+        public var volumes: [String] = []
+        public var health: Health?
+
+        public init() {}
+
+        public static func == (lhs: RunConfig, rhs: RunConfig) -> Bool {
+            lhs.entrypoint == rhs.entrypoint && lhs.cmd == rhs.cmd && lhs.env.map { "\($0.key)=\($0.value)" } == rhs.env.map { "\($0.key)=\($0.value)" }
+                && lhs.workdir == rhs.workdir && lhs.user == rhs.user && lhs.ports == rhs.ports && lhs.labels == rhs.labels
+                && lhs.stopSignal == rhs.stopSignal && lhs.volumes == rhs.volumes && lhs.health == rhs.health
+        }
+    }
+
+    /// An HTTP health check: the path to GET and the port the image listens on.
+    public struct Health: Sendable, Equatable {
+        public var path: String
+        public var port: Int
+    }
+}
+
+/// A place in an Imagefile.
+public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    /// `file:line:column`
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// A problem with an Imagefile, at a place in it when there is one.
+public struct ImagefileError: Error, Equatable, CustomStringConvertible {
+    public var file: String
+    public var location: SourceLocation?
+    public var message: String
+
+    public init(file: String, location: SourceLocation?, message: String) {
+        self.file = file
+        self.location = location
+        self.message = message
+    }
+
+    /// `file:line:column: message`, the form compilers and editors understand.
+    public var description: String {
+        "\(location?.description ?? file): \(message)"
+    }
+}

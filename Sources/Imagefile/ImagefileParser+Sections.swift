@@ -1,0 +1,186 @@
+import OCI
+import Glob
+import SemVer
+import Yams
+
+extension NodeReader {
+    func imagefile(_ root: Node, contextDirectory: String) throws(ImagefileError) -> Imagefile {
+        let keys = try mapping(root, allowed: Imagefile.topLevelKeys, what: "the Imagefile")
+        guard let nameNode = keys["name"]?.value else {
+            throw ImagefileError(file: file, location: location(root), message: "missing key 'name': every Imagefile names its repository, e.g. 'name: hello'")
+        }
+        guard let versionNode = keys["version"]?.value else {
+            throw ImagefileError(file: file, location: location(root), message: "missing key 'version': every Imagefile has a SemVer version, e.g. 'version: 1.0.0'")
+        }
+        let nameText = try nonEmptyString(nameNode, what: "'name'")
+        let name: RepositoryName
+        do { name = try RepositoryName(nameText) } catch { throw self.error(nameNode, error.description) }
+        let versionText = try nonEmptyString(versionNode, what: "'version'")
+        let version: Version
+        do { version = try Version(parsing: versionText) } catch { throw self.error(versionNode, error.description) }
+
+        var base = Imagefile.Base.scratch
+        if let node = keys["base"]?.value {
+            let text = try nonEmptyString(node, what: "'base'")
+            if text != "scratch" {
+                let reference: Reference
+                do { reference = try Reference(parsing: text) } catch {
+                    throw self.error(node, "'base' must be 'scratch' or an image in the store named by digest (NAME@sha256:<hex>): \(error)")
+                }
+                guard case .digest = reference.target else {
+                    throw self.error(node, "'base' must name its image by digest, not by version, so builds are reproducible: write \(reference.name)@sha256:<hex> (get it with 'imgbuild inspect \(text)')")
+                }
+                base = .image(reference)
+            }
+        }
+        var platform: Platform?
+        if let node = keys["platform"]?.value {
+            let text = try nonEmptyString(node, what: "'platform'")
+            guard let parsed = Platform(parsing: text) else { throw self.error(node, "'platform' must be os/architecture[/variant], e.g. linux/amd64, not '\(text)'") }
+            platform = parsed
+        }
+        let epoch = try keys["sourceDateEpoch"].map { entry throws(ImagefileError) in
+            try integer(entry.value, what: "'sourceDateEpoch'", range: 0...253_402_300_799)
+        }
+        let dependencies = try keys["dependencies"].map { entry throws(ImagefileError) in try self.dependencies(entry.value) } ?? []
+        let runtime = try keys["runtime"].map { entry throws(ImagefileError) in try copies(entry.value, section: "runtime") } ?? []
+        let code = try keys["code"].map { entry throws(ImagefileError) in try copies(entry.value, section: "code") } ?? []
+        let config = try keys["config"].map { entry throws(ImagefileError) in try runConfig(entry.value) } ?? Imagefile.RunConfig()
+        return Imagefile(path: file, contextDirectory: contextDirectory, name: name, version: version, base: base,
+                         platform: platform, sourceDateEpoch: epoch, dependencies: dependencies, runtime: runtime,
+                         code: code, config: config)
+    }
+
+    func dependencies(_ node: Node) throws(ImagefileError) -> [Imagefile.Dependency] {
+        var result: [Imagefile.Dependency] = []
+        for item in try sequence(node, what: "'dependencies'") {
+            let keys = try mapping(item, allowed: ["deb", "archive", "url", "sha256", "to"], what: "a dependency")
+            let kinds = ["deb", "archive", "url"].filter { keys[$0] != nil }
+            guard kinds.count == 1 else {
+                throw error(item, "a dependency needs exactly one of 'deb', 'archive' or 'url' (found \(kinds.isEmpty ? "none" : kinds.joined(separator: ", ")))")
+            }
+            let kind = kinds[0]
+            let valueNode = keys[kind]!.value
+            guard let shaNode = keys["sha256"]?.value else {
+                throw error(item, "the dependency '\(try string(valueNode, what: kind))' has no 'sha256': every dependency is pinned by its SHA-256 (get it with 'sha256sum FILE')")
+            }
+            let shaText = try nonEmptyString(shaNode, what: "'sha256'")
+            guard let digest = (try? Digest(parsing: shaText)) ?? Digest(hex: shaText) else {
+                throw error(shaNode, "'sha256' must be 64 lowercase hex digits (optionally prefixed 'sha256:'), not '\(shaText)'")
+            }
+            var destination = ""
+            if let toNode = keys["to"]?.value {
+                guard kind != "deb" else { throw error(toNode, "a 'deb' dependency installs at the image root as dpkg would; 'to' is not allowed") }
+                destination = LayerPath(try imagePath(toNode, what: "'to'"))
+            }
+            let source: Imagefile.Dependency.Source
+            switch kind {
+            case "deb": source = .deb(path: try contextOrAbsolutePath(valueNode, what: "'deb'"))
+            case "archive": source = .archive(path: try contextOrAbsolutePath(valueNode, what: "'archive'"))
+            default:
+                let url = try nonEmptyString(valueNode, what: "'url'")
+                guard url.hasPrefix("http://") || url.hasPrefix("https://"), url.count > 8 else {
+                    throw error(valueNode, "'url' must be an http:// or https:// address, not '\(url)'")
+                }
+                source = .url(url)
+            }
+            result.append(Imagefile.Dependency(source: source, sha256: digest, destination: destination, location: location(item)!))
+        }
+        return result
+    }
+
+    /// Dependencies may live outside the context (they are pinned by digest), so absolute paths are fine.
+    func contextOrAbsolutePath(_ node: Node, what: String) throws(ImagefileError) -> String {
+        try nonEmptyString(node, what: what)
+    }
+
+    func copies(_ node: Node, section: String) throws(ImagefileError) -> [Imagefile.Copy] {
+        var result: [Imagefile.Copy] = []
+        for item in try sequence(node, what: "'\(section)'") {
+            let keys = try mapping(item, allowed: ["copy", "to", "exclude", "mode", "owner"], what: "a '\(section)' entry")
+            guard let sourceNode = keys["copy"]?.value else { throw error(item, "a '\(section)' entry needs 'copy: PATH'") }
+            guard let toNode = keys["to"]?.value else { throw error(item, "a '\(section)' entry needs 'to: /PATH/IN/IMAGE'") }
+            let source = try contextPath(sourceNode, what: "'copy'")
+            let destination = try imagePath(toNode, what: "'to'")
+            var excludes: [Glob] = []
+            if let node = keys["exclude"]?.value {
+                for pattern in try stringList(node, what: "'exclude'") {
+                    do { excludes.append(try Glob(pattern)) } catch { throw self.error(node, error.description) }
+                }
+            }
+            var mode: UInt32?
+            if let node = keys["mode"]?.value {
+                let text = try nonEmptyString(node, what: "'mode'")
+                guard (3...4).contains(text.count), let value = UInt32(text, radix: 8) else {
+                    throw error(node, "'mode' must be octal permission bits in quotes, e.g. \"0755\" or \"0644\", not '\(text)'")
+                }
+                mode = value
+            }
+            var owner: Imagefile.Owner?
+            if let node = keys["owner"]?.value {
+                let text = try nonEmptyString(node, what: "'owner'")
+                let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+                guard (1...2).contains(parts.count), let uid = Int(parts[0]), let gid = Int(parts.last!), uid >= 0, gid >= 0, uid < 1 << 31, gid < 1 << 31 else {
+                    throw error(node, "'owner' must be numeric UID:GID (e.g. \"1000:1000\"), not '\(text)': a scratch image has no user database to look names up in")
+                }
+                owner = Imagefile.Owner(uid: uid, gid: gid)
+            }
+            result.append(Imagefile.Copy(source: source, destination: destination, excludes: excludes, fileMode: mode, owner: owner, location: location(item)!))
+        }
+        return result
+    }
+
+    func runConfig(_ node: Node) throws(ImagefileError) -> Imagefile.RunConfig {
+        let allowed = ["entrypoint", "cmd", "env", "workdir", "user", "ports", "labels", "stopSignal", "volumes", "health"]
+        let keys = try mapping(node, allowed: allowed, what: "'config'")
+        var config = Imagefile.RunConfig()
+        if let n = keys["entrypoint"]?.value { config.entrypoint = try stringList(n, what: "'entrypoint'") }
+        if let n = keys["cmd"]?.value { config.cmd = try stringList(n, what: "'cmd'") }
+        if let n = keys["env"]?.value {
+            config.env = try stringMap(n, what: "'env'")
+            for (key, _) in config.env where key.contains("=") {
+                throw error(n, "the environment variable name '\(key)' must not contain '='")
+            }
+        }
+        if let n = keys["workdir"]?.value { config.workdir = try imagePath(n, what: "'workdir'") }
+        if let n = keys["user"]?.value { config.user = try nonEmptyString(n, what: "'user'") }
+        if let n = keys["ports"]?.value {
+            for item in try sequence(n, what: "'ports'") {
+                let text = try nonEmptyString(item, what: "a port")
+                let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+                guard (1...2).contains(parts.count), let port = Int(parts[0]), (1...65535).contains(port),
+                      parts.count == 1 || ["tcp", "udp"].contains(parts[1]) else {
+                    throw error(item, "a port must be a number from 1 to 65535, optionally with /tcp or /udp, not '\(text)'")
+                }
+                config.ports.append("\(port)/\(parts.count == 2 ? String(parts[1]) : "tcp")")
+            }
+        }
+        if let n = keys["labels"]?.value { config.labels = Dictionary(try stringMap(n, what: "'labels'"), uniquingKeysWith: { $1 }) }
+        if let n = keys["stopSignal"]?.value {
+            let text = try nonEmptyString(n, what: "'stopSignal'")
+            guard (text.hasPrefix("SIG") && text.count > 3 && text.dropFirst(3).allSatisfy({ $0.isUppercase || $0.isNumber || $0 == "+" }))
+                    || (Int(text).map { (1...64).contains($0) } ?? false) else {
+                throw error(n, "'stopSignal' must be a signal name such as SIGTERM or a number from 1 to 64, not '\(text)'")
+            }
+            config.stopSignal = text
+        }
+        if let n = keys["volumes"]?.value {
+            for item in try sequence(n, what: "'volumes'") { config.volumes.append(try imagePath(item, what: "a volume")) }
+        }
+        if let n = keys["health"]?.value {
+            let health = try mapping(n, allowed: ["http", "port"], what: "'health'")
+            guard let pathNode = health["http"]?.value else { throw error(n, "'health' needs 'http: /PATH', the path to GET") }
+            let path = try nonEmptyString(pathNode, what: "'http'")
+            guard path.hasPrefix("/") else { throw error(pathNode, "'http' must be a path starting with '/', e.g. /healthz") }
+            guard let portNode = health["port"]?.value else { throw error(n, "'health' needs 'port', the port the image listens on") }
+            let port = try integer(portNode, what: "'port'", range: 1...65535)
+            config.health = Imagefile.Health(path: path, port: Int(port))
+        }
+        return config
+    }
+}
+
+/// Layer path of an absolute image path: `/opt/tool/` → `opt/tool`.
+func LayerPath(_ absolute: String) -> String {
+    absolute.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+}

@@ -1,0 +1,80 @@
+/// One entry of a layer's tar archive, with its metadata already normalised.
+///
+/// Entries carry no timestamps: every entry of a layer gets the build's SOURCE_DATE_EPOCH as its mtime.
+public struct LayerEntry: Sendable, Equatable {
+    /// What the entry is, and where a regular file's bytes come from.
+    public enum Kind: Sendable, Equatable {
+        case directory
+        case regularFile(Content)
+        case symlink(target: String)
+        /// A hard link to an earlier regular file of the same layer (a path in the layer).
+        case hardlink(target: String)
+    }
+
+    /// Where the bytes of a regular file are read from when the layer is written.
+    public enum Content: Sendable, Equatable {
+        /// A file on disk, expected to have exactly `size` bytes.
+        case file(path: String, size: Int64)
+        /// A range of the layer tree's spool file (bytes taken out of an archive).
+        case spool(offset: Int64, size: Int64)
+
+        public var size: Int64 {
+            switch self {
+            case .file(_, let size), .spool(_, let size): return size
+            }
+        }
+    }
+
+    /// The path inside the image, relative to its root, without a leading or trailing `/`.
+    public var path: String
+    public var kind: Kind
+    /// Permission bits, including setuid, setgid and sticky (`0o7777` at most).
+    public var mode: UInt32
+    public var uid: Int
+    public var gid: Int
+
+    public init(path: String, kind: Kind, mode: UInt32, uid: Int = 0, gid: Int = 0) {
+        self.path = path
+        self.kind = kind
+        self.mode = mode & 0o7777
+        self.uid = uid
+        self.gid = gid
+    }
+
+    var isDirectory: Bool {
+        if case .directory = kind { return true }
+        return false
+    }
+}
+
+/// Paths inside an image.
+public enum LayerPath {
+    /// Normalises a path from an archive or an Imagefile into the form layers use (`usr/bin/sh`):
+    /// leading `/` and `./` removed, `.` and empty components dropped. Returns nil if a `..` component
+    /// would climb above the root, and an empty string for the root itself.
+    public static func normalize(_ raw: String) -> String? {
+        var parts: [Substring] = []
+        for component in raw.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == "." { continue }
+            if component == ".." {
+                // Never allowed to climb, even when it would stay inside: archives that do it are hostile.
+                return nil
+            }
+            parts.append(component)
+        }
+        return parts.joined(separator: "/")
+    }
+
+    /// `a/b` joined under `prefix`.
+    public static func join(_ prefix: String, _ path: String) -> String {
+        if prefix.isEmpty { return path }
+        if path.isEmpty { return prefix }
+        return prefix + "/" + path
+    }
+
+    /// The parent of `a/b/c` is `a/b`; of `a` is the root (nil).
+    public static func parent(of path: String) -> String? {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return nil }
+        return String(path[..<slash])
+    }
+}

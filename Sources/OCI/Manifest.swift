@@ -1,0 +1,40 @@
+/// An OCI image manifest (`application/vnd.oci.image.manifest.v1+json`).
+public struct ImageManifest: Codable, Hashable, Sendable {
+    public var schemaVersion: Int = 2
+    public var mediaType: String? = MediaType.imageManifest
+    public var artifactType: String?
+    public var config: Descriptor
+    public var layers: [Descriptor]
+    public var subject: Descriptor?
+    public var annotations: [String: String]?
+
+    public init(config: Descriptor, layers: [Descriptor], annotations: [String: String]? = nil,
+                subject: Descriptor? = nil, artifactType: String? = nil) {
+        self.config = config
+        self.layers = layers
+        self.annotations = annotations
+        self.subject = subject
+        self.artifactType = artifactType
+    }
+}
+
+/// An OCI image index (`application/vnd.oci.image.index.v1+json`), also the `index.json` of an image layout.
+public struct ImageIndex: Codable, Hashable, Sendable {
+    public var schemaVersion: Int = 2
+    public var mediaType: String? = MediaType.imageIndex
+    public var artifactType: String?
+    public var manifests: [Descriptor]
+    public var subject: Descriptor?
+    public var annotations: [String: String]?
+
+    public init(manifests: [Descriptor], annotations: [String: String]? = nil) {
+        self.manifests = manifests
+        self.annotations = annotations
+    }
+}
+
+/// The `oci-layout` file at the root of an OCI image layout.
+public struct ImageLayoutHeader: Codable, Hashable, Sendable {
+    public var imageLayoutVersion: String = "1.0.0"
+    public init() {}
+}

@@ -1,0 +1,54 @@
+import Foundation
+import OCI
+import SemVer
+
+extension Store {
+    /// The manifest descriptor a reference names: a version's tag, or a manifest digest of the repository.
+    public func resolve(_ reference: Reference) throws(StoreError) -> Descriptor {
+        switch reference.target {
+        case .tag(let text):
+            let version: Version
+            do { version = try Version(parsing: text) } catch { throw .invalidVersion(text, reason: error.description) }
+            return try readTag(reference.name, version)
+        case .digest(let digest):
+            guard FileSystem.exists(repositoryDirectory(reference.name)) else { throw .unknownRepository(reference.name.value) }
+            let data = try readBlob(digest)
+            let manifest: AnyManifest
+            do { manifest = try AnyManifest(decoding: data) } catch { throw .invalidManifest(digest, reason: error.description) }
+            return Descriptor(mediaType: manifest.mediaType, digest: digest, size: Int64(data.count))
+        }
+    }
+
+    /// Reads and checks a manifest blob.
+    public func manifest(_ digest: Digest) throws(StoreError) -> (manifest: AnyManifest, data: Data) {
+        let data = try readBlob(digest)
+        do { return (try AnyManifest(decoding: data), data) } catch { throw .invalidManifest(digest, reason: error.description) }
+    }
+
+    /// Reads and checks an image configuration blob.
+    public func imageConfig(_ digest: Digest) throws(StoreError) -> (config: ImageConfig, data: Data) {
+        let data = try readBlob(digest)
+        do { return (try CanonicalJSON.decode(ImageConfig.self, from: data), data) } catch {
+            throw .invalidManifest(digest, reason: "not an OCI image config (\(error))")
+        }
+    }
+
+    /// Every blob a manifest reaches, the manifest itself included, children before parents.
+    public func reachableBlobs(from descriptor: Descriptor) throws(StoreError) -> [Descriptor] {
+        var seen = Set<Digest>()
+        var order: [Descriptor] = []
+        func visit(_ descriptor: Descriptor) throws(StoreError) {
+            guard seen.insert(descriptor.digest).inserted else { return }
+            if descriptor.mediaType == MediaType.imageManifest || descriptor.mediaType == MediaType.imageIndex
+                || descriptor.mediaType == MediaType.dockerManifest || descriptor.mediaType == MediaType.dockerManifestList {
+                let (manifest, _) = try manifest(descriptor.digest)
+                for child in manifest.references { try visit(child) }
+            } else if !hasBlob(descriptor.digest) {
+                throw .blobMissing(descriptor.digest)
+            }
+            order.append(descriptor)
+        }
+        try visit(descriptor)
+        return order
+    }
+}

@@ -1,0 +1,66 @@
+import OCI
+
+/// Everything the store can refuse or fail at. Each message says what to do next.
+public enum StoreError: Error, Equatable, CustomStringConvertible {
+    /// The folder exists, holds files, and is not an imgbuild store.
+    case notAStore(path: String)
+    /// The folder is an imgbuild store of a format this build does not read.
+    case unsupportedFormat(path: String, found: String)
+    /// The store (or a folder in it) cannot be written to.
+    case readOnly(path: String, reason: String)
+    /// A system call failed on a file of the store.
+    case io(path: String, reason: String)
+    /// A blob is not in the store.
+    case blobMissing(Digest)
+    /// A blob's bytes do not hash to its name.
+    case blobCorrupt(expected: Digest, actual: Digest)
+    /// Content written for a digest hashed to another.
+    case digestMismatch(expected: Digest, actual: Digest)
+    /// A version is tagged already, with another digest.
+    case tagImmutable(repository: String, version: String, existing: Digest, requested: Digest)
+    /// A tag file that cannot be read back.
+    case corruptTag(repository: String, version: String, path: String)
+    /// No such tag.
+    case unknownTag(repository: String, version: String)
+    /// No such repository.
+    case unknownRepository(String)
+    /// A manifest or config that is not valid JSON of its kind.
+    case invalidManifest(Digest, reason: String)
+    /// A tag that is not a SemVer version.
+    case invalidVersion(String, reason: String)
+    /// A destination layout already names this version with another digest.
+    case layoutConflict(path: String, refName: String, existing: Digest, requested: Digest)
+
+    public var description: String {
+        switch self {
+        case let .notAStore(path):
+            return "'\(path)' is not an imgbuild store (no imgbuild-store.json) and is not empty: pass --store with an empty or new folder, or an existing store"
+        case let .unsupportedFormat(path, found):
+            return "the store at '\(path)' has format \(found), which this imgbuild cannot read: use the imgbuild version that wrote it, or a new store"
+        case let .readOnly(path, reason):
+            return "cannot write to the store at '\(path)' (\(reason)): use a writable folder with --store or IMGBUILD_STORE"
+        case let .io(path, reason):
+            return "store file '\(path)': \(reason)"
+        case let .blobMissing(digest):
+            return "blob \(digest) is not in the store: the image is incomplete; pull or build it again"
+        case let .blobCorrupt(expected, actual):
+            return "blob \(expected) is corrupt: its bytes hash to \(actual); run 'imgbuild fsck' and restore it by pulling or building again"
+        case let .digestMismatch(expected, actual):
+            return "content expected to be \(expected) hashes to \(actual): nothing was stored"
+        case let .tagImmutable(repository, version, existing, requested):
+            return "\(repository):\(version) already points at \(existing) and versions are immutable, so it cannot point at \(requested): release a new version instead"
+        case let .corruptTag(repository, version, path):
+            return "the tag \(repository):\(version) is unreadable ('\(path)' is truncated or damaged): run 'imgbuild fsck'"
+        case let .unknownTag(repository, version):
+            return "\(repository):\(version) is not in the store: list versions with 'imgbuild tags \(repository)'"
+        case let .unknownRepository(name):
+            return "there is no repository '\(name)' in the store: list them with 'imgbuild images'"
+        case let .invalidManifest(digest, reason):
+            return "\(digest) is not a valid OCI manifest or config: \(reason)"
+        case let .invalidVersion(text, reason):
+            return "'\(text)' is not a version: \(reason)"
+        case let .layoutConflict(path, refName, existing, requested):
+            return "the OCI layout '\(path)' already names '\(refName)' as \(existing), not \(requested): export to another folder or another version"
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Builder
+import Foundation
+import Layers
+import SemVer
+import Store
+
+struct BuildCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Build an Imagefile into the store and tag it with its version.",
+        discussion: "Progress goes to standard error; the manifest digest is the last line on standard output."
+    )
+
+    @Argument(help: "An Imagefile, or a folder holding one named 'Imagefile'.")
+    var path: String = "."
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    @Option(help: "Layer compression: gzip or zstd.")
+    var compression: String = "gzip"
+
+    @Option(name: .customLong("source-date-epoch"), help: "Timestamp of every file and of 'created' (overrides the Imagefile and $SOURCE_DATE_EPOCH).")
+    var sourceDateEpoch: Int64?
+
+    @Option(help: "Tag this version instead of the Imagefile's.")
+    var version: String?
+
+    @Option(name: .customLong("zstd-threads"), help: ArgumentHelp("zstd worker threads (the output does not depend on it).", visibility: .hidden))
+    var zstdThreads: Int?
+
+    @Flag(name: .shortAndLong, help: "Print no progress.")
+    var quiet = false
+
+    func run() async throws {
+        guard let compression = Compression(rawValue: compression) else {
+            throw ValidationError("--compression must be gzip or zstd, not '\(compression)'")
+        }
+        if let epoch = sourceDateEpoch, epoch < 0 { throw ValidationError("--source-date-epoch must not be negative") }
+        var options = BuildOptions(path: path, storePath: storeOptions.store ?? Store.defaultPath())
+        options.compression = compression
+        options.sourceDateEpoch = sourceDateEpoch
+        if let version {
+            do { options.version = try Version(parsing: version) } catch { throw ValidationError(error.description) }
+        }
+        if let zstdThreads { options.zstdThreads = max(1, zstdThreads) }
+        let quiet = self.quiet
+        let builder = Builder(options: options, progress: { line in if !quiet { printError(line) } })
+        let result = try await builder.build()
+        print(result.manifest.digest)
+    }
+}
