@@ -46,10 +46,15 @@ struct DependencyFetcher {
         }() else { throw .other("cannot write to the download cache '\(path)'") }
         defer { try? handle.close() }
         let hasher = SHA256Hasher()
+        // A refused or silent server fails after the connect timeout instead of being retried for minutes.
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        defer { client.shutdown { _ in } }
         do {
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "User-Agent", value: "imgbuild")
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
+            let response = try await client.execute(request, timeout: .seconds(3600))
             guard response.status == .ok else {
                 throw FetchFailure.other("the server answered \(response.status.code) \(response.status.reasonPhrase)")
             }

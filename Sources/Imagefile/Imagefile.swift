@@ -60,6 +60,11 @@ public struct Imagefile: Sendable {
     public struct Owner: Sendable, Equatable {
         public var uid: Int
         public var gid: Int
+
+        public init(uid: Int, gid: Int) {
+            self.uid = uid
+            self.gid = gid
+        }
     }
 
     /// The `config` section: how a container of the image runs. It adds no layer.
@@ -90,6 +95,11 @@ public struct Imagefile: Sendable {
     public struct Health: Sendable, Equatable {
         public var path: String
         public var port: Int
+
+        public init(path: String, port: Int) {
+            self.path = path
+            self.port = port
+        }
     }
 }
 

@@ -17,12 +17,20 @@ public struct ArchiveImporter {
 
     /// Adds every entry of the archive at `path` below `prefix` (a layer path, "" for the root).
     public func importArchive(at path: String, under prefix: String, into tree: inout LayerTree) throws(LayerError) {
-        let reader = try ArchiveReader(path: path, label: label)
-        try reader.forEachEntry { entry throws(LayerError) in try add(entry, reader: reader, prefix: prefix, into: &tree) }
+        try withUTF8Locale { () throws(LayerError) in try importArchiveEntries(at: path, under: prefix, into: &tree) }
     }
 
     /// Adds the files of a Debian package (its `data.tar.*` member) at the image root.
     public func importDebianPackage(at path: String, into tree: inout LayerTree) throws(LayerError) {
+        try withUTF8Locale { () throws(LayerError) in try importDebianEntries(at: path, into: &tree) }
+    }
+
+    private func importArchiveEntries(at path: String, under prefix: String, into tree: inout LayerTree) throws(LayerError) {
+        let reader = try ArchiveReader(path: path, label: label)
+        try reader.forEachEntry { entry throws(LayerError) in try add(entry, reader: reader, prefix: prefix, into: &tree) }
+    }
+
+    private func importDebianEntries(at path: String, into tree: inout LayerTree) throws(LayerError) {
         let outer = try ArchiveReader(path: path, label: label, formats: .ar)
         var found = false
         try outer.forEachEntry { member throws(LayerError) in
@@ -35,7 +43,7 @@ public struct ArchiveImporter {
     }
 
     private func add(_ entry: OpaquePointer, reader: ArchiveReader, prefix: String, into tree: inout LayerTree) throws(LayerError) {
-        let rawPath = archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+        let rawPath = (archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry)).map { String(cString: $0) } ?? ""
         guard let relative = LayerPath.normalize(rawPath) else {
             throw .unsafeArchiveEntry(archive: label, entry: rawPath, reason: "it climbs out of its folder with '..'")
         }
@@ -43,7 +51,7 @@ public struct ArchiveImporter {
         let mode = UInt32(archive_entry_perm(entry)) & 0o7777
         let uid = Int(archive_entry_uid(entry))
         let gid = Int(archive_entry_gid(entry))
-        if let hardlink = archive_entry_hardlink(entry) {
+        if let hardlink = archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry) {
             let raw = String(cString: hardlink)
             guard let target = LayerPath.normalize(raw), !target.isEmpty else {
                 throw .unsafeArchiveEntry(archive: label, entry: rawPath, reason: "its hard link target '\(raw)' lies outside the archive")
@@ -62,7 +70,7 @@ public struct ArchiveImporter {
             let size = spool.currentLength - offset
             tree.insert(LayerEntry(path: path, kind: .regularFile(.spool(offset: offset, size: size)), mode: mode, uid: uid, gid: gid))
         case ArchiveFileType.symlink:
-            let target = archive_entry_symlink(entry).map { String(cString: $0) } ?? ""
+            let target = (archive_entry_symlink_utf8(entry) ?? archive_entry_symlink(entry)).map { String(cString: $0) } ?? ""
             guard !target.isEmpty else { throw .unsafeArchiveEntry(archive: label, entry: rawPath, reason: "a symlink with an empty target") }
             tree.insert(LayerEntry(path: path, kind: .symlink(target: target), mode: 0o777, uid: uid, gid: gid))
         case ArchiveFileType.characterDevice, ArchiveFileType.blockDevice:

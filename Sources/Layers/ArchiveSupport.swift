@@ -16,3 +16,22 @@ enum ArchiveFileType {
     static let directory: UInt32 = 0o040000
     static let fifo: UInt32 = 0o010000
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs `body` with this thread's character-set locale fixed to C.UTF-8, whatever `LANG` or `LC_ALL`
+/// say, so that libarchive reads and writes names as UTF-8 and its output never depends on the
+/// machine's locale.
+func withUTF8Locale<T>(_ body: () throws(LayerError) -> T) throws(LayerError) -> T {
+    guard let utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", nil) else {
+        throw .writeFailed(reason: "the C.UTF-8 locale is missing from this system's C library")
+    }
+    let previous = uselocale(utf8)
+    defer {
+        uselocale(previous)
+        freelocale(utf8)
+    }
+    return try body()
+}

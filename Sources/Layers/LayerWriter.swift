@@ -38,6 +38,10 @@ public struct LayerWriter: Sendable {
 
     /// Writes the tree as a compressed tarball to the already open file descriptor `output`.
     public func write(_ tree: LayerTree, to output: Int32) throws(LayerError) -> WrittenLayer {
+        try withUTF8Locale { () throws(LayerError) in try writeEntries(of: tree, to: output) }
+    }
+
+    private func writeEntries(of tree: LayerTree, to output: Int32) throws(LayerError) -> WrittenLayer {
         let entries = try tree.finalizedEntries()
         let compressor: StreamCompressor
         switch compression {
@@ -63,7 +67,7 @@ public struct LayerWriter: Sendable {
         for entry in entries {
             guard let header = archive_entry_new() else { throw .writeFailed(reason: "libarchive out of memory") }
             defer { archive_entry_free(header) }
-            archive_entry_copy_pathname(header, entry.path)
+            archive_entry_set_pathname_utf8(header, entry.path)
             archive_entry_set_mtime(header, time_t(mtime), 0)
             archive_entry_set_uid(header, la_int64_t(entry.uid))
             archive_entry_set_gid(header, la_int64_t(entry.gid))
@@ -78,11 +82,11 @@ public struct LayerWriter: Sendable {
             case .symlink(let target):
                 archive_entry_set_filetype(header, ArchiveFileType.symlink)
                 archive_entry_set_perm(header, 0o777)
-                archive_entry_copy_symlink(header, target)
+                archive_entry_set_symlink_utf8(header, target)
             case .hardlink(let target):
                 archive_entry_set_filetype(header, ArchiveFileType.regular)
                 archive_entry_set_perm(header, mode_t(entry.mode))
-                archive_entry_copy_hardlink(header, target)
+                archive_entry_set_hardlink_utf8(header, target)
                 archive_entry_set_size(header, 0)
             }
             try check(archive_write_header(archive, header), "tar header of '\(entry.path)'")

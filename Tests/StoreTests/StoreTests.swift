@@ -1,0 +1,81 @@
+import Foundation
+import OCI
+import SemVer
+import Store
+import Testing
+
+@Suite("The local store")
+struct StoreTests {
+    func newStore() throws -> Store {
+        try Store.open(at: NSTemporaryDirectory() + "store-\(UUID())/s")
+    }
+
+    func manifest(in store: Store, _ seed: String) throws -> Descriptor {
+        let config = try store.writeBlob(Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"seed":"\#(seed)"}"#.utf8))
+        let data = try CanonicalJSON.encode(ImageManifest(config: Descriptor(mediaType: MediaType.imageConfig, digest: config, size: 1), layers: []))
+        return Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(data), size: Int64(data.count))
+    }
+
+    @Test("a version points at one digest for ever; the same digest again is a no-op")
+    func immutableTags() throws {
+        let store = try newStore()
+        let name = try RepositoryName("team/app")
+        let version = try Version(parsing: "1.4.0")
+        let first = try manifest(in: store, "a"), second = try manifest(in: store, "b")
+        #expect(try store.tag(name, version, first) == .created)
+        #expect(try store.tag(name, version, first) == .unchanged)
+        #expect(throws: StoreError.tagImmutable(repository: "team/app", version: "1.4.0", existing: first.digest, requested: second.digest)) {
+            try store.tag(name, version, second)
+        }
+        #expect(try store.readTag(name, version).digest == first.digest)
+        #expect(try store.tags(name).map(\.version.description) == ["1.4.0"])
+        #expect(store.repositories().map(\.value) == ["team/app"])
+        // The repository folder is an OCI layout whose index lists the version.
+        let index = try JSONDecoder().decode(ImageIndex.self, from: Data(contentsOf: URL(fileURLWithPath: store.root + "/repositories/team/app/index.json")))
+        #expect(index.manifests.map(\.digest) == [first.digest])
+        #expect(index.manifests.first?.annotations?[AnnotationKey.refName] == "1.4.0")
+    }
+
+    @Test("tagging a manifest that is not in the store is refused")
+    func missingBlob() throws {
+        let store = try newStore()
+        let ghost = Descriptor(mediaType: MediaType.imageManifest, digest: Digest.of(Data("ghost".utf8)), size: 5)
+        #expect(throws: StoreError.blobMissing(ghost.digest)) { try store.tag(try RepositoryName("a"), try Version(parsing: "1.0.0"), ghost) }
+    }
+
+    @Test("blobs are content-addressed, read back verified, and no temporary file is left")
+    func blobs() throws {
+        let store = try newStore()
+        let digest = try store.writeBlob(Data("hello".utf8))
+        #expect(digest == Digest.of(Data("hello".utf8)))
+        #expect(try store.readBlob(digest) == Data("hello".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.temporaryDirectory).isEmpty)
+        // A flipped byte is caught on read.
+        let path = store.blobPath(digest)
+        chmod(path, 0o644)
+        try Data("hellO".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: StoreError.blobCorrupt(expected: digest, actual: Digest.of(Data("hellO".utf8)))) { try store.readBlob(digest) }
+    }
+
+    @Test("folders of another kind or format are refused")
+    func formats() throws {
+        let folder = NSTemporaryDirectory() + "other-\(UUID())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: folder + "/file"))
+        #expect(throws: StoreError.notAStore(path: folder)) { try Store.open(at: folder) }
+        let store = try newStore()
+        try Data(#"{"format":"imgbuild-store","version":99}"#.utf8).write(to: URL(fileURLWithPath: store.root + "/imgbuild-store.json"))
+        #expect(throws: StoreError.unsupportedFormat(path: store.root, found: "version 99")) { try Store.open(at: store.root) }
+    }
+
+    @Test("a truncated tag file is reported, not trusted")
+    func corruptTag() throws {
+        let store = try newStore()
+        let name = try RepositoryName("app"), version = try Version(parsing: "1.0.0")
+        try store.tag(name, version, try manifest(in: store, "x"))
+        let path = store.root + "/repositories/app/tags/1.0.0"
+        chmod(path, 0o644)
+        try Data(#"{"digest":"sha2"#.utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: StoreError.corruptTag(repository: "app", version: "1.0.0", path: path)) { try store.readTag(name, version) }
+    }
+}
