@@ -38,7 +38,15 @@ public struct Builder: Sendable {
         let layers = try await planLayers(imagefile)
 
         let store: Store
-        do { store = try Store.open(at: options.storePath) } catch { throw .store(error) }
+        let lease: Store.WriteLease
+        do {
+            store = try Store.open(at: options.storePath)
+            // Held from the first blob to the tag, so a concurrent gc never removes what this build writes.
+            lease = try store.acquireWriteLease()
+        } catch {
+            throw .store(error)
+        }
+        defer { withExtendedLifetime(lease) {} }
         let writer = LayerWriter(compression: options.compression, mtime: epoch, zstdThreads: options.zstdThreads)
         var descriptors = base?.manifest.layers ?? []
         var diffIDs = base?.config.rootfs.diffIDs ?? []

@@ -121,14 +121,15 @@ enum FileSystem {
     }
 }
 
-/// An exclusive advisory lock on a file (flock), held until ``unlock()`` or deinit.
+/// An advisory lock on a file (flock), held until deinit. Locks die with their process, so a killed
+/// process never leaves one behind.
 final class FileLock {
     private let fd: Int32
 
-    init(path: String) throws(StoreError) {
+    init(path: String, shared: Bool = false) throws(StoreError) {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileSystem.failure(path) }
-        while flock(fd, LOCK_EX) != 0 {
+        while flock(fd, shared ? LOCK_SH : LOCK_EX) != 0 {
             if errno != EINTR {
                 let error = FileSystem.failure(path)
                 close(fd)

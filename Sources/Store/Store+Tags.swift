@@ -20,6 +20,8 @@ extension Store {
     /// processes tagging the same version at once exactly one wins; the others see the winner's digest.
     @discardableResult
     public func tag(_ name: RepositoryName, _ version: Version, _ descriptor: Descriptor) throws(StoreError) -> TagOutcome {
+        let lease = try acquireWriteLease()
+        defer { withExtendedLifetime(lease) {} }
         guard hasBlob(descriptor.digest) else { throw .blobMissing(descriptor.digest) }
         let tagsDirectory = try prepareRepository(name)
         let tagPath = tagsDirectory + "/" + version.description
@@ -120,5 +122,18 @@ extension Store {
         }
         let index = ImageIndex(manifests: manifests)
         try FileSystem.replace(directory + "/index.json", with: try! CanonicalJSON.encode(index), temporaryDirectory: temporaryDirectory)
+    }
+}
+
+extension Store {
+    /// The highest version of a repository in `range`, with its manifest descriptor.
+    public func resolve(_ name: RepositoryName, range: VersionRange, includePrerelease: Bool = false) throws(StoreError) -> (version: Version, descriptor: Descriptor) {
+        let all = try tags(name)
+        guard let best = range.highest(in: all.map(\.version), includePrerelease: includePrerelease),
+              let match = all.first(where: { $0.version == best }) else {
+            let versions = all.map(\.version.description).joined(separator: ", ")
+            throw .noMatchingVersion(repository: name.value, range: range.text, available: versions.isEmpty ? "none" : versions)
+        }
+        return match
     }
 }

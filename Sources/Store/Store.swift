@@ -58,11 +58,19 @@ public struct Store: Sendable {
         }
         guard create else { throw .notAStore(path: root) }
         if FileSystem.exists(root) {
-            guard FileSystem.isDirectory(root), FileSystem.list(root).isEmpty else { throw .notAStore(path: root) }
+            guard FileSystem.isDirectory(root), isEmptyOrInterruptedInitialization(root) else { throw .notAStore(path: root) }
         }
         let store = Store(root: root)
         try store.initialize()
         return store
+    }
+
+    /// An empty folder, or one where a killed `imgbuild` had created only the empty skeleton before
+    /// writing the marker (which is written last).
+    private static func isEmptyOrInterruptedInitialization(_ root: String) -> Bool {
+        let entries = Set(FileSystem.list(root))
+        guard entries.isSubset(of: ["blobs", "repositories", "tmp", markerName + ".tmp"]) else { return false }
+        return FileSystem.list(root + "/blobs/sha256").isEmpty && FileSystem.list(root + "/repositories").isEmpty
     }
 
     private init(root: String) {

@@ -26,6 +26,10 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case unknownRepository(String)
     /// A manifest or config that is not valid JSON of its kind.
     case invalidManifest(Digest, reason: String)
+    /// No version of the repository is in the range.
+    case noMatchingVersion(repository: String, range: String, available: String)
+    /// gc could not tell what is reachable, so it removed nothing.
+    case gcRefused(reason: String)
     /// A tag that is not a SemVer version.
     case invalidVersion(String, reason: String)
     /// A destination layout already names this version with another digest.
@@ -57,6 +61,10 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             return "there is no repository '\(name)' in the store: list them with 'imgbuild images'"
         case let .invalidManifest(digest, reason):
             return "\(digest) is not a valid OCI manifest or config: \(reason)"
+        case let .noMatchingVersion(repository, range, available):
+            return "no version of \(repository) matches '\(range)' (versions: \(available)); pre-releases match only when the range names one or --include-prerelease is given"
+        case let .gcRefused(reason):
+            return "gc removed nothing because it cannot tell what the tags reach (\(reason)): run 'imgbuild fsck' and repair the store first"
         case let .invalidVersion(text, reason):
             return "'\(text)' is not a version: \(reason)"
         case let .layoutConflict(path, refName, existing, requested):

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Store
 
 @main
 struct IMGBuild: AsyncParsableCommand {
@@ -7,7 +8,8 @@ struct IMGBuild: AsyncParsableCommand {
         commandName: "imgbuild",
         abstract: "Build reproducible OCI images from Imagefiles and keep them under immutable versions.",
         version: "0.1.0",
-        subcommands: [BuildCommand.self, InspectCommand.self, ExportCommand.self]
+        subcommands: [BuildCommand.self, InspectCommand.self, ExportCommand.self, TagCommand.self, TagsCommand.self,
+                      ResolveCommand.self, ImagesCommand.self, FsckCommand.self, GCCommand.self]
     )
 }
 
@@ -15,6 +17,11 @@ struct IMGBuild: AsyncParsableCommand {
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The local store folder.", discussion: "Default: $IMGBUILD_STORE, else $XDG_DATA_HOME/imgbuild, else ~/.local/share/imgbuild.", valueName: "DIR"))
     var store: String?
+}
+
+extension StoreOptions {
+    /// Opens the store for reading: it must exist.
+    func openExisting() throws -> Store { try Store.open(at: store ?? Store.defaultPath(), create: false) }
 }
 
 /// Writes a line to standard error.
