@@ -14,6 +14,9 @@ struct VersionTests {
         #expect(ordered.shuffled().sorted() == ordered)
         let core = ["1.0.0", "2.0.0", "2.1.0", "2.1.1"].map { try! Version(parsing: $0) }
         #expect(core == core.sorted())
+        let minors = ["1.9.0", "1.10.0", "1.11.0"].map { try! Version(parsing: $0) }
+        #expect(minors.reversed().sorted() == minors)
+        #expect(try Version(parsing: "1.0.0-alpha") < Version(parsing: "1.0.0"))
     }
 
     @Test("build metadata is ignored for precedence but kept in the text")
@@ -32,6 +35,8 @@ struct VersionTests {
         "1.0.0-alpha.0valid", "1.0.0-alpha-a.b-c-somethinglong+build.1-aef.1-its-okay", "1.0.0-rc.1+build.1",
         "2.0.0-rc.1+build.123", "1.2.3-beta", "10.2.3-DEV-SNAPSHOT", "1.2.3-SNAPSHOT-123", "2.0.0+build.1848",
         "2.0.1-alpha.1227", "1.0.0-0A.is.legal", "99999999999999999.999999999999.99999999",
+        // The examples in the SemVer 2.0.0 text.
+        "1.0.0-0.3.7", "1.0.0-x.7.z.92", "1.0.0-x-y-z.--", "1.0.0-alpha+001", "1.0.0+21AF26D3----117B344092BD",
     ])
     func valid(text: String) throws {
         #expect(try Version(parsing: text).description == text)

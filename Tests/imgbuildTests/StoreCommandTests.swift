@@ -86,6 +86,22 @@ struct StoreCommandTests {
         #expect(snapshot(store) == before)
     }
 
+    @Test("a store of another format version is refused by every command and not touched")
+    func otherFormat() throws {
+        let store = makeTemporaryDirectory("store") + "/store"
+        #expect(try imgbuild(["build", makeSmallContext(seed: "fmt"), "--store", store]).status == 0)
+        let marker = store + "/imgbuild-store.json"
+        chmod(marker, 0o644)
+        write(#"{"format":"imgbuild-store","version":2}"#, to: marker)
+        let before = snapshot(store)
+        for arguments in [["tags", "src/app"], ["fsck"], ["gc"], ["build", makeSmallContext(seed: "fmt2")]] {
+            let result = try imgbuild(arguments + ["--store", store])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("has format version 2, which this imgbuild cannot read"), "\(arguments): \(result.stderr)")
+        }
+        #expect(snapshot(store) == before)
+    }
+
     @Test("8 processes race to tag one version with 8 digests: exactly one wins, for ever")
     func tagRace() throws {
         let store = makeTemporaryDirectory("store") + "/store"
