@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // System libraries: module maps only.
@@ -40,9 +42,18 @@ let package = Package(
             "Imagefile", "Layers", "Store", "OCI",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
+        // OCI distribution: push, pull and copy between the store, OCI layouts and registries.
+        .target(name: "Distribution", dependencies: [
+            "OCI", "Store", "SemVer",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         // Thin command-line front end.
         .executableTarget(name: "imgbuild", dependencies: [
-            "Builder", "Store", "OCI", "SemVer",
+            "Builder", "Store", "OCI", "SemVer", "Distribution",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -52,6 +52,16 @@ extension Store {
                 check(descriptor, role: "manifest", tag: tag, corrupt: corrupt, reachedBy: &reachedBy, problems: &report.problems)
             }
         }
+        for repository in repositories() {
+            do {
+                for descriptor in try pins(repository) {
+                    check(descriptor, role: "manifest", tag: "\(repository)@\(descriptor.digest)", corrupt: corrupt,
+                          reachedBy: &reachedBy, problems: &report.problems)
+                }
+            } catch {
+                report.problems.append("\(repository): \(error)")
+            }
+        }
         for (digest, actual) in corrupt.sorted(by: { $0.key < $1.key }) {
             let tags = reachedBy[digest].map { $0.sorted().joined(separator: ", ") } ?? "no tag (gc will remove it)"
             report.problems.append("blob \(digest) is corrupt: its bytes hash to \(actual); reached by \(tags)")

@@ -25,6 +25,7 @@ extension Store {
         do {
             for repository in repositories() {
                 for (_, descriptor) in try tags(repository) { try mark(descriptor, into: &reachable) }
+                for descriptor in try pins(repository) { try mark(descriptor, into: &reachable) }
             }
         } catch {
             throw .gcRefused(reason: error.description)

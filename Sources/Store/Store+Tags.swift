@@ -89,7 +89,7 @@ extension Store {
 
     /// Creates the repository's folder as an OCI image layout sharing the store's blobs; returns its
     /// `tags` folder.
-    private func prepareRepository(_ name: RepositoryName) throws(StoreError) -> String {
+    func prepareRepository(_ name: RepositoryName) throws(StoreError) -> String {
         let directory = repositoryDirectory(name)
         let tagsDirectory = directory + "/tags"
         if FileSystem.isDirectory(tagsDirectory) { return tagsDirectory }

@@ -58,32 +58,36 @@ public struct Store: Sendable {
         }
         guard create else { throw .notAStore(path: root) }
         if FileSystem.exists(root) {
-            guard FileSystem.isDirectory(root), isEmptyOrInterruptedInitialization(root) else { throw .notAStore(path: root) }
+            guard FileSystem.isDirectory(root), FileSystem.list(root).isEmpty else { throw .notAStore(path: root) }
         }
-        let store = Store(root: root)
-        try store.initialize()
-        return store
+        try createAtomically(root)
+        return try open(at: root, create: false)
     }
 
-    /// An empty folder, or one where a killed `imgbuild` had created only the empty skeleton before
-    /// writing the marker (which is written last).
-    private static func isEmptyOrInterruptedInitialization(_ root: String) -> Bool {
-        let entries = Set(FileSystem.list(root))
-        guard entries.isSubset(of: ["blobs", "repositories", "tmp", markerName + ".tmp"]) else { return false }
-        return FileSystem.list(root + "/blobs/sha256").isEmpty && FileSystem.list(root + "/repositories").isEmpty
+    /// Creates the store's skeleton and marker in a sibling folder and renames it into place, so a store
+    /// is either absent or complete: a process killed meanwhile leaves at most a stray sibling folder.
+    /// rename(2) also replaces an empty folder; if another process created the store first, its store is
+    /// used.
+    private static func createAtomically(_ root: String) throws(StoreError) {
+        let parent = (root as NSString).deletingLastPathComponent
+        try FileSystem.makeDirectories(parent)
+        let staging = parent + "/.\((root as NSString).lastPathComponent).creating-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        for folder in ["/blobs/sha256", "/repositories", "/tmp"] {
+            try FileSystem.makeDirectories(staging + folder)
+        }
+        let marker = try! CanonicalJSON.encode(Marker(format: "imgbuild-store", version: Store.formatVersion))
+        try FileSystem.replace(staging + "/" + markerName, with: marker, temporaryDirectory: staging + "/tmp")
+        if rename(staging, root) != 0 {
+            let code = errno
+            let error = FileSystem.failure(root)
+            guard code == ENOTEMPTY || code == EEXIST, FileSystem.exists(root + "/" + markerName) else { throw error }
+        }
+        try FileSystem.fsyncDirectory(parent)
     }
 
     private init(root: String) {
         self.root = root
-    }
-
-    private func initialize() throws(StoreError) {
-        for folder in [blobsDirectory, repositoriesDirectory, temporaryDirectory] {
-            try FileSystem.makeDirectories(folder)
-        }
-        let marker = try! CanonicalJSON.encode(Marker(format: "imgbuild-store", version: Store.formatVersion))
-        // The marker goes last: a store is only a store once its folders exist.
-        try FileSystem.replace(root + "/" + Store.markerName, with: marker, temporaryDirectory: temporaryDirectory)
     }
 
     var blobsDirectory: String { root + "/blobs/sha256" }

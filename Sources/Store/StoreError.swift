@@ -32,8 +32,6 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case gcRefused(reason: String)
     /// A tag that is not a SemVer version.
     case invalidVersion(String, reason: String)
-    /// A destination layout already names this version with another digest.
-    case layoutConflict(path: String, refName: String, existing: Digest, requested: Digest)
 
     public var description: String {
         switch self {
@@ -67,8 +65,6 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             return "gc removed nothing because it cannot tell what the tags reach (\(reason)): run 'imgbuild fsck' and repair the store first"
         case let .invalidVersion(text, reason):
             return "'\(text)' is not a version: \(reason)"
-        case let .layoutConflict(path, refName, existing, requested):
-            return "the OCI layout '\(path)' already names '\(refName)' as \(existing), not \(requested): export to another folder or another version"
         }
     }
 }

@@ -1,11 +1,11 @@
 import ArgumentParser
-import OCI
+import Distribution
 import Store
 
-struct ExportCommand: ParsableCommand {
+struct ExportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write an image as a standalone OCI image layout.",
+        abstract: "Write an image as a standalone OCI image layout (the same as push to oci:DIR).",
         discussion: "The version becomes the layout's org.opencontainers.image.ref.name, so 'skopeo inspect oci:DIR:VERSION' finds it."
     )
 
@@ -17,17 +17,12 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
-    func run() throws {
+    func run() async throws {
         guard destination.hasPrefix("oci:"), destination.count > 4 else {
             throw ValidationError("the destination must be oci:DIR (an OCI image layout folder), not '\(destination)'")
         }
-        let directory = String(destination.dropFirst(4))
-        let reference = try Reference(parsing: self.reference)
-        let store = try Store.open(at: storeOptions.store ?? Store.defaultPath(), create: false)
-        let descriptor = try store.resolve(reference)
-        var refName: String?
-        if case .tag(let version) = reference.target { refName = version }
-        try store.exportLayout(descriptor, refName: refName, to: directory)
-        print(descriptor.digest)
+        let transfer = Transfer(storePath: storeOptions.store ?? Store.defaultPath(), options: RegistryOptions())
+        let result = try await transfer.run(from: try ImageLocation(parsing: reference), to: try ImageLocation(parsing: destination))
+        print(result.descriptor.digest)
     }
 }

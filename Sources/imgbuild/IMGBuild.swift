@@ -9,7 +9,8 @@ struct IMGBuild: AsyncParsableCommand {
         abstract: "Build reproducible OCI images from Imagefiles and keep them under immutable versions.",
         version: "0.1.0",
         subcommands: [BuildCommand.self, InspectCommand.self, ExportCommand.self, TagCommand.self, TagsCommand.self,
-                      ResolveCommand.self, ImagesCommand.self, FsckCommand.self, GCCommand.self]
+                      ResolveCommand.self, ImagesCommand.self, FsckCommand.self, GCCommand.self,
+                      PushCommand.self, PullCommand.self, CopyCommand.self]
     )
 }
 

@@ -31,6 +31,10 @@ struct CrashTortureTests {
         let store = makeTemporaryDirectory("torture") + "/store"
         let context = makeSmallContext(seed: "base", name: "torture/app", bigFileMiB: 6)
         var reported: [String: String] = [:]  // version -> digest that a finished command printed
+        // The store exists before the torture starts (its creation is atomic: see the next test).
+        let first = try imgbuild(["build", context, "--store", store, "--version", "0.0.0"])
+        #expect(first.status == 0)
+        reported["0.0.0"] = first.lastLine
         var killedCount = 0
         var generator = SystemRandomNumberGenerator()
         for iteration in 0..<50 {
@@ -72,6 +76,24 @@ struct CrashTortureTests {
         }
         #expect(try imgbuild(["gc", "--store", store]).status == 0)
         #expect(try imgbuild(["fsck", "--store", store]).status == 0)
+    }
+
+    @Test("creating a store killed at random moments leaves no store or a complete one")
+    func storeCreation() throws {
+        var generator = SystemRandomNumberGenerator()
+        let context = makeSmallContext(seed: "create")
+        var killed = 0
+        for _ in 0..<15 {
+            let store = makeTemporaryDirectory("create") + "/store"
+            let outcome = try runAndKill(["build", context, "--store", store, "-q"], after: UInt32.random(in: 0...60_000, using: &generator))
+            if !outcome.finished { killed += 1 }
+            if FileManager.default.fileExists(atPath: store) {
+                #expect(try imgbuild(["fsck", "--store", store]).status == 0)
+            }
+            #expect(try imgbuild(["build", context, "--store", store, "-q"]).status == 0)
+            #expect(try imgbuild(["fsck", "--store", store]).status == 0)
+        }
+        #expect(killed > 0)
     }
 
     @Test("gc running alongside builds never removes what a build is about to tag")

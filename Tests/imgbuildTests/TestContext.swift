@@ -69,20 +69,23 @@ struct TestContext {
 
     /// Deterministic data: half pseudo-random (incompressible), half text (compressible).
     static func mixedData(megabytes: Int) -> Data {
-        var data = Data(capacity: megabytes << 20)
+        let total = megabytes << 20
+        var data = Data(capacity: total)
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        let text = Data(String(repeating: "the quick brown fox jumps over the lazy dog 0123456789\n", count: 20).utf8)
-        while data.count < megabytes << 20 {
-            var block = [UInt64](repeating: 0, count: 8192)
+        let line = Data("the quick brown fox jumps over the lazy dog 0123456789\n".utf8)
+        var textBlock = Data()
+        while textBlock.count < 64 << 10 { textBlock.append(line) }
+        textBlock = textBlock.prefix(64 << 10)
+        while data.count < total {
+            var block = [UInt64](repeating: 0, count: 8192)  // 64 KiB of xorshift output
             for i in 0..<block.count {
                 state ^= state << 13; state ^= state >> 7; state ^= state << 17
                 block[i] = state
             }
             block.withUnsafeBytes { data.append(contentsOf: $0) }
-            while data.count % (128 << 10) != 0 && data.count < megabytes << 20 { data.append(text) }
-            data.append(contentsOf: text.prefix(64 << 10))
+            data.append(textBlock)
         }
-        return data.prefix(megabytes << 20)
+        return data.prefix(total)
     }
 
     /// Creates the context in a new folder.

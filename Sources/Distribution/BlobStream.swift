@@ -1,0 +1,59 @@
+import Foundation
+import NIOCore
+import OCI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Blob bytes as a pull-based stream of buffers: nothing is read before it is asked for, so a slow
+/// receiver holds the sender back and memory stays flat.
+public typealias BlobStream = AsyncThrowingStream<ByteBuffer, any Error>
+
+/// Opens a blob's bytes from a given offset (to resume an interrupted transfer).
+public typealias BlobOpener = @Sendable (_ offset: Int64) async throws -> BlobStream
+
+enum FileStreams {
+    static let chunk = 1 << 20
+
+    /// A file's bytes from `offset`, read in 1 MiB chunks on demand.
+    static func stream(path: String, offset: Int64 = 0) throws -> BlobStream {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw DistributionError.transport(operation: "open \(path)", reason: String(cString: strerror(errno))) }
+        let reader = FileReader(fd: fd, position: offset)
+        return BlobStream(unfolding: { try reader.next() })
+    }
+
+    final class FileReader: @unchecked Sendable {
+        let fd: Int32
+        var position: Int64
+        var closed = false
+        init(fd: Int32, position: Int64) { self.fd = fd; self.position = position }
+        deinit { if !closed { close(fd) } }
+
+        func next() throws -> ByteBuffer? {
+            guard !closed else { return nil }
+            var buffer = ByteBufferAllocator().buffer(capacity: FileStreams.chunk)
+            let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: FileStreams.chunk) { raw in
+                pread(fd, raw.baseAddress, FileStreams.chunk, off_t(position))
+            }
+            if n < 0 { throw DistributionError.transport(operation: "read", reason: String(cString: strerror(errno))) }
+            if n == 0 { close(fd); closed = true; return nil }
+            position += Int64(n)
+            return buffer
+        }
+    }
+}
+
+/// Wraps another async iterator (such as an HTTP response body) as a ``BlobStream``.
+final class IteratorBox<Base: AsyncIteratorProtocol>: @unchecked Sendable where Base.Element == ByteBuffer {
+    var base: Base
+    init(_ base: Base) { self.base = base }
+    func next() async throws -> ByteBuffer? { try await base.next() }
+}
+
+extension BlobStream {
+    static func wrapping<S: AsyncSequence & Sendable>(_ sequence: S) -> BlobStream where S.Element == ByteBuffer {
+        let box = IteratorBox(sequence.makeAsyncIterator())
+        return BlobStream(unfolding: { try await box.next() })
+    }
+}

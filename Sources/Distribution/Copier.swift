@@ -1,0 +1,102 @@
+import Foundation
+import OCI
+
+/// What a copy did.
+public struct CopyResult: Sendable {
+    /// The root manifest (or index) copied.
+    public var descriptor: Descriptor
+    /// Blobs the destination already had (or mounted), and blobs sent, with their bytes.
+    public var blobsSkipped = 0
+    public var blobsSent = 0
+    public var bytesSent: Int64 = 0
+}
+
+/// Copies an image from any source to any destination — store, OCI layout or registry — as one algorithm:
+/// check the tag's immutability, then blobs (in parallel, skipping or mounting what the destination has,
+/// streamed and verified), then child manifests, then the root manifest, then the tag.
+///
+/// Nothing is tagged unless everything it reaches arrived whole; a failure leaves at most unreferenced
+/// blobs, which `gc` (or the registry's garbage collection) removes.
+public struct Copier: Sendable {
+    public var source: any ImageSource
+    public var destination: any ImageDestination
+    /// Blobs in flight at once.
+    public var parallelism = 4
+    /// One line per step, for people.
+    public var progress: @Sendable (String) -> Void
+
+    public init(source: any ImageSource, destination: any ImageDestination, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.source = source
+        self.destination = destination
+        self.progress = progress
+    }
+
+    /// Copies the image `reference` names; tags it `tag` at the destination, or keeps it untagged if nil.
+    public func copy(_ reference: ManifestReference, tag: String?) async throws -> CopyResult {
+        let (root, rootData) = try await source.manifest(reference)
+        if let tag, let existing = try await destination.taggedDigest(tag), existing != root.digest {
+            throw DistributionError.tagImmutable(destination: destination.displayName, tag: tag, existing: existing, requested: root.digest)
+        }
+        // Gather child manifests (of an index) and every blob.
+        var manifests: [(Descriptor, Data)] = []
+        var blobs: [Descriptor] = []
+        var seen = Set<Digest>()
+        func gather(_ descriptor: Descriptor, _ data: Data) async throws {
+            let parsed: AnyManifest
+            do { parsed = try AnyManifest(decoding: data) } catch {
+                throw DistributionError.invalidLocation(source.displayName, reason: "manifest \(descriptor.digest): \(error)")
+            }
+            switch parsed {
+            case .image(let image):
+                for blob in [image.config] + image.layers where seen.insert(blob.digest).inserted { blobs.append(blob) }
+            case .index(let index):
+                for child in index.manifests where seen.insert(child.digest).inserted {
+                    let (childDescriptor, childData) = try await source.manifest(.digest(child.digest))
+                    try await gather(childDescriptor, childData)
+                    manifests.append((childDescriptor, childData))
+                }
+            }
+        }
+        try await gather(root, rootData)
+
+        var result = CopyResult(descriptor: root)
+        try await withThrowingTaskGroup(of: (sent: Bool, bytes: Int64).self) { group in
+            var pending = blobs[...]
+            func startNext() {
+                guard let blob = pending.popFirst() else { return }
+                group.addTask { try await transfer(blob) }
+            }
+            for _ in 0..<parallelism { startNext() }
+            while let outcome = try await group.next() {
+                if outcome.sent { result.blobsSent += 1; result.bytesSent += outcome.bytes } else { result.blobsSkipped += 1 }
+                startNext()
+            }
+        }
+        for (descriptor, data) in manifests { try await destination.putManifest(data, descriptor: descriptor) }
+        try await destination.putManifest(rootData, descriptor: root)
+        if let tag {
+            try await destination.tag(tag, descriptor: root, data: rootData)
+        } else {
+            try await destination.keep(root)
+        }
+        try await destination.finish()
+        progress("\(tag.map { "\(destination.displayName):\($0)" } ?? destination.displayName) \(root.digest): \(result.blobsSent) blob(s) sent (\(result.bytesSent) bytes), \(result.blobsSkipped) already there")
+        return result
+    }
+
+    private func transfer(_ blob: Descriptor) async throws -> (sent: Bool, bytes: Int64) {
+        if try await destination.hasBlob(blob) {
+            progress("\(blob.digest.description.prefix(19)): already there")
+            return (false, 0)
+        }
+        if try await destination.mountBlob(blob, from: source) {
+            progress("\(blob.digest.description.prefix(19)): mounted")
+            return (false, 0)
+        }
+        progress("\(blob.digest.description.prefix(19)): sending \(blob.size) bytes")
+        let source = self.source
+        let bytes = try await destination.putBlob(blob) { offset in try await source.blob(blob, offset: offset) }
+        progress("\(blob.digest.description.prefix(19)): done")
+        return (true, bytes)
+    }
+}

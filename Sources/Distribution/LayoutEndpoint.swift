@@ -1,0 +1,165 @@
+import Foundation
+import NIOCore
+import OCI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An OCI image layout folder (`oci-layout`, `index.json`, `blobs/sha256/…`) as a source or destination.
+/// Tags are the `org.opencontainers.image.ref.name` annotations of `index.json`. As a destination the
+/// folder is created if absent and blobs it already holds are reused.
+public final class LayoutEndpoint: ImageSource, ImageDestination, @unchecked Sendable {
+    public let directory: String
+    public var displayName: String { "oci:" + directory }
+    public var registryLocation: (base: String, repository: String)? { nil }
+
+    private let preparation = NSLock()
+    private var prepared = false
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    var blobsDirectory: String { directory + "/blobs/sha256" }
+    var temporaryDirectory: String { directory + "/.imgbuild-tmp" }
+    func blobPath(_ digest: Digest) -> String { blobsDirectory + "/" + digest.hex }
+
+    func readIndex() throws -> ImageIndex {
+        let path = directory + "/index.json"
+        guard FileManager.default.fileExists(atPath: path) else {
+            // A new (or still empty) layout lists nothing; a folder of something else is not a layout.
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            if !entries.isEmpty && !entries.contains("oci-layout") {
+                throw DistributionError.notFound("\(displayName)/index.json (the folder is not an OCI image layout)")
+            }
+            return ImageIndex(manifests: [])
+        }
+        do { return try JSONDecoder().decode(ImageIndex.self, from: Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+            throw DistributionError.invalidLocation(displayName, reason: "its index.json is not a valid OCI index (\(error))")
+        }
+    }
+
+    public func manifest(_ reference: ManifestReference) async throws -> (descriptor: Descriptor, data: Data) {
+        var descriptor: Descriptor
+        switch reference {
+        case .tag(let tag):
+            guard let found = try readIndex().manifests.first(where: { $0.annotations?[AnnotationKey.refName] == tag }) else {
+                throw DistributionError.notFound("\(displayName):\(tag)")
+            }
+            descriptor = found
+        case .digest(let digest):
+            let size = (try? FileManager.default.attributesOfItem(atPath: blobPath(digest))[.size] as? Int).flatMap { $0 }
+            guard let size else { throw DistributionError.notFound("\(displayName)@\(digest)") }
+            descriptor = Descriptor(mediaType: MediaType.imageManifest, digest: digest, size: Int64(size))
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: blobPath(descriptor.digest)))
+        descriptor.annotations = nil
+        if case .digest = reference {
+            descriptor.mediaType = (try? AnyManifest(decoding: data))?.mediaType ?? descriptor.mediaType
+        }
+        try verify(data, descriptor)
+        return (descriptor, data)
+    }
+
+    public func blob(_ descriptor: Descriptor, offset: Int64) async throws -> BlobStream {
+        guard FileManager.default.fileExists(atPath: blobPath(descriptor.digest)) else { throw DistributionError.notFound("\(displayName) blob \(descriptor.digest)") }
+        return try FileStreams.stream(path: blobPath(descriptor.digest), offset: offset)
+    }
+
+    public func hasBlob(_ descriptor: Descriptor) async throws -> Bool {
+        FileManager.default.fileExists(atPath: blobPath(descriptor.digest))
+    }
+
+    /// Creates the layout's skeleton once (blob writers run in parallel).
+    func prepare() throws {
+        preparation.lock()
+        defer { preparation.unlock() }
+        guard !prepared else { return }
+        if FileManager.default.fileExists(atPath: directory),
+           !FileManager.default.fileExists(atPath: directory + "/oci-layout"),
+           !((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).isEmpty {
+            throw DistributionError.invalidLocation(displayName, reason: "the folder exists, is not empty and is not an OCI image layout: choose a new or empty folder")
+        }
+        try FileManager.default.createDirectory(atPath: blobsDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: directory + "/oci-layout") {
+            try replace(directory + "/oci-layout", with: try CanonicalJSON.encode(ImageLayoutHeader()))
+        }
+        prepared = true
+    }
+
+    public func putBlob(_ descriptor: Descriptor, open: @escaping BlobOpener) async throws -> Int64 {
+        try prepare()
+        let temporary = temporaryDirectory + "/blob-\(getpid())-\(UUID().uuidString)"
+        guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
+            throw DistributionError.transport(operation: "write \(temporary)", reason: "cannot create the file")
+        }
+        defer { try? handle.close(); unlink(temporary) }
+        let hasher = SHA256Hasher()
+        var size: Int64 = 0
+        for try await chunk in try await open(0) {
+            chunk.withUnsafeReadableBytes { hasher.update($0) }
+            size += Int64(chunk.readableBytes)
+            guard size <= descriptor.size else { break }
+            try handle.write(contentsOf: Data(chunk.readableBytesView))
+        }
+        guard size == descriptor.size else { throw DistributionError.sizeMismatch(what: "blob \(descriptor.digest)", expected: descriptor.size, actual: size) }
+        let actual = hasher.finalize()
+        guard actual == descriptor.digest else { throw DistributionError.digestMismatch(what: "blob", expected: descriptor.digest, actual: actual) }
+        try handle.synchronize()
+        guard rename(temporary, blobPath(descriptor.digest)) == 0 else {
+            throw DistributionError.transport(operation: "write \(blobPath(descriptor.digest))", reason: String(cString: strerror(errno)))
+        }
+        return size
+    }
+
+    public func putManifest(_ data: Data, descriptor: Descriptor) async throws {
+        try verify(data, descriptor)
+        try prepare()
+        if !FileManager.default.fileExists(atPath: blobPath(descriptor.digest)) { try replace(blobPath(descriptor.digest), with: data) }
+    }
+
+    public func taggedDigest(_ tag: String) async throws -> Digest? {
+        try readIndex().manifests.first { $0.annotations?[AnnotationKey.refName] == tag }?.digest
+    }
+
+    public func tag(_ tag: String, descriptor: Descriptor, data: Data) async throws {
+        try prepare()
+        var index = try readIndex()
+        if let existing = index.manifests.first(where: { $0.annotations?[AnnotationKey.refName] == tag }) {
+            guard existing.digest == descriptor.digest else {
+                throw DistributionError.tagImmutable(destination: displayName, tag: tag, existing: existing.digest, requested: descriptor.digest)
+            }
+            return
+        }
+        var entry = Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size)
+        entry.annotations = [AnnotationKey.refName: tag]
+        index.manifests.append(entry)
+        try replace(directory + "/index.json", with: try CanonicalJSON.encode(index))
+    }
+
+    /// A manifest copied by digest is listed in `index.json` without a name, so the layout keeps it.
+    public func keep(_ descriptor: Descriptor) async throws {
+        try prepare()
+        var index = try readIndex()
+        guard !index.manifests.contains(where: { $0.digest == descriptor.digest }) else { return }
+        index.manifests.append(Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size))
+        try replace(directory + "/index.json", with: try CanonicalJSON.encode(index))
+    }
+
+    public func finish() async throws {
+        try? FileManager.default.removeItem(atPath: temporaryDirectory)
+    }
+
+    private func replace(_ path: String, with data: Data) throws {
+        let temporary = temporaryDirectory + "/file-\(getpid())-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
+        try data.write(to: URL(fileURLWithPath: temporary))
+        let fd = open(temporary, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw DistributionError.transport(operation: "write \(path)", reason: String(cString: strerror(errno)))
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NIOSSL
+import OCI
+
+/// Who to be at a registry.
+public struct RegistryCredentials: Sendable {
+    public var username: String
+    public var password: String
+    public init(username: String, password: String) {
+        self.username = username
+        self.password = password
+    }
+}
+
+/// How to reach registries: TLS trust, plain HTTP permission, credentials, retries.
+public struct RegistryOptions: Sendable {
+    /// Extra trusted CA certificates (PEM) besides the system's.
+    public var caFile: String?
+    /// Allow plain HTTP to hosts other than this machine.
+    public var insecure = false
+    /// Explicit credentials; otherwise ~/.docker/config.json is consulted per registry.
+    public var credentials: RegistryCredentials?
+    /// Attempts for each request that may be retried (GET, HEAD, a blob upload).
+    public var attempts = 4
+    /// Blobs larger than this are uploaded in chunks of this size (PATCH with Content-Range).
+    public var chunkSize: Int64 = 16 << 20
+    /// The environment, for DOCKER_CONFIG and HOME.
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
+
+    public init() {}
+}
+
+/// A client of one repository on a registry that speaks the OCI distribution spec v1.1.
+///
+/// Its methods are split by API area: blobs (`RegistryClient+Blobs.swift`), manifests
+/// (`RegistryClient+Manifests.swift`) and auth (`RegistryClient+Auth.swift`).
+public final class RegistryClient: @unchecked Sendable {
+    /// `http://host:port` or `https://host`
+    public let base: String
+    public let repository: String
+    let options: RegistryOptions
+    let http: HTTPClient
+    /// `pull` or `pull,push`: the scope asked of a token service.
+    let actions: String
+    let auth: AuthState
+
+    public init(base: String, repository: String, push: Bool, options: RegistryOptions) throws {
+        guard let url = URL(string: base), let scheme = url.scheme, ["http", "https"].contains(scheme), let host = url.host else {
+            throw DistributionError.invalidLocation(base, reason: "expected http://HOST[:PORT] or https://HOST[:PORT]")
+        }
+        if scheme == "http" && !options.insecure && !["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) {
+            throw DistributionError.insecureRefused(base)
+        }
+        self.base = base
+        self.repository = repository
+        self.options = options
+        self.actions = push ? "pull,push" : "pull"
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
+        if let caFile = options.caFile {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            let certificates = try NIOSSLCertificate.fromPEMFile(caFile)
+            tls.additionalTrustRoots = [.certificates(certificates)]
+            configuration.tlsConfiguration = tls
+        }
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let hostKey = url.port.map { "\(host):\($0)" } ?? host
+        self.auth = AuthState(credentials: options.credentials ?? DockerConfig.credentials(for: hostKey, environment: options.environment))
+    }
+
+    deinit { try? http.syncShutdown() }
+
+    /// Releases the client's connections.
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    var repositoryURL: String { "\(base)/v2/\(repository)" }
+
+    /// Sends a request built by `make`, answering auth challenges and, when `retryable`, retrying
+    /// connection failures, 429 and 5xx with exponential backoff.
+    func send(_ operation: String, retryable: Bool, expecting: Set<UInt>,
+              make: () throws -> HTTPClientRequest) async throws -> HTTPClientResponse {
+        var lastFailure = ""
+        var authenticated = false
+        var attempt = 0
+        while attempt < (retryable ? options.attempts : 1) {
+            var request = try make()
+            if let header = await auth.header() { request.headers.replaceOrAdd(name: "Authorization", value: header) }
+            let response: HTTPClientResponse
+            do {
+                response = try await http.execute(request, timeout: .seconds(600))
+            } catch {
+                lastFailure = RegistryClient.describe(error)
+                attempt += 1
+                if retryable && attempt < options.attempts { try await backoff(attempt) }
+                continue
+            }
+            let status = response.status.code
+            if status == 401 && !authenticated {
+                authenticated = true
+                let challenge = response.headers.first(name: "WWW-Authenticate") ?? ""
+                _ = try? await response.body.collect(upTo: 1 << 16)
+                try await authenticate(challenge: challenge)
+                continue
+            }
+            if expecting.contains(status) { return response }
+            let detail = await RegistryClient.errorDetail(response)
+            if status == 401 || status == 403 {
+                throw DistributionError.unauthorized(registry: base, detail: "\(status) \(detail)")
+            }
+            if retryable && (status == 429 || status >= 500) {
+                lastFailure = "\(status) \(detail)"
+                attempt += 1
+                if attempt < options.attempts { try await backoff(attempt, retryAfter: response.headers.first(name: "Retry-After")) }
+                continue
+            }
+            throw DistributionError.registry(operation: operation, status: Int(status), detail: detail)
+        }
+        throw DistributionError.transport(operation: operation, reason: lastFailure)
+    }
+
+    func backoff(_ attempt: Int, retryAfter: String? = nil) async throws {
+        let seconds = retryAfter.flatMap(Double.init).map { min($0, 10) } ?? min(0.2 * pow(2, Double(attempt - 1)), 5)
+        try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+    }
+
+    /// The registry's `{"errors":[{"code","message","detail"}]}` as one line.
+    static func errorDetail(_ response: HTTPClientResponse) async -> String {
+        guard let body = try? await response.body.collect(upTo: 1 << 20) else { return response.status.reasonPhrase }
+        struct Errors: Decodable {
+            struct Entry: Decodable { var code: String?; var message: String? }
+            var errors: [Entry]
+        }
+        if let parsed = try? JSONDecoder().decode(Errors.self, from: Data(buffer: body)), !parsed.errors.isEmpty {
+            return parsed.errors.map { [$0.code, $0.message].compactMap { $0 }.joined(separator: ": ") }.joined(separator: "; ")
+        }
+        let text = String(buffer: body).trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.isEmpty ? response.status.reasonPhrase : String(text.prefix(200))
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError { return "\(error)" }
+        return "\(error)"
+    }
+
+    /// A location from a `Location` header, made absolute.
+    func absolute(_ location: String) -> String {
+        if location.hasPrefix("http://") || location.hasPrefix("https://") { return location }
+        return base + (location.hasPrefix("/") ? "" : "/") + location
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import OCI
+import Store
+
+/// push, pull, copy and export in one: from any ``ImageLocation`` to any other.
+public struct Transfer: Sendable {
+    public var storePath: String
+    public var options: RegistryOptions
+    public var progress: @Sendable (String) -> Void
+
+    public init(storePath: String, options: RegistryOptions, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.storePath = storePath
+        self.options = options
+        self.progress = progress
+    }
+
+    /// Copies the image `from` names to `to`. The tag at the destination is `to`'s own, else the
+    /// source's version; an image named by digest only is kept untagged (pinned).
+    public func run(from: ImageLocation, to: ImageLocation) async throws -> CopyResult {
+        guard let reference = from.reference else {
+            throw DistributionError.invalidLocation("\(from)", reason: "name the image: add :VERSION or @sha256:<digest>")
+        }
+        var tag: String?
+        switch (to.reference, reference) {
+        case (.digest?, _): throw DistributionError.invalidLocation("\(to)", reason: "a destination takes a tag, not a digest (the digest is the image's own)")
+        case (.tag(let t)?, _): tag = t
+        case (nil, .tag(let t)): tag = t
+        case (nil, .digest): tag = nil
+        }
+        if case .registry = from, let wire = tag { tag = WireTag.decode(wire) }
+        let source = try makeEndpoint(from, writing: false)
+        let destination = try makeEndpoint(to, writing: true)
+        return try await Copier(source: source as! any ImageSource, destination: destination as! any ImageDestination, progress: progress)
+            .copy(reference, tag: tag)
+    }
+
+    private func makeEndpoint(_ location: ImageLocation, writing: Bool) throws -> any Sendable {
+        switch location {
+        case .store(let name, _):
+            let store = try Store.open(at: storePath, create: writing)
+            return try StoreEndpoint(store: store, repository: name, writing: writing)
+        case .layout(let directory, _):
+            return LayoutEndpoint(directory: directory)
+        case .registry(let base, let repository, _):
+            return RegistryEndpoint(client: try RegistryClient(base: base, repository: repository, push: writing, options: options))
+        }
+    }
+}

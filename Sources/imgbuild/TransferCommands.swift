@@ -1,0 +1,110 @@
+import ArgumentParser
+import Distribution
+import Foundation
+import Store
+
+/// Registry access options shared by push, pull, copy and export.
+struct TransferOptions: ParsableArguments {
+    @Option(help: "User name for the registry (or IMGBUILD_USERNAME, or ~/.docker/config.json).")
+    var username: String?
+
+    @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input (or IMGBUILD_PASSWORD).")
+    var passwordStdin = false
+
+    @Option(name: .customLong("ca-file"), help: "PEM file of CA certificates to trust besides the system's.")
+    var caFile: String?
+
+    @Flag(help: "Allow plain HTTP to registries on other machines (never disables certificate checks).")
+    var insecure = false
+
+    @Flag(name: .shortAndLong, help: "Print no progress.")
+    var quiet = false
+
+    @Option(name: .customLong("chunk-size"), help: ArgumentHelp("Upload blobs larger than this many bytes in chunks of this size.", visibility: .hidden))
+    var chunkSize: Int64?
+
+    func registryOptions() throws -> RegistryOptions {
+        var options = RegistryOptions()
+        if let chunkSize {
+            guard chunkSize >= 1024 else { throw ValidationError("--chunk-size must be at least 1024 bytes") }
+            options.chunkSize = chunkSize
+        }
+        options.caFile = caFile
+        options.insecure = insecure
+        let environment = ProcessInfo.processInfo.environment
+        if let username = username ?? environment["IMGBUILD_USERNAME"] {
+            var password = environment["IMGBUILD_PASSWORD"] ?? ""
+            if passwordStdin {
+                password = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                    .trimmingCharacters(in: .newlines)
+            }
+            options.credentials = RegistryCredentials(username: username, password: password)
+        } else if passwordStdin {
+            throw ValidationError("--password-stdin needs --username")
+        }
+        return options
+    }
+
+    func run(from: String, to: String, store: StoreOptions) async throws {
+        let quiet = self.quiet
+        let transfer = Transfer(storePath: store.store ?? Store.defaultPath(), options: try registryOptions(),
+                                progress: { line in if !quiet { printError(line) } })
+        let result = try await transfer.run(from: try ImageLocation(parsing: from), to: try ImageLocation(parsing: to))
+        print(result.descriptor.digest)
+    }
+}
+
+struct PushCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Copy an image from the store to an OCI layout or a registry.",
+        discussion: "DEST is oci:DIR or http(s)://HOST[:PORT]/REPO. A version is pushed as the remote tag ('+' becomes '_'); a tag that exists remotely with another digest is refused."
+    )
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
+    @Argument(help: "oci:DIR or http(s)://HOST[:PORT]/REPO") var destination: String
+    @OptionGroup var transfer: TransferOptions
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() async throws {
+        try await transfer.run(from: reference, to: destination, store: storeOptions)
+    }
+}
+
+struct PullCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pull",
+        abstract: "Bring an image from a registry or an OCI layout into the store, verifying every byte.",
+        discussion: "By version it is tagged locally ('_' becomes '+'); by digest it is pinned (kept without a version)."
+    )
+    @Argument(help: "http(s)://HOST/REPO:VERSION, http(s)://HOST/REPO@sha256:<hex>, oci:DIR:TAG or oci:DIR@sha256:<hex>") var source: String
+    @Option(name: .customLong("as"), help: "The local repository name (default: the remote repository's).") var name: String?
+    @OptionGroup var transfer: TransferOptions
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() async throws {
+        let location = try ImageLocation(parsing: source)
+        let local: String
+        switch location {
+        case .registry(_, let repository, _): local = name ?? repository
+        case .layout: guard let name else { throw ValidationError("an OCI layout has no repository name: give one with --as NAME") }; local = name
+        case .store: throw ValidationError("'\(source)' is already in the store: pull takes http(s)://… or oci:…")
+        }
+        try await transfer.run(from: source, to: local, store: storeOptions)
+    }
+}
+
+struct CopyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "copy",
+        abstract: "Copy an image between any two of: the store, OCI layouts, registries — without a local detour.",
+        discussion: "Registry to registry streams blobs from one to the other; on one registry blobs are mounted across repositories."
+    )
+    @Argument(help: "The source.") var source: String
+    @Argument(help: "The destination.") var destination: String
+    @OptionGroup var transfer: TransferOptions
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() async throws {
+        try await transfer.run(from: source, to: destination, store: storeOptions)
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+
+/// A free TCP port on 127.0.0.1.
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Waits (at most 10 s) until something accepts connections on the port.
+func waitForPort(_ port: Int) throws {
+    for _ in 0..<200 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(fd)
+        if connected == 0 { return }
+        usleep(50_000)
+    }
+    throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "nothing listens on 127.0.0.1:\(port)"])
+}
+
+/// A background process of a test, killed when the test is done with it.
+final class BackgroundProcess {
+    let process = Process()
+
+    init(_ program: String, _ arguments: [String], log: String) throws {
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = FileHandle(forWritingAtPath: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        // SIGKILL: children of dispatch worker threads inherit a blocked SIGTERM.
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// The CNCF distribution registry (Debian's docker-registry) on 127.0.0.1, with its own storage.
+final class DistributionRegistry {
+    let port = freePort()
+    let directory = makeTemporaryDirectory("registry")
+    private var server: BackgroundProcess!
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    /// `htpasswd`: user → password, for basic auth.
+    init(htpasswd: [String: String]? = nil) throws {
+        var config = """
+        version: 0.1
+        log:
+          level: info
+        storage:
+          filesystem:
+            rootdirectory: \(directory)/data
+          delete:
+            enabled: false
+        http:
+          addr: 127.0.0.1:\(port)
+
+        """
+        if let htpasswd {
+            var lines = ""
+            for (user, password) in htpasswd {
+                lines += try run("/usr/bin/htpasswd", ["-Bbn", user, password]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) + "\n"
+            }
+            write(lines, to: directory + "/htpasswd")
+            config += "auth:\n  htpasswd:\n    realm: test-realm\n    path: \(directory)/htpasswd\n"
+        }
+        write(config, to: directory + "/config.yml")
+        server = try BackgroundProcess("/usr/bin/docker-registry", ["serve", directory + "/config.yml"], log: directory + "/log")
+        try waitForPort(port)
+    }
+
+    func stop() { server.stop() }
+}
+
+/// fixtures/proxy/registry_proxy.py in front of a registry.
+final class RegistryProxy {
+    let port = freePort()
+    let logPath = makeTemporaryDirectory("proxy") + "/requests.log"
+    private var process: BackgroundProcess!
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init(upstream: DistributionRegistry, options: [String] = []) throws {
+        process = try BackgroundProcess("/usr/bin/env", ["python3", repositoryRoot + "/fixtures/proxy/registry_proxy.py",
+                                                          String(port), String(upstream.port), logPath] + options,
+                                        log: logPath + ".stderr")
+        try waitForPort(port)
+    }
+
+    /// The requests seen: (method, path, body bytes forwarded, status or DROPPED).
+    var requests: [(method: String, path: String, bytes: Int, status: String)] {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map { line in
+            let parts = line.split(separator: " ").map(String.init)
+            return (parts[0], parts[1], Int(parts[2]) ?? 0, parts[3])
+        }
+    }
+
+    /// Bytes sent in blob upload bodies (PATCH, and PUT with a body).
+    var uploadedBlobBytes: Int {
+        requests.filter { ($0.method == "PUT" || $0.method == "PATCH") && $0.path.contains("/blobs/uploads/") }.reduce(0) { $0 + $1.bytes }
+    }
+
+    /// The digests of blobs whose upload was completed (`PUT …?digest=`).
+    var completedBlobUploads: Set<String> {
+        Set(requests.filter { $0.method == "PUT" && $0.path.contains("/blobs/uploads/") && $0.status == "201" }.compactMap { request in
+            request.path.components(separatedBy: "digest=").last.map { $0.removingPercentEncoding ?? $0 }
+        })
+    }
+
+    func stop() { process.stop() }
+}
