@@ -24,6 +24,8 @@ public struct Copier: Sendable {
     public var parallelism = 4
     /// One line per step, for people.
     public var progress: @Sendable (String) -> Void
+    /// Bytes of a blob streamed so far, and its size (for progress bars).
+    public var onBytes: @Sendable (_ blob: Digest, _ done: Int64, _ total: Int64) -> Void = { _, _, _ in }
 
     public init(source: any ImageSource, destination: any ImageDestination, progress: @escaping @Sendable (String) -> Void = { _ in }) {
         self.source = source
@@ -95,7 +97,18 @@ public struct Copier: Sendable {
         }
         progress("\(blob.digest.description.prefix(19)): sending \(blob.size) bytes")
         let source = self.source
-        let bytes = try await destination.putBlob(blob) { offset in try await source.blob(blob, offset: offset) }
+        let onBytes = self.onBytes
+        let bytes = try await destination.putBlob(blob) { offset in
+            let counted = Counter(offset)
+            let stream = try await source.blob(blob, offset: offset)
+            let box = IteratorBox(stream.makeAsyncIterator())
+            return BlobStream(unfolding: {
+                guard let chunk = try await box.next() else { return nil }
+                counted.value += Int64(chunk.readableBytes)
+                onBytes(blob.digest, counted.value, blob.size)
+                return chunk
+            })
+        }
         progress("\(blob.digest.description.prefix(19)): done")
         return (true, bytes)
     }

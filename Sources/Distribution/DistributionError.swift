@@ -23,6 +23,8 @@ public enum DistributionError: Error, CustomStringConvertible {
     case tagImmutable(destination: String, tag: String, existing: Digest, requested: Digest)
     /// The local store refused or failed.
     case store(StoreError)
+    /// The registry's TLS certificate could not be verified.
+    case untrustedCertificate(registry: String, detail: String)
     /// Plain HTTP to a host that is not this machine, without --insecure.
     case insecureRefused(String)
 
@@ -48,6 +50,8 @@ public enum DistributionError: Error, CustomStringConvertible {
             return "\(destination):\(tag) already points at \(existing); versions are immutable, so it cannot point at \(requested): release a new version instead"
         case let .store(error):
             return error.description
+        case let .untrustedCertificate(registry, detail):
+            return "\(registry)'s TLS certificate is not trusted (\(detail)): pass --ca-file with the PEM of the CA that signed it; imgbuild never skips certificate checks"
         case let .insecureRefused(url):
             return "'\(url)' is plain HTTP to another machine: pass --insecure to allow it (HTTPS is verified against the system's trust store, or --ca-file)"
         }

@@ -95,6 +95,9 @@ public final class RegistryClient: @unchecked Sendable {
             let response: HTTPClientResponse
             do {
                 response = try await http.execute(request, timeout: .seconds(600))
+            } catch let error as NIOSSLError {
+                // A certificate that fails verification will fail again: no retry.
+                throw DistributionError.untrustedCertificate(registry: base, detail: RegistryClient.describe(error))
             } catch {
                 lastFailure = RegistryClient.describe(error)
                 attempt += 1
@@ -145,8 +148,12 @@ public final class RegistryClient: @unchecked Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError { return "\(error)" }
-        return "\(error)"
+        let text = "\(error)"
+        // BoringSSL's messages carry a source path; keep the reason only.
+        if let range = text.range(of: "OPENSSL_internal:") {
+            return String(text[range.upperBound...].prefix { $0 != " " && $0 != "]" })
+        }
+        return text
     }
 
     /// A location from a `Location` header, made absolute.

@@ -7,6 +7,8 @@ public struct Transfer: Sendable {
     public var storePath: String
     public var options: RegistryOptions
     public var progress: @Sendable (String) -> Void
+    /// Bytes of a blob streamed so far, and its size.
+    public var onBytes: @Sendable (Digest, Int64, Int64) -> Void = { _, _, _ in }
 
     public init(storePath: String, options: RegistryOptions, progress: @escaping @Sendable (String) -> Void = { _ in }) {
         self.storePath = storePath
@@ -30,8 +32,9 @@ public struct Transfer: Sendable {
         if case .registry = from, let wire = tag { tag = WireTag.decode(wire) }
         let source = try makeEndpoint(from, writing: false)
         let destination = try makeEndpoint(to, writing: true)
-        return try await Copier(source: source as! any ImageSource, destination: destination as! any ImageDestination, progress: progress)
-            .copy(reference, tag: tag)
+        var copier = Copier(source: source as! any ImageSource, destination: destination as! any ImageDestination, progress: progress)
+        copier.onBytes = onBytes
+        return try await copier.copy(reference, tag: tag)
     }
 
     private func makeEndpoint(_ location: ImageLocation, writing: Bool) throws -> any Sendable {

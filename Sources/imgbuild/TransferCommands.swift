@@ -46,9 +46,11 @@ struct TransferOptions: ParsableArguments {
     }
 
     func run(from: String, to: String, store: StoreOptions) async throws {
-        let quiet = self.quiet
-        let transfer = Transfer(storePath: store.store ?? Store.defaultPath(), options: try registryOptions(),
-                                progress: { line in if !quiet { printError(line) } })
+        let display = ProgressDisplay(enabled: !quiet)
+        var transfer = Transfer(storePath: store.store ?? Store.defaultPath(), options: try registryOptions(),
+                                progress: { line in display.line(line) })
+        transfer.onBytes = { digest, done, total in display.bytes(digest.description, done: done, total: total) }
+        defer { display.finish() }
         let result = try await transfer.run(from: try ImageLocation(parsing: from), to: try ImageLocation(parsing: to))
         print(result.descriptor.digest)
     }

@@ -105,7 +105,7 @@ struct DistributionTests {
 
     @Test("basic auth (htpasswd): flags, docker config.json, wrong and missing credentials")
     func basicAuth() throws {
-        let registry = try DistributionRegistry(htpasswd: ["alice": "s3cret-pass"])
+        let registry = try DistributionRegistry(auth: .htpasswd(["alice": "s3cret-pass"]))
         defer { registry.stop() }
         let (store, digest, _) = try builtImage(seed: "auth", version: "1.0.0")
         let target = registry.url + "/team/app"
@@ -128,6 +128,41 @@ struct DistributionTests {
         let pull = try imgbuild(["pull", target + ":1.0.0", "--store", pulled], environment: ["DOCKER_CONFIG": dockerConfig])
         #expect(pull.status == 0, "\(pull.stderr)")
         #expect(pull.lastLine == digest)
+    }
+
+    @Test("bearer tokens: the registry's token service is asked with the repository's scope")
+    func bearerAuth() throws {
+        let registry = try DistributionRegistry(auth: .token(user: "bob", password: "t0ken-pass"))
+        defer { registry.stop() }
+        let (store, digest, _) = try builtImage(seed: "bearer", version: "1.0.0")
+        let target = registry.url + "/team/app"
+        let anonymous = try imgbuild(["push", "team/app:1.0.0", target, "--store", store])
+        #expect(anonymous.status != 0 && anonymous.stderr.contains("the token service answered 401"), "\(anonymous.stderr)")
+        let push = try imgbuild(["push", "team/app:1.0.0", target, "--store", store],
+                                environment: ["IMGBUILD_USERNAME": "bob", "IMGBUILD_PASSWORD": "t0ken-pass"])
+        #expect(push.status == 0, "\(push.stderr)")
+        #expect(!push.stderr.contains("t0ken-pass"))
+        let pulled = makeTemporaryDirectory("pulled") + "/store"
+        let pull = try imgbuild(["pull", target + "@" + digest, "--store", pulled],
+                                environment: ["IMGBUILD_USERNAME": "bob", "IMGBUILD_PASSWORD": "t0ken-pass"])
+        #expect(pull.status == 0 && pull.lastLine == digest, "\(pull.stderr)")
+    }
+
+    @Test("HTTPS: a private CA with --ca-file works; without it the certificate is refused")
+    func tls() throws {
+        let registry = try DistributionRegistry(tls: true)
+        defer { registry.stop() }
+        let (store, digest, _) = try builtImage(seed: "tls", version: "1.0.0")
+        let target = "https://127.0.0.1:\(registry.port)/team/app"
+        let untrusted = try imgbuild(["push", "team/app:1.0.0", target, "--store", store])
+        #expect(untrusted.status != 0)
+        #expect(untrusted.stderr.contains("TLS certificate is not trusted (CERTIFICATE_VERIFY_FAILED)") && untrusted.stderr.contains("--ca-file"), "\(untrusted.stderr)")
+        let trusted = try imgbuild(["push", "team/app:1.0.0", target, "--ca-file", registry.certificate, "--store", store])
+        #expect(trusted.status == 0, "\(trusted.stderr)")
+        #expect(trusted.lastLine == digest)
+        // Plain HTTP to another machine needs --insecure (checked before any connection).
+        let plain = try imgbuild(["push", "team/app:1.0.0", "http://192.0.2.1:5000/team/app", "--store", store])
+        #expect(plain.status != 0 && plain.stderr.contains("pass --insecure"))
     }
 
     @Test("a proxy that drops the connection mid-blob: the push retries and finishes")

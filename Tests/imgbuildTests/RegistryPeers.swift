@@ -64,8 +64,21 @@ final class DistributionRegistry {
 
     var url: String { "http://127.0.0.1:\(port)" }
 
-    /// `htpasswd`: user → password, for basic auth.
-    init(htpasswd: [String: String]? = nil) throws {
+    private var tokenService: BackgroundProcess?
+
+    /// How the registry checks who is asking.
+    enum Auth {
+        case none
+        /// Basic auth against an htpasswd file: user → password.
+        case htpasswd([String: String])
+        /// The bearer-token flow with fixtures/proxy/token_server.py as the token service.
+        case token(user: String, password: String)
+    }
+
+    /// `tls`: serve HTTPS with a new self-signed certificate for 127.0.0.1 (its PEM is ``certificate``).
+    init(auth: Auth = .none, tls: Bool = false) throws {
+        var htpasswd: [String: String]?
+        if case .htpasswd(let users) = auth { htpasswd = users }
         var config = """
         version: 0.1
         log:
@@ -87,12 +100,52 @@ final class DistributionRegistry {
             write(lines, to: directory + "/htpasswd")
             config += "auth:\n  htpasswd:\n    realm: test-realm\n    path: \(directory)/htpasswd\n"
         }
+        if case .token(let user, let password) = auth {
+            let tokenPort = freePort()
+            try makeCertificate(name: "token", subject: "/CN=imgbuild-test-token")
+            tokenService = try BackgroundProcess("/usr/bin/env", ["python3", repositoryRoot + "/fixtures/proxy/token_server.py", String(tokenPort),
+                                                                 directory + "/token-key.pem", directory + "/token-cert.pem",
+                                                                 user, password, "test-issuer", "test-registry"],
+                                                 log: directory + "/token.log")
+            try waitForPort(tokenPort)
+            config += """
+            auth:
+              token:
+                realm: http://127.0.0.1:\(tokenPort)/token
+                service: test-registry
+                issuer: test-issuer
+                rootcertbundle: \(directory)/token-cert.pem
+
+            """
+        }
+        if tls {
+            try makeCertificate(name: "tls", subject: "/CN=127.0.0.1", extensions: ["-addext", "subjectAltName=IP:127.0.0.1"])
+            config = config.replacingOccurrences(of: "  addr: 127.0.0.1:\(port)\n", with: """
+              addr: 127.0.0.1:\(port)
+              tls:
+                certificate: \(directory)/tls-cert.pem
+                key: \(directory)/tls-key.pem
+
+            """)
+        }
         write(config, to: directory + "/config.yml")
         server = try BackgroundProcess("/usr/bin/docker-registry", ["serve", directory + "/config.yml"], log: directory + "/log")
         try waitForPort(port)
     }
 
-    func stop() { server.stop() }
+    /// The TLS certificate (PEM) when serving HTTPS.
+    var certificate: String { directory + "/tls-cert.pem" }
+
+    private func makeCertificate(name: String, subject: String, extensions: [String] = []) throws {
+        let result = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject,
+                                                  "-keyout", directory + "/\(name)-key.pem", "-out", directory + "/\(name)-cert.pem"] + extensions)
+        precondition(result.status == 0, result.stderr)
+    }
+
+    func stop() {
+        server.stop()
+        tokenService?.stop()
+    }
 }
 
 /// fixtures/proxy/registry_proxy.py in front of a registry.
