@@ -1,5 +1,6 @@
 import Foundation
 import Layers
+import OCI
 import SemVer
 
 /// What to build, where to put it, and the knobs that may change the digest (compression, epoch,
@@ -44,5 +45,3 @@ public struct BuildResult: Sendable {
     /// Whether the version was newly tagged (false when it already pointed at the same digest).
     public var newlyTagged: Bool
 }
-
-import OCI

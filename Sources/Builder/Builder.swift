@@ -121,7 +121,6 @@ public struct Builder: Sendable {
 
     func loadBase(_ imagefile: Imagefile) throws(BuildError) -> BaseImage? {
         guard case .image(let reference) = imagefile.base, case .digest(let digest) = reference.target else { return nil }
-        let where_ = SourceLocation(file: imagefile.path, line: 0, column: 0)
         do {
             let store = try Store.open(at: options.storePath, create: false)
             _ = try store.resolve(reference)
@@ -133,7 +132,6 @@ public struct Builder: Sendable {
         } catch let error as BuildError {
             throw error
         } catch {
-            _ = where_
             throw .invalidOption("\(imagefile.path): base image \(reference) is not usable: \(error)")
         }
     }

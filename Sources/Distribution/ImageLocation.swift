@@ -18,7 +18,7 @@ public enum ImageLocation: Sendable, Equatable {
     public init(parsing text: String) throws {
         if text.hasPrefix("oci:") {
             let rest = String(text.dropFirst(4))
-            let (path, reference) = try ImageLocation.splitReference(rest, text: text, allowSlashInTag: false)
+            let (path, reference) = try ImageLocation.splitReference(rest, text: text)
             guard !path.isEmpty else { throw DistributionError.invalidLocation(text, reason: "oci: needs a folder, e.g. oci:/tmp/layout:1.0.0") }
             self = .layout(directory: path, reference)
             return
@@ -28,21 +28,21 @@ public enum ImageLocation: Sendable, Equatable {
                 throw DistributionError.invalidLocation(text, reason: "a registry location is http(s)://HOST[:PORT]/REPOSITORY[:TAG|@DIGEST]")
             }
             let base = String(text[..<slash])
-            let (repository, reference) = try ImageLocation.splitReference(String(text[text.index(after: slash)...]), text: text, allowSlashInTag: false)
+            let (repository, reference) = try ImageLocation.splitReference(String(text[text.index(after: slash)...]), text: text)
             guard RepositoryName.isValid(repository) else {
                 throw DistributionError.invalidLocation(text, reason: "'\(repository)' is not a valid repository name")
             }
             self = .registry(base: base, repository: repository, reference)
             return
         }
-        let (name, reference) = try ImageLocation.splitReference(text, text: text, allowSlashInTag: false)
+        let (name, reference) = try ImageLocation.splitReference(text, text: text)
         do { self = .store(try RepositoryName(name), reference) } catch {
             throw DistributionError.invalidLocation(text, reason: "expected NAME:VERSION or NAME@sha256:<hex> (the local store), oci:DIR[:TAG] or http(s)://HOST/REPO[:TAG]; \(error)")
         }
     }
 
     /// `x@sha256:…` or `x:tag` (the tag after the last `/`), or `x` alone.
-    static func splitReference(_ text: String, text whole: String, allowSlashInTag: Bool) throws -> (String, ManifestReference?) {
+    static func splitReference(_ text: String, text whole: String) throws -> (String, ManifestReference?) {
         if let at = text.lastIndex(of: "@") {
             let digest: Digest
             do { digest = try Digest(parsing: String(text[text.index(after: at)...])) } catch {

@@ -30,22 +30,30 @@ public struct Transfer: Sendable {
         case (nil, .digest): tag = nil
         }
         if case .registry = from, let wire = tag { tag = WireTag.decode(wire) }
-        let source = try makeEndpoint(from, writing: false)
-        let destination = try makeEndpoint(to, writing: true)
-        var copier = Copier(source: source as! any ImageSource, destination: destination as! any ImageDestination, progress: progress)
+        var copier = Copier(source: try source(from), destination: try destination(to), progress: progress)
         copier.onBytes = onBytes
         return try await copier.copy(reference, tag: tag)
     }
 
-    private func makeEndpoint(_ location: ImageLocation, writing: Bool) throws -> any Sendable {
+    private func source(_ location: ImageLocation) throws -> any ImageSource {
         switch location {
         case .store(let name, _):
-            let store = try Store.open(at: storePath, create: writing)
-            return try StoreEndpoint(store: store, repository: name, writing: writing)
+            return try StoreEndpoint(store: Store.open(at: storePath, create: false), repository: name, writing: false)
         case .layout(let directory, _):
             return LayoutEndpoint(directory: directory)
         case .registry(let base, let repository, _):
-            return RegistryEndpoint(client: try RegistryClient(base: base, repository: repository, push: writing, options: options))
+            return RegistryEndpoint(client: try RegistryClient(base: base, repository: repository, push: false, options: options))
+        }
+    }
+
+    private func destination(_ location: ImageLocation) throws -> any ImageDestination {
+        switch location {
+        case .store(let name, _):
+            return try StoreEndpoint(store: Store.open(at: storePath, create: true), repository: name, writing: true)
+        case .layout(let directory, _):
+            return LayoutEndpoint(directory: directory)
+        case .registry(let base, let repository, _):
+            return RegistryEndpoint(client: try RegistryClient(base: base, repository: repository, push: true, options: options))
         }
     }
 }

@@ -32,23 +32,4 @@ extension Store {
             throw .invalidManifest(digest, reason: "not an OCI image config (\(error))")
         }
     }
-
-    /// Every blob a manifest reaches, the manifest itself included, children before parents.
-    public func reachableBlobs(from descriptor: Descriptor) throws(StoreError) -> [Descriptor] {
-        var seen = Set<Digest>()
-        var order: [Descriptor] = []
-        func visit(_ descriptor: Descriptor) throws(StoreError) {
-            guard seen.insert(descriptor.digest).inserted else { return }
-            if descriptor.mediaType == MediaType.imageManifest || descriptor.mediaType == MediaType.imageIndex
-                || descriptor.mediaType == MediaType.dockerManifest || descriptor.mediaType == MediaType.dockerManifestList {
-                let (manifest, _) = try manifest(descriptor.digest)
-                for child in manifest.references { try visit(child) }
-            } else if !hasBlob(descriptor.digest) {
-                throw .blobMissing(descriptor.digest)
-            }
-            order.append(descriptor)
-        }
-        try visit(descriptor)
-        return order
-    }
 }
