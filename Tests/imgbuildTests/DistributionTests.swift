@@ -181,6 +181,48 @@ struct DistributionTests {
         #expect(proxy.requests.contains { $0.status == "DROPPED" }, "the proxy dropped nothing")
     }
 
+    @Test("503 and 429 answers are retried with backoff; a registry that keeps failing gives a clear error", arguments: ["503", "429"])
+    func serverErrors(status: String) throws {
+        let registry = try DistributionRegistry()
+        defer { registry.stop() }
+        let (store, digest, _) = try builtImage(seed: "5xx-\(status)", version: "1.0.0")
+        let flaky = try RegistryProxy(upstream: registry, options: ["--fail-first", "2", status])
+        defer { flaky.stop() }
+        let push = try imgbuild(["push", "team/app:1.0.0", flaky.url + "/team/app", "--store", store])
+        #expect(push.status == 0, "\(push.stderr)")
+        #expect(push.lastLine == digest)
+        #expect(flaky.requests.filter { $0.status == status }.count == 2)
+
+        let broken = try RegistryProxy(upstream: registry, options: ["--fail-first", "1000", status])
+        defer { broken.stop() }
+        let pull = try imgbuild(["pull", broken.url + "/team/app:1.0.0", "--store", makeTemporaryDirectory("s") + "/store"])
+        #expect(pull.status != 0)
+        #expect(pull.stderr.contains("failed after retries") && pull.stderr.contains("\(status) UNAVAILABLE: injected by the test proxy"), "\(pull.stderr)")
+    }
+
+    @Test("a manifest over 4 MiB is refused and nothing is stored")
+    func oversizedManifest() throws {
+        let layout = makeTemporaryDirectory("big-manifest") + "/oci"
+        try FileManager.default.createDirectory(atPath: layout + "/blobs/sha256", withIntermediateDirectories: true)
+        let config = Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8)
+        let configDigest = try run("/bin/sh", ["-c", "printf '%s' '\(String(decoding: config, as: UTF8.self))' | sha256sum"]).stdout.prefix(64)
+        try config.write(to: URL(fileURLWithPath: layout + "/blobs/sha256/" + configDigest))
+        let padding = String(repeating: "x", count: 5 << 20)
+        let manifest = Data(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:\#(configDigest)","size":\#(config.count)},"layers":[],"annotations":{"padding":"\#(padding)"}}"#.utf8)
+        let manifestPath = layout + "/blobs/sha256/manifest"
+        try manifest.write(to: URL(fileURLWithPath: manifestPath))
+        let digest = String(try run("/usr/bin/sha256sum", [manifestPath]).stdout.prefix(64))
+        rename(manifestPath, layout + "/blobs/sha256/" + digest)
+        write(#"{"imageLayoutVersion":"1.0.0"}"#, to: layout + "/oci-layout")
+        write(#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:\#(digest)","size":\#(manifest.count),"annotations":{"org.opencontainers.image.ref.name":"1.0.0"}}]}"#,
+              to: layout + "/index.json")
+        let store = makeTemporaryDirectory("s") + "/store"
+        let pull = try imgbuild(["pull", "oci:\(layout):1.0.0", "--as", "big/app", "--store", store])
+        #expect(pull.status != 0)
+        #expect(pull.stderr.contains("is over the 4 MiB limit"), "\(pull.stderr)")
+        #expect(try imgbuild(["tags", "big/app", "--store", store]).status != 0)
+    }
+
     @Test("a registry that keeps dropping uploads: the push fails cleanly and nothing is tagged")
     func dropForever() throws {
         let registry = try DistributionRegistry()
