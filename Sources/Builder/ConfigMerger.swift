@@ -18,8 +18,12 @@ enum ConfigMerger {
         if !config.env.isEmpty {
             var env = result.env ?? []
             for (key, value) in config.env {
-                env.removeAll { $0 == key || $0.hasPrefix(key + "=") }
-                env.append("\(key)=\(value)")
+                // As Docker does: a variable the base sets is replaced where it stands; new ones follow.
+                if let index = env.firstIndex(where: { $0 == key || $0.hasPrefix(key + "=") }) {
+                    env[index] = "\(key)=\(value)"
+                } else {
+                    env.append("\(key)=\(value)")
+                }
             }
             result.env = env
         }

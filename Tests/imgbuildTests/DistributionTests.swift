@@ -90,6 +90,21 @@ struct DistributionTests {
         #expect(try imgbuild(["copy", "oci:\(layout):2.0.0", "oci:" + layout2]).lastLine == digest)
     }
 
+    @Test("copy streams from one registry to another, no local store involved")
+    func registryToRegistry() throws {
+        let first = try DistributionRegistry()
+        let second = try DistributionRegistry()
+        defer { first.stop(); second.stop() }
+        let (store, digest, _) = try builtImage(seed: "r2r", version: "4.0.0")
+        #expect(try imgbuild(["push", "team/app:4.0.0", first.url + "/team/app", "--store", store]).status == 0)
+        let unused = makeTemporaryDirectory("unused") + "/store"
+        let copy = try imgbuild(["copy", first.url + "/team/app:4.0.0", second.url + "/mirror/app", "--store", unused])
+        #expect(copy.status == 0, "\(copy.stderr)")
+        #expect(copy.lastLine == digest)
+        #expect(!FileManager.default.fileExists(atPath: unused), "copy went through the local store")
+        #expect(try run("/usr/bin/skopeo", ["inspect", "--tls-verify=false", "docker://127.0.0.1:\(second.port)/mirror/app:4.0.0"]).stdout.contains(digest))
+    }
+
     @Test("a version that exists remotely with another digest is refused, and the remote tag stays")
     func remoteImmutability() throws {
         let registry = try DistributionRegistry()

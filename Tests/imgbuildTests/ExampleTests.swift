@@ -115,3 +115,45 @@ struct ExampleTests {
         #expect(FileManager.default.subpaths(atPath: cache + "/downloads/sha256")?.isEmpty ?? true)
     }
 }
+
+@Suite("Base images")
+struct BaseImageTests {
+    @Test("an image built on a base named by digest keeps the base's layers and config and adds its own")
+    func onBase() throws {
+        let store = makeTemporaryDirectory("store") + "/store"
+        let base = try imgbuild(["build", repositoryRoot + "/Imagefiles/hello", "--store", store])
+        #expect(base.status == 0, "\(base.stderr)")
+        let context = makeTemporaryDirectory("derived")
+        write("""
+        name: hello-extra
+        version: 1.0.0
+        base: hello@\(base.lastLine)
+        code:
+          - copy: extra.txt
+            to: /srv/www/extra.txt
+        config:
+          env: { EXTRA: "yes", PORT: "9090" }
+
+        """, to: context + "/Imagefile")
+        write("extra\n", to: context + "/extra.txt")
+        let derived = try imgbuild(["build", context, "--store", store])
+        #expect(derived.status == 0, "\(derived.stderr)")
+        let baseLayers = try layerDigests(store: store, manifest: base.lastLine)
+        let layers = try layerDigests(store: store, manifest: derived.lastLine)
+        #expect(layers.count == baseLayers.count + 1)
+        #expect(Array(layers.prefix(baseLayers.count)) == baseLayers)
+        let manifest = try readJSON(store: store, digest: derived.lastLine)
+        #expect((manifest["annotations"] as? [String: String])?["org.opencontainers.image.base.digest"] == base.lastLine)
+        let config = try readJSON(store: store, digest: (manifest["config"] as! [String: Any])["digest"] as! String)
+        let execution = config["config"] as! [String: Any]
+        #expect(execution["Entrypoint"] as? [String] == ["/app/hello"], "the base's entrypoint is kept")
+        #expect(execution["Env"] as? [String] == ["PORT=9090", "HELLO_VERSION=1.0.0", "EXTRA=yes"], "env merged by name in place, the Imagefile winning")
+        #expect(((config["rootfs"] as! [String: Any])["diff_ids"] as! [String]).count == layers.count)
+        #expect((config["history"] as! [[String: Any]]).count > 3)
+
+        let missing = makeTemporaryDirectory("missing-base")
+        write("name: x\nversion: 1.0.0\nbase: hello@sha256:\(String(repeating: "0", count: 64))\n", to: missing + "/Imagefile")
+        let refused = try imgbuild(["build", missing, "--store", store])
+        #expect(refused.status != 0 && refused.stderr.contains("base image hello@sha256:0000") && refused.stderr.contains("is not in the store"), "\(refused.stderr)")
+    }
+}
