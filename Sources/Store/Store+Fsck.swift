@@ -92,7 +92,8 @@ extension Store {
             switch parsed {
             case .image(let image):
                 check(image.config, role: "config", tag: tag, corrupt: corrupt, reachedBy: &reachedBy, problems: &problems)
-                if corrupt[image.config.digest] == nil, hasBlob(image.config.digest) {
+                let isImageConfig = [MediaType.imageConfig, MediaType.dockerConfig].contains(image.config.mediaType)
+                if isImageConfig, corrupt[image.config.digest] == nil, hasBlob(image.config.digest) {
                     do { _ = try imageConfig(image.config.digest) } catch { problems.append("\(tag): \(error)") }
                 }
                 for (index, layer) in image.layers.enumerated() {

@@ -26,6 +26,7 @@ extension Store {
             for repository in repositories() {
                 for (_, descriptor) in try tags(repository) { try mark(descriptor, into: &reachable) }
                 for descriptor in try pins(repository) { try mark(descriptor, into: &reachable) }
+                for (_, descriptor) in try artifactTags(repository) { try mark(descriptor, into: &reachable) }
             }
         } catch {
             throw .gcRefused(reason: error.description)

@@ -36,7 +36,7 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .notAStore(path):
-            return "'\(path)' is not an imgbuild store (no imgbuild-store.json) and is not empty: pass --store with an empty or new folder, or an existing store"
+            return "'\(path)' is not an imgbuild store (it has no imgbuild-store.json): pass --store with an existing store, or, to create one, a new or empty folder"
         case let .unsupportedFormat(path, found):
             return "the store at '\(path)' has format \(found), which this imgbuild cannot read: use the imgbuild version that wrote it, or a new store"
         case let .readOnly(path, reason):

@@ -1,0 +1,119 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OCI
+import SemVer
+import Store
+
+extension RegistryResponder {
+    /// A reference's manifest descriptor: a SemVer tag (with `_` for `+`), an artifact tag, or a digest.
+    func resolve(_ name: RepositoryName, _ reference: String) throws -> Descriptor {
+        try requireRepository(name)
+        if reference.hasPrefix("sha256:") || reference.contains(":") {
+            let digest = try digest(reference)
+            guard store.hasBlob(digest) else { throw RegistryError(.notFound, .manifestUnknown, "manifest \(digest) is not known") }
+            let (manifest, data) = try store.manifest(digest)
+            return Descriptor(mediaType: manifest.mediaType, digest: digest, size: Int64(data.count))
+        }
+        if let version = try? Version(parsing: reference.replacingOccurrences(of: "_", with: "+")) {
+            do {
+                return try store.readTag(name, version)
+            } catch {
+                guard case .unknownTag = error else { throw error }
+            }
+        } else if let artifact = try store.artifactTags(name).first(where: { $0.tag == reference }) {
+            return artifact.descriptor
+        }
+        throw RegistryError(.notFound, .manifestUnknown, "\(name):\(reference) is not known")
+    }
+
+    func getManifest(_ name: RepositoryName, _ reference: String, head: Bool) throws -> Response {
+        let descriptor = try resolve(name, reference)
+        var headers = HTTPFields()
+        headers[.contentType] = descriptor.mediaType
+        headers[.dockerContentDigest] = descriptor.digest.description
+        headers[.contentLength] = String(descriptor.size)
+        if head { return Response(status: .ok, headers: headers) }
+        let data = try store.readBlob(descriptor.digest)
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// PUT a manifest or index. Everything it references must be present; a SemVer tag is created once
+    /// and never moves; any other tag is accepted only for an artifact that refers to a subject.
+    func putManifest(_ name: RepositoryName, _ reference: String, _ request: Request) async throws -> Response {
+        let body: ByteBuffer
+        do { body = try await request.body.collect(upTo: Self.manifestLimit) } catch {
+            throw RegistryError(.contentTooLarge, .sizeInvalid, "a manifest may have at most 4 MiB")
+        }
+        let data = Data(buffer: body)
+        let digest = Digest.of(data)
+        let manifest: AnyManifest
+        do { manifest = try AnyManifest(decoding: data) } catch {
+            throw RegistryError(.badRequest, .manifestInvalid, error.description)
+        }
+        let mediaType = request.headers[.contentType]?.split(separator: ";").first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? manifest.mediaType
+        guard mediaType == manifest.mediaType else {
+            throw RegistryError(.badRequest, .manifestInvalid, "Content-Type '\(mediaType)' does not match the manifest's mediaType '\(manifest.mediaType)'")
+        }
+        for referenced in manifest.references where referenced.digest != subject(of: manifest)?.digest {
+            guard store.hasBlob(referenced.digest) else {
+                throw RegistryError(.badRequest, .manifestBlobUnknown, "the manifest references \(referenced.digest), which is not in the registry: push blobs before the manifest")
+            }
+        }
+        let descriptor = Descriptor(mediaType: mediaType, digest: digest, size: Int64(data.count))
+        var extra = HTTPFields()
+        if reference.hasPrefix("sha256:") || reference.contains(":") {
+            guard try self.digest(reference) == digest else {
+                throw RegistryError(.badRequest, .digestInvalid, "the manifest's bytes hash to \(digest), not \(reference)")
+            }
+            try store.writeBlob(data)
+            try store.pin(name, descriptor)
+        } else if let version = try? Version(parsing: reference.replacingOccurrences(of: "_", with: "+")) {
+            try store.writeBlob(data)
+            do {
+                try store.tag(name, version, descriptor)
+            } catch {
+                guard case .tagImmutable(_, _, let existing, _) = error else { throw error }
+                throw RegistryError(.conflict, .tagInvalid, "\(name):\(reference) already points at \(existing); versions are immutable, so it cannot point at \(digest): push a new version")
+            }
+        } else if subject(of: manifest) != nil, Store.isValidArtifactTag(reference) {
+            try store.writeBlob(data)
+            try store.setArtifactTag(name, reference, descriptor)
+        } else {
+            throw RegistryError(.badRequest, .tagInvalid, "'\(reference)' is not a version: tags are immutable SemVer versions (write '+' as '_'); other tags are accepted only for artifacts with a subject")
+        }
+        if let subject = subject(of: manifest) {
+            var referrer = descriptor
+            referrer.artifactType = artifactType(of: manifest)
+            referrer.annotations = annotations(of: manifest)
+            try store.addReferrer(name, subject: subject.digest, referrer: referrer)
+            if !reference.contains(":") { try store.pin(name, descriptor) }
+            extra[.ociSubject] = subject.digest.description
+        }
+        extra[.location] = "/v2/\(name)/manifests/\(digest)"
+        extra[.dockerContentDigest] = digest.description
+        extra[.contentLength] = "0"
+        return Response(status: .created, headers: extra)
+    }
+
+    func subject(of manifest: AnyManifest) -> Descriptor? {
+        switch manifest {
+        case .image(let image): return image.subject
+        case .index(let index): return index.subject
+        }
+    }
+
+    func artifactType(of manifest: AnyManifest) -> String? {
+        switch manifest {
+        case .image(let image): return image.artifactType ?? image.config.mediaType
+        case .index(let index): return index.artifactType
+        }
+    }
+
+    func annotations(of manifest: AnyManifest) -> [String: String]? {
+        switch manifest {
+        case .image(let image): return image.annotations
+        case .index(let index): return index.annotations
+        }
+    }
+}

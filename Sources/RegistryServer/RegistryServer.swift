@@ -1,0 +1,68 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOSSL
+import NIOCore
+import Store
+
+/// How `imgbuild serve` runs.
+public struct RegistryServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 5000
+    public var storePath: String
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var htpasswd: String?
+    public var readOnly = false
+    /// One structured line per request on standard error.
+    public var logRequests = true
+    /// Connections idle longer than this are closed (slowloris protection).
+    public var idleTimeout: TimeAmount = .seconds(30)
+
+    public init(storePath: String) {
+        self.storePath = storePath
+    }
+}
+
+/// An OCI distribution-spec registry over the store. Runs until SIGINT or SIGTERM, then finishes the
+/// requests in flight.
+public enum RegistryServer {
+    /// Why the server cannot start.
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Runs the server; `onListening` receives the bound port (useful with port 0).
+    public static func run(_ configuration: RegistryServerConfiguration, onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        let store = try Store.open(at: configuration.storePath, create: !configuration.readOnly)
+        // While the server can write, it holds the write lease: gc waits until it stops (or runs --read-only),
+        // so blobs uploaded before their manifest are never collected in between.
+        let lease = configuration.readOnly ? nil : try store.acquireWriteLease()
+        defer { withExtendedLifetime(lease) {} }
+        let htpasswd = try configuration.htpasswd.map { try Htpasswd(path: $0) }
+        let responder = RegistryResponder(store: store, htpasswd: htpasswd, readOnly: configuration.readOnly,
+                                          log: RequestLog(enabled: configuration.logRequests))
+        var server: HTTPServerBuilder = .http1(configuration: .init(idleTimeout: configuration.idleTimeout))
+        switch (configuration.tlsCertificate, configuration.tlsKey) {
+        case let (certificate?, key?):
+            var tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            tls.minimumTLSVersion = .tlsv12
+            server = try .tls(server, tlsConfiguration: tls)
+        case (nil, nil):
+            break
+        default:
+            throw StartError(description: "--tls-cert and --tls-key go together")
+        }
+        var logger = Logger(label: "imgbuild.serve")
+        logger.logLevel = .warning
+        let app = Application(responder: responder, server: server,
+                              configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "imgbuild"),
+                              onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) },
+                              logger: logger)
+        try await app.runService()
+    }
+}

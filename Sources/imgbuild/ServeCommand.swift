@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import RegistryServer
+import Store
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the store as an OCI distribution-spec registry whose versions never move.",
+        discussion: "Reads are anonymous; with --htpasswd, writes need a user from it (bcrypt entries, 'htpasswd -B'). Tags must be SemVer versions ('+' written '_'); other tags only for artifacts that refer to a subject. Deleting is refused. Stops on SIGINT/SIGTERM after finishing requests in flight."
+    )
+
+    @Option(help: "HOST:PORT to listen on.") var listen = "127.0.0.1:5000"
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate (chain) for HTTPS.") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key for HTTPS.") var tlsKey: String?
+    @Option(help: "htpasswd file (bcrypt) of the users who may push.") var htpasswd: String?
+    @Flag(name: .customLong("read-only"), help: "Refuse every write.") var readOnly = false
+    @Flag(name: .shortAndLong, help: "Log no requests.") var quiet = false
+    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Seconds before an idle connection is closed.", visibility: .hidden)) var idleTimeout: Int64 = 30
+
+    func run() async throws {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:5000")
+        }
+        var configuration = RegistryServerConfiguration(storePath: storeOptions.store ?? Store.defaultPath())
+        configuration.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        configuration.port = port
+        configuration.tlsCertificate = tlsCert
+        configuration.tlsKey = tlsKey
+        configuration.htpasswd = htpasswd
+        configuration.readOnly = readOnly
+        configuration.logRequests = !quiet
+        configuration.idleTimeout = .seconds(max(1, idleTimeout))
+        let banner = "serving \(configuration.storePath) on \(tlsCert == nil ? "http" : "https")://\(configuration.host):"
+        try await RegistryServer.run(configuration) { port in printError(banner + String(port)) }
+    }
+}
