@@ -126,9 +126,15 @@ enum FileSystem {
 final class FileLock {
     private let fd: Int32
 
-    init(path: String, shared: Bool = false) throws(StoreError) {
+    /// Takes the lock, calling `onWait` once first if it is held elsewhere.
+    init(path: String, shared: Bool = false, onWait: () -> Void = {}) throws(StoreError) {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileSystem.failure(path) }
+        if flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 {
+            self.fd = fd
+            return
+        }
+        onWait()
         while flock(fd, shared ? LOCK_SH : LOCK_EX) != 0 {
             if errno != EINTR {
                 let error = FileSystem.failure(path)

@@ -18,8 +18,9 @@ extension Store {
     /// It holds the write lease exclusively, so no build or tag is between writing a blob and tagging it
     /// while it runs. If it cannot tell what a tag reaches (an unreadable tag or manifest) it removes
     /// nothing and says why: run `fsck`.
-    public func collectGarbage() throws(StoreError) -> GCReport {
-        let lease = try acquireExclusiveLease()
+    /// `onWait` is called if builds, tags or a writable `imgbuild serve` hold the store, before waiting.
+    public func collectGarbage(onWait: () -> Void = {}) throws(StoreError) -> GCReport {
+        let lease = try acquireExclusiveLease(onWait: onWait)
         defer { withExtendedLifetime(lease) {} }
         var reachable = Set<Digest>()
         do {

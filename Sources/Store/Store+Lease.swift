@@ -22,9 +22,9 @@ extension Store {
         return WriteLease(path: leasePath)
     }
 
-    /// Takes the lease exclusively (waits for every writer to finish).
-    func acquireExclusiveLease() throws(StoreError) -> FileLock {
-        try FileLock(path: leasePath, shared: false)
+    /// Takes the lease exclusively (waits for every writer to finish; `onWait` is told when it must).
+    func acquireExclusiveLease(onWait: () -> Void = {}) throws(StoreError) -> FileLock {
+        try FileLock(path: leasePath, shared: false, onWait: onWait)
     }
 }
 

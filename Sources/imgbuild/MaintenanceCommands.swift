@@ -29,7 +29,9 @@ struct GCCommand: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
-        let report = try storeOptions.openExisting().collectGarbage()
+        let report = try storeOptions.openExisting().collectGarbage(onWait: {
+            printError("waiting for running builds, tags, pulls or a writable 'imgbuild serve' to release the store…")
+        })
         print("removed \(report.removedBlobs) blob(s), \(report.freedBytes) bytes; kept \(report.keptBlobs); removed \(report.removedTemporaryFiles) temporary file(s)")
     }
 }

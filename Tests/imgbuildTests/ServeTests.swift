@@ -293,3 +293,84 @@ struct ServeTests {
         #expect(try imgbuild(["fsck", "--store", server.store]).status == 0)
     }
 }
+
+@Suite("imgbuild serve under concurrency and shutdown")
+struct ServeConcurrencyTests {
+    /// Runs the same curl command line in `count` parallel processes; returns the HTTP status codes.
+    func parallel(_ count: Int, _ arguments: (Int) -> [String]) throws -> [String] {
+        let processes = (0..<count).map { index -> (Process, Pipe) in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            process.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}"] + arguments(index)
+            let out = Pipe()
+            process.standardOutput = out
+            return (process, out)
+        }
+        for (process, _) in processes { try process.run() }
+        return processes.map { process, out in
+            let code = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return code
+        }
+    }
+
+    @Test("8 concurrent uploads of one blob all succeed; 8 concurrent PUTs of one version: exactly one digest wins")
+    func races() throws {
+        let server = try ServedRegistry(arguments: ["--quiet"])
+        defer { server.stop() }
+        let base = server.url + "/v2/race"
+        let blob = String(repeating: "same bytes ", count: 50_000)
+        let blobPath = makeTemporaryDirectory("blob") + "/data"
+        write(blob, to: blobPath)
+        let blobDigest = sha256(blob)
+        let uploads = try parallel(8) { _ in ["-X", "POST", "--data-binary", "@" + blobPath, base + "/blobs/uploads/?digest=\(blobDigest)"] }
+        #expect(uploads.allSatisfy { $0 == "201" }, "\(uploads)")
+        #expect(try http("GET", base + "/blobs/\(blobDigest)").body == blob)
+
+        let config = #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+        let configDigest = sha256(config)
+        #expect(try http("POST", base + "/blobs/uploads/?digest=\(configDigest)", body: config).status == 201)
+        let manifests = (0..<8).map { index -> String in
+            let text = #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(configDigest)","size":\#(config.utf8.count)},"layers":[],"annotations":{"n":"\#(index)"}}"#
+            let path = makeTemporaryDirectory("m") + "/manifest.json"
+            write(text, to: path)
+            return path
+        }
+        let puts = try parallel(8) { index in
+            ["-X", "PUT", "-H", "Content-Type: application/vnd.oci.image.manifest.v1+json", "--data-binary", "@" + manifests[index], base + "/manifests/2.0.0"]
+        }
+        #expect(puts.filter { $0 == "201" }.count == 1, "\(puts)")
+        #expect(puts.filter { $0 == "409" }.count == 7, "\(puts)")
+        let winner = puts.firstIndex(of: "201").map { try! String(contentsOfFile: manifests[$0], encoding: .utf8) }
+        #expect(try http("GET", base + "/manifests/2.0.0").body == winner)
+        #expect(try imgbuild(["fsck", "--store", server.store]).status == 0)
+    }
+
+    @Test("SIGTERM finishes the requests in flight, then the server stops")
+    func gracefulShutdown() throws {
+        let server = try ServedRegistry(arguments: ["--quiet"])
+        let blob = TestContext.mixedData(megabytes: 8)
+        let blobPath = makeTemporaryDirectory("blob") + "/data"
+        try blob.write(to: URL(fileURLWithPath: blobPath))
+        let digest = "sha256:" + (try run("/usr/bin/sha256sum", [blobPath]).stdout.prefix(64))
+        #expect(try run("/usr/bin/curl", ["-s", "-f", "-X", "POST", "--data-binary", "@" + blobPath, server.url + "/v2/slow/blobs/uploads/?digest=\(digest)"]).status == 0)
+        // A slow download (1 MB/s: about 8 s), then SIGTERM after 1 s.
+        let download = Process()
+        download.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        let out = makeTemporaryDirectory("download") + "/blob"
+        download.arguments = ["-s", "-f", "--limit-rate", "1M", "-o", out, server.url + "/v2/slow/blobs/\(digest)"]
+        try download.run()
+        usleep(1_000_000)
+        let pid = try run("/bin/sh", ["-c", "pgrep -f 'imgbuild serve --listen 127.0.0.1:\(server.port)'"]).stdout.split(separator: "\n").first.map(String.init)
+        #expect(pid != nil)
+        #expect(download.isRunning, "the download was not in flight when the server was told to stop")
+        if let pid, let value = Int32(pid) { kill(value, SIGTERM) }
+        download.waitUntilExit()
+        #expect(download.terminationStatus == 0, "the download in flight was cut")
+        #expect(try run("/usr/bin/sha256sum", [out]).stdout.hasPrefix(String(digest.dropFirst(7))))
+        // New connections are refused once it has stopped.
+        usleep(500_000)
+        #expect(try run("/usr/bin/curl", ["-s", "-f", "--max-time", "2", server.url + "/v2/"]).status != 0)
+        server.stop()
+    }
+}
