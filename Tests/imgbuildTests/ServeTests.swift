@@ -182,6 +182,18 @@ struct ServeTests {
         #expect(latest.status == 400 && latest.body.contains("TAG_INVALID"))
         #expect(try imgbuild(["tags", "app", "--store", server.store]).stdout == "1.0.0+build.3 \(manifestDigest)\n")
 
+        // An image index over the manifest, by digest and by version.
+        let index = #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(manifestDigest)","size":\#(manifest.utf8.count),"platform":{"architecture":"amd64","os":"linux"}}]}"#
+        let indexDigest = sha256(index)
+        let indexType = ["Content-Type": "application/vnd.oci.image.index.v1+json"]
+        #expect(try http("PUT", base + "/app/manifests/\(indexDigest)", headers: indexType, body: index).status == 201)
+        #expect(try http("PUT", base + "/app/manifests/1.1.0", headers: indexType, body: index).status == 201)
+        let indexGet = try http("GET", base + "/app/manifests/1.1.0")
+        #expect(indexGet.headers["content-type"] == "application/vnd.oci.image.index.v1+json" && indexGet.headers["docker-content-digest"] == indexDigest)
+        let dangling = index.replacingOccurrences(of: manifestDigest, with: "sha256:" + String(repeating: "3", count: 64))
+        #expect(try http("PUT", base + "/app/manifests/1.2.0", headers: indexType, body: dangling).body.contains("MANIFEST_BLOB_UNKNOWN"))
+        #expect(try http("PUT", base + "/app/manifests/1.3.0", headers: type, body: index).body.contains("MANIFEST_INVALID"), "Content-Type must match")
+
         // An artifact referring to the image: a non-version tag is allowed for it; the referrers API lists it.
         let emptyDigest = sha256("{}")
         #expect(try http("POST", base + "/app/blobs/uploads/?digest=\(emptyDigest)", body: "{}").status == 201)
@@ -196,10 +208,10 @@ struct ServeTests {
         #expect(filtered.headers["oci-filters-applied"] == "artifactType" && !filtered.body.contains(artifactDigest))
 
         // Tags and catalog with pagination.
-        let page = try http("GET", base + "/app/tags/list?n=1")
-        #expect(page.body == #"{"name":"app","tags":["1.0.0_build.3"]}"#)
-        #expect(page.headers["link"] == "</v2/app/tags/list?n=1&last=1.0.0_build.3>; rel=\"next\"")
-        #expect(try http("GET", base + "/app/tags/list?n=1&last=1.0.0_build.3").body == #"{"name":"app","tags":["\#(tagName)"]}"#)
+        let page = try http("GET", base + "/app/tags/list?n=2")
+        #expect(page.body == #"{"name":"app","tags":["1.0.0_build.3","1.1.0"]}"#)
+        #expect(page.headers["link"] == "</v2/app/tags/list?n=2&last=1.1.0>; rel=\"next\"")
+        #expect(try http("GET", base + "/app/tags/list?n=2&last=1.1.0").body == #"{"name":"app","tags":["\#(tagName)"]}"#)
         #expect(try http("GET", base + "/_catalog").body == #"{"repositories":["app"]}"#)
 
         // Refusals.
@@ -211,6 +223,10 @@ struct ServeTests {
         #expect(encoded.status == 400 && encoded.body.contains("NAME_INVALID"))
         #expect(try http("GET", base + "/Bad_Name!/tags/list").body.contains("NAME_INVALID"))
         #expect(try imgbuild(["fsck", "--store", server.store]).status == 0)
+        // One structured line per request.
+        let log = try String(contentsOfFile: server.store + "-serve.log", encoding: .utf8)
+        #expect(log.contains("method=PUT path=/v2/app/manifests/1.0.0_build.3 status=201"))
+        #expect(log.contains("method=DELETE path=/v2/app/blobs/\(layerDigest) status=405"))
     }
 
     @Test("htpasswd protects writes, reads stay anonymous; --read-only refuses writes")
