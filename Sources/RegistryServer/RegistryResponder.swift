@@ -26,6 +26,8 @@ struct RegistryResponder: HTTPResponder {
             response = error.response
         } catch let error as StoreError {
             response = RegistryError(.internalServerError, .unsupported, error.description).response
+        } catch {
+            response = RegistryError(.internalServerError, .unsupported, "\(error)").response
         }
         log.record(request, response, since: started)
         return response
@@ -84,7 +86,7 @@ struct RegistryResponder: HTTPResponder {
     }
 
     func requireRepository(_ name: RepositoryName) throws(RegistryError) {
-        guard store.repositories().contains(name) else { throw RegistryError(.notFound, .nameUnknown, "repository '\(name)' is not known") }
+        guard store.hasRepository(name) else { throw RegistryError(.notFound, .nameUnknown, "repository '\(name)' is not known") }
     }
 
     /// Appends a request body to a file, returning the bytes written; checks Content-Length when given.

@@ -45,9 +45,12 @@ extension Store {
             report.freedBytes += size
         }
         try FileSystem.fsyncDirectory(blobsDirectory)
-        // With the lease held exclusively no writer is alive, so whatever is in tmp/ is left over.
-        for name in FileSystem.list(temporaryDirectory) where unlink(temporaryDirectory + "/" + name) == 0 {
-            report.removedTemporaryFiles += 1
+        // With the lease held exclusively no writer (and no writable server) is alive, so whatever is in
+        // tmp/ and uploads/ was left by one that died or by clients that never finished an upload.
+        for directory in [temporaryDirectory, uploadsDirectory] {
+            for name in FileSystem.list(directory) where unlink(directory + "/" + name) == 0 {
+                report.removedTemporaryFiles += 1
+            }
         }
         for repository in repositories() { try refreshLayoutIndex(repository) }
         return report

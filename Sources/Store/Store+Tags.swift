@@ -69,6 +69,11 @@ extension Store {
         return result.sorted { $0.0 < $1.0 }
     }
 
+    /// Whether the repository exists (has been tagged, pinned or pushed to).
+    public func hasRepository(_ name: RepositoryName) -> Bool {
+        FileSystem.isDirectory(repositoryDirectory(name) + "/tags")
+    }
+
     /// The repositories of the store, sorted by name.
     public func repositories() -> [RepositoryName] {
         var names: [RepositoryName] = []

@@ -362,6 +362,18 @@ struct ServeConcurrencyTests {
         #expect(try imgbuild(["fsck", "--store", server.store]).status == 0)
     }
 
+    @Test("an upload a client abandons is removed by gc once the server has stopped")
+    func abandonedUpload() throws {
+        let server = try ServedRegistry(arguments: ["--quiet"])
+        let start = try http("POST", server.url + "/v2/gone/blobs/uploads/")
+        #expect(start.status == 202)
+        #expect(try http("PATCH", server.url + (start.headers["location"] ?? ""), body: "half an upload").status == 202)
+        server.stop()
+        let gc = try imgbuild(["gc", "--store", server.store])
+        #expect(gc.status == 0 && gc.stdout.contains("removed 1 temporary file(s)"), "\(gc.stdout)\(gc.stderr)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: server.store + "/uploads"))?.isEmpty ?? true)
+    }
+
     @Test("SIGTERM finishes the requests in flight, then the server stops")
     func gracefulShutdown() throws {
         let server = try ServedRegistry(arguments: ["--quiet"])
