@@ -6,35 +6,36 @@ import SemVer
 import Store
 
 extension RegistryResponder {
-    /// A reference's manifest descriptor: a SemVer tag (with `_` for `+`), an artifact tag, or a digest.
-    func resolve(_ name: RepositoryName, _ reference: String) throws -> Descriptor {
+    /// A reference's manifest descriptor — a SemVer tag (with `_` for `+`), an artifact tag, or a digest —
+    /// and, when finding it meant reading the manifest already, its verified bytes.
+    func resolve(_ name: RepositoryName, _ reference: String) throws -> (descriptor: Descriptor, data: Data?) {
         try requireRepository(name)
         if reference.hasPrefix("sha256:") || reference.contains(":") {
             let digest = try digest(reference)
             guard store.hasBlob(digest) else { throw RegistryError(.notFound, .manifestUnknown, "manifest \(digest) is not known") }
             let (manifest, data) = try store.manifest(digest)
-            return Descriptor(mediaType: manifest.mediaType, digest: digest, size: Int64(data.count))
+            return (Descriptor(mediaType: manifest.mediaType, digest: digest, size: Int64(data.count)), data)
         }
         if let version = try? Version(parsing: reference.replacingOccurrences(of: "_", with: "+")) {
             do {
-                return try store.readTag(name, version)
+                return (try store.readTag(name, version), nil)
             } catch {
                 guard case .unknownTag = error else { throw error }
             }
         } else if let artifact = try store.artifactTags(name).first(where: { $0.tag == reference }) {
-            return artifact.descriptor
+            return (artifact.descriptor, nil)
         }
         throw RegistryError(.notFound, .manifestUnknown, "\(name):\(reference) is not known")
     }
 
     func getManifest(_ name: RepositoryName, _ reference: String, head: Bool) throws -> Response {
-        let descriptor = try resolve(name, reference)
+        let (descriptor, known) = try resolve(name, reference)
         var headers = HTTPFields()
         headers[.contentType] = descriptor.mediaType
         headers[.dockerContentDigest] = descriptor.digest.description
         headers[.contentLength] = String(descriptor.size)
         if head { return Response(status: .ok, headers: headers) }
-        let data = try store.readBlob(descriptor.digest)
+        let data = try known ?? store.readBlob(descriptor.digest)
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 

@@ -14,12 +14,19 @@ struct RegistryResponder: HTTPResponder {
     let htpasswd: Htpasswd?
     let readOnly: Bool
     let log: RequestLog
+    /// Requests whose responses are not yet fully written, for a shutdown that finishes them.
+    let inFlight: InFlight
 
     static let manifestLimit = 4 << 20
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
-        let response: Response
+        guard inFlight.begin() else {
+            var headers = HTTPFields()
+            headers[.connection] = "close"
+            return RegistryError(.serviceUnavailable, .unsupported, "the registry is shutting down", headers: headers).response
+        }
+        var response: Response
         do {
             response = try await route(request)
         } catch let error as RegistryError {
@@ -30,6 +37,18 @@ struct RegistryResponder: HTTPResponder {
             response = RegistryError(.internalServerError, .unsupported, "\(error)").response
         }
         log.record(request, response, since: started)
+        // The response counts as in flight until its body has been written to the connection.
+        let body = response.body
+        let inFlight = self.inFlight
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            do {
+                try await body.write(writer)
+                inFlight.end()
+            } catch {
+                inFlight.end()
+                throw error
+            }
+        }
         return response
     }
 
@@ -109,6 +128,46 @@ struct RegistryResponder: HTTPResponder {
             throw RegistryError(.badRequest, .sizeInvalid, "the body has \(written) bytes but Content-Length says \(expectedLength)")
         }
         return written
+    }
+}
+
+/// Counts requests in flight; once draining starts, refuses new ones and reports when none is left.
+final class InFlight: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private var draining = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Registers a request; false once draining has started.
+    func begin() -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard !draining else { return false }
+        count += 1
+        return true
+    }
+
+    func end() {
+        lock.lock()
+        count -= 1
+        let ready = draining && count == 0 ? waiters : []
+        if !ready.isEmpty { waiters = [] }
+        lock.unlock()
+        ready.forEach { $0.resume() }
+    }
+
+    /// Refuses new requests and returns once every request in flight has been answered in full.
+    func drain() async {
+        await withCheckedContinuation { continuation in
+            lock.lock()
+            draining = true
+            if count == 0 {
+                lock.unlock()
+                continuation.resume()
+            } else {
+                waiters.append(continuation)
+                lock.unlock()
+            }
+        }
     }
 }
 

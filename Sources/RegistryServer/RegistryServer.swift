@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import Logging
+import ServiceLifecycle
 import NIOSSL
 import NIOCore
 import Store
@@ -42,8 +43,9 @@ public enum RegistryServer {
         let lease = configuration.readOnly ? nil : try store.acquireWriteLease()
         defer { withExtendedLifetime(lease) {} }
         let htpasswd = try configuration.htpasswd.map { try Htpasswd(path: $0) }
+        let inFlight = InFlight()
         let responder = RegistryResponder(store: store, htpasswd: htpasswd, readOnly: configuration.readOnly,
-                                          log: RequestLog(enabled: configuration.logRequests))
+                                          log: RequestLog(enabled: configuration.logRequests), inFlight: inFlight)
         var server: HTTPServerBuilder = .http1(configuration: .init(idleTimeout: configuration.idleTimeout))
         switch (configuration.tlsCertificate, configuration.tlsKey) {
         case let (certificate?, key?):
@@ -59,10 +61,59 @@ public enum RegistryServer {
         }
         var logger = Logger(label: "imgbuild.serve")
         logger.logLevel = .warning
+        let connections = ConnectionTracker()
         let app = Application(responder: responder, server: server,
-                              configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "imgbuild"),
+                              configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "imgbuild",
+                                                   availableConnectionsDelegate: ConnectionCounter(tracker: connections)),
                               onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) },
                               logger: logger)
-        try await app.runService()
+        // SIGTERM/SIGINT: refuse new requests and connections, let every response in flight be written and
+        // its connection close (bounded by the idle timeout), then shut down. Hummingbird's own quiescing
+        // closes connections whose bodies are still streaming, which would cut downloads in flight.
+        let patience = Duration.seconds(configuration.idleTimeout.nanoseconds / 1_000_000_000 + 5)
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler {
+                Task {
+                    await inFlight.drain()
+                    await connections.closeAll(within: patience)
+                    await group.triggerGracefulShutdown()
+                }
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        try await group.run()
     }
+}
+
+/// Open connections, and whether new ones are accepted.
+final class ConnectionTracker: @unchecked Sendable {
+    private let lock = NSLock()
+    private var open = 0
+    private var accepting = true
+
+    func opened() { lock.withLock { open += 1 } }
+    func closed() { lock.withLock { open -= 1 } }
+    var isAccepting: Bool { lock.withLock { accepting } }
+
+    /// Stops accepting and waits until every connection has closed, or `patience` has passed.
+    func closeAll(within patience: Duration) async {
+        lock.withLock { accepting = false }
+        let deadline = ContinuousClock.now + patience
+        while ContinuousClock.now < deadline {
+            if lock.withLock({ open }) <= 0 { return }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+struct ConnectionCounter: AvailableConnectionsDelegate {
+    let tracker: ConnectionTracker
+    func connectionOpened() { tracker.opened() }
+    func connectionClosed() { tracker.closed() }
+    func isAcceptingNewConnections() -> Bool { tracker.isAccepting }
 }
