@@ -54,6 +54,23 @@ struct ExampleTests {
         #expect(page.stdout.contains("hello 1.0.0"))
     }
 
+    @Test("the hello image runs: its entrypoint serves /healthz and the page with its version", .enabled(if: getuid() == 0))
+    func helloServes() throws {
+        let store = makeTemporaryDirectory("store") + "/store"
+        #expect(try imgbuild(["build", repositoryRoot + "/Imagefiles/hello", "--store", store]).status == 0)
+        let layout = makeTemporaryDirectory("layout") + "/oci"
+        #expect(try imgbuild(["export", "hello:1.0.0", "oci:" + layout, "--store", store]).status == 0)
+        let bundle = makeTemporaryDirectory("bundle") + "/bundle"
+        #expect(try run("/usr/bin/umoci", ["unpack", "--image", layout + ":1.0.0", bundle]).status == 0)
+        let port = freePort()
+        let service = try BackgroundProcess("/usr/sbin/chroot", [bundle + "/rootfs", "/app/hello"], log: bundle + ".log", environment: ["PORT": String(port)])
+        defer { service.stop() }
+        try waitForPort(port)
+        let health = try run("/usr/bin/curl", ["-s", "-f", "http://127.0.0.1:\(port)/healthz"])
+        #expect(health.stdout == "ok\n")
+        #expect(try run("/usr/bin/curl", ["-s", "-f", "http://127.0.0.1:\(port)/"]).stdout.contains("hello 1.0.0"))
+    }
+
     @Test("Imagefiles/full builds with every section; the URL dependency is fetched once, then cached")
     func full() throws {
         let store = makeTemporaryDirectory("store") + "/store"

@@ -36,9 +36,12 @@ func waitForPort(_ port: Int) throws {
 final class BackgroundProcess {
     let process = Process()
 
-    init(_ program: String, _ arguments: [String], log: String) throws {
+    init(_ program: String, _ arguments: [String], log: String, environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)
         process.standardOutput = handle
