@@ -41,7 +41,7 @@ struct DependencyFetcher {
 
     private func download(_ url: String, to path: String) async throws(FetchFailure) -> Digest {
         guard let handle = FileHandle(forWritingAtPath: path) ?? {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             return FileHandle(forWritingAtPath: path)
         }() else { throw .other("cannot write to the download cache '\(path)'") }
         defer { try? handle.close() }

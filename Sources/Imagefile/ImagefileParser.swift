@@ -22,7 +22,7 @@ extension Imagefile {
 
     /// Parses Imagefile text. `path` is used in messages; `contextDirectory` is the build context.
     public static func parse(_ text: String, path: String, contextDirectory: String) throws(ImagefileError) -> Imagefile {
-        var reader = NodeReader(file: path)
+        let reader = NodeReader(file: path)
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: text) else {
