@@ -63,7 +63,7 @@ struct ExampleTests {
         let bundle = makeTemporaryDirectory("bundle") + "/bundle"
         #expect(try run("/usr/bin/umoci", ["unpack", "--image", layout + ":1.0.0", bundle]).status == 0)
         let port = freePort()
-        let service = try BackgroundProcess("/usr/sbin/chroot", [bundle + "/rootfs", "/app/hello"], log: bundle + ".log", environment: ["PORT": String(port)])
+        let service = try BackgroundProcess("/usr/sbin/chroot", [bundle + "/rootfs", "/app/hello"], log: bundle + ".log", environment: ["PORT": String(port), "HOST": "127.0.0.1"])
         defer { service.stop() }
         try waitForPort(port)
         let health = try run("/usr/bin/curl", ["-s", "-f", "http://127.0.0.1:\(port)/healthz"])
