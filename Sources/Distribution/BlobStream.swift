@@ -57,3 +57,30 @@ extension BlobStream {
         return BlobStream(unfolding: { try await box.next() })
     }
 }
+
+extension BlobStream {
+    /// Writes the stream to `fd`, hashing as it goes, and checks it against `descriptor`: exactly its size
+    /// and its digest. Throws before the caller makes anything visible. Returns the bytes written.
+    func writeVerified(to fd: Int32, expecting descriptor: Descriptor) async throws -> Int64 {
+        let hasher = SHA256Hasher()
+        var size: Int64 = 0
+        for try await chunk in self {
+            size += Int64(chunk.readableBytes)
+            guard size <= descriptor.size else { break }
+            try chunk.withUnsafeReadableBytes { raw in
+                hasher.update(raw)
+                var done = 0
+                while done < raw.count {
+                    let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { throw DistributionError.transport(operation: "write blob \(descriptor.digest)", reason: String(cString: strerror(errno))) }
+                    done += n
+                }
+            }
+        }
+        guard size == descriptor.size else { throw DistributionError.sizeMismatch(what: "blob \(descriptor.digest)", expected: descriptor.size, actual: size) }
+        let actual = hasher.finalize()
+        guard actual == descriptor.digest else { throw DistributionError.digestMismatch(what: "blob", expected: descriptor.digest, actual: actual) }
+        return size
+    }
+}

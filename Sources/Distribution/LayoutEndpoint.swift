@@ -93,22 +93,11 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, @unchecked Sen
     public func putBlob(_ descriptor: Descriptor, open: @escaping BlobOpener) async throws -> Int64 {
         try prepare()
         let temporary = temporaryDirectory + "/blob-\(getpid())-\(UUID().uuidString)"
-        guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw DistributionError.transport(operation: "write \(temporary)", reason: "cannot create the file")
-        }
-        defer { try? handle.close(); unlink(temporary) }
-        let hasher = SHA256Hasher()
-        var size: Int64 = 0
-        for try await chunk in try await open(0) {
-            chunk.withUnsafeReadableBytes { hasher.update($0) }
-            size += Int64(chunk.readableBytes)
-            guard size <= descriptor.size else { break }
-            try handle.write(contentsOf: Data(chunk.readableBytesView))
-        }
-        guard size == descriptor.size else { throw DistributionError.sizeMismatch(what: "blob \(descriptor.digest)", expected: descriptor.size, actual: size) }
-        let actual = hasher.finalize()
-        guard actual == descriptor.digest else { throw DistributionError.digestMismatch(what: "blob", expected: descriptor.digest, actual: actual) }
-        try handle.synchronize()
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
+        guard fd >= 0 else { throw DistributionError.transport(operation: "write \(temporary)", reason: String(cString: strerror(errno))) }
+        defer { close(fd); unlink(temporary) }
+        let size = try await open(0).writeVerified(to: fd, expecting: descriptor)
+        fsync(fd)
         guard rename(temporary, blobPath(descriptor.digest)) == 0 else {
             throw DistributionError.transport(operation: "write \(blobPath(descriptor.digest))", reason: String(cString: strerror(errno)))
         }

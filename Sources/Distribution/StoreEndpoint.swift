@@ -40,31 +40,14 @@ public final class StoreEndpoint: ImageSource, ImageDestination, @unchecked Send
 
     public func putBlob(_ descriptor: Descriptor, open: @escaping BlobOpener) async throws -> Int64 {
         let upload = try store.beginBlob()
-        let hasher = SHA256Hasher()
-        var size: Int64 = 0
         do {
-            for try await chunk in try await open(0) {
-                chunk.withUnsafeReadableBytes { hasher.update($0) }
-                size += Int64(chunk.readableBytes)
-                guard size <= descriptor.size else { break }
-                try chunk.withUnsafeReadableBytes { raw in
-                    var done = 0
-                    while done < raw.count {
-                        let n = write(upload.fd, raw.baseAddress! + done, raw.count - done)
-                        guard n > 0 else { throw DistributionError.store(.io(path: store.temporaryDirectory, reason: String(cString: strerror(errno)))) }
-                        done += n
-                    }
-                }
-            }
-            guard size == descriptor.size else { throw DistributionError.sizeMismatch(what: "blob \(descriptor.digest)", expected: descriptor.size, actual: size) }
-            let actual = hasher.finalize()
-            guard actual == descriptor.digest else { throw DistributionError.digestMismatch(what: "blob", expected: descriptor.digest, actual: actual) }
-            try upload.commit(as: actual)
+            let size = try await open(0).writeVerified(to: upload.fd, expecting: descriptor)
+            try upload.commit(as: descriptor.digest)
+            return size
         } catch {
             upload.abandon()
             throw error
         }
-        return size
     }
 
     public func putManifest(_ data: Data, descriptor: Descriptor) async throws {
