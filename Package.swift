@@ -38,11 +38,13 @@ let package = Package(
         .target(name: "Layers", dependencies: ["OCI", "Glob", "CArchive", "CZstd", "CZlib"]),
         // The content-addressed local registry directory.
         .target(name: "Store", dependencies: ["OCI", "SemVer"]),
+        // YAML documents read with file:line:column in every error (Imagefiles, release specs).
+        .target(name: "DocumentReader", dependencies: [.product(name: "Yams", package: "Yams")]),
         // The Imagefile format.
-        .target(name: "Imagefile", dependencies: ["OCI", "SemVer", "Glob", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Imagefile", dependencies: ["OCI", "SemVer", "Glob", "DocumentReader", .product(name: "Yams", package: "Yams")]),
         // Imagefile -> layers -> image in the store.
         .target(name: "Builder", dependencies: [
-            "Imagefile", "Layers", "Store", "OCI",
+            "Imagefile", "DocumentReader", "Layers", "Store", "OCI",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         // OCI distribution: push, pull and copy between the store, OCI layouts and registries.

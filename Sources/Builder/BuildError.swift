@@ -1,3 +1,4 @@
+import DocumentReader
 import Imagefile
 import Layers
 import OCI

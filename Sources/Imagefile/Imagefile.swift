@@ -1,3 +1,4 @@
+import DocumentReader
 import Glob
 import OCI
 import SemVer
@@ -103,36 +104,5 @@ public struct Imagefile: Sendable {
     }
 }
 
-/// A place in an Imagefile.
-public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
-    public var file: String
-    public var line: Int
-    public var column: Int
-
-    public init(file: String, line: Int, column: Int) {
-        self.file = file
-        self.line = line
-        self.column = column
-    }
-
-    /// `file:line:column`
-    public var description: String { "\(file):\(line):\(column)" }
-}
-
 /// A problem with an Imagefile, at a place in it when there is one.
-public struct ImagefileError: Error, Equatable, CustomStringConvertible {
-    public var file: String
-    public var location: SourceLocation?
-    public var message: String
-
-    public init(file: String, location: SourceLocation?, message: String) {
-        self.file = file
-        self.location = location
-        self.message = message
-    }
-
-    /// `file:line:column: message`, the form compilers and editors understand.
-    public var description: String {
-        "\(location?.description ?? file): \(message)"
-    }
-}
+public typealias ImagefileError = DocumentError

@@ -1,3 +1,4 @@
+import DocumentReader
 import OCI
 import Glob
 import SemVer
