@@ -67,6 +67,12 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
+        .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", .product(name: "Yams", package: "Yams")]),
+        // Instances of a release under runc or bubblewrap, each on its own overlay root.
+        .target(name: "Runtime", dependencies: ["OCI"]),
+        // Releases: images fetched by digest, verified, and unpacked safely into read-only folders.
+        .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec"]),
         // Thin command-line front end.
         .executableTarget(name: "imgbuild", dependencies: [
             "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer",

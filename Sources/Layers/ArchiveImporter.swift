@@ -85,7 +85,7 @@ public struct ArchiveImporter {
 
 /// A libarchive reader over a file, or over the current member of another reader (a `.deb`'s data.tar).
 final class ArchiveReader {
-    enum Formats { case all, ar }
+    enum Formats { case all, ar, tar }
 
     let archive: OpaquePointer
     let label: String
@@ -104,6 +104,9 @@ final class ArchiveReader {
         case .ar:
             archive_read_support_filter_none(archive)
             archive_read_support_format_ar(archive)
+        case .tar:
+            archive_read_support_filter_all(archive)
+            archive_read_support_format_tar(archive)
         }
         guard archive_read_open_filename(archive, path, 1 << 16) == ARCHIVE_OK else {
             throw .unreadableArchive(path: label, reason: archiveError(archive))

@@ -1,0 +1,138 @@
+import OCI
+
+/// One release of one service, as `imgdeploy apply` reads it from YAML.
+///
+/// ```yaml
+/// service: hello
+/// image: hello@sha256:<64 hex>
+/// source: /path/to/store | http://127.0.0.1:5000
+/// replicas: 2
+/// port: 8080
+/// listen: 127.0.0.1:9000
+/// strategy: blue-green | rolling
+/// health: { path: /healthz, interval: 1s, timeout: 1s, healthyAfter: 2, deadline: 30s }
+/// ```
+public struct ReleaseSpec: Sendable, Codable, Equatable {
+    /// The service's name: a DNS label (lowercase letters, digits and '-'), as Kubernetes needs it.
+    public var service: String
+    public var image: PinnedImage
+    public var source: Source
+    public var replicas: Int
+    /// The port the image listens on (its `$PORT` default).
+    public var port: Int
+    /// The load balancer's front.
+    public var listen: ListenAddress
+    public var strategy: Strategy
+    public var health: HealthCheck
+    public var runner: RunnerKind
+    /// How long an instance has after its stop signal before it is killed.
+    public var stopTimeout: Duration
+    public var limits: Limits
+    public var unpack: UnpackLimits
+
+    /// Where the image is fetched from.
+    public enum Source: Sendable, Codable, Equatable, CustomStringConvertible {
+        /// An imgbuild store directory (absolute).
+        case store(path: String)
+        /// An OCI distribution registry, `http(s)://HOST[:PORT]`.
+        case registry(base: String)
+
+        public var description: String {
+            switch self {
+            case .store(let path): return path
+            case .registry(let base): return base
+            }
+        }
+    }
+
+    /// How new instances replace old ones.
+    public enum Strategy: String, Sendable, Codable, Equatable, CaseIterable {
+        /// Start every new instance, then switch all traffic at once.
+        case blueGreen = "blue-green"
+        /// Replace one instance at a time.
+        case rolling
+    }
+
+    /// The runtime that runs instances.
+    public enum RunnerKind: String, Sendable, Codable, Equatable, CaseIterable {
+        case runc
+        case bwrap
+    }
+
+    /// A host and port to listen on.
+    public struct ListenAddress: Sendable, Codable, Equatable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+        public var description: String { "\(host):\(port)" }
+    }
+
+    /// When an instance counts as healthy.
+    public struct HealthCheck: Sendable, Codable, Equatable {
+        /// An HTTP path answered with 2xx or 3xx when healthy; nil means a TCP connect is enough.
+        public var path: String?
+        public var interval: Duration
+        public var timeout: Duration
+        /// Consecutive passing checks before an instance takes traffic.
+        public var healthyAfter: Int
+        /// How long a new version has to become healthy before its rollout is aborted.
+        public var deadline: Duration
+
+        public init(path: String?, interval: Duration = .seconds(1), timeout: Duration = .seconds(1), healthyAfter: Int = 2, deadline: Duration = .seconds(30)) {
+            self.path = path
+            self.interval = interval
+            self.timeout = timeout
+            self.healthyAfter = healthyAfter
+            self.deadline = deadline
+        }
+    }
+
+    /// Resource limits applied through cgroups where the runner supports them.
+    public struct Limits: Sendable, Codable, Equatable {
+        public var memoryBytes: Int64?
+        public var pids: Int?
+        public init(memoryBytes: Int64? = nil, pids: Int? = 1024) {
+            self.memoryBytes = memoryBytes
+            self.pids = pids
+        }
+    }
+
+    /// What unpacking an image may do.
+    public struct UnpackLimits: Sendable, Codable, Equatable {
+        /// Keep setuid and setgid bits (otherwise an image that has them is refused).
+        public var allowSetuid: Bool
+        /// The most bytes the unpacked files may hold.
+        public var maxBytes: Int64
+        public init(allowSetuid: Bool = false, maxBytes: Int64 = 4 << 30) {
+            self.allowSetuid = allowSetuid
+            self.maxBytes = maxBytes
+        }
+    }
+
+    public init(service: String, image: PinnedImage, source: Source, replicas: Int = 1, port: Int, listen: ListenAddress,
+                strategy: Strategy = .blueGreen, health: HealthCheck = HealthCheck(path: nil), runner: RunnerKind = .runc,
+                stopTimeout: Duration = .seconds(10), limits: Limits = Limits(), unpack: UnpackLimits = UnpackLimits()) {
+        self.service = service
+        self.image = image
+        self.source = source
+        self.replicas = replicas
+        self.port = port
+        self.listen = listen
+        self.strategy = strategy
+        self.health = health
+        self.runner = runner
+        self.stopTimeout = stopTimeout
+        self.limits = limits
+        self.unpack = unpack
+    }
+
+    /// Whether `name` can name a service: a DNS label of 1 to 63 characters.
+    public static func isValidServiceName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard (1...63).contains(bytes.count), bytes.first != 0x2d, bytes.last != 0x2d else { return false }
+        return bytes.allSatisfy { (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2d }
+    }
+}

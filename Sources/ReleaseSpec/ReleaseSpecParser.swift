@@ -1,0 +1,175 @@
+import DocumentReader
+import Foundation
+import OCI
+import Yams
+
+/// A problem with a release spec, at a place in it when there is one (`file:line:column: message`).
+public typealias ReleaseSpecError = DocumentError
+
+extension ReleaseSpec {
+    /// The keys a release spec may have at its top level.
+    public static let topLevelKeys = ["service", "image", "source", "replicas", "port", "listen", "strategy", "health",
+                                      "runner", "stopTimeout", "limits", "unpack"]
+
+    /// Reads and validates the release spec at `path`. A relative store `source` is taken from the spec's folder.
+    public static func load(path: String) throws(ReleaseSpecError) -> ReleaseSpec {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ReleaseSpecError(file: path, location: nil, message: "cannot read the release spec: \((error as NSError).localizedDescription)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ReleaseSpecError(file: path, location: nil, message: "the release spec is not UTF-8 text")
+        }
+        let folder = URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().path
+        return try parse(text, path: path, folder: folder)
+    }
+
+    /// Parses release spec text; `path` is used in messages, `folder` resolves a relative store source.
+    public static func parse(_ text: String, path: String, folder: String) throws(ReleaseSpecError) -> ReleaseSpec {
+        let reader = NodeReader(file: path)
+        let root = try reader.compose(text, whenEmpty: "the release spec is empty: it needs at least service, image, source, port and listen")
+        return try reader.releaseSpec(root, folder: folder)
+    }
+}
+
+extension NodeReader {
+    func releaseSpec(_ root: Node, folder: String) throws(ReleaseSpecError) -> ReleaseSpec {
+        let keys = try mapping(root, allowed: ReleaseSpec.topLevelKeys, what: "the release spec")
+        func required(_ key: String, example: String) throws(ReleaseSpecError) -> Node {
+            guard let entry = keys[key] else {
+                throw ReleaseSpecError(file: file, location: location(root), message: "missing key '\(key)', e.g. '\(key): \(example)'")
+            }
+            return entry.value
+        }
+
+        let serviceNode = try required("service", example: "hello")
+        let service = try string(serviceNode, what: "'service'")
+        guard ReleaseSpec.isValidServiceName(service) else {
+            throw error(serviceNode, "'service' must be 1 to 63 lowercase letters, digits or '-' (a DNS label, as Kubernetes needs), not '\(service)'")
+        }
+
+        let imageNode = try required("image", example: "hello@sha256:<64 hex digits>")
+        let image: PinnedImage
+        do { image = try PinnedImage(parsing: try string(imageNode, what: "'image'")) } catch let notPinned as PinnedImage.NotPinned {
+            throw error(imageNode, notPinned.description)
+        } catch { throw error as! ReleaseSpecError }
+
+        let sourceNode = try required("source", example: "/var/lib/imgbuild or http://127.0.0.1:5000")
+        let source = try self.source(sourceNode, folder: folder)
+
+        let replicas = keys["replicas"].map { $0.value }
+        let port = try integer(try required("port", example: "8080"), what: "'port'", range: 1...65535)
+        let listen = try listenAddress(try required("listen", example: "127.0.0.1:9000"))
+
+        var strategy = ReleaseSpec.Strategy.blueGreen
+        if let node = keys["strategy"]?.value {
+            let text = try string(node, what: "'strategy'")
+            guard let value = ReleaseSpec.Strategy(rawValue: text) else {
+                throw error(node, "'strategy' must be one of \(ReleaseSpec.Strategy.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+            }
+            strategy = value
+        }
+        var runner = ReleaseSpec.RunnerKind.runc
+        if let node = keys["runner"]?.value {
+            let text = try string(node, what: "'runner'")
+            guard let value = ReleaseSpec.RunnerKind(rawValue: text) else {
+                throw error(node, "'runner' must be one of \(ReleaseSpec.RunnerKind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+            }
+            runner = value
+        }
+        var spec = ReleaseSpec(service: service, image: image, source: source, port: Int(port), listen: listen, strategy: strategy, runner: runner)
+        if let node = replicas { spec.replicas = Int(try integer(node, what: "'replicas'", range: 1...64)) }
+        if let node = keys["health"]?.value { spec.health = try health(node) }
+        if let node = keys["stopTimeout"]?.value { spec.stopTimeout = try duration(node, what: "'stopTimeout'") }
+        if let node = keys["limits"]?.value { spec.limits = try limits(node) }
+        if let node = keys["unpack"]?.value { spec.unpack = try unpackLimits(node) }
+        return spec
+    }
+
+    func source(_ node: Node, folder: String) throws(ReleaseSpecError) -> ReleaseSpec.Source {
+        let text = try nonEmptyString(node, what: "'source'")
+        if text.hasPrefix("http://") || text.hasPrefix("https://") {
+            let base = text.hasSuffix("/") ? String(text.dropLast()) : text
+            let hostPart = base.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first ?? ""
+            guard !hostPart.isEmpty, base.split(separator: "/", omittingEmptySubsequences: true).count == 2 else {
+                throw error(node, "a registry 'source' is http(s)://HOST[:PORT] with no path (the repository comes from 'image'), not '\(text)'")
+            }
+            return .registry(base: base)
+        }
+        if text.contains("://") {
+            throw error(node, "'source' must be a store folder or an http(s):// registry, not '\(text)'")
+        }
+        let absolute = text.hasPrefix("/") ? text : URL(fileURLWithPath: folder).appendingPathComponent(text).standardizedFileURL.path
+        return .store(path: absolute)
+    }
+
+    func listenAddress(_ node: Node) throws(ReleaseSpecError) -> ReleaseSpec.ListenAddress {
+        let text = try nonEmptyString(node, what: "'listen'")
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+            throw error(node, "'listen' must be HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9000, not '\(text)'")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw error(node, "'listen' needs a host before the port, e.g. 127.0.0.1:\(port)") }
+        return .init(host: host, port: port)
+    }
+
+    func duration(_ node: Node, what: String) throws(ReleaseSpecError) -> Duration {
+        let text = try nonEmptyString(node, what: what)
+        guard let value = DurationText.parse(text) else {
+            throw error(node, "\(what) must be a duration such as 500ms, 1s, 1.5s or 2m, not '\(text)'")
+        }
+        return value
+    }
+
+    func health(_ node: Node) throws(ReleaseSpecError) -> ReleaseSpec.HealthCheck {
+        let keys = try mapping(node, allowed: ["path", "interval", "timeout", "healthyAfter", "deadline"], what: "'health'")
+        var check = ReleaseSpec.HealthCheck(path: nil)
+        if let entry = keys["path"] {
+            let path = try nonEmptyString(entry.value, what: "'health.path'")
+            guard path.hasPrefix("/") else { throw error(entry.value, "'health.path' must start with '/', e.g. /healthz, not '\(path)'") }
+            check.path = path
+        }
+        if let entry = keys["interval"] { check.interval = try duration(entry.value, what: "'health.interval'") }
+        if let entry = keys["timeout"] { check.timeout = try duration(entry.value, what: "'health.timeout'") }
+        if let entry = keys["healthyAfter"] { check.healthyAfter = Int(try integer(entry.value, what: "'health.healthyAfter'", range: 1...100)) }
+        if let entry = keys["deadline"] { check.deadline = try duration(entry.value, what: "'health.deadline'") }
+        guard check.interval > .zero, check.timeout > .zero else {
+            throw error(node, "'health.interval' and 'health.timeout' must be longer than zero")
+        }
+        guard check.deadline >= check.interval * check.healthyAfter else {
+            throw error(node, "'health.deadline' (\(DurationText.format(check.deadline))) is shorter than healthyAfter × interval, so no instance could ever pass")
+        }
+        return check
+    }
+
+    func limits(_ node: Node) throws(ReleaseSpecError) -> ReleaseSpec.Limits {
+        let keys = try mapping(node, allowed: ["memory", "pids"], what: "'limits'")
+        var limits = ReleaseSpec.Limits()
+        if let entry = keys["memory"] { limits.memoryBytes = try byteSize(entry.value, what: "'limits.memory'") }
+        if let entry = keys["pids"] { limits.pids = Int(try integer(entry.value, what: "'limits.pids'", range: 1...1_000_000)) }
+        return limits
+    }
+
+    func unpackLimits(_ node: Node) throws(ReleaseSpecError) -> ReleaseSpec.UnpackLimits {
+        let keys = try mapping(node, allowed: ["allowSetuid", "maxSize"], what: "'unpack'")
+        var limits = ReleaseSpec.UnpackLimits()
+        if let entry = keys["allowSetuid"] {
+            let text = try string(entry.value, what: "'unpack.allowSetuid'")
+            guard let flag = Bool(text) else { throw error(entry.value, "'unpack.allowSetuid' must be true or false, not '\(text)'") }
+            limits.allowSetuid = flag
+        }
+        if let entry = keys["maxSize"] { limits.maxBytes = try byteSize(entry.value, what: "'unpack.maxSize'") }
+        return limits
+    }
+
+    /// `512Mi`, `2Gi`, `100M` or a plain number of bytes.
+    func byteSize(_ node: Node, what: String) throws(ReleaseSpecError) -> Int64 {
+        let text = try nonEmptyString(node, what: what)
+        let units: [(String, Int64)] = [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("K", 1000), ("M", 1_000_000), ("G", 1_000_000_000), ("", 1)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            if let number = Int64(text.dropLast(suffix.count)), number > 0, number <= Int64.max / factor { return number * factor }
+        }
+        throw error(node, "\(what) must be a size such as 512Mi, 2Gi or 100M, not '\(text)'")
+    }
+}

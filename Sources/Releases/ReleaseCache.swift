@@ -1,0 +1,148 @@
+import Distribution
+import Foundation
+import Layers
+import OCI
+import ReleaseSpec
+import Store
+
+/// An image unpacked for running: a read-only folder named by its digest.
+public struct Release: Sendable {
+    public var image: PinnedImage
+    /// The manifest the rootfs came from (the platform's own when the image is an index).
+    public var manifestDigest: Digest
+    public var rootfs: String
+    public var config: ImageConfig
+}
+
+/// The deployer's releases: images fetched by digest into its own store (every blob checked against its
+/// digest on the way in) and unpacked once each into `releases/sha256-<hex>/rootfs`.
+public struct ReleaseCache: Sendable {
+    /// The deployer's state folder.
+    public let root: String
+    public var storePath: String { root + "/store" }
+    public var releasesPath: String { root + "/releases" }
+
+    public init(root: String) {
+        self.root = root
+    }
+
+    /// Fetches `image` from `source` unless it is already here, verifies it, and unpacks it under `policy`.
+    public func prepare(_ image: PinnedImage, from source: ReleaseSpec.Source, policy: UnpackPolicy,
+                        options: RegistryOptions = RegistryOptions()) async throws(ReleaseError) -> Release {
+        let folder = releasesPath + "/sha256-" + image.digest.hex
+        if let release = try? load(image, folder: folder) { return release }
+        let store = try openStore()
+        try await fetch(image, from: source, into: store, options: options)
+        let (manifest, manifestDigest) = try runnableManifest(image, store: store)
+        let config: ImageConfig
+        do { config = try JSONDecoder().decode(ImageConfig.self, from: try store.readBlob(manifest.config.digest)) } catch {
+            throw .notAnImage(image: "\(image)", reason: "its config blob is not an OCI image config: \(error)")
+        }
+        guard config.os == "linux" else { throw .notAnImage(image: "\(image)", reason: "it is built for \(config.os), not linux") }
+        try unpack(image, manifest: manifest, manifestDigest: manifestDigest, config: config, store: store, folder: folder, policy: policy)
+        do { return try load(image, folder: folder) } catch {
+            throw .stateUnwritable(path: folder, reason: "its release.json cannot be read back: \(error)")
+        }
+    }
+
+    /// The release already unpacked for `image`, if any.
+    public func existing(_ image: PinnedImage) -> Release? {
+        try? load(image, folder: releasesPath + "/sha256-" + image.digest.hex)
+    }
+
+    // MARK: Steps
+
+    private func openStore() throws(ReleaseError) -> Store {
+        do { return try Store.open(at: storePath, create: true) } catch {
+            throw .stateUnwritable(path: storePath, reason: "\(error)")
+        }
+    }
+
+    private func fetch(_ image: PinnedImage, from source: ReleaseSpec.Source, into store: Store, options: RegistryOptions) async throws(ReleaseError) {
+        do {
+            let origin: any ImageSource
+            switch source {
+            case .store(let path):
+                origin = try StoreEndpoint(store: try Store.open(at: path, create: false), repository: image.name, writing: false)
+            case .registry(let base):
+                origin = RegistryEndpoint(client: try RegistryClient(base: base, repository: image.name.value, push: false, options: options))
+            }
+            let destination = try StoreEndpoint(store: store, repository: image.name, writing: true)
+            let result = try await Copier(source: origin, destination: destination).copy(.digest(image.digest), tag: nil)
+            if let registry = origin as? RegistryEndpoint { await registry.client.shutdown() }
+            guard result.descriptor.digest == image.digest else {
+                throw DistributionError.digestMismatch(what: "the manifest", expected: image.digest, actual: result.descriptor.digest)
+            }
+        } catch {
+            throw .fetchFailed(image: "\(image)", source: "\(source)", reason: "\(error)")
+        }
+    }
+
+    /// The image manifest to run: the digest's own, or this machine's platform's from an index.
+    private func runnableManifest(_ image: PinnedImage, store: Store) throws(ReleaseError) -> (ImageManifest, Digest) {
+        let parsed: AnyManifest
+        do { parsed = try store.manifest(image.digest).manifest } catch {
+            throw .notAnImage(image: "\(image)", reason: "\(error)")
+        }
+        switch parsed {
+        case .image(let manifest):
+            guard manifest.config.mediaType == MediaType.imageConfig || manifest.config.mediaType == MediaType.dockerConfig else {
+                throw .notAnImage(image: "\(image)", reason: "it is an artifact of type \(manifest.config.mediaType), not an image")
+            }
+            return (manifest, image.digest)
+        case .index(let index):
+            let architecture = Platform.host.architecture
+            guard let child = index.manifests.first(where: { $0.platform?.os == "linux" && $0.platform?.architecture == architecture }) else {
+                throw .notAnImage(image: "\(image)", reason: "its index has no linux/\(architecture) image for this machine")
+            }
+            do {
+                guard case .image(let manifest) = try store.manifest(child.digest).manifest else {
+                    throw ReleaseError.notAnImage(image: "\(image)", reason: "its linux/\(architecture) entry is not an image manifest")
+                }
+                return (manifest, child.digest)
+            } catch let error as ReleaseError { throw error } catch {
+                throw .notAnImage(image: "\(image)", reason: "\(error)")
+            }
+        }
+    }
+
+    private func unpack(_ image: PinnedImage, manifest: ImageManifest, manifestDigest: Digest, config: ImageConfig, store: Store, folder: String,
+                        policy: UnpackPolicy) throws(ReleaseError) {
+        let manager = FileManager.default
+        let staging = releasesPath + "/.partial-\(image.digest.hex)-\(getpid())"
+        try? manager.removeItem(atPath: staging)
+        do { try manager.createDirectory(atPath: staging + "/rootfs", withIntermediateDirectories: true) } catch {
+            throw .stateUnwritable(path: staging, reason: error.localizedDescription)
+        }
+        let layers = manifest.layers.map { (path: store.blobPath($0.digest), label: "layer \($0.digest)") }
+        do {
+            _ = try RootfsUnpacker(policy: policy).unpack(layers: layers, into: staging + "/rootfs")
+            let record = ReleaseRecord(image: image, manifest: manifestDigest, config: config)
+            try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: staging + "/release.json"))
+            guard rename(staging, folder) == 0 || manager.fileExists(atPath: folder + "/release.json") else {
+                throw ReleaseError.stateUnwritable(path: folder, reason: String(cString: strerror(errno)))
+            }
+        } catch let error as LayerError {
+            try? manager.removeItem(atPath: staging)
+            throw .unpackFailed(image: "\(image)", reason: error.description)
+        } catch let error as ReleaseError {
+            try? manager.removeItem(atPath: staging)
+            throw error
+        } catch {
+            try? manager.removeItem(atPath: staging)
+            throw .stateUnwritable(path: staging, reason: "\(error)")
+        }
+    }
+
+    private func load(_ image: PinnedImage, folder: String) throws -> Release {
+        let record = try JSONDecoder().decode(ReleaseRecord.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/release.json")))
+        return Release(image: image, manifestDigest: record.manifest, rootfs: folder + "/rootfs", config: record.config)
+    }
+}
+
+/// `release.json`: what a release folder holds, written last before the folder is renamed into place.
+struct ReleaseRecord: Codable {
+    var image: PinnedImage
+    var manifest: Digest
+    var config: ImageConfig
+}

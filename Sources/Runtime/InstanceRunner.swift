@@ -1,0 +1,66 @@
+import OCI
+
+/// What to start: one instance of a release.
+public struct InstanceRequest: Sendable {
+    /// A unique name, also the container's id: `<service>-<n>`.
+    public var id: String
+    /// The release's read-only root file system.
+    public var releaseRootfs: String
+    public var config: ImageConfig
+    /// The image, as messages name it.
+    public var image: String
+    /// The instance's own folder (its overlay and log).
+    public var directory: String
+    /// The address the instance listens on, given to it as `$HOST` and `$PORT`.
+    public var host: String
+    public var port: Int
+    public var memoryBytes: Int64?
+    public var pids: Int?
+
+    public init(id: String, releaseRootfs: String, config: ImageConfig, image: String, directory: String, host: String, port: Int,
+                memoryBytes: Int64? = nil, pids: Int? = nil) {
+        self.id = id
+        self.releaseRootfs = releaseRootfs
+        self.config = config
+        self.image = image
+        self.directory = directory
+        self.host = host
+        self.port = port
+        self.memoryBytes = memoryBytes
+        self.pids = pids
+    }
+
+    public var logPath: String { directory + "/output.log" }
+}
+
+/// A started instance.
+public protocol Instance: Sendable {
+    var id: String { get }
+    /// The instance's main process as the host sees it, once known.
+    func hostPID() async -> Int32?
+    /// Waits until the instance exits, for whatever reason, and returns its status.
+    func waitForExit() async -> Int32
+    /// Sends the image's stop signal, waits up to `timeout`, kills what is left and removes the instance's folder.
+    func stop(timeout: Duration) async
+}
+
+/// A container runtime that starts instances.
+public protocol InstanceRunner: Sendable {
+    func start(_ request: InstanceRequest) async throws(RuntimeError) -> any Instance
+    /// Removes containers and mounts a previous deployer left behind below `instancesFolder`.
+    func removeLeftovers(instancesFolder: String) async
+}
+
+/// The signal number of a name such as `SIGTERM`, `TERM` or `15`; SIGTERM when unknown.
+func signalNumber(_ name: String?) -> Int32 {
+    guard var name = name?.uppercased(), !name.isEmpty else { return SIGTERM }
+    if let number = Int32(name) { return number }
+    if name.hasPrefix("SIG") { name.removeFirst(3) }
+    let table: [String: Int32] = ["HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "KILL": SIGKILL, "USR1": SIGUSR1,
+                                  "USR2": SIGUSR2, "TERM": SIGTERM, "WINCH": SIGWINCH]
+    return table[name] ?? SIGTERM
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,66 @@
+import Foundation
+import OCI
+
+/// What an instance runs, decided by the image's config alone, plus the address the deployer gives it.
+public struct ProcessSpec: Sendable, Equatable {
+    public var arguments: [String]
+    public var environment: [String]
+    public var workingDirectory: String
+    public var uid: UInt32
+    public var gid: UInt32
+
+    /// The process the image's config describes, listening on `host:port` through `$HOST` and `$PORT`
+    /// (which replace the image's own values; everything else comes from the image).
+    public init(config: ImageConfig, rootfs: String, image: String, host: String, port: Int) throws(RuntimeError) {
+        let execution = config.config
+        arguments = (execution?.entrypoint ?? []) + (execution?.cmd ?? [])
+        guard !arguments.isEmpty else { throw .nothingToRun(image: image) }
+        var environment = (execution?.env ?? []).filter { !$0.hasPrefix("PORT=") && !$0.hasPrefix("HOST=") }
+        if !environment.contains(where: { $0.hasPrefix("PATH=") }) {
+            environment.insert("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", at: 0)
+        }
+        environment += ["PORT=\(port)", "HOST=\(host)"]
+        self.environment = environment
+        let directory = execution?.workingDir ?? ""
+        workingDirectory = directory.isEmpty ? "/" : directory
+        (uid, gid) = try UserLookup(rootfs: rootfs).resolve(execution?.user ?? "")
+    }
+}
+
+/// Resolves an image's `user` (`uid`, `uid:gid`, `name`, `name:group`) through its own /etc/passwd and /etc/group.
+struct UserLookup {
+    let rootfs: String
+
+    func resolve(_ user: String) throws(RuntimeError) -> (UInt32, UInt32) {
+        if user.isEmpty { return (0, 0) }
+        let parts = user.split(separator: ":", maxSplits: 1).map(String.init)
+        let (uid, primaryGroup) = try resolveUser(parts[0], whole: user)
+        guard parts.count == 2 else { return (uid, primaryGroup ?? 0) }
+        if let gid = UInt32(parts[1]) { return (uid, gid) }
+        guard let gid = entries("/etc/group").first(where: { $0.first == parts[1] }).flatMap({ $0.count > 2 ? UInt32($0[2]) : nil }) else {
+            throw .unknownUser(user: user, reason: "the group '\(parts[1])' is not in the image's /etc/group")
+        }
+        return (uid, gid)
+    }
+
+    private func resolveUser(_ name: String, whole: String) throws(RuntimeError) -> (UInt32, UInt32?) {
+        let passwd = entries("/etc/passwd")
+        if let uid = UInt32(name) {
+            let gid = passwd.first(where: { $0.count > 3 && $0[2] == name }).flatMap { UInt32($0[3]) }
+            return (uid, gid)
+        }
+        guard let entry = passwd.first(where: { $0.first == name }), entry.count > 3, let uid = UInt32(entry[2]), let gid = UInt32(entry[3]) else {
+            throw .unknownUser(user: whole, reason: "the user '\(name)' is not in the image's /etc/passwd")
+        }
+        return (uid, gid)
+    }
+
+    /// The colon-separated fields of each line of a file in the image (a regular file only: never a symlink out).
+    private func entries(_ path: String) -> [[String]] {
+        let full = rootfs + path
+        var info = stat()
+        guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
+              let text = try? String(contentsOfFile: full, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import OCI
+
+/// Runs instances with `runc` (Debian package `runc`): an OCI runtime bundle made from the image config,
+/// new pid, ipc, uts and mount namespaces, the host network (the instance listens on its own `$PORT`),
+/// an overlay root, and cgroup limits on memory and process count.
+public struct RuncRunner: InstanceRunner {
+    /// runc's own state folder (`runc --root`), so this deployer's containers are kept apart from others.
+    public let stateRoot: String
+    let runc: String
+
+    public init(stateRoot: String) throws(RuntimeError) {
+        guard let runc = findProgram("runc") else { throw .runtimeMissing(program: "runc", package: "runc") }
+        self.runc = runc
+        self.stateRoot = stateRoot
+    }
+
+    public func start(_ request: InstanceRequest) async throws(RuntimeError) -> any Instance {
+        let rootfs = try InstanceRootfs.mount(release: request.releaseRootfs, at: request.directory)
+        do {
+            let process = try ProcessSpec(config: request.config, rootfs: rootfs.path, image: request.image, host: request.host, port: request.port)
+            let bundle = RuntimeBundle(process: process, rootPath: rootfs.path, hostname: request.id, memoryBytes: request.memoryBytes, pids: request.pids)
+            do { try bundle.json().write(to: URL(fileURLWithPath: request.directory + "/config.json")) } catch {
+                throw RuntimeError.setupFailed(instance: request.id, reason: "cannot write its config.json: \(error.localizedDescription)")
+            }
+            // A container of the same name left by a crash would make `run` fail.
+            _ = await runHelper(runc, ["--root", stateRoot, "delete", "--force", request.id])
+            let child = try ChildProcess(executable: runc, arguments: ["--root", stateRoot, "run", "--bundle", request.directory, request.id],
+                                         logPath: request.logPath)
+            return RuncInstance(id: request.id, runc: runc, stateRoot: stateRoot, child: child, rootfs: rootfs,
+                                stopSignal: signalNumber(request.config.config?.stopSignal))
+        } catch {
+            rootfs.remove()
+            throw error as! RuntimeError
+        }
+    }
+
+    public func removeLeftovers(instancesFolder: String) async {
+        let listing = await runHelper(runc, ["--root", stateRoot, "list", "--quiet"])
+        if listing.status == 0 {
+            for id in listing.output.split(separator: "\n") where !id.isEmpty {
+                _ = await runHelper(runc, ["--root", stateRoot, "kill", String(id), "KILL"])
+                _ = await runHelper(runc, ["--root", stateRoot, "delete", "--force", String(id)])
+            }
+        }
+        InstanceRootfs.unmountAll(below: instancesFolder)
+    }
+}
+
+/// One container run by `runc run` in the foreground: the runc process lives exactly as long as the container.
+struct RuncInstance: Instance {
+    let id: String
+    let runc: String
+    let stateRoot: String
+    let child: ChildProcess
+    let rootfs: InstanceRootfs
+    let stopSignal: Int32
+
+    func hostPID() async -> Int32? {
+        for _ in 0..<50 {
+            if child.exitStatus != nil { return nil }
+            let state = await runHelper(runc, ["--root", stateRoot, "state", id])
+            if state.status == 0, let data = state.output.data(using: .utf8),
+               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let pid = object["pid"] as? Int, pid > 0 {
+                return Int32(pid)
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    func waitForExit() async -> Int32 { await child.waitForExit() }
+
+    func stop(timeout: Duration) async {
+        if child.exitStatus == nil {
+            _ = await runHelper(runc, ["--root", stateRoot, "kill", id, String(stopSignal)])
+            if !(await child.waitForExit(timeout: timeout)) {
+                _ = await runHelper(runc, ["--root", stateRoot, "kill", "--all", id, "KILL"])
+                if !(await child.waitForExit(timeout: .seconds(5))) { child.signal(SIGKILL) }
+            }
+        }
+        _ = await child.waitForExit()
+        _ = await runHelper(runc, ["--root", stateRoot, "delete", "--force", id])
+        rootfs.remove()
+    }
+}
