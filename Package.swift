@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "imgbuild", targets: ["imgbuild"]),
+        .executable(name: "imgdeploy", targets: ["imgdeploy"]),
         .library(name: "OCI", targets: ["OCI"]),
         .library(name: "SemVer", targets: ["SemVer"]),
         .library(name: "Store", targets: ["Store"]),
@@ -73,11 +74,41 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["OCI"]),
         // Releases: images fetched by digest, verified, and unpacked safely into read-only folders.
         .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec"]),
+        // The HTTP reverse proxy at a service's front, with backends switched without dropping a request.
+        .target(name: "LoadBalancer", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        // The rollout controller: instances, health checks, blue-green and rolling rollouts, history, rollback.
+        .target(name: "Rollout", dependencies: [
+            "ReleaseSpec", "Releases", "Runtime", "LoadBalancer", "Layers",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        // imgdeploy's daemon and its client: HTTP on a Unix socket.
+        .target(name: "DeployControl", dependencies: [
+            "Rollout", "ReleaseSpec",
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+        ]),
+        // Kubernetes manifests of a release, pinned by digest.
+        .target(name: "Kubernetes", dependencies: ["ReleaseSpec", .product(name: "Yams", package: "Yams")]),
         // Thin command-line front end.
         .executableTarget(name: "imgbuild", dependencies: [
             "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        // Thin command-line front end of the deployer.
+        .executableTarget(name: "imgdeploy", dependencies: [
+            "DeployControl", "Rollout", "ReleaseSpec", "Kubernetes",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "OCITests", dependencies: ["OCI"]),

@@ -10,6 +10,10 @@ struct RuntimeBundle {
 
     func json() throws -> Data {
         let capabilities = ["CAP_NET_BIND_SERVICE"]
+        // As many open files as this process may have, up to 65536 (a container cannot raise its hard limit).
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        let files = min(UInt64(limit.rlim_max), 65536)
         var resources: [String: Any] = [:]
         if let memoryBytes { resources["memory"] = ["limit": memoryBytes] }
         if let pids { resources["pids"] = ["limit": pids] }
@@ -22,7 +26,7 @@ struct RuntimeBundle {
                 "env": process.environment,
                 "cwd": process.workingDirectory,
                 "capabilities": ["bounding": capabilities, "effective": capabilities, "permitted": capabilities],
-                "rlimits": [["type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536]],
+                "rlimits": [["type": "RLIMIT_NOFILE", "hard": files, "soft": files]],
                 "noNewPrivileges": true,
             ] as [String: Any],
             "root": ["path": rootPath, "readonly": false],

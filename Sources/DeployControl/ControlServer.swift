@@ -1,0 +1,119 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ReleaseSpec
+import Rollout
+import ServiceLifecycle
+
+/// `imgdeploy up`: the deployer daemon, controlled over HTTP on a Unix socket that only its owner can reach.
+///
+/// | request | answer |
+/// |---|---|
+/// | `POST /v1/apply` (a release spec as JSON) | the finished rollout record |
+/// | `GET /v1/status[?service=NAME]` | service statuses |
+/// | `GET /v1/history/NAME` | the service's rollout records |
+/// | `POST /v1/rollback/NAME[?to=DIGEST]` | the finished rollout record |
+/// | `POST /v1/down/NAME` | `{}` |
+public enum ControlServer {
+    /// Runs until SIGTERM or SIGINT, then stops every service (they are re-adopted at the next start).
+    public static func run(paths: DeployPaths, onReady: @escaping @Sendable ([String]) -> Void = { _ in }) async throws {
+        try FileManager.default.createDirectory(atPath: paths.root, withIntermediateDirectories: true)
+        chmod(paths.root, 0o700)
+        try DaemonLock.acquire(paths.root + "/daemon.lock")
+        unlink(paths.socket)
+        let deployer = Deployer(paths: paths)
+        let adopted = await deployer.start()
+        var logger = Logger(label: "imgdeploy")
+        logger.logLevel = .warning
+        let app = Application(router: router(deployer), configuration: .init(address: .unixDomainSocket(path: paths.socket), serverName: "imgdeploy"),
+                              onServerRunning: { _ in onReady(adopted) }, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler {
+                Task {
+                    await deployer.shutdown()
+                    await group.triggerGracefulShutdown()
+                }
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        try await group.run()
+        unlink(paths.socket)
+    }
+
+    static func router(_ deployer: Deployer) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.post("/v1/apply") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let spec: ReleaseSpec
+            do { spec = try ControlCoding.decoder.decode(ReleaseSpec.self, from: Data(buffer: body)) } catch {
+                return failure(.badRequest, "the release spec sent is not valid: \(error)")
+            }
+            return await answer { () async throws(DeployError) in try await deployer.apply(spec) }
+        }
+        router.get("/v1/status") { request, _ -> Response in
+            let name = request.uri.queryParameters.get("service")
+            return await answer { () async throws(DeployError) in try await deployer.status(name) }
+        }
+        router.get("/v1/history/:service") { _, context -> Response in
+            let name = context.parameters.get("service") ?? ""
+            return await answer { () async throws(DeployError) in try await deployer.history(name) }
+        }
+        router.post("/v1/rollback/:service") { request, context -> Response in
+            let name = context.parameters.get("service") ?? ""
+            let digest = request.uri.queryParameters.get("to")
+            return await answer { () async throws(DeployError) in try await deployer.rollback(name, to: digest) }
+        }
+        router.post("/v1/down/:service") { _, context -> Response in
+            let name = context.parameters.get("service") ?? ""
+            return await answer { () async throws(DeployError) -> [String: String] in
+                try await deployer.down(name)
+                return [:]
+            }
+        }
+        return router
+    }
+
+    static func answer<T: Encodable>(_ body: () async throws(DeployError) -> T) async -> Response {
+        do {
+            let value = try await body()
+            guard let data = try? ControlCoding.encoder.encode(value) else { return failure(.internalServerError, "cannot encode the answer") }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        } catch {
+            switch error {
+            case .unknownService: return failure(.notFound, error.description)
+            default: return failure(.conflict, error.description)
+            }
+        }
+    }
+
+    static func failure(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        let data = (try? ControlCoding.encoder.encode(ControlFailure(error: message))) ?? Data()
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// One deployer per state folder: an exclusive flock held for the daemon's life.
+enum DaemonLock {
+    struct Held: Error, CustomStringConvertible {
+        let path: String
+        var description: String {
+            "another imgdeploy daemon is running on this state folder (\(path) is locked): stop it first, or give this one its own --state"
+        }
+    }
+
+    static func acquire(_ path: String) throws {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw Held(path: path)
+        }
+        // The descriptor stays open, and the lock held, until the process exits.
+    }
+}

@@ -1,0 +1,84 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// Counters of what the front has done.
+public final class ProxyMetrics: Sendable {
+    /// A snapshot of the counters.
+    public struct Counts: Sendable, Codable, Equatable {
+        public var requests = 0
+        /// Requests that got a 502 or 503 from the load balancer itself, or whose response was cut.
+        public var failed = 0
+        /// Requests sent again to another backend after the first failed before answering.
+        public var retried = 0
+    }
+
+    private let counts = Mutex(Counts())
+
+    public var snapshot: Counts { counts.withLock { $0 } }
+
+    func count(_ field: WritableKeyPath<Counts, Int>) {
+        counts.withLock { $0[keyPath: field] += 1 }
+    }
+}
+
+/// The HTTP reverse proxy at a service's front (SwiftNIO): it spreads requests over the pool's active
+/// backends and lets backends be switched without dropping a request.
+public final class LoadBalancer: Sendable {
+    public let pool: BackendPool
+    public let metrics = ProxyMetrics()
+    private let group: any EventLoopGroup
+    private let server = Mutex<Channel?>(nil)
+    private let connections = Mutex<[ObjectIdentifier: Channel]>([:])
+
+    public init(pool: BackendPool, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.pool = pool
+        self.group = group
+    }
+
+    /// Starts listening on `host:port`; returns the bound address's port.
+    @discardableResult
+    public func start(host: String, port: Int) async throws -> Int {
+        let pool = self.pool
+        let metrics = self.metrics
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                self.track(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(FrontHandler(pool: pool, metrics: metrics))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        server.withLock { $0 = channel }
+        return channel.localAddress?.port ?? port
+    }
+
+    /// Remembers an open front connection until it closes.
+    private func track(_ channel: Channel) {
+        connections.withLock { $0[ObjectIdentifier(channel)] = channel }
+        channel.closeFuture.whenComplete { _ in _ = self.connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to `timeout`), then closes every connection.
+    public func stop(timeout: Duration = .seconds(10)) async {
+        let listener = server.withLock { value -> Channel? in
+            defer { value = nil }
+            return value
+        }
+        try? await listener?.close()
+        pool.setActive([])
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, pool.totalInFlight > 0 {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let open = connections.withLock { Array($0.values) }
+        for channel in open { try? await channel.close() }
+    }
+}

@@ -1,0 +1,25 @@
+import ReleaseSpec
+
+/// Requests the deployer refuses before a rollout starts.
+public enum DeployError: Error, CustomStringConvertible {
+    case unknownService(String)
+    case rolloutInProgress(service: String, image: PinnedImage, state: RolloutState)
+    case listenChanged(service: String, from: String, to: String)
+    case nothingToRollBack(service: String, reason: String)
+    case cannotListen(service: String, address: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unknownService(let name):
+            return "no service named '\(name)' has been deployed: `imgdeploy apply SPEC` deploys one, `imgdeploy status` lists them"
+        case let .rolloutInProgress(service, image, state):
+            return "a rollout of \(image) to \(service) is in progress (\(state.rawValue)): wait for it to finish, then apply again"
+        case let .listenChanged(service, from, to):
+            return "\(service) listens on \(from) and a running front cannot move to \(to): `imgdeploy down \(service)` first, or keep 'listen: \(from)'"
+        case let .nothingToRollBack(service, reason):
+            return "cannot roll back \(service): \(reason)"
+        case let .cannotListen(service, address, reason):
+            return "\(service) cannot listen on \(address): \(reason)"
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import ReleaseSpec
+
+/// The states of a rollout, as Argo Rollouts and Kubernetes name them.
+public enum RolloutState: String, Sendable, Codable, Equatable {
+    case pending = "Pending"
+    case verifying = "Verifying"
+    case provisioning = "Provisioning"
+    case healthChecking = "HealthChecking"
+    case shifting = "Shifting"
+    case scaleDownDelay = "ScaleDownDelay"
+    case succeeded = "Succeeded"
+    case aborting = "Aborting"
+    case failed = "Failed"
+
+    public var isFinal: Bool { self == .succeeded || self == .failed }
+}
+
+/// One rollout: of which image, how, through which states, and how it ended. Also a line of a service's history.
+public struct RolloutRecord: Sendable, Codable, Equatable {
+    public var service: String
+    public var image: PinnedImage
+    public var strategy: ReleaseSpec.Strategy
+    public var state: RolloutState
+    /// Why it failed, or nil.
+    public var reason: String?
+    /// What kind of change: `deploy`, `rollback` or `readopt` (the daemon restarting the current release).
+    public var kind: String
+    public var started: Date
+    public var finished: Date?
+    public var transitions: [Transition]
+
+    public struct Transition: Sendable, Codable, Equatable {
+        public var state: RolloutState
+        public var at: Date
+        public var note: String?
+    }
+
+    public init(service: String, image: PinnedImage, strategy: ReleaseSpec.Strategy, kind: String) {
+        self.service = service
+        self.image = image
+        self.strategy = strategy
+        self.state = .pending
+        self.kind = kind
+        self.started = Date()
+        self.transitions = [Transition(state: .pending, at: started, note: nil)]
+    }
+
+    mutating func enter(_ state: RolloutState, note: String? = nil) {
+        self.state = state
+        transitions.append(Transition(state: state, at: Date(), note: note))
+        if state.isFinal { finished = Date() }
+    }
+}
+
+/// One instance as `status` shows it.
+public struct InstanceStatus: Sendable, Codable, Equatable {
+    public var id: String
+    public var image: PinnedImage
+    public var port: Int
+    public var pid: Int32?
+    /// Taking traffic at the front.
+    public var serving: Bool
+    public var restarts: Int
+    public var lastExit: Int32?
+}
+
+/// A service as `status` shows it.
+public struct ServiceStatus: Sendable, Codable, Equatable {
+    public var service: String
+    public var listen: String
+    /// The image taking traffic, if any.
+    public var current: PinnedImage?
+    public var instances: [InstanceStatus]
+    public var lastRollout: RolloutRecord?
+    public var requests: Int
+    public var failedRequests: Int
+    public var retriedRequests: Int
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import Rollout
+
+@main
+struct IMGDeploy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "imgdeploy",
+        abstract: "Deploy images by digest: blue-green or rolling, with health checks, history and rollback.",
+        version: "0.1.0",
+        subcommands: [UpCommand.self, ApplyCommand.self, StatusCommand.self, HistoryCommand.self, RollbackCommand.self,
+                      DownCommand.self, RenderCommand.self]
+    )
+}
+
+/// `--state DIR`, shared by the daemon and its clients.
+struct StateOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The deployer's state folder (its control socket is STATE/imgdeploy.sock).",
+                                            discussion: "Default: $IMGDEPLOY_STATE, else /var/lib/imgdeploy as root, else ~/.local/state/imgdeploy.",
+                                            valueName: "DIR"))
+    var state: String?
+
+    var paths: DeployPaths { DeployPaths(root: state ?? DeployPaths.defaultRoot()) }
+}
+
+/// Writes a line to standard error.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
