@@ -61,7 +61,9 @@ public struct ControlClient: Sendable {
 
     private func send<T: Decodable>(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws(ControlError) -> T {
         guard let url = URL(httpURLWithSocketPath: socket, uri: path) else { throw .daemonUnreachable(socket: socket, reason: "not a usable socket path") }
-        let client = HTTPClient.shared
+        guard FileManager.default.fileExists(atPath: socket) else { throw .daemonUnreachable(socket: socket, reason: "no such socket") }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(3))))
+        defer { Task { try? await client.shutdown() } }
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = method
         if let body {

@@ -19,7 +19,8 @@ public enum ControlServer {
     /// Runs until SIGTERM or SIGINT, then stops every service (they are re-adopted at the next start).
     public static func run(paths: DeployPaths, onReady: @escaping @Sendable ([String]) -> Void = { _ in }) async throws {
         try FileManager.default.createDirectory(atPath: paths.root, withIntermediateDirectories: true)
-        chmod(paths.root, 0o700)
+        // Others may pass through (an instance's user must reach its root) but not list; the socket is the owner's alone.
+        chmod(paths.root, 0o711)
         try DaemonLock.acquire(paths.root + "/daemon.lock")
         unlink(paths.socket)
         let deployer = Deployer(paths: paths)
@@ -27,7 +28,10 @@ public enum ControlServer {
         var logger = Logger(label: "imgdeploy")
         logger.logLevel = .warning
         let app = Application(router: router(deployer), configuration: .init(address: .unixDomainSocket(path: paths.socket), serverName: "imgdeploy"),
-                              onServerRunning: { _ in onReady(adopted) }, logger: logger)
+                              onServerRunning: { _ in
+                                  chmod(paths.socket, 0o600)
+                                  onReady(adopted)
+                              }, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)

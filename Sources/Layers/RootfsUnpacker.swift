@@ -196,7 +196,12 @@ private struct LayerSession {
                 if mkdirat(fd, component, 0o755) != 0 && errno != EEXIST { close(fd); throw failed(entry, "mkdir") }
                 next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }
-            let code = errno
+            var code = errno
+            if next < 0 {
+                // O_DIRECTORY may report a symlink as ENOTDIR: look at the component itself.
+                var info = stat()
+                if fstatat(fd, component, &info, AT_SYMLINK_NOFOLLOW) == 0 && (info.st_mode & S_IFMT) == S_IFLNK { code = ELOOP }
+            }
             close(fd)
             guard next >= 0 else {
                 let prefix = components[...index].joined(separator: "/")

@@ -247,11 +247,17 @@ actor ServiceController {
             Task { [weak self] in await self?.exited(id, generation: managed.generation, status: -1) }
             return
         }
+        managed.lastExit = nil
         instances[id] = managed
         watch(id, generation: managed.generation, managed.instance)
-        if await waitHealthy([id], managed.spec) == nil, let current = instances[id], current.generation == managed.generation, current.wanted {
+        let problem = await waitHealthy([id], managed.spec)
+        guard let current = instances[id], current.generation == managed.generation, current.wanted, !current.stopping else { return }
+        if problem == nil {
             instances[id]?.inPool = true
             if let backend = backend(id) { pool.add(backend) }
+        } else if current.lastExit == nil {
+            // Running but never healthy: start it afresh after a longer backoff.
+            await exited(id, generation: managed.generation, status: -1)
         }
     }
 

@@ -1,0 +1,416 @@
+import Foundation
+import Testing
+
+/// The `imgdeploy` executable beside `imgbuild`.
+let imgdeployBinary: String = {
+    URL(fileURLWithPath: imgbuildBinary).deletingLastPathComponent().appendingPathComponent("imgdeploy").path
+}()
+
+/// `imgdeploy up` on its own state folder, stopped with SIGTERM (which stops every service) when done.
+final class DeployDaemon {
+    let state: String
+    let process: Process
+
+    init(state: String = makeTemporaryDirectory("deploy-state")) throws {
+        self.state = state
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: imgdeployBinary)
+        process.arguments = ["up", "--state", state]
+        let log = state + ".log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = FileHandle(forWritingAtPath: log)!
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        for _ in 0..<200 where !FileManager.default.fileExists(atPath: state + "/imgdeploy.sock") { usleep(50_000) }
+        usleep(100_000)
+    }
+
+    @discardableResult
+    func command(_ arguments: [String]) throws -> ProcessResult {
+        try run(imgdeployBinary, arguments + ["--state", state])
+    }
+
+    /// The service's status as the daemon reports it.
+    func status(_ service: String) throws -> [String: Any] {
+        let result = try command(["status", service, "--json"])
+        let list = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]
+        return list?.first ?? [:]
+    }
+
+    /// SIGTERM, then waits for the daemon to stop its services and exit.
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<600 where process.isRunning { usleep(50_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// The hello example under other versions, built into one store: `1.0.0` (the example), `2.0.0` (its page
+/// says 2.0.0) and `3.0.0` (no /healthz, so its health check fails).
+struct HelloVersions {
+    let store: String
+    var digests: [String: String] = [:]
+
+    init() throws {
+        store = makeTemporaryDirectory("deploy-store")
+        for version in ["1.0.0", "2.0.0", "3.0.0"] {
+            let context = makeTemporaryDirectory("hello-\(version)")
+            try FileManager.default.removeItem(atPath: context)
+            try FileManager.default.copyItem(atPath: repositoryRoot + "/Imagefiles/hello", toPath: context)
+            var imagefile = try String(contentsOfFile: context + "/Imagefile", encoding: .utf8)
+            imagefile = imagefile.replacingOccurrences(of: "../../fixtures", with: repositoryRoot + "/fixtures")
+                .replacingOccurrences(of: "1.0.0", with: version)
+            write(imagefile, to: context + "/Imagefile")
+            let page = try String(contentsOfFile: context + "/www/index.html", encoding: .utf8)
+            write(page.replacingOccurrences(of: "1.0.0", with: version), to: context + "/www/index.html")
+            if version == "3.0.0" { try FileManager.default.removeItem(atPath: context + "/www/healthz") }
+            let build = try imgbuild(["build", context, "--store", store])
+            guard build.status == 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: build.stderr]) }
+            digests[version] = build.lastLine
+        }
+    }
+
+    /// A release spec for `version`.
+    func spec(_ version: String, port: Int, strategy: String = "blue-green", replicas: Int = 2, runner: String = "runc",
+              deadline: String = "15s") -> String {
+        let path = makeTemporaryDirectory("spec") + "/release.yaml"
+        write("""
+        service: hello
+        image: hello@\(digests[version]!)
+        source: \(store)
+        replicas: \(replicas)
+        port: 8080
+        listen: 127.0.0.1:\(port)
+        strategy: \(strategy)
+        runner: \(runner)
+        stopTimeout: 1s
+        health: { path: /healthz, interval: 200ms, timeout: 1s, healthyAfter: 2, deadline: \(deadline) }
+
+        """, to: path)
+        return path
+    }
+}
+
+/// `fixtures/load/http_load.py` against the front, until `finish()`.
+final class LoadGenerator {
+    let process = Process()
+    let output = Pipe()
+    let stopFile = makeTemporaryDirectory("load") + "/stop"
+
+    init(port: Int, connections: Int = 4) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [repositoryRoot + "/fixtures/load/http_load.py", "http://127.0.0.1:\(port)/", "--connections", String(connections),
+                             "--stop-file", stopFile, "--max-seconds", "120"]
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(300_000)
+    }
+
+    /// Stops the load and returns its counts: requests, statuses, errors, versions.
+    func finish() throws -> (requests: Int, statuses: [String: Int], errors: [String], versions: [String: Int]) {
+        write("", to: stopFile)
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        return (object["requests"] as? Int ?? 0, object["statuses"] as? [String: Int] ?? [:], object["errors"] as? [String] ?? [],
+                object["versions"] as? [String: Int] ?? [:])
+    }
+}
+
+func frontPage(_ port: Int) throws -> String {
+    try run("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(port)/"]).stdout
+}
+
+@Suite("imgdeploy", .serialized, .enabled(if: getuid() == 0, "runc and overlay mounts need root, as CI has"))
+struct DeployTests {
+    static let versions = Result { try HelloVersions() }
+
+    @Test("blue-green A → B under load: zero failed requests, answers switch from A's page to B's; rollback returns to A")
+    func blueGreenAndRollback() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        let first = try daemon.command(["apply", hello.spec("1.0.0", port: port)])
+        #expect(first.status == 0 && first.stdout.contains("Succeeded"), "\(first.stdout)\(first.stderr)")
+        #expect(try frontPage(port).contains("hello 1.0.0"))
+
+        let load = try LoadGenerator(port: port)
+        let second = try daemon.command(["apply", hello.spec("2.0.0", port: port)])
+        usleep(500_000)
+        let during = try load.finish()
+        #expect(second.status == 0, "\(second.stdout)\(second.stderr)")
+        for state in ["Verifying", "Provisioning", "HealthChecking", "Shifting", "ScaleDownDelay", "Succeeded"] {
+            #expect(second.stdout.contains(state), "the rollout went through \(state)")
+        }
+        #expect(during.errors.isEmpty, "failed requests: \(during.errors.prefix(5))")
+        #expect(during.statuses.keys.sorted() == ["200"], "statuses: \(during.statuses)")
+        #expect((during.versions["1.0.0"] ?? 0) > 0 && (during.versions["2.0.0"] ?? 0) > 0, "versions seen: \(during.versions)")
+        for _ in 0..<10 { #expect(try frontPage(port).contains("hello 2.0.0")) }
+
+        let rollbackLoad = try LoadGenerator(port: port)
+        let rollback = try daemon.command(["rollback", "hello"])
+        usleep(500_000)
+        let afterRollback = try rollbackLoad.finish()
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        #expect(afterRollback.errors.isEmpty && afterRollback.statuses.keys.sorted() == ["200"], "\(afterRollback)")
+        for _ in 0..<10 { #expect(try frontPage(port).contains("hello 1.0.0")) }
+        let status = try daemon.status("hello")
+        #expect((status["current"] as? String) == "hello@" + hello.digests["1.0.0"]!)
+
+        let history = try daemon.command(["history", "hello", "--json"])
+        let records = try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(records.map { $0["image"] as? String } == ["1.0.0", "2.0.0", "1.0.0"].map { "hello@" + hello.digests[$0]! })
+        #expect(records.map { $0["kind"] as? String } == ["deploy", "deploy", "rollback"])
+        #expect(records.allSatisfy { ($0["state"] as? String) == "Succeeded" && $0["started"] != nil })
+
+        daemon.stop()
+        let left = try run("/usr/sbin/runc", ["--root", daemon.state + "/runc", "list", "--quiet"])
+        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "SIGTERM stops every instance: \(left.stdout)")
+    }
+
+    @Test("rolling A → B under load: zero failed requests, answers switch to B one instance at a time")
+    func rolling() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        #expect(try daemon.command(["apply", hello.spec("1.0.0", port: port, strategy: "rolling", replicas: 3)]).status == 0)
+        let load = try LoadGenerator(port: port)
+        let result = try daemon.command(["apply", hello.spec("2.0.0", port: port, strategy: "rolling", replicas: 3)])
+        usleep(500_000)
+        let during = try load.finish()
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.components(separatedBy: "Shifting:").count - 1 == 3, "one shift per replica: \(result.stdout)")
+        #expect(result.stdout.components(separatedBy: "ScaleDownDelay:").count - 1 == 3, "one old instance drained per step")
+        #expect(during.errors.isEmpty && during.statuses.keys.sorted() == ["200"], "\(during)")
+        #expect((during.versions["1.0.0"] ?? 0) > 0 && (during.versions["2.0.0"] ?? 0) > 0, "versions seen: \(during.versions)")
+        for _ in 0..<10 { #expect(try frontPage(port).contains("hello 2.0.0")) }
+        let status = try daemon.status("hello")
+        let instances = status["instances"] as? [[String: Any]] ?? []
+        #expect(instances.count == 3 && instances.allSatisfy { ($0["image"] as? String) == "hello@" + hello.digests["2.0.0"]! })
+    }
+
+    @Test("a version whose health check fails is aborted: traffic stays on the old version and status says why")
+    func failingHealthCheck() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        #expect(try daemon.command(["apply", hello.spec("1.0.0", port: port)]).status == 0)
+        for strategy in ["blue-green", "rolling"] {
+            let load = try LoadGenerator(port: port, connections: 2)
+            let broken = try daemon.command(["apply", hello.spec("3.0.0", port: port, strategy: strategy, deadline: "3s")])
+            let during = try load.finish()
+            #expect(broken.status != 0, "a failed rollout exits non-zero")
+            #expect(broken.stdout.contains("Aborting") && broken.stdout.contains("Failed"))
+            #expect(broken.stderr.contains("GET /healthz answered 404"), "\(broken.stderr)")
+            #expect(during.errors.isEmpty && during.statuses.keys.sorted() == ["200"] && during.versions.keys.sorted() == ["1.0.0"], "\(during)")
+            let status = try daemon.status("hello")
+            #expect((status["current"] as? String) == "hello@" + hello.digests["1.0.0"]!)
+            let last = status["lastRollout"] as? [String: Any] ?? [:]
+            #expect(last["state"] as? String == "Failed")
+            #expect((last["reason"] as? String ?? "").contains("not healthy within the 3s deadline"), "\(last)")
+            let instances = status["instances"] as? [[String: Any]] ?? []
+            #expect(instances.count == 2 && instances.allSatisfy { ($0["image"] as? String) == "hello@" + hello.digests["1.0.0"]! }, "the broken instances are gone")
+            #expect(try frontPage(port).contains("hello 1.0.0"))
+        }
+        let text = try daemon.command(["status", "hello"])
+        #expect(text.stdout.contains("why: ") && text.stdout.contains("404"), "\(text.stdout)")
+    }
+
+    @Test("an instance killed with SIGKILL is restarted, and the front keeps answering from the others")
+    func killedInstanceRestarts() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        #expect(try daemon.command(["apply", hello.spec("1.0.0", port: port)]).status == 0)
+        let before = try daemon.status("hello")["instances"] as? [[String: Any]] ?? []
+        let victim = try #require(before.first)
+        let pid = try #require(victim["pid"] as? Int)
+        let load = try LoadGenerator(port: port)
+        usleep(300_000)
+        kill(Int32(pid), SIGKILL)
+        var restarted = false
+        for _ in 0..<100 {
+            let now = try daemon.status("hello")["instances"] as? [[String: Any]] ?? []
+            if let same = now.first(where: { $0["id"] as? String == victim["id"] as? String }),
+               same["restarts"] as? Int == 1, same["serving"] as? Bool == true, let newPID = same["pid"] as? Int, newPID != pid {
+                restarted = true
+                break
+            }
+            usleep(200_000)
+        }
+        let during = try load.finish()
+        #expect(restarted, "the killed instance is back, serving")
+        #expect(during.requests > 0 && during.errors.isEmpty && during.statuses.keys.sorted() == ["200"], "\(during)")
+    }
+
+    @Test("after the daemon restarts it re-adopts the release that was serving")
+    func readoptsAfterRestart() throws {
+        let hello = try DeployTests.versions.get()
+        let state = makeTemporaryDirectory("deploy-state")
+        let port = freePort()
+        do {
+            let daemon = try DeployDaemon(state: state)
+            #expect(try daemon.command(["apply", hello.spec("2.0.0", port: port)]).status == 0)
+            daemon.stop()
+        }
+        #expect(try run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/"]).status != 0, "the front stopped with the daemon")
+        let again = try DeployDaemon(state: state)
+        defer { again.stop() }
+        var answered = false
+        for _ in 0..<100 where !answered {
+            answered = (try? frontPage(port).contains("hello 2.0.0")) ?? false
+            if !answered { usleep(200_000) }
+        }
+        #expect(answered, "the re-adopted release serves again")
+        let last = try again.status("hello")["lastRollout"] as? [String: Any] ?? [:]
+        #expect(last["kind"] as? String == "readopt" && last["state"] as? String == "Succeeded")
+    }
+
+    @Test("the bwrap runner runs the image as its own user")
+    func bwrapRunner() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        let result = try daemon.command(["apply", hello.spec("1.0.0", port: port, replicas: 1, runner: "bwrap")])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(try frontPage(port).contains("hello 1.0.0"))
+        let instance = try #require((try daemon.status("hello")["instances"] as? [[String: Any]])?.first)
+        let pid = try #require(instance["pid"] as? Int)
+        let uid = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("Uid:") }
+        #expect(uid?.split(separator: "\t").dropFirst().first == "65534", "the image's user 65534:65534: \(uid ?? "")")
+    }
+
+    @Test("hostile images are refused and nothing is written outside the release folder", arguments: ["traversal", "symlink", "climbing-symlink", "device"])
+    func hostileImage(kind: String) throws {
+        let store = makeTemporaryDirectory("hostile-store")
+        let layout = makeTemporaryDirectory("hostile-layout")
+        let outside = makeTemporaryDirectory("outside")
+        let escape = outside + "/pwned-\(kind)"
+        let made = try run("/usr/bin/python3", [repositoryRoot + "/fixtures/hostile/make_layout.py", kind, layout, escape])
+        let digest = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try imgbuild(["copy", "oci:\(layout):1.0.0", "hostile:1.0.0", "--store", store]).status == 0)
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let spec = makeTemporaryDirectory("spec") + "/release.yaml"
+        write("service: hostile\nimage: hostile@\(digest)\nsource: \(store)\nport: 8080\nlisten: 127.0.0.1:\(freePort())\n", to: spec)
+        let result = try daemon.command(["apply", spec])
+        #expect(result.status != 0)
+        let expected = ["traversal": "climbs out of the image root", "symlink": "written through the symlink 'escape'",
+                        "climbing-symlink": "leads outside the image root", "device": "device node"][kind]!
+        #expect(result.stderr.contains("refused to unpack") && result.stderr.contains(expected), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: escape), "nothing was written outside")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outside).isEmpty)
+        let releases = (try? FileManager.default.contentsOfDirectory(atPath: daemon.state + "/releases")) ?? []
+        #expect(releases.isEmpty, "no release folder, partial or whole, is left: \(releases)")
+    }
+
+    @Test("a spec naming a tag, a version or a short digest is refused with how to get the digest", arguments: [
+        ("hello:1.4.0", "names the tag '1.4.0', not a digest"),
+        ("hello@sha256:abc", "has no complete digest"),
+        ("hello", "names no digest"),
+    ])
+    func tagsAreRefused(image: String, message: String) throws {
+        let spec = makeTemporaryDirectory("spec") + "/release.yaml"
+        write("service: hello\nimage: \(image)\nsource: /nonexistent\nport: 8080\nlisten: 127.0.0.1:9000\n", to: spec)
+        // No daemon runs: the spec is refused before anything is sent.
+        let result = try run(imgdeployBinary, ["apply", spec, "--state", makeTemporaryDirectory("no-daemon")])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("release.yaml:2:8"), "the place in the spec: \(result.stderr)")
+        #expect(result.stderr.contains(message) && result.stderr.contains("imgbuild resolve") && result.stderr.contains("@sha256:<64 hex digits>"), "\(result.stderr)")
+    }
+
+    @Test("spec mistakes are reported at their place", arguments: [
+        ("replicas: two\n", "'replicas' must be a whole number", 6),
+        ("strategy: canary\n", "'strategy' must be one of blue-green, rolling", 6),
+        ("health: { path: healthz }\n", "'health.path' must start with '/'", 6),
+        ("colour: blue\n", "unknown key 'colour'", 6),
+    ])
+    func specMistakes(extra: String, message: String, line: Int) throws {
+        let spec = makeTemporaryDirectory("spec") + "/release.yaml"
+        write("service: hello\nimage: hello@sha256:\(String(repeating: "a", count: 64))\nsource: /nonexistent\nport: 8080\nlisten: 127.0.0.1:9000\n" + extra, to: spec)
+        let result = try run(imgdeployBinary, ["apply", spec, "--state", makeTemporaryDirectory("no-daemon")])
+        #expect(result.status != 0 && result.stderr.contains("release.yaml:\(line):") && result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    @Test("without a daemon, the client says how to start one")
+    func noDaemon() throws {
+        let result = try run(imgdeployBinary, ["status", "--state", makeTemporaryDirectory("no-daemon")])
+        #expect(result.status != 0 && result.stderr.contains("imgdeploy up"), "\(result.stderr)")
+    }
+}
+
+@Suite("imgdeploy render --kubernetes")
+struct KubernetesRenderTests {
+    /// `kubernetes-validate` from PyPI, installed by `.ci/install-deps --test`.
+    static let validator: String = {
+        if let explicit = ProcessInfo.processInfo.environment["KUBERNETES_VALIDATE"] { return explicit }
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
+        let candidates = [home + "/.cache/imgbuild/k8s-venv/bin/kubernetes-validate", "/usr/local/bin/kubernetes-validate"]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? "kubernetes-validate"
+    }()
+
+    static let digest = "sha256:" + String(repeating: "5e", count: 32)
+
+    func spec(strategy: String, source: String = "http://127.0.0.1:5000") -> String {
+        let path = makeTemporaryDirectory("k8s") + "/release.yaml"
+        write("""
+        service: hello
+        image: hello@\(KubernetesRenderTests.digest)
+        source: \(source)
+        replicas: 3
+        port: 8080
+        listen: 127.0.0.1:9000
+        strategy: \(strategy)
+        health: { path: /healthz, interval: 2s, timeout: 1s, healthyAfter: 2, deadline: 45s }
+        limits: { memory: 256Mi }
+
+        """, to: path)
+        return path
+    }
+
+    @Test("rolling and blue-green manifests pass kubernetes-validate --strict and pin the digest", arguments: [
+        ("rolling", nil as String?), ("blue-green", "blue"), ("blue-green", "green"),
+    ])
+    func validManifests(strategy: String, slot: String?) throws {
+        let output = makeTemporaryDirectory("k8s") + "/manifests.yaml"
+        let render = try run(imgdeployBinary, ["render", "--kubernetes", spec(strategy: strategy), "-o", output] + (slot.map { ["--slot", $0] } ?? []))
+        #expect(render.status == 0, "\(render.stderr)")
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        #expect(text.contains("image: 127.0.0.1:5000/hello@\(KubernetesRenderTests.digest)"))
+        #expect(!text.contains("hello:"), "no tag anywhere")
+        #expect(text.contains("path: /healthz") && text.contains("progressDeadlineSeconds: 45") && text.contains("successThreshold: 2"))
+        if strategy == "rolling" {
+            #expect(text.contains("maxSurge: 1") && text.contains("maxUnavailable: 0") && text.contains("replicas: 3"))
+        } else {
+            #expect(text.contains("name: hello-\(slot!)") && text.contains("slot: \(slot!)"), "the Deployment of the slot and the Service selecting it")
+        }
+        let validation = try run(KubernetesRenderTests.validator, ["--strict", output])
+        #expect(validation.status == 0, "\(validation.stdout)\(validation.stderr)")
+        #expect(validation.stdout.contains("passed for resource deployment/hello") && validation.stdout.contains("passed for resource service/hello"), "\(validation.stdout)")
+
+        // The validator is a real check: a manifest with a wrong field fails it.
+        let broken = makeTemporaryDirectory("k8s") + "/broken.yaml"
+        write(text.replacingOccurrences(of: "replicas: 3", with: "replicas: three"), to: broken)
+        #expect(try run(KubernetesRenderTests.validator, ["--strict", broken]).status != 0)
+    }
+
+    @Test("a store source needs --registry, and the message says so")
+    func storeSourceNeedsRegistry() throws {
+        let refused = try run(imgdeployBinary, ["render", "--kubernetes", spec(strategy: "rolling", source: "/var/lib/imgbuild")])
+        #expect(refused.status != 0 && refused.stderr.contains("--registry"), "\(refused.stderr)")
+        let given = try run(imgdeployBinary, ["render", "--kubernetes", spec(strategy: "rolling", source: "/var/lib/imgbuild"), "--registry", "registry.example:5000"])
+        #expect(given.status == 0 && given.stdout.contains("image: registry.example:5000/hello@\(KubernetesRenderTests.digest)"))
+    }
+}
