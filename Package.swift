@@ -107,7 +107,7 @@ let package = Package(
         ]),
         // Thin command-line front end of the deployer.
         .executableTarget(name: "imgdeploy", dependencies: [
-            "DeployControl", "Rollout", "ReleaseSpec", "Kubernetes",
+            "DeployControl", "Rollout", "ReleaseSpec", "Kubernetes", "LoadBalancer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -170,6 +170,20 @@ public struct Builder: Sendable {
     }
 
     func write(_ layer: PlannedLayer, with writer: LayerWriter, into store: Store) throws(BuildError) -> WrittenLayer {
+        let cache = LayerCache(cacheDirectory: options.cacheDirectory)
+        let settings = "compression=\(writer.compression.rawValue) mtime=\(writer.mtime)"
+        let fingerprint: Digest?
+        do { fingerprint = try LayerFingerprint.of(layer.tree, settings: settings) } catch { throw .layer(error) }
+        if let fingerprint, let cached = cache.lookup(fingerprint, in: store) {
+            progress("layer \(layer.section): unchanged since it was last built (\(cached.digest))")
+            return cached
+        }
+        let written = try writeAnew(layer, with: writer, into: store)
+        if let fingerprint { cache.remember(written, as: fingerprint) }
+        return written
+    }
+
+    func writeAnew(_ layer: PlannedLayer, with writer: LayerWriter, into store: Store) throws(BuildError) -> WrittenLayer {
         let upload: BlobUpload
         do { upload = try store.beginBlob() } catch { throw .store(error) }
         let written: WrittenLayer

@@ -32,63 +32,6 @@ protocol StreamCompressor: AnyObject {
 
 private let outputChunk = 1 << 18
 
-/// gzip through zlib: level 6, header mtime 0, no file name, OS byte 255 ("unknown"), as every
-/// reproducible image builder writes it.
-final class GzipCompressor: StreamCompressor {
-    private var stream = z_stream()
-    private let header: UnsafeMutablePointer<gz_header>
-    private let output = UnsafeMutablePointer<UInt8>.allocate(capacity: outputChunk)
-
-    init(level: Int32) throws(LayerError) {
-        header = .allocate(capacity: 1)
-        header.initialize(to: gz_header())
-        header.pointee.os = 255
-        header.pointee.time = 0
-        let status = deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
-                                   zlibVersion(), Int32(MemoryLayout<z_stream>.size))
-        guard status == Z_OK, deflateSetHeader(&stream, header) == Z_OK else {
-            throw .writeFailed(reason: "zlib could not start a gzip stream (status \(status))")
-        }
-    }
-
-    deinit {
-        deflateEnd(&stream)
-        header.deallocate()
-        output.deallocate()
-    }
-
-    func compress(_ input: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) throws(LayerError) -> Void) throws(LayerError) {
-        guard let base = input.baseAddress, input.count > 0 else { return }
-        stream.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: UInt8.self))
-        stream.avail_in = UInt32(input.count)
-        try run(flush: Z_NO_FLUSH, emit: emit)
-    }
-
-    func finish(emit: (UnsafeRawBufferPointer) throws(LayerError) -> Void) throws(LayerError) {
-        stream.next_in = nil
-        stream.avail_in = 0
-        try run(flush: Z_FINISH, emit: emit)
-    }
-
-    private func run(flush: Int32, emit: (UnsafeRawBufferPointer) throws(LayerError) -> Void) throws(LayerError) {
-        while true {
-            stream.next_out = output
-            stream.avail_out = UInt32(outputChunk)
-            let status = deflate(&stream, flush)
-            guard status == Z_OK || status == Z_STREAM_END || status == Z_BUF_ERROR else {
-                throw .writeFailed(reason: "gzip compression failed (zlib status \(status))")
-            }
-            let produced = outputChunk - Int(stream.avail_out)
-            if produced > 0 { try emit(UnsafeRawBufferPointer(start: output, count: produced)) }
-            if flush == Z_FINISH {
-                if status == Z_STREAM_END { return }
-            } else if stream.avail_in == 0 && stream.avail_out != 0 {
-                return
-            }
-        }
-    }
-}
-
 /// zstd through libzstd: a fixed level, a content checksum, and always at least one worker thread.
 ///
 /// libzstd's multi-threaded mode gives the same bytes for any number of workers ≥ 1 (it splits the input

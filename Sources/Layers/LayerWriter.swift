@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// The identity of a written layer.
-public struct WrittenLayer: Sendable, Equatable {
+public struct WrittenLayer: Sendable, Equatable, Codable {
     /// SHA-256 of the uncompressed tar stream (the config's `rootfs.diff_ids` entry).
     public var diffID: Digest
     /// SHA-256 of the compressed blob.
@@ -27,7 +27,7 @@ public struct LayerWriter: Sendable {
     public var compression: Compression
     /// The mtime of every entry (SOURCE_DATE_EPOCH).
     public var mtime: Int64
-    /// zstd worker threads (≥ 1); does not change the output.
+    /// Compression worker threads (≥ 1), for zstd and gzip alike; does not change the output.
     public var zstdThreads: Int
 
     public init(compression: Compression, mtime: Int64, zstdThreads: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -45,7 +45,7 @@ public struct LayerWriter: Sendable {
         let entries = try tree.finalizedEntries()
         let compressor: StreamCompressor
         switch compression {
-        case .gzip: compressor = try GzipCompressor(level: compression.level)
+        case .gzip: compressor = ParallelGzipCompressor(level: compression.level, threads: zstdThreads)
         case .zstd: compressor = try ZstdCompressor(level: compression.level, threads: zstdThreads)
         }
         let sink = TarSink(compressor: compressor, output: output)

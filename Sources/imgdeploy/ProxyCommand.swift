@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import LoadBalancer
+
+struct ProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Run only the load balancer in front of fixed backends (for measuring it, or fronting servers by hand).",
+        discussion: "Runs in the foreground until SIGINT or SIGTERM. Example: imgdeploy proxy --listen 127.0.0.1:9000 --backend 127.0.0.1:8080 --backend 127.0.0.1:8081")
+
+    @Option(name: .long, help: ArgumentHelp("Where to listen.", valueName: "HOST:PORT")) var listen: String
+    @Option(name: .long, help: ArgumentHelp("A backend (repeat for more).", valueName: "HOST:PORT")) var backend: [String]
+
+    func run() async throws {
+        func split(_ text: String) throws -> (String, Int) {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+                throw ValidationError("'\(text)' is not HOST:PORT")
+            }
+            return (String(text[..<colon]), port)
+        }
+        guard !backend.isEmpty else { throw ValidationError("give at least one --backend HOST:PORT") }
+        let pool = BackendPool()
+        pool.setActive(try backend.enumerated().map { index, text in
+            let (host, port) = try split(text)
+            return Backend(id: "backend-\(index + 1)", host: host, port: port)
+        })
+        let (host, port) = try split(listen)
+        let balancer = LoadBalancer(pool: pool)
+        let bound = try await balancer.start(host: host, port: port)
+        printError("imgdeploy proxy: listening on \(host):\(bound)")
+        let (stop, continuation) = AsyncStream<Void>.makeStream()
+        let sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { continuation.yield() }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        for await _ in stop { break }
+        await balancer.stop()
+        let counts = balancer.metrics.snapshot
+        printError("imgdeploy proxy: \(counts.requests) requests, \(counts.failed) failed, \(counts.retried) retried")
+    }
+}
