@@ -360,9 +360,10 @@ def main():
     lines = [f"Machine: {os.cpu_count()} cores ({cpu}), {memory} GiB, {platform.system()} {platform.release()}; "
              f"median of {RUNS} runs, cases and peers alternated; {time.time() - started:.0f} s in all.", "",
              "| case | subject | median | vs | ratio | target | |", "|---|---|---|---|---|---|---|"]
+    cell = lambda text: (text or "").replace("|", "\\|")
     for row in rows:
         case, subject, value, unit, baseline, ratio, target = row
-        lines.append(f"| {case} | {subject} | {fmt(value, unit)} | {baseline or ''} | {f'{ratio:.2f}×' if ratio is not None else ''} | {target or ''} | {verdict(row)} |")
+        lines.append(f"| {cell(case)} | {cell(subject)} | {fmt(value, unit)} | {cell(baseline)} | {f'{ratio:.2f}×' if ratio is not None else ''} | {target or ''} | {verdict(row)} |")
     table = "\n".join(lines)
     print(table)
     with open(os.path.join(REPO, "Benchmarks", "results.md"), "w") as f: f.write(table + "\n")

@@ -9,6 +9,7 @@ import Foundation
 /// block ends the stream. The blocks' CRC-32s are combined for the trailer. This is pigz's scheme: the
 /// output is one valid gzip member, and since every block's bytes depend only on its data and its
 /// dictionary, any number of threads gives the same result. The header has mtime 0, no name, OS 255.
+/// Blocks that look incompressible are stored (``looksIncompressible(_:)``).
 final class ParallelGzipCompressor: StreamCompressor {
     /// Part of the output's identity: never change it without changing ``LayerFingerprint/writerFormat``.
     static let blockSize = 256 << 10
@@ -46,7 +47,8 @@ final class ParallelGzipCompressor: StreamCompressor {
             defer { done.signal() }
             crc = input.withUnsafeBufferPointer { UInt(crc32(0, $0.baseAddress, UInt32($0.count))) }
             var stream = z_stream()
-            var status = deflateInit2_(&stream, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+            let effort = ParallelGzipCompressor.looksIncompressible(input) ? 0 : level
+            var status = deflateInit2_(&stream, effort, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
             guard status == Z_OK else { failure = status; return }
             defer { deflateEnd(&stream) }
             if !dictionary.isEmpty {
@@ -68,6 +70,30 @@ final class ParallelGzipCompressor: StreamCompressor {
             guard (last && status == Z_STREAM_END) || (!last && status == Z_OK && stream.avail_in == 0) else { failure = status; return }
             output.removeLast(Int(stream.avail_out))
         }
+    }
+
+    /// Whether a block is already compressed or random, judged from its first 16 KiB at level 1 (saving
+    /// under 3%). Such a block is stored rather than searched for matches: zlib would store it anyway
+    /// after a full search, so the output barely grows while the work mostly vanishes. The decision
+    /// depends on the block's bytes alone, so the output still does not depend on the thread count.
+    static func looksIncompressible(_ block: [UInt8]) -> Bool {
+        let sampleSize = min(block.count, 16 << 10)
+        guard sampleSize >= 4096 else { return false }
+        var stream = z_stream()
+        guard deflateInit2_(&stream, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else { return false }
+        defer { deflateEnd(&stream) }
+        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(sampleSize))) + 16)
+        let produced = block.withUnsafeBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target -> Int in
+                stream.next_in = UnsafeMutablePointer(mutating: source.baseAddress)
+                stream.avail_in = UInt32(sampleSize)
+                stream.next_out = target.baseAddress
+                stream.avail_out = UInt32(target.count)
+                guard deflate(&stream, Z_FINISH) == Z_STREAM_END else { return Int.max }
+                return target.count - Int(stream.avail_out)
+            }
+        }
+        return produced >= sampleSize * 97 / 100
     }
 
     init(level: Int32, threads: Int) {

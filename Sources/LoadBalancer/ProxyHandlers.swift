@@ -57,14 +57,14 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        finishExchange(releaseOnly: true)
+        finishExchange()
         upstream?.channel.close(promise: nil)
         upstream = nil
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        finishExchange(releaseOnly: true)
+        finishExchange()
         upstream?.channel.close(promise: nil)
         upstream = nil
         context.fireChannelInactive()
@@ -181,7 +181,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             let keepAlive = current.head.isKeepAlive
-            finishExchange(releaseOnly: false)
+            finishExchange()
             if upstream?.closing == true {
                 upstream?.channel.close(promise: nil)
                 upstream = nil
@@ -223,7 +223,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Ending requests
 
-    private func finishExchange(releaseOnly: Bool) {
+    private func finishExchange() {
         if let backend = exchange?.backend { pool.release(backend) }
         exchange = nil
     }
