@@ -24,6 +24,8 @@ public struct Builder: Sendable {
     struct PlannedLayer {
         var section: String
         var tree: LayerTree
+        /// The tree's entries, finalized once (sorted, with parents).
+        var entries: [LayerEntry]
     }
 
     public func build() async throws(BuildError) -> BuildResult {
@@ -56,7 +58,7 @@ public struct Builder: Sendable {
             descriptors.append(Descriptor(mediaType: written.mediaType, digest: written.digest, size: written.size))
             diffIDs.append(written.diffID)
             history.append(.init(created: created, createdBy: "imgbuild: \(layer.section)"))
-            progress("layer \(layer.section): \(layer.tree.count) entries, \(written.uncompressedSize) bytes tar, \(written.size) bytes \(options.compression.rawValue), \(written.digest)")
+            progress("layer \(layer.section): \(layer.entries.count) entries, \(written.uncompressedSize) bytes tar, \(written.size) bytes \(options.compression.rawValue), \(written.digest)")
         }
         if !imagefile.config.isEmpty {
             history.append(.init(created: created, createdBy: "imgbuild: config", emptyLayer: true))
@@ -152,7 +154,7 @@ public struct Builder: Sendable {
         var planned: [PlannedLayer] = []
         if !imagefile.dependencies.isEmpty {
             let tree = try await DependencyLayer(imagefile: imagefile, cacheDirectory: options.cacheDirectory, progress: progress).read()
-            planned.append(PlannedLayer(section: "dependencies", tree: tree))
+            do { planned.append(PlannedLayer(section: "dependencies", tree: tree, entries: try tree.finalizedEntries())) } catch { throw .layer(error) }
         }
         let context: ContextReader
         do { context = try ContextReader(root: imagefile.contextDirectory) } catch { throw .layer(error) }
@@ -163,8 +165,9 @@ public struct Builder: Sendable {
                                        fileMode: copy.fileMode, owner: copy.owner.map { ($0.uid, $0.gid) })
                 do { try context.add(spec, to: &tree) } catch { throw .entry(copy.location, error.description) }
             }
-            do { _ = try tree.finalizedEntries() } catch { throw .entry(copies[0].location, error.description) }
-            planned.append(PlannedLayer(section: section, tree: tree))
+            let entries: [LayerEntry]
+            do { entries = try tree.finalizedEntries() } catch { throw .entry(copies[0].location, error.description) }
+            planned.append(PlannedLayer(section: section, tree: tree, entries: entries))
         }
         return planned
     }
@@ -173,7 +176,7 @@ public struct Builder: Sendable {
         let cache = LayerCache(cacheDirectory: options.cacheDirectory)
         let settings = "compression=\(writer.compression.rawValue) mtime=\(writer.mtime)"
         let fingerprint: Digest?
-        do { fingerprint = try LayerFingerprint.of(layer.tree, settings: settings) } catch { throw .layer(error) }
+        do { fingerprint = try LayerFingerprint.of(layer.entries, spool: layer.tree.spool, settings: settings) } catch { throw .layer(error) }
         if let fingerprint, let cached = cache.lookup(fingerprint, in: store) {
             progress("layer \(layer.section): unchanged since it was last built (\(cached.digest))")
             return cached
@@ -187,7 +190,7 @@ public struct Builder: Sendable {
         let upload: BlobUpload
         do { upload = try store.beginBlob() } catch { throw .store(error) }
         let written: WrittenLayer
-        do { written = try writer.write(layer.tree, to: upload.fd) } catch {
+        do { written = try writer.write(layer.entries, spool: layer.tree.spool, to: upload.fd) } catch {
             upload.abandon()
             throw .layer(error)
         }

@@ -107,7 +107,7 @@ public struct ContextReader: Sendable {
                 if name != "." && name != ".." { names.append(name) }
             }
             closedir(dir)
-            names.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            names.sort(by: LayerPath.precedes)
             for name in names {
                 let childRelative = relative.isEmpty ? name : relative + "/" + name
                 if copy.excludes.contains(where: { $0.matches(childRelative) }) { continue }
@@ -128,11 +128,14 @@ public struct ContextReader: Sendable {
                 tree.insert(directoryEntry(path: layerPath))
                 try directory(absolute, relative: relative, layerPath: layerPath, into: &tree)
             case S_IFREG:
-                guard access(absolute, R_OK) == 0 else {
-                    throw .unreadable(path: display(absolute), reason: String(cString: strerror(errno)))
+                // Readable by anyone, or by us as owner: no access(2) call needed; otherwise ask.
+                if info.st_mode & S_IROTH == 0 && !(info.st_uid == geteuid() && info.st_mode & S_IRUSR != 0) {
+                    guard access(absolute, R_OK) == 0 else {
+                        throw .unreadable(path: display(absolute), reason: String(cString: strerror(errno)))
+                    }
                 }
                 let mode = copy.fileMode ?? ((info.st_mode & 0o111) != 0 ? 0o755 : 0o644)
-                tree.insert(LayerEntry(path: layerPath, kind: .regularFile(.file(path: absolute, size: Int64(info.st_size))),
+                tree.insert(LayerEntry(path: layerPath, kind: .regularFile(.file(path: absolute, size: Int64(info.st_size), stamp: FileStamp(info))),
                                        mode: mode, uid: uid, gid: gid))
                 if info.st_nlink > 1 {
                     inodes[InodeKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)), default: []].append(layerPath)
@@ -152,7 +155,7 @@ public struct ContextReader: Sendable {
         /// Files that share an inode become one regular file (the first by path bytes) and hard links to it.
         func resolveHardlinks(into tree: inout LayerTree) {
             for paths in inodes.values where paths.count > 1 {
-                let sorted = paths.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+                let sorted = paths.sorted(by: LayerPath.precedes)
                 for link in sorted.dropFirst() {
                     guard let entry = tree[link] else { continue }
                     tree.insert(LayerEntry(path: link, kind: .hardlink(target: sorted[0]), mode: entry.mode, uid: entry.uid, gid: entry.gid))

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// One entry of a layer's tar archive, with its metadata already normalised.
 ///
 /// Entries carry no timestamps: every entry of a layer gets the build's SOURCE_DATE_EPOCH as its mtime.
@@ -13,14 +16,14 @@ public struct LayerEntry: Sendable, Equatable {
 
     /// Where the bytes of a regular file are read from when the layer is written.
     public enum Content: Sendable, Equatable {
-        /// A file on disk, expected to have exactly `size` bytes.
-        case file(path: String, size: Int64)
+        /// A file on disk, expected to have exactly `size` bytes; `stamp` is its `stat` data when read.
+        case file(path: String, size: Int64, stamp: FileStamp? = nil)
         /// A range of the layer tree's spool file (bytes taken out of an archive).
         case spool(offset: Int64, size: Int64)
 
         public var size: Int64 {
             switch self {
-            case .file(_, let size), .spool(_, let size): return size
+            case .file(_, let size, _), .spool(_, let size): return size
             }
         }
     }
@@ -47,6 +50,29 @@ public struct LayerEntry: Sendable, Equatable {
     }
 }
 
+/// What `stat` says of a file, standing in for its contents in ``LayerFingerprint`` (as in git's index).
+public struct FileStamp: Sendable, Equatable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: Int64
+    public var modified: timespec
+    public var changed: timespec
+
+    public init(_ info: stat) {
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = info.st_mtim
+        changed = info.st_ctim
+    }
+
+    public static func == (a: FileStamp, b: FileStamp) -> Bool {
+        a.device == b.device && a.inode == b.inode && a.size == b.size
+            && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
+            && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+    }
+}
+
 /// Paths inside an image.
 public enum LayerPath {
     /// Normalises a path from an archive or an Imagefile into the form layers use (`usr/bin/sh`):
@@ -63,6 +89,24 @@ public enum LayerPath {
             parts.append(component)
         }
         return parts.joined(separator: "/")
+    }
+
+    /// Whether `a` sorts before `b` by their UTF-8 bytes (the order of entries in a layer), with a
+    /// `memcmp` fast path for native strings.
+    @inlinable
+    public static func precedes(_ a: String, _ b: String) -> Bool {
+        let fast = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y -> Bool in
+                let common = Swift.min(x.count, y.count)
+                if common > 0 {
+                    let order = memcmp(x.baseAddress!, y.baseAddress!, common)
+                    if order != 0 { return order < 0 }
+                }
+                return x.count < y.count
+            }
+        }
+        if let result = fast ?? nil { return result }
+        return a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 
     /// `a/b` joined under `prefix`.

@@ -38,11 +38,15 @@ public struct LayerWriter: Sendable {
 
     /// Writes the tree as a compressed tarball to the already open file descriptor `output`.
     public func write(_ tree: LayerTree, to output: Int32) throws(LayerError) -> WrittenLayer {
-        try withUTF8Locale { () throws(LayerError) in try writeEntries(of: tree, to: output) }
+        try write(try tree.finalizedEntries(), spool: tree.spool, to: output)
     }
 
-    private func writeEntries(of tree: LayerTree, to output: Int32) throws(LayerError) -> WrittenLayer {
-        let entries = try tree.finalizedEntries()
+    /// Writes entries already finalized by ``LayerTree/finalizedEntries()`` (their spooled contents in `spool`).
+    public func write(_ entries: [LayerEntry], spool: Spool?, to output: Int32) throws(LayerError) -> WrittenLayer {
+        try withUTF8Locale { () throws(LayerError) in try writeEntries(entries, spool: spool, to: output) }
+    }
+
+    private func writeEntries(_ entries: [LayerEntry], spool: Spool?, to output: Int32) throws(LayerError) -> WrittenLayer {
         let compressor: StreamCompressor
         switch compression {
         case .gzip: compressor = ParallelGzipCompressor(level: compression.level, threads: zstdThreads)
@@ -100,10 +104,10 @@ public struct LayerWriter: Sendable {
                 }
             }
             switch content {
-            case let .file(path, size):
+            case let .file(path, size, _):
                 try copyFile(path: path, expectedSize: size, buffer: buffer, put)
             case let .spool(offset, size):
-                guard let spool = tree.spool else { throw .writeFailed(reason: "no spool for '\(entry.path)'") }
+                guard let spool else { throw .writeFailed(reason: "no spool for '\(entry.path)'") }
                 try spool.read(offset: offset, size: size, put)
             }
         }
