@@ -58,15 +58,18 @@ public final class BackendPool: Sendable {
     /// else round-robin, skipping `excluding`. Nil when no backend is active.
     func acquire(preferred: String?, excluding: Set<String> = []) -> Backend? {
         state.withLock { state in
-            let candidates = state.active.filter { !excluding.contains($0.id) }
-            guard !candidates.isEmpty else { return nil }
-            let chosen: Backend
-            if let preferred, let backend = candidates.first(where: { $0.id == preferred }) {
+            var chosen: Backend?
+            if let preferred, let backend = state.active.first(where: { $0.id == preferred }) {
                 chosen = backend
+            } else if excluding.isEmpty {
+                if !state.active.isEmpty { chosen = state.active[state.next % state.active.count] }
+                state.next &+= 1
             } else {
-                chosen = candidates[state.next % candidates.count]
+                let candidates = state.active.filter { !excluding.contains($0.id) }
+                if !candidates.isEmpty { chosen = candidates[state.next % candidates.count] }
                 state.next &+= 1
             }
+            guard let chosen else { return nil }
             state.inFlight[chosen.id, default: 0] += 1
             return chosen
         }

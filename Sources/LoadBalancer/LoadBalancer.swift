@@ -12,14 +12,30 @@ public final class ProxyMetrics: Sendable {
         public var failed = 0
         /// Requests sent again to another backend after the first failed before answering.
         public var retried = 0
+
+        public init(requests: Int = 0, failed: Int = 0, retried: Int = 0) {
+            self.requests = requests
+            self.failed = failed
+            self.retried = retried
+        }
     }
 
-    private let counts = Mutex(Counts())
+    private let requests = Atomic<Int>(0)
+    private let failed = Atomic<Int>(0)
+    private let retried = Atomic<Int>(0)
 
-    public var snapshot: Counts { counts.withLock { $0 } }
+    public var snapshot: Counts {
+        Counts(requests: requests.load(ordering: .relaxed), failed: failed.load(ordering: .relaxed), retried: retried.load(ordering: .relaxed))
+    }
 
-    func count(_ field: WritableKeyPath<Counts, Int>) {
-        counts.withLock { $0[keyPath: field] += 1 }
+    enum Counter { case requests, failed, retried }
+
+    func count(_ counter: Counter) {
+        switch counter {
+        case .requests: requests.wrappingAdd(1, ordering: .relaxed)
+        case .failed: failed.wrappingAdd(1, ordering: .relaxed)
+        case .retried: retried.wrappingAdd(1, ordering: .relaxed)
+        }
     }
 }
 

@@ -3,7 +3,22 @@ import NIOHTTP1
 import NIOPosix
 
 /// Headers that describe one hop of a connection and are never forwarded (RFC 9110 §7.6.1).
-private let hopByHopHeaders = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
+private let hopByHopHeaders: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
+
+extension HTTPHeaders {
+    /// Removes the hop-by-hop headers, in one pass, touching nothing when there are none.
+    mutating func removeHopByHop() {
+        func isHopByHop(_ name: String) -> Bool {
+            switch name.utf8.count {
+            case 2, 7, 10, 16, 17, 19: return hopByHopHeaders.contains(name.lowercased())
+            default: return false
+            }
+        }
+        var found: [String] = []
+        for header in self where isHopByHop(header.name) { found.append(header.name) }
+        for name in found { remove(name: name) }
+    }
+}
 
 /// The largest request body kept for a retry on another backend.
 private let retryBufferLimit = 64 * 1024
@@ -44,6 +59,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     let pool: BackendPool
     let metrics: ProxyMetrics
     private var context: ChannelHandlerContext?
+    /// The client's address, for X-Forwarded-For.
+    private var clientAddress: String?
     private var exchange: Exchange?
     private var upstream: Upstream?
     /// Bumped for each new backend connection, so events of an old one are ignored.
@@ -54,7 +71,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.metrics = metrics
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        clientAddress = context.channel.remoteAddress?.ipAddress
+    }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         finishExchange()
@@ -73,9 +93,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            metrics.count(\.requests)
-            let idempotent = [.GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE].contains(head.method)
-            exchange = Exchange(head: head, retryable: idempotent)
+            metrics.count(.requests)
+            exchange = Exchange(head: head, retryable: FrontHandler.isIdempotent(head.method))
             dispatch()
         case .body(let buffer):
             guard var current = exchange, !current.rejected else { return }
@@ -96,6 +115,13 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let upstream, upstream.ready, current.backend?.id == upstream.backend.id {
                 upstream.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
             }
+        }
+    }
+
+    static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
+        default: return false
         }
     }
 
@@ -152,11 +178,15 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func sendRequest(on channel: Channel) {
         guard let current = exchange, let context else { return }
         var head = current.head
-        for name in hopByHopHeaders { head.headers.remove(name: name) }
+        head.headers.removeHopByHop()
         head.version = .http1_1
-        if let address = context.channel.remoteAddress?.ipAddress {
-            let previous = head.headers["x-forwarded-for"].joined(separator: ", ")
-            head.headers.replaceOrAdd(name: "x-forwarded-for", value: previous.isEmpty ? address : previous + ", " + address)
+        if let address = clientAddress {
+            if head.headers.contains(name: "x-forwarded-for") {
+                let previous = head.headers["x-forwarded-for"].joined(separator: ", ")
+                head.headers.replaceOrAdd(name: "x-forwarded-for", value: previous + ", " + address)
+            } else {
+                head.headers.add(name: "x-forwarded-for", value: address)
+            }
         }
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         for buffer in current.body { channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil) }
@@ -173,12 +203,13 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             current.responseStarted = true
             exchange = current
             if !head.isKeepAlive { upstream?.closing = true }
-            for name in hopByHopHeaders { head.headers.remove(name: name) }
+            head.headers.removeHopByHop()
             head.version = current.head.version
             if !current.head.isKeepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .body(let buffer):
-            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            // Flushed at the end of the response, or when the backend's read burst ends.
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             let keepAlive = current.head.isKeepAlive
             finishExchange()
@@ -191,6 +222,12 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// The backend's read burst ended: send what was relayed.
+    func upstreamReadComplete(generation: Int) {
+        guard generation == upstreamGeneration, exchange?.responseStarted == true else { return }
+        context?.flush()
+    }
+
     /// The backend connection failed or closed.
     func upstreamFailed(generation: Int) {
         guard generation == upstreamGeneration else { return }
@@ -201,14 +238,14 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         exchange = current
         if current.responseStarted {
             // Part of a response went out: the client must see the connection end, not a spliced answer.
-            metrics.count(\.failed)
+            metrics.count(.failed)
             exchange = nil
             context?.close(promise: nil)
             return
         }
         pool.reportFailure(backend)
         if current.retryable {
-            metrics.count(\.retried)
+            metrics.count(.retried)
             dispatch()
         } else {
             reject(status: .badGateway, message: "the instance closed the connection before answering")
@@ -230,7 +267,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func reject(status: HTTPResponseStatus, message: String) {
         guard let context, var current = exchange else { return }
-        metrics.count(\.failed)
+        metrics.count(.failed)
         var headers = HTTPHeaders()
         let body = context.channel.allocator.buffer(string: message + "\n")
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
@@ -264,6 +301,10 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         front.value.upstreamRead(unwrapInboundIn(data), generation: generation)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        front.value.upstreamReadComplete(generation: generation)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
