@@ -68,6 +68,10 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        // ECDSA P-256 keys and signatures (libcrypto) over cosign-style simple-signing payloads.
+        .target(name: "Signing", dependencies: ["OCI", "CCrypto"]),
+        // Artifacts that refer to images: signatures (and, later, SBOMs and provenance).
+        .target(name: "Attestations", dependencies: ["OCI", "Store", "Signing"]),
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
         .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", .product(name: "Yams", package: "Yams")]),
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
@@ -101,7 +105,7 @@ let package = Package(
         .target(name: "Kubernetes", dependencies: ["ReleaseSpec", .product(name: "Yams", package: "Yams")]),
         // Thin command-line front end.
         .executableTarget(name: "imgbuild", dependencies: [
-            "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer",
+            "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),

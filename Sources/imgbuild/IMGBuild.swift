@@ -10,7 +10,8 @@ struct IMGBuild: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [BuildCommand.self, InspectCommand.self, ExportCommand.self, TagCommand.self, TagsCommand.self,
                       ResolveCommand.self, ImagesCommand.self, FsckCommand.self, GCCommand.self,
-                      PushCommand.self, PullCommand.self, CopyCommand.self, ServeCommand.self]
+                      PushCommand.self, PullCommand.self, CopyCommand.self, ServeCommand.self,
+                      KeygenCommand.self, SignCommand.self, VerifyCommand.self]
     )
 }
 

@@ -1,0 +1,94 @@
+import Foundation
+import OCI
+import Signing
+import Store
+
+/// Signatures kept beside images: an OCI artifact whose `subject` is the image manifest, so registries
+/// list it through the referrers API, and which is also tagged `sha256-<hex>.sig` for registries without
+/// that API (cosign's tag scheme).
+///
+/// The artifact's one layer is the simple-signing payload; the signature (ASN.1 DER, base64) sits in the
+/// layer's `dev.cosignproject.cosign/signature` annotation, as cosign writes it.
+public enum SignatureArtifact {
+    public static let artifactType = "application/vnd.dev.cosign.artifact.sig.v1+json"
+    public static let payloadMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
+    public static let signatureAnnotation = "dev.cosignproject.cosign/signature"
+
+    /// The tag a signature of `digest` carries where the referrers API is missing.
+    public static func tag(for digest: Digest) -> String { "sha256-\(digest.hex).sig" }
+
+    /// Signs `image` (a manifest of `repository` in `store`) with `key`; returns the signature manifest's descriptor.
+    public static func sign(_ image: Descriptor, repository: RepositoryName, in store: Store, with key: SigningKey) throws -> Descriptor {
+        let payload = SimpleSigningPayload(repository: repository.value, digest: image.digest).bytes
+        let signature = try key.sign(payload)
+        let payloadDigest = try store.writeBlob(payload)
+        let empty = Data("{}".utf8)
+        let emptyDigest = try store.writeBlob(empty)
+        let manifest = ImageManifest(
+            config: Descriptor(mediaType: MediaType.emptyJSON, digest: emptyDigest, size: Int64(empty.count)),
+            layers: [Descriptor(mediaType: payloadMediaType, digest: payloadDigest, size: Int64(payload.count),
+                                annotations: [signatureAnnotation: signature.base64EncodedString()])],
+            subject: Descriptor(mediaType: image.mediaType, digest: image.digest, size: image.size),
+            artifactType: artifactType)
+        let data = try CanonicalJSON.encode(manifest)
+        let digest = try store.writeBlob(data)
+        let descriptor = Descriptor(mediaType: MediaType.imageManifest, digest: digest, size: Int64(data.count), artifactType: artifactType)
+        try store.addReferrer(repository, subject: image.digest, referrer: descriptor)
+        try store.setArtifactTag(repository, tag(for: image.digest), descriptor)
+        return descriptor
+    }
+
+    /// Why an image's signatures do not verify.
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        case unsigned(image: String)
+        case rejected(image: String, reasons: [String])
+
+        public var description: String {
+            switch self {
+            case .unsigned(let image):
+                return "\(image) has no signature: sign it with `imgbuild sign \(image) --key KEY`, or pull it with its referrers"
+            case let .rejected(image, reasons):
+                return "no signature of \(image) verifies with this key: " + reasons.joined(separator: "; ")
+            }
+        }
+    }
+
+    /// Checks that at least one signature referring to `image` verifies with `key` and binds this digest
+    /// and repository. Returns the verified signature manifests' digests.
+    public static func verify(_ image: Digest, repository: RepositoryName, in store: Store, with key: VerifyingKey) throws(Failure) -> [Digest] {
+        let candidates = store.referrers(repository, subject: image).filter { $0.artifactType == artifactType }
+        let label = "\(repository)@\(image)"
+        guard !candidates.isEmpty else { throw .unsigned(image: label) }
+        var verified: [Digest] = []
+        var reasons: [String] = []
+        for candidate in candidates {
+            switch check(candidate, image: image, repository: repository, store: store, key: key) {
+            case nil: verified.append(candidate.digest)
+            case let reason?: reasons.append("\(candidate.digest): \(reason)")
+            }
+        }
+        guard !verified.isEmpty else { throw .rejected(image: label, reasons: reasons) }
+        return verified
+    }
+
+    /// Nil when the signature manifest verifies, else why not.
+    static func check(_ descriptor: Descriptor, image: Digest, repository: RepositoryName, store: Store, key: VerifyingKey) -> String? {
+        guard let parsed = try? store.manifest(descriptor.digest).manifest, case .image(let manifest) = parsed,
+              let layer = manifest.layers.first, layer.mediaType == payloadMediaType else {
+            return "not a signature manifest"
+        }
+        guard manifest.subject?.digest == image else { return "it refers to another image" }
+        guard let encoded = layer.annotations?[signatureAnnotation], let signature = Data(base64Encoded: encoded) else {
+            return "it carries no signature annotation"
+        }
+        guard let payload = try? store.readBlob(layer.digest) else { return "its payload blob is missing" }
+        guard key.verify(signature, over: payload) else {
+            return "the signature does not match the payload with this key (signed by another key, or the payload was altered)"
+        }
+        let statement: SimpleSigningPayload
+        do { statement = try SimpleSigningPayload(parsing: payload) } catch { return error.description }
+        guard statement.digest == image else { return "the payload signs another digest, \(statement.digest)" }
+        guard statement.repository == repository.value else { return "the payload signs the repository '\(statement.repository)', not '\(repository)'" }
+        return nil
+    }
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Attestations
+import Foundation
+import OCI
+import Signing
+import Store
+
+struct KeygenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Make an ECDSA P-256 key pair: PREFIX.key (private, mode 0600) and PREFIX.pub.")
+
+    @Argument(help: ArgumentHelp("Where to write the keys.", valueName: "PREFIX")) var prefix: String = "imgbuild"
+
+    func run() throws {
+        let privatePath = prefix + ".key", publicPath = prefix + ".pub"
+        for path in [privatePath, publicPath] where FileManager.default.fileExists(atPath: path) {
+            throw ValidationError("\(path) exists: keygen never overwrites a key; choose another prefix")
+        }
+        let key = try SigningKey.generate()
+        let fd = open(privatePath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ValidationError("cannot create \(privatePath): \(String(cString: strerror(errno)))") }
+        let written = Array(key.privatePEM.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written > 0 else { throw ValidationError("cannot write \(privatePath)") }
+        try Data(key.publicPEM.utf8).write(to: URL(fileURLWithPath: publicPath))
+        print("wrote \(privatePath) (keep it secret) and \(publicPath)")
+    }
+}
+
+struct SignCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sign",
+        abstract: "Sign an image in the store with an ECDSA P-256 key.",
+        discussion: "The signature covers a simple-signing payload that binds the manifest digest and the repository name. It is kept as an artifact referring to the image, tagged sha256-<hex>.sig.")
+
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
+    @Option(name: .long, help: ArgumentHelp("The private key (PEM).", valueName: "KEY")) var key: String
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        let reference = try Reference(parsing: self.reference)
+        let store = try storeOptions.openExisting()
+        let image = try store.resolve(reference)
+        let signingKey = try SigningKey(pem: try readText(key), path: key)
+        let lease = try store.acquireWriteLease()
+        defer { withExtendedLifetime(lease) {} }
+        let signature = try SignatureArtifact.sign(image, repository: reference.name, in: store, with: signingKey)
+        print("signed \(reference.name)@\(image.digest): \(signature.digest)")
+    }
+}
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check that an image in the store has a signature by the key's owner, over this digest and repository.")
+
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
+    @Option(name: .long, help: ArgumentHelp("The public key (PEM).", valueName: "PUB")) var key: String
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        let reference = try Reference(parsing: self.reference)
+        let store = try storeOptions.openExisting()
+        let image = try store.resolve(reference)
+        let verifyingKey = try VerifyingKey(pem: try readText(key), path: key)
+        let verified = try SignatureArtifact.verify(image.digest, repository: reference.name, in: store, with: verifyingKey)
+        print("verified \(reference.name)@\(image.digest): signed by \(key) (\(verified.map(\.description).joined(separator: ", ")))")
+    }
+}
+
+func readText(_ path: String) throws -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+    return String(decoding: data, as: UTF8.self)
+}
