@@ -9,6 +9,8 @@ public struct CopyResult: Sendable {
     public var blobsSkipped = 0
     public var blobsSent = 0
     public var bytesSent: Int64 = 0
+    /// Artifacts referring to the image (signatures, SBOMs, attestations) copied with it.
+    public var referrersCopied = 0
 }
 
 /// Copies an image from any source to any destination — store, OCI layout or registry — as one algorithm:
@@ -22,6 +24,8 @@ public struct Copier: Sendable {
     public var destination: any ImageDestination
     /// Blobs in flight at once.
     public var parallelism = 4
+    /// Also copy the artifacts that refer to the image (signatures, SBOMs, attestations).
+    public var carryReferrers = true
     /// One line per step, for people.
     public var progress: @Sendable (String) -> Void
     /// Bytes of a blob streamed so far, and its size (for progress bars).
@@ -81,9 +85,27 @@ public struct Copier: Sendable {
         } else {
             try await destination.keep(root)
         }
+        if carryReferrers { result.referrersCopied = try await copyReferrers(of: root.digest) }
         try await destination.finish()
         progress("\(tag.map { "\(destination.displayName):\($0)" } ?? destination.displayName) \(root.digest): \(result.blobsSent) blob(s) sent (\(result.bytesSent) bytes), \(result.blobsSkipped) already there")
         return result
+    }
+
+    /// Copies every artifact that refers to `subject`, with its blobs; returns how many.
+    private func copyReferrers(of subject: Digest) async throws -> Int {
+        var copied = 0
+        for referrer in try await source.referrers(of: subject) {
+            let (descriptor, data) = try await source.manifest(.digest(referrer.digest))
+            guard case .image(let artifact) = try AnyManifest(decoding: data), artifact.subject?.digest == subject else { continue }
+            for blob in [artifact.config] + artifact.layers { _ = try await transfer(blob) }
+            var stored = descriptor
+            stored.artifactType = artifact.artifactType ?? artifact.config.mediaType
+            try await destination.putReferrer(data, descriptor: stored, subject: subject,
+                                              fallbackTag: ReferrerTag.tag(subject: subject, artifactType: stored.artifactType))
+            progress("\(referrer.digest.description.prefix(19)): referrer (\(stored.artifactType ?? "artifact")) copied")
+            copied += 1
+        }
+        return copied
     }
 
     private func transfer(_ blob: Descriptor) async throws -> (sent: Bool, bytes: Int64) {

@@ -24,6 +24,28 @@ public protocol ImageSource: Sendable {
     func blob(_ descriptor: Descriptor, offset: Int64) async throws -> BlobStream
     /// Where this source is on a registry, for cross-repository mounts; nil for local sources.
     var registryLocation: (base: String, repository: String)? { get }
+    /// Manifests that refer to `subject` (signatures, SBOMs, attestations).
+    func referrers(of subject: Digest) async throws -> [Descriptor]
+}
+
+extension ImageSource {
+    public func referrers(of subject: Digest) async throws -> [Descriptor] { [] }
+}
+
+/// The tag an artifact referring to `subject` carries on registries without the referrers API
+/// (cosign's scheme): `sha256-<hex>.sig` for signatures, `.sbom` for SBOMs, `.att` for the rest.
+public enum ReferrerTag {
+    public static let suffixes = ["sig", "sbom", "att"]
+
+    public static func tag(subject: Digest, artifactType: String?) -> String {
+        let suffix: String
+        switch artifactType ?? "" {
+        case let type where type.contains("cosign.artifact.sig"): suffix = "sig"
+        case let type where type.contains("spdx") || type.contains("cyclonedx"): suffix = "sbom"
+        default: suffix = "att"
+        }
+        return "sha256-\(subject.hex).\(suffix)"
+    }
 }
 
 /// An image destination receives blobs, then manifests, then tags. It verifies what it stores.
@@ -43,11 +65,17 @@ public protocol ImageDestination: Sendable {
     /// Keeps a manifest copied by digest, without a tag (a pin in the store, an unnamed index entry in a
     /// layout; a registry keeps it already).
     func keep(_ descriptor: Descriptor) async throws
+    /// Stores an artifact manifest that refers to `subject`, where the referrers API (or, failing that,
+    /// `fallbackTag`) finds it.
+    func putReferrer(_ data: Data, descriptor: Descriptor, subject: Digest, fallbackTag: String) async throws
     /// Called once everything is written (releases locks, connections).
     func finish() async throws
 }
 
 extension ImageDestination {
+    public func putReferrer(_ data: Data, descriptor: Descriptor, subject: Digest, fallbackTag: String) async throws {
+        try await putManifest(data, descriptor: descriptor)
+    }
     public func mountBlob(_ descriptor: Descriptor, from source: any ImageSource) async throws -> Bool { false }
     public func keep(_ descriptor: Descriptor) async throws {}
     public func finish() async throws {}

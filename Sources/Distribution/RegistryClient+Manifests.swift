@@ -39,6 +39,33 @@ extension RegistryClient {
         return (Descriptor(mediaType: mediaType, digest: actual, size: Int64(data.count)), data)
     }
 
+    /// Manifests that refer to `subject`: the referrers API, else the `sha256-<hex>.{sig,sbom,att}` tags.
+    public func referrers(of subject: Digest) async throws -> [Descriptor] {
+        let response = try await send("list referrers of \(repository)@\(subject)", retryable: true, expecting: [200, 404, 400, 405]) {
+            var request = HTTPClientRequest(url: "\(repositoryURL)/referrers/\(subject)")
+            request.headers.add(name: "Accept", value: MediaType.imageIndex)
+            return request
+        }
+        let contentType = response.headers.first(name: "Content-Type") ?? ""
+        if response.status.code == 200, contentType.contains(MediaType.imageIndex) {
+            let body = try await response.body.collect(upTo: 4 << 20)
+            if let index = try? JSONDecoder().decode(ImageIndex.self, from: Data(buffer: body)) { return index.manifests }
+        } else {
+            _ = try? await response.body.collect(upTo: 1 << 20)
+        }
+        var found: [Descriptor] = []
+        for suffix in ReferrerTag.suffixes {
+            let tag = "sha256-\(subject.hex).\(suffix)"
+            guard try await manifestDigest(tag) != nil else { continue }
+            let (descriptor, data) = try await manifest(.tag(tag))
+            guard case .image(let artifact)? = try? AnyManifest(decoding: data), artifact.subject?.digest == subject else { continue }
+            var listed = descriptor
+            listed.artifactType = artifact.artifactType ?? artifact.config.mediaType
+            found.append(listed)
+        }
+        return found
+    }
+
     /// The digest a tag points at, or nil if there is no such tag (`HEAD`).
     public func manifestDigest(_ tag: String) async throws -> Digest? {
         let response = try await send("check tag \(repository):\(tag)", retryable: true, expecting: [200, 404]) {
@@ -110,6 +137,15 @@ public final class RegistryEndpoint: ImageSource, ImageDestination, @unchecked S
 
     public func tag(_ tag: String, descriptor: Descriptor, data: Data) async throws {
         try await client.putManifest(data, mediaType: descriptor.mediaType, reference: .tag(WireTag.encode(tag)))
+    }
+
+    public func referrers(of subject: Digest) async throws -> [Descriptor] {
+        try await client.referrers(of: subject)
+    }
+
+    public func putReferrer(_ data: Data, descriptor: Descriptor, subject: Digest, fallbackTag: String) async throws {
+        // By tag: a registry with the referrers API indexes the subject anyway; one without finds it by the tag.
+        try await client.putManifest(data, mediaType: descriptor.mediaType, reference: .tag(fallbackTag))
     }
 
     public func finish() async throws { await client.shutdown() }

@@ -71,6 +71,16 @@ public final class StoreEndpoint: ImageSource, ImageDestination, @unchecked Send
         }
     }
 
+    public func referrers(of subject: Digest) async throws -> [Descriptor] {
+        store.referrers(repository, subject: subject)
+    }
+
+    public func putReferrer(_ data: Data, descriptor: Descriptor, subject: Digest, fallbackTag: String) async throws {
+        try await putManifest(data, descriptor: descriptor)
+        try store.addReferrer(repository, subject: subject, referrer: descriptor)
+        try store.setArtifactTag(repository, fallbackTag, descriptor)
+    }
+
     /// Keeps an image fetched by digest (no version) in the repository.
     public func keep(_ descriptor: Descriptor) async throws { try store.pin(repository, descriptor) }
 

@@ -7,6 +7,8 @@ public struct Transfer: Sendable {
     public var storePath: String
     public var options: RegistryOptions
     public var progress: @Sendable (String) -> Void
+    /// Also copy the artifacts that refer to the image (signatures, SBOMs, attestations).
+    public var carryReferrers = true
     /// Bytes of a blob streamed so far, and its size.
     public var onBytes: @Sendable (Digest, Int64, Int64) -> Void = { _, _, _ in }
 
@@ -32,6 +34,7 @@ public struct Transfer: Sendable {
         if case .registry = from, let wire = tag { tag = WireTag.decode(wire) }
         var copier = Copier(source: try source(from), destination: try destination(to), progress: progress)
         copier.onBytes = onBytes
+        copier.carryReferrers = carryReferrers
         return try await copier.copy(reference, tag: tag)
     }
 

@@ -20,6 +20,9 @@ struct TransferOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print no progress.")
     var quiet = false
 
+    @Flag(name: .customLong("no-referrers"), help: "Copy the image only, not the signatures, SBOMs and attestations that refer to it.")
+    var noReferrers = false
+
     @Option(name: .customLong("chunk-size"), help: ArgumentHelp("Upload blobs larger than this many bytes in chunks of this size.", visibility: .hidden))
     var chunkSize: Int64?
 
@@ -50,6 +53,7 @@ struct TransferOptions: ParsableArguments {
         var transfer = Transfer(storePath: store.store ?? Store.defaultPath(), options: try registryOptions(),
                                 progress: { line in display.line(line) })
         transfer.onBytes = { digest, done, total in display.bytes(digest.description, done: done, total: total) }
+        transfer.carryReferrers = !noReferrers
         defer { display.finish() }
         let result = try await transfer.run(from: try ImageLocation(parsing: from), to: try ImageLocation(parsing: to))
         print(result.descriptor.digest)

@@ -122,3 +122,48 @@ struct SigningTests {
         #expect(try imgbuild(["verify", "hello:1.0.0", "--key", fixture.keys + "/alice.pub", "--store", fixture.store]).status == 0)
     }
 }
+
+@Suite("Signatures travel with their images")
+struct ReferrerTransferTests {
+    @Test("push to imgbuild serve lists the signature through the referrers API; pull brings it back and it verifies")
+    func throughServe() throws {
+        let fixture = try SigningFixture()
+        #expect(try imgbuild(["sign", "hello:1.0.0", "--key", fixture.keys + "/alice.key", "--store", fixture.store]).status == 0)
+        let server = try ServedRegistry()
+        defer { server.stop() }
+        let push = try imgbuild(["push", "hello:1.0.0", server.url + "/hello", "--store", fixture.store])
+        #expect(push.status == 0 && push.stderr.contains("referrer (application/vnd.dev.cosign.artifact.sig.v1+json) copied"), "\(push.stderr)")
+        let listing = try http("GET", server.url + "/v2/hello/referrers/" + fixture.digest)
+        #expect(listing.status == 200 && listing.body.contains("application/vnd.dev.cosign.artifact.sig.v1+json"), "\(listing.body)")
+
+        let pulled = makeTemporaryDirectory("pulled")
+        #expect(try imgbuild(["pull", server.url + "/hello@" + fixture.digest, "--store", pulled]).status == 0)
+        let verified = try imgbuild(["verify", "hello@" + fixture.digest, "--key", fixture.keys + "/alice.pub", "--store", pulled])
+        #expect(verified.status == 0, "\(verified.stderr)")
+
+        let bare = makeTemporaryDirectory("pulled-bare")
+        #expect(try imgbuild(["pull", server.url + "/hello@" + fixture.digest, "--store", bare, "--no-referrers"]).status == 0)
+        let unsigned = try imgbuild(["verify", "hello@" + fixture.digest, "--key", fixture.keys + "/alice.pub", "--store", bare])
+        #expect(unsigned.status != 0 && unsigned.stderr.contains("has no signature"), "--no-referrers leaves it behind")
+    }
+
+    @Test("push to the distribution registry (no referrers API) uses the sha256-<hex>.sig tag; pull brings it back")
+    func throughTagScheme() throws {
+        let fixture = try SigningFixture()
+        #expect(try imgbuild(["sign", "hello:1.0.0", "--key", fixture.keys + "/alice.key", "--store", fixture.store]).status == 0)
+        let registry = try DistributionRegistry()
+        defer { registry.stop() }
+        #expect(try imgbuild(["push", "hello:1.0.0", registry.url + "/hello", "--store", fixture.store]).status == 0)
+        let noAPI = try http("GET", registry.url + "/v2/hello/referrers/" + fixture.digest)
+        #expect(noAPI.status == 404, "this registry has no referrers API")
+        let tags = try http("GET", registry.url + "/v2/hello/tags/list")
+        #expect(tags.body.contains("sha256-\(fixture.digest.dropFirst(7)).sig"), "\(tags.body)")
+
+        let pulled = makeTemporaryDirectory("pulled")
+        let pull = try imgbuild(["pull", registry.url + "/hello:1.0.0", "--store", pulled])
+        #expect(pull.status == 0 && pull.stderr.contains("referrer"), "\(pull.stderr)")
+        let verified = try imgbuild(["verify", "hello:1.0.0", "--key", fixture.keys + "/alice.pub", "--store", pulled])
+        #expect(verified.status == 0, "\(verified.stderr)")
+        #expect(try imgbuild(["fsck", "--store", pulled]).status == 0)
+    }
+}
