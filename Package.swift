@@ -77,7 +77,7 @@ let package = Package(
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
         .target(name: "Runtime", dependencies: ["OCI"]),
         // Releases: images fetched by digest, verified, and unpacked safely into read-only folders.
-        .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec"]),
+        .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations"]),
         // The HTTP reverse proxy at a service's front, with backends switched without dropping a request.
         .target(name: "LoadBalancer", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"),

@@ -29,6 +29,8 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
     public var stopTimeout: Duration
     public var limits: Limits
     public var unpack: UnpackLimits
+    /// What must be proven about the image before anything of it runs.
+    public var verify: VerifyPolicy?
 
     /// Where the image is fetched from.
     public enum Source: Sendable, Codable, Equatable, CustomStringConvertible {
@@ -97,6 +99,19 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         public init(memoryBytes: Int64? = nil, pids: Int? = 1024) {
             self.memoryBytes = memoryBytes
             self.pids = pids
+        }
+    }
+
+    /// The deploy policy: the image must carry a signature that this public key verifies.
+    public struct VerifyPolicy: Sendable, Codable, Equatable {
+        /// Where the key was read from, for messages.
+        public var keyPath: String
+        /// The ECDSA P-256 public key, PEM.
+        public var publicKeyPEM: String
+
+        public init(keyPath: String, publicKeyPEM: String) {
+            self.keyPath = keyPath
+            self.publicKeyPEM = publicKeyPEM
         }
     }
 

@@ -9,7 +9,7 @@ public typealias ReleaseSpecError = DocumentError
 extension ReleaseSpec {
     /// The keys a release spec may have at its top level.
     public static let topLevelKeys = ["service", "image", "source", "replicas", "port", "listen", "strategy", "health",
-                                      "runner", "stopTimeout", "limits", "unpack"]
+                                      "runner", "stopTimeout", "limits", "unpack", "verify"]
 
     /// Reads and validates the release spec at `path`. A relative store `source` is taken from the spec's folder.
     public static func load(path: String) throws(ReleaseSpecError) -> ReleaseSpec {
@@ -83,6 +83,7 @@ extension NodeReader {
         if let node = keys["stopTimeout"]?.value { spec.stopTimeout = try duration(node, what: "'stopTimeout'") }
         if let node = keys["limits"]?.value { spec.limits = try limits(node) }
         if let node = keys["unpack"]?.value { spec.unpack = try unpackLimits(node) }
+        if let node = keys["verify"]?.value { spec.verify = try verifyPolicy(node, folder: folder) }
         return spec
     }
 
@@ -161,6 +162,21 @@ extension NodeReader {
         }
         if let entry = keys["maxSize"] { limits.maxBytes = try byteSize(entry.value, what: "'unpack.maxSize'") }
         return limits
+    }
+
+    /// `verify: { key: PUB }`: the public key is read now, so the daemon checks with exactly this key.
+    func verifyPolicy(_ node: Node, folder: String) throws(ReleaseSpecError) -> ReleaseSpec.VerifyPolicy {
+        let keys = try mapping(node, allowed: ["key"], what: "'verify'")
+        guard let entry = keys["key"] else {
+            throw error(node, "'verify' needs 'key', the signer's public key (PEM, from `imgbuild keygen`), e.g. verify: { key: release.pub }")
+        }
+        let text = try nonEmptyString(entry.value, what: "'verify.key'")
+        let path = text.hasPrefix("/") ? text : URL(fileURLWithPath: folder).appendingPathComponent(text).standardizedFileURL.path
+        guard let data = FileManager.default.contents(atPath: path), let pem = String(data: data, encoding: .utf8),
+              pem.contains("-----BEGIN PUBLIC KEY-----") else {
+            throw error(entry.value, "'verify.key' must name a PEM public key file (imgbuild keygen writes PREFIX.pub); cannot read one at \(path)")
+        }
+        return .init(keyPath: path, publicKeyPEM: pem)
     }
 
     /// `512Mi`, `2Gi`, `100M` or a plain number of bytes.

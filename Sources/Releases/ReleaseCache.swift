@@ -1,8 +1,10 @@
+import Attestations
 import Distribution
 import Foundation
 import Layers
 import OCI
 import ReleaseSpec
+import Signing
 import Store
 
 /// An image unpacked for running: a read-only folder named by its digest.
@@ -27,12 +29,17 @@ public struct ReleaseCache: Sendable {
     }
 
     /// Fetches `image` from `source` unless it is already here, verifies it, and unpacks it under `policy`.
+    /// With `verify`, the image's signatures are fetched too, and one must verify with its key before
+    /// anything is unpacked.
     public func prepare(_ image: PinnedImage, from source: ReleaseSpec.Source, policy: UnpackPolicy,
+                        verify: ReleaseSpec.VerifyPolicy? = nil,
                         options: RegistryOptions = RegistryOptions()) async throws(ReleaseError) -> Release {
         let folder = releasesPath + "/sha256-" + image.digest.hex
-        if let release = try? load(image, folder: folder) { return release }
+        if verify == nil, let release = try? load(image, folder: folder) { return release }
         let store = try openStore()
         try await fetch(image, from: source, into: store, options: options)
+        if let verify { try check(image, against: verify, in: store) }
+        if let release = try? load(image, folder: folder) { return release }
         let (manifest, manifestDigest) = try runnableManifest(image, store: store)
         let config: ImageConfig
         do { config = try JSONDecoder().decode(ImageConfig.self, from: try store.readBlob(manifest.config.digest)) } catch {
@@ -42,6 +49,16 @@ public struct ReleaseCache: Sendable {
         try unpack(image, manifest: manifest, manifestDigest: manifestDigest, config: config, store: store, folder: folder, policy: policy)
         do { return try load(image, folder: folder) } catch {
             throw .stateUnwritable(path: folder, reason: "its release.json cannot be read back: \(error)")
+        }
+    }
+
+    private func check(_ image: PinnedImage, against policy: ReleaseSpec.VerifyPolicy, in store: Store) throws(ReleaseError) {
+        let key: VerifyingKey
+        do { key = try VerifyingKey(pem: policy.publicKeyPEM, path: policy.keyPath) } catch {
+            throw .policyRefused(image: "\(image)", reason: error.description)
+        }
+        do { _ = try SignatureArtifact.verify(image.digest, repository: image.name, in: store, with: key) } catch {
+            throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.key is \(policy.keyPath))")
         }
     }
 

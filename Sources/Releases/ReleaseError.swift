@@ -8,6 +8,8 @@ public enum ReleaseError: Error, CustomStringConvertible {
     case notAnImage(image: String, reason: String)
     /// A layer was refused or could not be written.
     case unpackFailed(image: String, reason: String)
+    /// The deploy policy refused the image.
+    case policyRefused(image: String, reason: String)
     /// The deployer's own folder could not be written.
     case stateUnwritable(path: String, reason: String)
 
@@ -19,6 +21,8 @@ public enum ReleaseError: Error, CustomStringConvertible {
             return "\(image) cannot be deployed: \(reason)"
         case let .unpackFailed(image, reason):
             return "refused to unpack \(image): \(reason). Nothing was written outside its release folder, which was removed"
+        case let .policyRefused(image, reason):
+            return "the deploy policy refuses \(image): \(reason). Nothing was started"
         case let .stateUnwritable(path, reason):
             return "cannot write the deployer's state at \(path): \(reason)"
         }

@@ -95,7 +95,7 @@ actor ServiceController {
         let release: Release
         do {
             let policy = UnpackPolicy(allowSetuid: spec.unpack.allowSetuid, maxBytes: spec.unpack.maxBytes)
-            release = try await releases.prepare(spec.image, from: spec.source, policy: policy)
+            release = try await releases.prepare(spec.image, from: spec.source, policy: policy, verify: spec.verify)
         } catch {
             record.reason = error.description
             enter(.failed, &record, note: error.description)

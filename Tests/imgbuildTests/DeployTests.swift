@@ -78,7 +78,7 @@ struct HelloVersions {
 
     /// A release spec for `version`.
     func spec(_ version: String, port: Int, strategy: String = "blue-green", replicas: Int = 2, runner: String = "runc",
-              deadline: String = "15s") -> String {
+              deadline: String = "15s", extra: String = "") -> String {
         let path = makeTemporaryDirectory("spec") + "/release.yaml"
         write("""
         service: hello
@@ -91,7 +91,7 @@ struct HelloVersions {
         runner: \(runner)
         stopTimeout: 1s
         health: { path: /healthz, interval: 200ms, timeout: 1s, healthyAfter: 2, deadline: \(deadline) }
-
+        \(extra)
         """, to: path)
         return path
     }
@@ -275,6 +275,42 @@ struct DeployTests {
         #expect(answered, "the re-adopted release serves again")
         let last = try again.status("hello")["lastRollout"] as? [String: Any] ?? [:]
         #expect(last["kind"] as? String == "readopt" && last["state"] as? String == "Succeeded")
+    }
+
+    @Test("a verify policy deploys the signed image and refuses an unsigned one, or one signed by another key, before anything starts")
+    func verifyPolicy() throws {
+        let hello = try DeployTests.versions.get()
+        let keys = makeTemporaryDirectory("deploy-keys")
+        for name in ["alice", "mallory"] { #expect(try imgbuild(["keygen", keys + "/" + name]).status == 0) }
+        // A store of its own, so the signatures do not leak into the other tests' images.
+        let store = makeTemporaryDirectory("policy-store")
+        for version in ["1.0.0", "2.0.0", "3.0.0"] {
+            #expect(try imgbuild(["copy", "hello@" + hello.digests[version]!, "oci:" + store + "-layout:" + version, "--store", hello.store]).status == 0)
+            #expect(try imgbuild(["copy", "oci:" + store + "-layout:" + version, "hello:" + version, "--store", store]).status == 0)
+        }
+        #expect(try imgbuild(["sign", "hello:2.0.0", "--key", keys + "/alice.key", "--store", store]).status == 0)
+        #expect(try imgbuild(["sign", "hello:3.0.0", "--key", keys + "/mallory.key", "--store", store]).status == 0)
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        func spec(_ version: String) -> String {
+            let path = hello.spec(version, port: port, extra: "verify: { key: \(keys)/alice.pub }")
+            let text = try! String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "source: \(hello.store)", with: "source: \(store)")
+            write(text, to: path)
+            return path
+        }
+        let signed = try daemon.command(["apply", spec("2.0.0")])
+        #expect(signed.status == 0, "\(signed.stdout)\(signed.stderr)")
+        #expect(try frontPage(port).contains("hello 2.0.0"))
+        for (version, reason) in [("1.0.0", "has no signature"), ("3.0.0", "signed by another key")] {
+            let refused = try daemon.command(["apply", spec(version)])
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("the deploy policy refuses hello@\(hello.digests[version]!)") && refused.stderr.contains(reason), "\(refused.stderr)")
+            #expect(!refused.stdout.contains("Provisioning"), "nothing was started: \(refused.stdout)")
+            #expect(try frontPage(port).contains("hello 2.0.0"))
+        }
+        let releases = try FileManager.default.contentsOfDirectory(atPath: daemon.state + "/releases")
+        #expect(releases == ["sha256-" + hello.digests["2.0.0"]!.dropFirst(7)], "only the signed release was unpacked: \(releases)")
     }
 
     @Test("the bwrap runner runs the image as its own user")
