@@ -63,7 +63,6 @@ public struct ControlClient: Sendable {
         guard let url = URL(httpURLWithSocketPath: socket, uri: path) else { throw .daemonUnreachable(socket: socket, reason: "not a usable socket path") }
         guard FileManager.default.fileExists(atPath: socket) else { throw .daemonUnreachable(socket: socket, reason: "no such socket") }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(3))))
-        defer { Task { try? await client.shutdown() } }
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = method
         if let body {
@@ -77,7 +76,9 @@ public struct ControlClient: Sendable {
             let response = try await client.execute(request, timeout: .hours(1))
             status = response.status.code
             data = Data(buffer: try await response.body.collect(upTo: 64 << 20))
+            try? await client.shutdown()
         } catch {
+            try? await client.shutdown()
             throw .daemonUnreachable(socket: socket, reason: "\(error)")
         }
         guard status == 200 else {
