@@ -30,16 +30,49 @@ public struct ArchiveImporter {
         try reader.forEachEntry { entry throws(LayerError) in try add(entry, reader: reader, prefix: prefix, into: &tree) }
     }
 
+    /// Where a package's control paragraph goes in the image, one file per package, as distroless images
+    /// keep it, so scanners and ``SBOM`` generators find the packages without a dpkg database.
+    public static let packageRecordFolder = "var/lib/dpkg/status.d"
+
     private func importDebianEntries(at path: String, into tree: inout LayerTree) throws(LayerError) {
         let outer = try ArchiveReader(path: path, label: label, formats: .ar)
         var found = false
+        var control: [UInt8]?
         try outer.forEachEntry { member throws(LayerError) in
-            guard !found, let name = archive_entry_pathname(member).map({ String(cString: $0) }), name.hasPrefix("data.tar") else { return }
+            guard let name = archive_entry_pathname(member).map({ String(cString: $0) }) else { return }
+            if name.hasPrefix("control.tar"), control == nil {
+                let inner = try ArchiveReader(member: outer, label: "\(label) (\(name))")
+                try inner.forEachEntry { entry throws(LayerError) in
+                    let entryName = (archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
+                    guard LayerPath.normalize(entryName) == "control" else { return }
+                    var bytes: [UInt8] = []
+                    try inner.copyData { chunk throws(LayerError) in
+                        guard bytes.count + chunk.count <= 1 << 20 else {
+                            throw LayerError.unsafeArchiveEntry(archive: label, entry: "control", reason: "a control file over 1 MiB")
+                        }
+                        bytes.append(contentsOf: chunk)
+                    }
+                    control = bytes
+                }
+                return
+            }
+            guard !found, name.hasPrefix("data.tar") else { return }
             found = true
             let inner = try ArchiveReader(member: outer, label: "\(label) (\(name))")
             try inner.forEachEntry { entry throws(LayerError) in try add(entry, reader: inner, prefix: "", into: &tree) }
         }
         guard found else { throw .notADebianPackage(path: label) }
+        guard let control, let package = DebianControl(String(decoding: control, as: UTF8.self)).field("Package"),
+              LayerPath.normalize(package) == package, !package.contains("/") else { return }
+        guard let spool = tree.spool else { throw .writeFailed(reason: "no spool to hold the package record") }
+        let offset = spool.currentLength
+        var failure: LayerError?
+        control.withUnsafeBytes { bytes in
+            do throws(LayerError) { try spool.append(bytes) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        tree.insert(LayerEntry(path: ArchiveImporter.packageRecordFolder + "/" + package,
+                               kind: .regularFile(.spool(offset: offset, size: Int64(control.count))), mode: 0o644))
     }
 
     private func add(_ entry: OpaquePointer, reader: ArchiveReader, prefix: String, into tree: inout LayerTree) throws(LayerError) {
