@@ -36,7 +36,7 @@ let package = Package(
         // Path patterns for `exclude`.
         .target(name: "Glob"),
         // Reproducible tar layers, archive reading, gzip/zstd streams.
-        .target(name: "Layers", dependencies: ["OCI", "Glob", "CArchive", "CZstd", "CZlib"]),
+        .target(name: "Layers", dependencies: ["OCI", "Glob", "CArchive", "CZstd", "CZlib", "CCrypto"]),
         // The content-addressed local registry directory.
         .target(name: "Store", dependencies: ["OCI", "SemVer"]),
         // YAML documents read with file:line:column in every error (Imagefiles, release specs).
@@ -70,8 +70,8 @@ let package = Package(
         ]),
         // ECDSA P-256 keys and signatures (libcrypto) over cosign-style simple-signing payloads.
         .target(name: "Signing", dependencies: ["OCI", "CCrypto"]),
-        // Artifacts that refer to images: signatures (and, later, SBOMs and provenance).
-        .target(name: "Attestations", dependencies: ["OCI", "Store", "Signing"]),
+        // Artifacts that refer to images: signatures and SPDX SBOMs.
+        .target(name: "Attestations", dependencies: ["OCI", "Store", "Signing", "Layers"]),
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
         .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", .product(name: "Yams", package: "Yams")]),
         // Instances of a release under runc or bubblewrap, each on its own overlay root.

@@ -21,21 +21,10 @@ public enum SignatureArtifact {
     public static func sign(_ image: Descriptor, repository: RepositoryName, in store: Store, with key: SigningKey) throws -> Descriptor {
         let payload = SimpleSigningPayload(repository: repository.value, digest: image.digest).bytes
         let signature = try key.sign(payload)
-        let payloadDigest = try store.writeBlob(payload)
-        let empty = Data("{}".utf8)
-        let emptyDigest = try store.writeBlob(empty)
-        let manifest = ImageManifest(
-            config: Descriptor(mediaType: MediaType.emptyJSON, digest: emptyDigest, size: Int64(empty.count)),
-            layers: [Descriptor(mediaType: payloadMediaType, digest: payloadDigest, size: Int64(payload.count),
-                                annotations: [signatureAnnotation: signature.base64EncodedString()])],
-            subject: Descriptor(mediaType: image.mediaType, digest: image.digest, size: image.size),
-            artifactType: artifactType)
-        let data = try CanonicalJSON.encode(manifest)
-        let digest = try store.writeBlob(data)
-        let descriptor = Descriptor(mediaType: MediaType.imageManifest, digest: digest, size: Int64(data.count), artifactType: artifactType)
-        try store.addReferrer(repository, subject: image.digest, referrer: descriptor)
-        try store.setArtifactTag(repository, tag(for: image.digest), descriptor)
-        return descriptor
+        return try ReferrerArtifact.store(payload, mediaType: payloadMediaType,
+                                          annotations: [signatureAnnotation: signature.base64EncodedString()],
+                                          artifactType: artifactType, subject: image, repository: repository, in: store,
+                                          tag: tag(for: image.digest))
     }
 
     /// Why an image's signatures do not verify.

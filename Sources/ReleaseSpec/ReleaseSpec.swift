@@ -102,16 +102,19 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         }
     }
 
-    /// The deploy policy: the image must carry a signature that this public key verifies.
+    /// The deploy policy: what the image must carry before anything of it runs.
     public struct VerifyPolicy: Sendable, Codable, Equatable {
-        /// Where the key was read from, for messages.
-        public var keyPath: String
-        /// The ECDSA P-256 public key, PEM.
-        public var publicKeyPEM: String
+        /// Where the key was read from, for messages; nil when no signature is required.
+        public var keyPath: String?
+        /// The ECDSA P-256 public key (PEM) a signature must verify with.
+        public var publicKeyPEM: String?
+        /// An SPDX SBOM that refers to the image and describes exactly its digest.
+        public var requireSBOM: Bool
 
-        public init(keyPath: String, publicKeyPEM: String) {
+        public init(keyPath: String? = nil, publicKeyPEM: String? = nil, requireSBOM: Bool = false) {
             self.keyPath = keyPath
             self.publicKeyPEM = publicKeyPEM
+            self.requireSBOM = requireSBOM
         }
     }
 

@@ -164,19 +164,29 @@ extension NodeReader {
         return limits
     }
 
-    /// `verify: { key: PUB }`: the public key is read now, so the daemon checks with exactly this key.
+    /// `verify: { key: PUB, requireSBOM: true }`: the public key is read now, so the daemon checks with exactly this key.
     func verifyPolicy(_ node: Node, folder: String) throws(ReleaseSpecError) -> ReleaseSpec.VerifyPolicy {
-        let keys = try mapping(node, allowed: ["key"], what: "'verify'")
-        guard let entry = keys["key"] else {
-            throw error(node, "'verify' needs 'key', the signer's public key (PEM, from `imgbuild keygen`), e.g. verify: { key: release.pub }")
+        let keys = try mapping(node, allowed: ["key", "requireSBOM"], what: "'verify'")
+        var policy = ReleaseSpec.VerifyPolicy()
+        if let entry = keys["key"] {
+            let text = try nonEmptyString(entry.value, what: "'verify.key'")
+            let path = text.hasPrefix("/") ? text : URL(fileURLWithPath: folder).appendingPathComponent(text).standardizedFileURL.path
+            guard let data = FileManager.default.contents(atPath: path), let pem = String(data: data, encoding: .utf8),
+                  pem.contains("-----BEGIN PUBLIC KEY-----") else {
+                throw error(entry.value, "'verify.key' must name a PEM public key file (imgbuild keygen writes PREFIX.pub); cannot read one at \(path)")
+            }
+            policy.keyPath = path
+            policy.publicKeyPEM = pem
         }
-        let text = try nonEmptyString(entry.value, what: "'verify.key'")
-        let path = text.hasPrefix("/") ? text : URL(fileURLWithPath: folder).appendingPathComponent(text).standardizedFileURL.path
-        guard let data = FileManager.default.contents(atPath: path), let pem = String(data: data, encoding: .utf8),
-              pem.contains("-----BEGIN PUBLIC KEY-----") else {
-            throw error(entry.value, "'verify.key' must name a PEM public key file (imgbuild keygen writes PREFIX.pub); cannot read one at \(path)")
+        if let entry = keys["requireSBOM"] {
+            let text = try string(entry.value, what: "'verify.requireSBOM'")
+            guard let flag = Bool(text) else { throw error(entry.value, "'verify.requireSBOM' must be true or false, not '\(text)'") }
+            policy.requireSBOM = flag
         }
-        return .init(keyPath: path, publicKeyPEM: pem)
+        guard policy.publicKeyPEM != nil || policy.requireSBOM else {
+            throw error(node, "'verify' asks for nothing: give 'key' (the signer's public key) and/or 'requireSBOM: true'")
+        }
+        return policy
     }
 
     /// `512Mi`, `2Gi`, `100M` or a plain number of bytes.

@@ -53,12 +53,20 @@ public struct ReleaseCache: Sendable {
     }
 
     private func check(_ image: PinnedImage, against policy: ReleaseSpec.VerifyPolicy, in store: Store) throws(ReleaseError) {
-        let key: VerifyingKey
-        do { key = try VerifyingKey(pem: policy.publicKeyPEM, path: policy.keyPath) } catch {
-            throw .policyRefused(image: "\(image)", reason: error.description)
+        if let pem = policy.publicKeyPEM {
+            let path = policy.keyPath ?? "verify.key"
+            let key: VerifyingKey
+            do { key = try VerifyingKey(pem: pem, path: path) } catch {
+                throw .policyRefused(image: "\(image)", reason: error.description)
+            }
+            do { _ = try SignatureArtifact.verify(image.digest, repository: image.name, in: store, with: key) } catch {
+                throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.key is \(path))")
+            }
         }
-        do { _ = try SignatureArtifact.verify(image.digest, repository: image.name, in: store, with: key) } catch {
-            throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.key is \(policy.keyPath))")
+        if policy.requireSBOM {
+            do { try SBOMArtifact.check(image.digest, repository: image.name, in: store) } catch {
+                throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.requireSBOM is true)")
+            }
         }
     }
 

@@ -73,3 +73,28 @@ func readText(_ path: String) throws -> String {
     guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
     return String(decoding: data, as: UTF8.self)
 }
+
+struct SBOMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sbom",
+        abstract: "Make an image's SPDX 2.3 SBOM and keep it as an artifact referring to the image.",
+        discussion: "Lists every file with its SHA-1, SHA-256 and layer, and every Debian package (var/lib/dpkg/status.d) with its version, architecture and license. The document depends only on the image, so it is reproducible. It is tagged sha256-<hex>.sbom.")
+
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
+    @Flag(name: .long, help: "Also print the document.") var print = false
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        let reference = try Reference(parsing: self.reference)
+        let store = try storeOptions.openExisting()
+        let image = try store.resolve(reference)
+        let lease = try store.acquireWriteLease()
+        defer { withExtendedLifetime(lease) {} }
+        let artifact = try SBOMArtifact.attach(image, repository: reference.name, in: store)
+        if print {
+            let data = try SBOMArtifact.document(image, repository: reference.name, in: store)
+            Swift.print(String(decoding: data, as: UTF8.self))
+        }
+        Swift.print("sbom of \(reference.name)@\(image.digest): \(artifact.digest)")
+    }
+}

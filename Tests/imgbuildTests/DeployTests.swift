@@ -277,7 +277,7 @@ struct DeployTests {
         #expect(last["kind"] as? String == "readopt" && last["state"] as? String == "Succeeded")
     }
 
-    @Test("a verify policy deploys the signed image and refuses an unsigned one, or one signed by another key, before anything starts")
+    @Test("a verify policy deploys the signed image and refuses an unsigned one, one signed by another key, one without an SBOM or with another image's, before anything starts")
     func verifyPolicy() throws {
         let hello = try DeployTests.versions.get()
         let keys = makeTemporaryDirectory("deploy-keys")
@@ -311,6 +311,43 @@ struct DeployTests {
         }
         let releases = try FileManager.default.contentsOfDirectory(atPath: daemon.state + "/releases")
         #expect(releases == ["sha256-" + hello.digests["2.0.0"]!.dropFirst(7)], "only the signed release was unpacked: \(releases)")
+
+        // requireSBOM: refused without one, deployed with one, refused with one that describes another image.
+        func sbomSpec(_ version: String) -> String {
+            let path = spec(version)
+            let text = try! String(contentsOfFile: path, encoding: .utf8)
+                .replacingOccurrences(of: "verify: { key: \(keys)/alice.pub }", with: "verify: { key: \(keys)/alice.pub, requireSBOM: true }")
+            write(text, to: path)
+            return path
+        }
+        let noSBOM = try daemon.command(["apply", sbomSpec("2.0.0")])
+        #expect(noSBOM.status != 0 && noSBOM.stderr.contains("has no SBOM"), "\(noSBOM.stderr)")
+        #expect(try imgbuild(["sbom", "hello:2.0.0", "--store", store]).status == 0)
+        let withSBOM = try daemon.command(["apply", sbomSpec("2.0.0")])
+        #expect(withSBOM.status == 0, "\(withSBOM.stdout)\(withSBOM.stderr)")
+        // 1.0.0, signed, with 2.0.0's SBOM listed among its referrers.
+        #expect(try imgbuild(["sign", "hello:1.0.0", "--key", keys + "/alice.key", "--store", store]).status == 0)
+        let from = store + "/repositories/hello/referrers/sha256-" + hello.digests["2.0.0"]!.dropFirst(7)
+        let to = store + "/repositories/hello/referrers/sha256-" + hello.digests["1.0.0"]!.dropFirst(7)
+        for record in try FileManager.default.contentsOfDirectory(atPath: from) where try String(contentsOfFile: from + "/" + record, encoding: .utf8).contains("spdx") {
+            try FileManager.default.copyItem(atPath: from + "/" + record, toPath: to + "/" + record)
+        }
+        let misplaced = try daemon.command(["apply", sbomSpec("1.0.0")])
+        #expect(misplaced.status != 0 && misplaced.stderr.contains("has no SBOM"), "an SBOM of another subject is not taken: \(misplaced.stderr)")
+        // An artifact whose subject is 1.0.0 but whose document describes 2.0.0.
+        for record in try FileManager.default.contentsOfDirectory(atPath: to) where try String(contentsOfFile: to + "/" + record, encoding: .utf8).contains("spdx") {
+            let manifest = try String(contentsOfFile: store + "/blobs/sha256/" + record.dropFirst(7), encoding: .utf8)
+            let resubjected = manifest.replacingOccurrences(of: hello.digests["2.0.0"]!, with: hello.digests["1.0.0"]!)
+            let file = makeTemporaryDirectory("forged") + "/manifest.json"
+            write(resubjected, to: file)
+            let hex = String(try run("/usr/bin/sha256sum", [file]).stdout.prefix(64))
+            try FileManager.default.copyItem(atPath: file, toPath: store + "/blobs/sha256/" + hex)
+            try FileManager.default.removeItem(atPath: to + "/" + record)
+            write("{\"artifactType\":\"application/spdx+json\",\"digest\":\"sha256:\(hex)\",\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"size\":\(resubjected.utf8.count)}", to: to + "/sha256-" + hex)
+        }
+        let forged = try daemon.command(["apply", sbomSpec("1.0.0")])
+        #expect(forged.status != 0 && forged.stderr.contains("describes another image"), "stderr: \(forged.stderr)")
+        #expect(try frontPage(port).contains("hello 2.0.0"))
     }
 
     @Test("the bwrap runner runs the image as its own user")

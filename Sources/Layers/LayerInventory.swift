@@ -1,0 +1,103 @@
+import CArchive
+import CCrypto
+import OCI
+
+/// A regular file of an image's root file system, as its layers leave it.
+public struct InventoryFile: Sendable, Equatable {
+    /// The path inside the image, without a leading `/`.
+    public var path: String
+    public var size: Int64
+    public var sha1: String
+    public var sha256: String
+    /// The layer blob the file's final version comes from.
+    public var layer: Digest
+}
+
+/// Reads an image's layers, in order, into the list of its files with their SHA-1 and SHA-256 (whiteouts
+/// and opaque folders applied, later layers replacing earlier ones), keeping the contents of the few
+/// small files a caller asks for (package records, copyright files).
+public enum LayerInventory {
+    /// The files, sorted by path bytes, and the contents of those `keep` selects (at most 1 MiB each).
+    public static func read(layers: [(path: String, digest: Digest)], keep: (String) -> Bool) throws(LayerError)
+        -> (files: [InventoryFile], kept: [String: [UInt8]]) {
+        var files: [String: (file: InventoryFile, layerIndex: Int)] = [:]
+        var kept: [String: [UInt8]] = [:]
+        for (index, layer) in layers.enumerated() {
+            try withUTF8Locale { () throws(LayerError) in
+                let reader = try ArchiveReader(path: layer.path, label: "layer \(layer.digest)", formats: .tar)
+                try reader.forEachEntry { entry throws(LayerError) in
+                    let raw = (archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry)).map { String(cString: $0) } ?? ""
+                    guard let path = LayerPath.normalize(raw), !path.isEmpty else { return }
+                    let name = path.split(separator: "/").last.map(String.init) ?? path
+                    let parent = LayerPath.parent(of: path)
+                    if name == ".wh..wh..opq" {
+                        let prefix = (parent ?? "") + "/"
+                        for key in Array(files.keys) where (parent == nil || key.hasPrefix(prefix)) && files[key]!.layerIndex < index {
+                            files[key] = nil
+                        }
+                        return
+                    }
+                    if name.hasPrefix(".wh.") {
+                        let hidden = LayerPath.join(parent ?? "", String(name.dropFirst(4)))
+                        for key in Array(files.keys) where key == hidden || key.hasPrefix(hidden + "/") { files[key] = nil }
+                        kept[hidden] = nil
+                        return
+                    }
+                    if let target = archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry) {
+                        if let original = LayerPath.normalize(String(cString: target)).flatMap({ files[$0] }) {
+                            var copy = original.file
+                            copy.path = path
+                            copy.layer = layer.digest
+                            files[path] = (copy, index)
+                        }
+                        return
+                    }
+                    // Anything but a regular file replaces what was at the path (a folder keeps its contents).
+                    guard UInt32(archive_entry_filetype(entry)) == ArchiveFileType.regular else {
+                        if UInt32(archive_entry_filetype(entry)) != ArchiveFileType.directory { files[path] = nil }
+                        return
+                    }
+                    let sha1 = EVPHasher(EVP_sha1())
+                    let sha256 = EVPHasher(EVP_sha256())
+                    var size: Int64 = 0
+                    var contents: [UInt8]? = keep(path) ? [] : nil
+                    try reader.copyData { chunk in
+                        sha1.update(chunk)
+                        sha256.update(chunk)
+                        size += Int64(chunk.count)
+                        if contents != nil, contents!.count + chunk.count <= 1 << 20 { contents!.append(contentsOf: chunk) }
+                    }
+                    files[path] = (InventoryFile(path: path, size: size, sha1: sha1.hex(), sha256: sha256.hex(), layer: layer.digest), index)
+                    if let contents { kept[path] = contents }
+                }
+            }
+        }
+        let sorted = files.keys.sorted(by: LayerPath.precedes).map { files[$0]!.file }
+        return (sorted, kept.filter { files[$0.key] != nil })
+    }
+}
+
+/// A libcrypto EVP digest, fed in pieces.
+final class EVPHasher {
+    private let context: OpaquePointer
+
+    init(_ algorithm: OpaquePointer?) {
+        context = EVP_MD_CTX_new()
+        EVP_DigestInit_ex(context, algorithm, nil)
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    func update(_ bytes: UnsafeRawBufferPointer) {
+        if bytes.count > 0 { EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) }
+    }
+
+    func hex() -> String {
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &digest, &length)
+        return digest.prefix(Int(length)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+import Foundation
