@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "Imagefile", dependencies: ["OCI", "SemVer", "Glob", "DocumentReader", .product(name: "Yams", package: "Yams")]),
         // Imagefile -> layers -> image in the store.
         .target(name: "Builder", dependencies: [
-            "Imagefile", "DocumentReader", "Layers", "Store", "OCI",
+            "Imagefile", "DocumentReader", "Layers", "Store", "OCI", "Attestations",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         // OCI distribution: push, pull and copy between the store, OCI layouts and registries.

@@ -4,8 +4,8 @@ import Store
 
 /// Writes an artifact that refers to an image: one layer of `mediaType`, the empty config, `subject`
 /// the image; registered for the referrers API and tagged `tag` (cosign's scheme).
-enum ReferrerArtifact {
-    static func store(_ payload: Data, mediaType: String, annotations: [String: String]? = nil, artifactType: String,
+public enum ReferrerArtifact {
+    public static func store(_ payload: Data, mediaType: String, annotations: [String: String]? = nil, artifactType: String,
                       subject image: Descriptor, repository: RepositoryName, in store: Store, tag: String) throws -> Descriptor {
         let payloadDigest = try store.writeBlob(payload)
         let empty = Data("{}".utf8)

@@ -19,6 +19,10 @@ public struct BuildOptions: Sendable {
     public var zstdThreads: Int = ProcessInfo.processInfo.activeProcessorCount
     /// Where URL dependencies are cached by digest.
     public var cacheDirectory: String = BuildOptions.defaultCacheDirectory()
+    /// Also keep an SPDX SBOM of the image as a referrer.
+    public var attachSBOM = false
+    /// Also keep an in-toto SLSA provenance statement of the build as a referrer.
+    public var attachProvenance = false
     /// The environment, read for `SOURCE_DATE_EPOCH`.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
 

@@ -1,3 +1,4 @@
+import Attestations
 import Foundation
 import Imagefile
 import Layers
@@ -86,6 +87,29 @@ public struct Builder: Sendable {
             throw .invalidOption("cannot encode the image: \(error)")
         }
         progress(outcome == .created ? "tagged \(imagefile.name):\(version)" : "\(imagefile.name):\(version) already points at this digest")
+        do {
+            if options.attachSBOM {
+                let sbom = try SBOMArtifact.attach(manifestDescriptor, repository: imagefile.name, in: store)
+                progress("sbom \(sbom.digest)")
+            }
+            if options.attachProvenance {
+                let contextFiles = layers.filter { $0.section != "dependencies" }.flatMap { layer in
+                    layer.entries.compactMap { entry -> String? in
+                        if case .regularFile(.file(let path, _, _)) = entry.kind { return path }
+                        return nil
+                    }
+                }
+                let statement = try Provenance(imagefile: imagefile, image: manifestDescriptor, version: version.description,
+                                               compression: options.compression, epoch: epoch, platform: platform,
+                                               baseDigest: base?.digest, contextFiles: contextFiles).statement()
+                let attestation = try ReferrerArtifact.store(statement, mediaType: Provenance.mediaType, artifactType: Provenance.mediaType,
+                                                             subject: manifestDescriptor, repository: imagefile.name, in: store,
+                                                             tag: "sha256-\(manifestDescriptor.digest.hex).att")
+                progress("provenance \(attestation.digest)")
+            }
+        } catch {
+            throw .invalidOption("the image was built and tagged, but its attestations could not be written: \(error)")
+        }
         return BuildResult(reference: "\(imagefile.name):\(version)", manifest: manifestDescriptor, newlyTagged: outcome == .created)
     }
 

@@ -29,6 +29,12 @@ struct BuildCommand: AsyncParsableCommand {
     @Option(name: .customLong("zstd-threads"), help: ArgumentHelp("zstd worker threads (the output does not depend on it).", visibility: .hidden))
     var zstdThreads: Int?
 
+    @Flag(name: .long, help: "Also keep an SPDX 2.3 SBOM of the image as a referrer (as `imgbuild sbom` does).")
+    var sbom = false
+
+    @Flag(name: .long, help: "Also keep an in-toto SLSA provenance statement of the build (Imagefile, context files, dependencies, base, parameters) as a referrer.")
+    var provenance = false
+
     @Flag(name: .shortAndLong, help: "Print no progress.")
     var quiet = false
 
@@ -44,6 +50,8 @@ struct BuildCommand: AsyncParsableCommand {
             do { options.version = try Version(parsing: version) } catch { throw ValidationError(error.description) }
         }
         if let zstdThreads { options.zstdThreads = max(1, zstdThreads) }
+        options.attachSBOM = sbom
+        options.attachProvenance = provenance
         let quiet = self.quiet
         let builder = Builder(options: options, progress: { line in if !quiet { printError(line) } })
         let result = try await builder.build()
