@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "Imagefile", dependencies: ["OCI", "SemVer", "Glob", "DocumentReader", .product(name: "Yams", package: "Yams")]),
         // Imagefile -> layers -> image in the store.
         .target(name: "Builder", dependencies: [
-            "Imagefile", "DocumentReader", "Layers", "Store", "OCI", "Attestations",
+            "Imagefile", "DocumentReader", "Layers", "Store", "OCI", "Attestations", "ImageChecks",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         // OCI distribution: push, pull and copy between the store, OCI layouts and registries.
@@ -70,6 +70,8 @@ let package = Package(
         ]),
         // ECDSA P-256 keys and signatures (libcrypto) over cosign-style simple-signing payloads.
         .target(name: "Signing", dependencies: ["OCI", "CCrypto"]),
+        // An Imagefile's tests run against a built image: files, config, and commands under runc.
+        .target(name: "ImageChecks", dependencies: ["Imagefile", "Layers", "OCI", "Runtime", "Store"]),
         // Artifacts that refer to images: signatures and SPDX SBOMs.
         .target(name: "Attestations", dependencies: ["OCI", "Store", "Signing", "Layers"]),
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
@@ -105,7 +107,7 @@ let package = Package(
         .target(name: "Kubernetes", dependencies: ["ReleaseSpec", .product(name: "Yams", package: "Yams")]),
         // Thin command-line front end.
         .executableTarget(name: "imgbuild", dependencies: [
-            "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations",
+            "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),

@@ -23,6 +23,8 @@ public enum BuildError: Error, CustomStringConvertible {
     case store(StoreError)
     /// Writing a layer failed.
     case layer(LayerError)
+    /// The image's tests failed, so its version was not tagged.
+    case testsFailed(reference: String, details: String)
 
     public var description: String {
         switch self {
@@ -40,6 +42,8 @@ public enum BuildError: Error, CustomStringConvertible {
             return message
         case let .store(error):
             return error.description
+        case let .testsFailed(reference, details):
+            return "\(reference) failed its tests, so the version was not tagged:\n\(details)"
         case let .layer(error):
             return error.description
         }

@@ -1,5 +1,6 @@
 import Attestations
 import Foundation
+import ImageChecks
 import Imagefile
 import Layers
 import OCI
@@ -65,13 +66,21 @@ public struct Builder: Sendable {
             history.append(.init(created: created, createdBy: "imgbuild: config", emptyLayer: true))
         }
 
-        let config = ImageConfig(created: created, platform: platform,
-                                 config: ConfigMerger.execution(imagefile.config, over: base?.config.config),
+        var execution = ConfigMerger.execution(imagefile.config, over: base?.config.config)
+        if !imagefile.tests.isEmpty {
+            // The suite travels in the image, so `imgbuild test` can run it again at any time.
+            var labels = execution?.labels ?? [:]
+            labels[ImageTestSuite.label] = String(decoding: (try? CanonicalJSON.encode(imagefile.tests)) ?? Data(), as: UTF8.self)
+            if execution == nil { execution = ImageConfig.Execution() }
+            execution?.labels = labels
+        }
+        let config = ImageConfig(created: created, platform: platform, config: execution,
                                  rootfs: .init(diffIDs: diffIDs), history: history)
         var annotations = [AnnotationKey.created: created, AnnotationKey.version: version.description]
         if let base { annotations[AnnotationKey.baseDigest] = base.digest.description }
         let manifestDescriptor: Descriptor
         let outcome: TagOutcome
+        var testReport: Data?
         do {
             let configData = try CanonicalJSON.encode(config)
             let configDigest = try store.writeBlob(configData)
@@ -80,14 +89,29 @@ public struct Builder: Sendable {
             let manifestData = try CanonicalJSON.encode(manifest)
             let manifestDigest = try store.writeBlob(manifestData)
             manifestDescriptor = Descriptor(mediaType: MediaType.imageManifest, digest: manifestDigest, size: Int64(manifestData.count))
+            if !imagefile.tests.isEmpty {
+                progress("testing \(imagefile.name)@\(manifestDigest)")
+                let report = try await ImageTester(store: store).run(imagefile.tests, image: manifestDigest)
+                for result in report.results { progress("  \(result.passed ? "✓" : "✗") \(result.check)\(result.actual.map { ": \($0)" } ?? "")") }
+                guard report.passed else {
+                    throw BuildError.testsFailed(reference: "\(imagefile.name):\(version)", details: report.failureText)
+                }
+                testReport = try report.document()
+            }
             outcome = try store.tag(imagefile.name, version, manifestDescriptor)
         } catch let error as StoreError {
             throw .store(error)
+        } catch let error as BuildError {
+            throw error
         } catch {
-            throw .invalidOption("cannot encode the image: \(error)")
+            throw .invalidOption("cannot encode or test the image: \(error)")
         }
         progress(outcome == .created ? "tagged \(imagefile.name):\(version)" : "\(imagefile.name):\(version) already points at this digest")
         do {
+            if let testReport {
+                let record = try TestResultsArtifact.attach(testReport, to: manifestDescriptor, repository: imagefile.name, in: store)
+                progress("test results \(record.digest)")
+            }
             if options.attachSBOM {
                 let sbom = try SBOMArtifact.attach(manifestDescriptor, repository: imagefile.name, in: store)
                 progress("sbom \(sbom.digest)")

@@ -22,6 +22,8 @@ public struct Imagefile: Sendable {
     public var runtime: [Copy]
     public var code: [Copy]
     public var config: RunConfig
+    /// What must hold of the image before its version is tagged.
+    public var tests: ImageTestSuite
 
     /// The image the new layers go on top of.
     public enum Base: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Foundation
 import DocumentReader
 import OCI
 import Glob
@@ -47,9 +48,10 @@ extension NodeReader {
         let runtime = try keys["runtime"].map { entry throws(ImagefileError) in try copies(entry.value, section: "runtime") } ?? []
         let code = try keys["code"].map { entry throws(ImagefileError) in try copies(entry.value, section: "code") } ?? []
         let config = try keys["config"].map { entry throws(ImagefileError) in try runConfig(entry.value) } ?? Imagefile.RunConfig()
+        let tests = try keys["tests"].map { entry throws(ImagefileError) in try testSuite(entry.value) } ?? ImageTestSuite()
         return Imagefile(path: file, contextDirectory: contextDirectory, name: name, version: version, base: base,
                          platform: platform, sourceDateEpoch: epoch, dependencies: dependencies, runtime: runtime,
-                         code: code, config: config)
+                         code: code, config: config, tests: tests)
     }
 
     func dependencies(_ node: Node) throws(ImagefileError) -> [Imagefile.Dependency] {
@@ -184,4 +186,84 @@ extension NodeReader {
 /// Layer path of an absolute image path: `/opt/tool/` → `opt/tool`.
 func LayerPath(_ absolute: String) -> String {
     absolute.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+}
+
+extension NodeReader {
+    func testSuite(_ node: Node) throws(ImagefileError) -> ImageTestSuite {
+        let keys = try mapping(node, allowed: ["files", "config", "commands"], what: "'tests'")
+        var suite = ImageTestSuite()
+        if let entry = keys["files"] {
+            for item in try sequence(entry.value, what: "'tests.files'") {
+                let fields = try mapping(item, allowed: ["path", "exists", "absent", "mode", "owner", "contains"], what: "a file test")
+                guard let pathNode = fields["path"]?.value else { throw error(item, "a file test needs 'path', e.g. { path: /app/hello, mode: \"0755\" }") }
+                var check = ImageTestSuite.FileCheck(path: try imagePath(pathNode, what: "'path'"))
+                if let value = fields["absent"]?.value { check.exists = !(try flag(value, what: "'absent'")) }
+                if let value = fields["exists"]?.value { check.exists = try flag(value, what: "'exists'") }
+                if let value = fields["mode"]?.value {
+                    let text = try nonEmptyString(value, what: "'mode'")
+                    guard let mode = UInt32(text, radix: 8), mode <= 0o7777 else { throw error(value, "'mode' must be octal, e.g. \"0755\", not '\(text)'") }
+                    check.mode = mode
+                }
+                if let value = fields["owner"]?.value {
+                    let text = try nonEmptyString(value, what: "'owner'")
+                    let parts = text.split(separator: ":")
+                    guard parts.count == 2, parts.allSatisfy({ UInt32($0) != nil }) else { throw error(value, "'owner' must be numeric uid:gid, e.g. \"0:0\", not '\(text)'") }
+                    check.owner = text
+                }
+                if let value = fields["contains"]?.value { check.contains = try pattern(value, what: "'contains'") }
+                suite.files.append(check)
+            }
+        }
+        if let entry = keys["config"] {
+            let fields = try mapping(entry.value, allowed: ["entrypoint", "cmd", "env", "user", "workdir", "ports"], what: "'tests.config'")
+            var check = ImageTestSuite.ConfigCheck()
+            if let value = fields["entrypoint"]?.value { check.entrypoint = try stringList(value, what: "'entrypoint'") }
+            if let value = fields["cmd"]?.value { check.cmd = try stringList(value, what: "'cmd'") }
+            if let value = fields["env"]?.value {
+                var env: [String: String] = [:]
+                for (name, text) in try stringMap(value, what: "'env'") { env[name] = text }
+                check.env = env
+            }
+            if let value = fields["user"]?.value { check.user = try string(value, what: "'user'") }
+            if let value = fields["workdir"]?.value { check.workdir = try string(value, what: "'workdir'") }
+            if let value = fields["ports"]?.value {
+                var ports: [Int] = []
+                for item in try sequence(value, what: "'ports'") { ports.append(Int(try integer(item, what: "a port", range: 1...65535))) }
+                check.ports = ports
+            }
+            suite.config = check
+        }
+        if let entry = keys["commands"] {
+            for item in try sequence(entry.value, what: "'tests.commands'") {
+                let fields = try mapping(item, allowed: ["run", "exitCode", "output", "timeout"], what: "a command test")
+                guard let runNode = fields["run"]?.value else { throw error(item, "a command test needs 'run', e.g. { run: [\"/bin/busybox\", \"true\"] }") }
+                let arguments = try stringList(runNode, what: "'run'")
+                guard !arguments.isEmpty else { throw error(runNode, "'run' needs at least the program") }
+                var check = ImageTestSuite.CommandCheck(run: arguments)
+                if let value = fields["exitCode"]?.value { check.exitCode = Int32(try integer(value, what: "'exitCode'", range: 0...255)) }
+                if let value = fields["output"]?.value { check.output = try pattern(value, what: "'output'") }
+                if let value = fields["timeout"]?.value {
+                    let text = try nonEmptyString(value, what: "'timeout'")
+                    guard let seconds = Double(text.hasSuffix("s") ? String(text.dropLast()) : text), seconds > 0, seconds <= 3600 else {
+                        throw error(value, "'timeout' must be seconds such as 10s, not '\(text)'")
+                    }
+                    check.timeoutMilliseconds = Int64(seconds * 1000)
+                }
+                suite.commands.append(check)
+            }
+        }
+        return suite
+    }
+
+    func flag(_ node: Node, what: String) throws(ImagefileError) -> Bool {
+        let text = try string(node, what: what)
+        guard let value = Bool(text) else { throw error(node, "\(what) must be true or false, not '\(text)'") }
+        return value
+    }
+
+    func pattern(_ node: Node, what: String) throws(ImagefileError) -> String {
+        let text = try nonEmptyString(node, what: what)
+        guard (try? NSRegularExpression(pattern: text)) != nil else { throw error(node, "\(what) is not a valid regular expression: '\(text)'") }
+        return text
+    }
 }

@@ -110,11 +110,14 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         public var publicKeyPEM: String?
         /// An SPDX SBOM that refers to the image and describes exactly its digest.
         public var requireSBOM: Bool
+        /// A record that the image passed its Imagefile tests.
+        public var requireTests: Bool
 
-        public init(keyPath: String? = nil, publicKeyPEM: String? = nil, requireSBOM: Bool = false) {
+        public init(keyPath: String? = nil, publicKeyPEM: String? = nil, requireSBOM: Bool = false, requireTests: Bool = false) {
             self.keyPath = keyPath
             self.publicKeyPEM = publicKeyPEM
             self.requireSBOM = requireSBOM
+            self.requireTests = requireTests
         }
     }
 

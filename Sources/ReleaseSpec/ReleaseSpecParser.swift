@@ -164,9 +164,9 @@ extension NodeReader {
         return limits
     }
 
-    /// `verify: { key: PUB, requireSBOM: true }`: the public key is read now, so the daemon checks with exactly this key.
+    /// `verify: { key: PUB, requireSBOM: true, requireTests: true }`: the public key is read now, so the daemon checks with exactly this key.
     func verifyPolicy(_ node: Node, folder: String) throws(ReleaseSpecError) -> ReleaseSpec.VerifyPolicy {
-        let keys = try mapping(node, allowed: ["key", "requireSBOM"], what: "'verify'")
+        let keys = try mapping(node, allowed: ["key", "requireSBOM", "requireTests"], what: "'verify'")
         var policy = ReleaseSpec.VerifyPolicy()
         if let entry = keys["key"] {
             let text = try nonEmptyString(entry.value, what: "'verify.key'")
@@ -183,8 +183,13 @@ extension NodeReader {
             guard let flag = Bool(text) else { throw error(entry.value, "'verify.requireSBOM' must be true or false, not '\(text)'") }
             policy.requireSBOM = flag
         }
-        guard policy.publicKeyPEM != nil || policy.requireSBOM else {
-            throw error(node, "'verify' asks for nothing: give 'key' (the signer's public key) and/or 'requireSBOM: true'")
+        if let entry = keys["requireTests"] {
+            let text = try string(entry.value, what: "'verify.requireTests'")
+            guard let flag = Bool(text) else { throw error(entry.value, "'verify.requireTests' must be true or false, not '\(text)'") }
+            policy.requireTests = flag
+        }
+        guard policy.publicKeyPEM != nil || policy.requireSBOM || policy.requireTests else {
+            throw error(node, "'verify' asks for nothing: give 'key' (the signer's public key), 'requireSBOM: true' and/or 'requireTests: true'")
         }
         return policy
     }

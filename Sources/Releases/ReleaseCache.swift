@@ -63,6 +63,11 @@ public struct ReleaseCache: Sendable {
                 throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.key is \(path))")
             }
         }
+        if policy.requireTests {
+            do { try TestResultsArtifact.check(image.digest, repository: image.name, in: store) } catch {
+                throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.requireTests is true)")
+            }
+        }
         if policy.requireSBOM {
             do { try SBOMArtifact.check(image.digest, repository: image.name, in: store) } catch {
                 throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.requireSBOM is true)")

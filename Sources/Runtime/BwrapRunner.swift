@@ -16,7 +16,7 @@ public struct BwrapRunner: InstanceRunner {
 
     public func start(_ request: InstanceRequest) async throws(RuntimeError) -> any Instance {
         let rootfs = try InstanceRootfs.mount(release: request.releaseRootfs, at: request.directory)
-        do {
+        do throws(RuntimeError) {
             let process = try ProcessSpec(config: request.config, rootfs: rootfs.path, image: request.image, host: request.host, port: request.port)
             var arguments = ["--reuid", String(process.uid), "--regid", String(process.gid), "--clear-groups", "--", bwrap,
                              "--bind", rootfs.path, "/", "--proc", "/proc", "--dev", "/dev",
@@ -31,7 +31,7 @@ public struct BwrapRunner: InstanceRunner {
             return BwrapInstance(id: request.id, child: child, rootfs: rootfs, stopSignal: signalNumber(request.config.config?.stopSignal))
         } catch {
             rootfs.remove()
-            throw error as! RuntimeError
+            throw error
         }
     }
 

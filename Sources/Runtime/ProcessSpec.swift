@@ -11,10 +11,10 @@ public struct ProcessSpec: Sendable, Equatable {
 
     /// The process the image's config describes, listening on `host:port` through `$HOST` and `$PORT`
     /// (which replace the image's own values; everything else comes from the image).
-    public init(config: ImageConfig, rootfs: String, image: String, host: String, port: Int) throws(RuntimeError) {
+    public init(config: ImageConfig, rootfs: String, image: String, host: String, port: Int, requireCommand: Bool = true) throws(RuntimeError) {
         let execution = config.config
         arguments = (execution?.entrypoint ?? []) + (execution?.cmd ?? [])
-        guard !arguments.isEmpty else { throw .nothingToRun(image: image) }
+        guard !arguments.isEmpty || !requireCommand else { throw .nothingToRun(image: image) }
         var environment = (execution?.env ?? []).filter { !$0.hasPrefix("PORT=") && !$0.hasPrefix("HOST=") }
         if !environment.contains(where: { $0.hasPrefix("PATH=") }) {
             environment.insert("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", at: 0)

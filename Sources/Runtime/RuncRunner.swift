@@ -17,7 +17,7 @@ public struct RuncRunner: InstanceRunner {
 
     public func start(_ request: InstanceRequest) async throws(RuntimeError) -> any Instance {
         let rootfs = try InstanceRootfs.mount(release: request.releaseRootfs, at: request.directory)
-        do {
+        do throws(RuntimeError) {
             let process = try ProcessSpec(config: request.config, rootfs: rootfs.path, image: request.image, host: request.host, port: request.port)
             let bundle = RuntimeBundle(process: process, rootPath: rootfs.path, hostname: request.id, memoryBytes: request.memoryBytes, pids: request.pids)
             do { try bundle.json().write(to: URL(fileURLWithPath: request.directory + "/config.json")) } catch {
@@ -31,7 +31,7 @@ public struct RuncRunner: InstanceRunner {
                                 stopSignal: signalNumber(request.config.config?.stopSignal))
         } catch {
             rootfs.remove()
-            throw error as! RuntimeError
+            throw error
         }
     }
 

@@ -7,6 +7,8 @@ struct RuntimeBundle {
     var hostname: String
     var memoryBytes: Int64?
     var pids: Int?
+    /// A network namespace of its own (only loopback), instead of the host's.
+    var isolateNetwork = false
 
     func json() throws -> Data {
         let capabilities = ["CAP_NET_BIND_SERVICE"]
@@ -41,7 +43,7 @@ struct RuntimeBundle {
             ],
             "linux": [
                 // No network namespace: the instance shares the host's and listens on the $HOST:$PORT it is given.
-                "namespaces": [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"]],
+                "namespaces": [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"]] + (isolateNetwork ? [["type": "network"]] : []),
                 "resources": resources,
                 "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
                                 "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],

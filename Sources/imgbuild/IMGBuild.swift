@@ -11,7 +11,7 @@ struct IMGBuild: AsyncParsableCommand {
         subcommands: [BuildCommand.self, InspectCommand.self, ExportCommand.self, TagCommand.self, TagsCommand.self,
                       ResolveCommand.self, ImagesCommand.self, FsckCommand.self, GCCommand.self,
                       PushCommand.self, PullCommand.self, CopyCommand.self, ServeCommand.self,
-                      KeygenCommand.self, SignCommand.self, VerifyCommand.self, SBOMCommand.self]
+                      KeygenCommand.self, SignCommand.self, VerifyCommand.self, SBOMCommand.self, TestCommand.self]
     )
 }
 

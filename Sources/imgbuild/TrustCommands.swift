@@ -1,5 +1,7 @@
 import ArgumentParser
 import Attestations
+import ImageChecks
+import Imagefile
 import Foundation
 import OCI
 import Signing
@@ -96,5 +98,41 @@ struct SBOMCommand: ParsableCommand {
             Swift.print(String(decoding: data, as: UTF8.self))
         }
         Swift.print("sbom of \(reference.name)@\(image.digest): \(artifact.digest)")
+    }
+}
+
+struct TestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Run an image's tests (the Imagefile's 'tests:', kept in the image) and record a pass as a referrer.",
+        discussion: "File and config assertions need nothing; command tests run inside the image with runc (as root). Exits 1 and names each failed assertion with the value found.")
+
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() async throws {
+        let reference = try Reference(parsing: self.reference)
+        let store = try storeOptions.openExisting()
+        let image = try store.resolve(reference)
+        guard case .image(let manifest) = try store.manifest(image.digest).manifest else {
+            throw ValidationError("\(reference) is not an image manifest")
+        }
+        let config = try store.imageConfig(manifest.config.digest).config
+        guard let text = config.config?.labels?[ImageTestSuite.label] else {
+            throw ValidationError("\(reference) carries no tests: add a 'tests:' section to its Imagefile and build a new version")
+        }
+        let suite = try JSONDecoder().decode(ImageTestSuite.self, from: Data(text.utf8))
+        let report = try await ImageTester(store: store).run(suite, image: image.digest)
+        for result in report.results {
+            print("\(result.passed ? "✓" : "✗") \(result.check)\(result.actual.map { ": \($0)" } ?? "")")
+        }
+        guard report.passed else {
+            printError("\(reference.name)@\(image.digest) failed \(report.failures.count) of \(report.results.count) tests")
+            throw ExitCode.failure
+        }
+        let lease = try store.acquireWriteLease()
+        defer { withExtendedLifetime(lease) {} }
+        let record = try TestResultsArtifact.attach(try report.document(), to: image, repository: reference.name, in: store)
+        print("passed: \(report.results.count) tests; recorded as \(record.digest)")
     }
 }

@@ -69,7 +69,11 @@ struct HelloVersions {
             write(imagefile, to: context + "/Imagefile")
             let page = try String(contentsOfFile: context + "/www/index.html", encoding: .utf8)
             write(page.replacingOccurrences(of: "1.0.0", with: version), to: context + "/www/index.html")
-            if version == "3.0.0" { try FileManager.default.removeItem(atPath: context + "/www/healthz") }
+            if version == "3.0.0" {
+                try FileManager.default.removeItem(atPath: context + "/www/healthz")
+                // Its own tests would catch the missing file; this version exists to fail at deploy time.
+                write(imagefile.replacingOccurrences(of: "    - { path: /srv/www/healthz, contains: \"^ok\" }\n", with: ""), to: context + "/Imagefile")
+            }
             let build = try imgbuild(["build", context, "--store", store])
             guard build.status == 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: build.stderr]) }
             digests[version] = build.lastLine
@@ -277,7 +281,7 @@ struct DeployTests {
         #expect(last["kind"] as? String == "readopt" && last["state"] as? String == "Succeeded")
     }
 
-    @Test("a verify policy deploys the signed image and refuses an unsigned one, one signed by another key, one without an SBOM or with another image's, before anything starts")
+    @Test("a verify policy deploys the signed image and refuses an unsigned one, one signed by another key, one without an SBOM or with another image's, one without passing tests, before anything starts")
     func verifyPolicy() throws {
         let hello = try DeployTests.versions.get()
         let keys = makeTemporaryDirectory("deploy-keys")
@@ -348,6 +352,20 @@ struct DeployTests {
         let forged = try daemon.command(["apply", sbomSpec("1.0.0")])
         #expect(forged.status != 0 && forged.stderr.contains("describes another image"), "stderr: \(forged.stderr)")
         #expect(try frontPage(port).contains("hello 2.0.0"))
+
+        // requireTests: the copy into this store left the test record behind; `imgbuild test` makes one.
+        func testedSpec(_ version: String) -> String {
+            let path = spec(version)
+            let text = try! String(contentsOfFile: path, encoding: .utf8)
+                .replacingOccurrences(of: "verify: { key: \(keys)/alice.pub }", with: "verify: { key: \(keys)/alice.pub, requireTests: true }")
+            write(text, to: path)
+            return path
+        }
+        let untested = try daemon.command(["apply", testedSpec("2.0.0")])
+        #expect(untested.status != 0 && untested.stderr.contains("has no test results"), "\(untested.stderr)")
+        #expect(try imgbuild(["test", "hello:2.0.0", "--store", store]).status == 0)
+        let tested = try daemon.command(["apply", testedSpec("2.0.0")])
+        #expect(tested.status == 0, "\(tested.stdout)\(tested.stderr)")
     }
 
     @Test("the bwrap runner runs the image as its own user")

@@ -1,0 +1,46 @@
+import Foundation
+import OCI
+import Store
+
+/// The record that an image passed its Imagefile tests: an artifact referring to the image, tagged
+/// `sha256-<hex>.tests`. Its document is `{"image": "sha256:…", "passed": true, "results": [...]}`.
+public enum TestResultsArtifact {
+    public static let artifactType = "application/vnd.imgbuild.test-results.v1+json"
+
+    /// Keeps `document` (the test report, JSON) as a referrer of `image`.
+    public static func attach(_ document: Data, to image: Descriptor, repository: RepositoryName, in store: Store) throws -> Descriptor {
+        try ReferrerArtifact.store(document, mediaType: artifactType, artifactType: artifactType, subject: image,
+                                   repository: repository, in: store, tag: "sha256-\(image.digest.hex).tests")
+    }
+
+    /// Why an image has no passing test record.
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        case missing(String)
+        case rejected(String, [String])
+        public var description: String {
+            switch self {
+            case .missing(let image): return "\(image) has no test results: build it from an Imagefile with 'tests:', or run `imgbuild test \(image)`"
+            case let .rejected(image, reasons): return "no passing test results for \(image): " + reasons.joined(separator: "; ")
+            }
+        }
+    }
+
+    /// Checks that a test record refers to `image`, names its digest, and says it passed.
+    public static func check(_ image: Digest, repository: RepositoryName, in store: Store) throws(Failure) {
+        let candidates = store.referrers(repository, subject: image).filter { $0.artifactType == artifactType }
+        guard !candidates.isEmpty else { throw .missing("\(repository)@\(image)") }
+        var reasons: [String] = []
+        for candidate in candidates {
+            guard let parsed = try? store.manifest(candidate.digest).manifest, case .image(let manifest) = parsed,
+                  manifest.subject?.digest == image, let layer = manifest.layers.first, let data = try? store.readBlob(layer.digest),
+                  let document = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                reasons.append("\(candidate.digest): not a test record of this image")
+                continue
+            }
+            guard document["image"] as? String == image.description else { reasons.append("\(candidate.digest): it records another image"); continue }
+            guard document["passed"] as? Bool == true else { reasons.append("\(candidate.digest): the tests failed"); continue }
+            return
+        }
+        throw .rejected("\(repository)@\(image)", reasons)
+    }
+}

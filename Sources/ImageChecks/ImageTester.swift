@@ -1,0 +1,137 @@
+import Foundation
+import Imagefile
+import Layers
+import OCI
+import Runtime
+import Store
+
+/// The outcome of an image's tests: one line per assertion, with the actual value when it failed.
+public struct TestReport: Sendable, Codable, Equatable {
+    public struct Result: Sendable, Codable, Equatable {
+        public var check: String
+        public var passed: Bool
+        /// What was found, when the check failed.
+        public var actual: String?
+    }
+
+    public var image: Digest
+    public var results: [Result]
+    public var passed: Bool { results.allSatisfy(\.passed) }
+    public var failures: [Result] { results.filter { !$0.passed } }
+
+    /// The report as the test record keeps it: `{"image", "passed", "results"}`, sorted keys.
+    public func document() throws -> Data {
+        let results = self.results.map { result -> [String: Any] in
+            var entry: [String: Any] = ["check": result.check, "passed": result.passed]
+            if let actual = result.actual { entry["actual"] = actual }
+            return entry
+        }
+        return try JSONSerialization.data(withJSONObject: ["image": image.description, "passed": passed, "results": results],
+                                          options: [.sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// One line per failed check: what was expected, and what was found.
+    public var failureText: String {
+        failures.map { "  ✗ \($0.check): \($0.actual ?? "failed")" }.joined(separator: "\n")
+    }
+}
+
+/// Runs an Imagefile's `tests:` against an image in the store: file and config assertions on the image
+/// as unpacked, and commands inside it with runc (the deployer's runtime).
+public struct ImageTester: Sendable {
+    public let store: Store
+
+    public init(store: Store) {
+        self.store = store
+    }
+
+    public func run(_ suite: ImageTestSuite, image: Digest) async throws -> TestReport {
+        guard case .image(let manifest) = try store.manifest(image).manifest else {
+            throw RuntimeError.setupFailed(instance: "tests", reason: "\(image) is not an image manifest")
+        }
+        let config = try store.imageConfig(manifest.config.digest).config
+        var results: [TestReport.Result] = []
+        if let check = suite.config { results += configResults(check, config) }
+        guard !suite.files.isEmpty || !suite.commands.isEmpty else { return TestReport(image: image, results: results) }
+
+        let work = NSTemporaryDirectory() + "imgbuild-test-\(image.hex.prefix(12))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let rootfs = work + "/rootfs"
+        try FileManager.default.createDirectory(atPath: rootfs, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        let layers = manifest.layers.map { (path: store.blobPath($0.digest), label: "layer \($0.digest)") }
+        _ = try RootfsUnpacker(policy: UnpackPolicy(allowSetuid: true, maxBytes: Int64.max / 2)).unpack(layers: layers, into: rootfs)
+        for check in suite.files { results.append(fileResult(check, rootfs: rootfs)) }
+        if !suite.commands.isEmpty {
+            let runner = try RuncRunner(stateRoot: work + "/runc")
+            for (index, check) in suite.commands.enumerated() {
+                let name = "command \(check.run)"
+                do {
+                    let outcome = try await runner.runCommand(check.run, id: "imgbuild-test-\(getpid())-\(index)", rootfs: rootfs, config: config,
+                                                              image: "\(image)", directory: work + "/command-\(index)",
+                                                              timeout: .milliseconds(check.timeoutMilliseconds))
+                    var problems: [String] = []
+                    if outcome.timedOut { problems.append("timed out after \(check.timeoutMilliseconds) ms") }
+                    if outcome.status != check.exitCode { problems.append("exit status \(outcome.status), expected \(check.exitCode)") }
+                    if let pattern = check.output, !matches(pattern, outcome.output) { problems.append("output does not match /\(pattern)/") }
+                    results.append(.init(check: name, passed: problems.isEmpty,
+                                         actual: problems.isEmpty ? nil : problems.joined(separator: "; ") + "; output: \(outcome.output.suffix(500))"))
+                } catch {
+                    results.append(.init(check: name, passed: false, actual: "could not run: \(error)"))
+                }
+            }
+        }
+        return TestReport(image: image, results: results)
+    }
+
+    func configResults(_ check: ImageTestSuite.ConfigCheck, _ config: ImageConfig) -> [TestReport.Result] {
+        let execution = config.config
+        var results: [TestReport.Result] = []
+        func compare<T: Equatable>(_ name: String, _ expected: T?, _ actual: T?, _ show: (T?) -> String) {
+            guard let expected else { return }
+            results.append(.init(check: "config \(name) is \(show(expected))", passed: expected == actual, actual: expected == actual ? nil : show(actual)))
+        }
+        compare("entrypoint", check.entrypoint, execution?.entrypoint) { $0.map { "\($0)" } ?? "unset" }
+        compare("cmd", check.cmd, execution?.cmd) { $0.map { "\($0)" } ?? "unset" }
+        compare("user", check.user, execution?.user) { $0 ?? "unset" }
+        compare("workdir", check.workdir, execution?.workingDir) { $0 ?? "unset" }
+        let ports = execution?.exposedPorts.map { $0.keys.compactMap { Int($0.split(separator: "/").first ?? "") }.sorted() }
+        compare("ports", check.ports?.sorted(), ports) { $0.map { "\($0)" } ?? "none" }
+        for (name, value) in (check.env ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let actual = execution?.env?.first { $0.hasPrefix(name + "=") }.map { String($0.dropFirst(name.count + 1)) }
+            results.append(.init(check: "config env \(name)=\(value)", passed: actual == value, actual: actual == value ? nil : (actual.map { "\(name)=\($0)" } ?? "\(name) unset")))
+        }
+        return results
+    }
+
+    func fileResult(_ check: ImageTestSuite.FileCheck, rootfs: String) -> TestReport.Result {
+        let full = rootfs + check.path
+        var info = stat()
+        let exists = lstat(full, &info) == 0
+        var description = "file \(check.path) " + (check.exists ? "exists" : "is absent")
+        if let mode = check.mode { description += ", mode \(String(mode, radix: 8))" }
+        if let owner = check.owner { description += ", owner \(owner)" }
+        if let pattern = check.contains { description += ", contains /\(pattern)/" }
+        guard check.exists else {
+            return .init(check: description, passed: !exists, actual: exists ? "it exists" : nil)
+        }
+        guard exists else { return .init(check: description, passed: false, actual: "it does not exist") }
+        var problems: [String] = []
+        if let mode = check.mode, UInt32(info.st_mode) & 0o7777 != mode {
+            problems.append("mode is \(String(UInt32(info.st_mode) & 0o7777, radix: 8))")
+        }
+        if let owner = check.owner, "\(info.st_uid):\(info.st_gid)" != owner { problems.append("owner is \(info.st_uid):\(info.st_gid)") }
+        if let pattern = check.contains {
+            if (info.st_mode & S_IFMT) != S_IFREG {
+                problems.append("it is not a regular file")
+            } else if let data = FileManager.default.contents(atPath: full), !matches(pattern, String(decoding: data.prefix(16 << 20), as: UTF8.self)) {
+                problems.append("its contents do not match; they begin: \(String(decoding: data.prefix(200), as: UTF8.self))")
+            }
+        }
+        return .init(check: description, passed: problems.isEmpty, actual: problems.isEmpty ? nil : problems.joined(separator: "; "))
+    }
+
+    func matches(_ pattern: String, _ text: String) -> Bool {
+        guard let expression = try? NSRegularExpression(pattern: pattern) else { return false }
+        return expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+    }
+}
