@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// Walks the YAML node tree, checking keys and types and remembering where each value stood.
@@ -25,6 +26,18 @@ public struct NodeReader: Sendable {
         default:
             return DocumentError(file: file, location: nil, message: "not valid YAML: \(error)")
         }
+    }
+
+    /// The UTF-8 text of the document at `path`; `what` names it in messages ("the Imagefile").
+    public static func readText(path: String, what: String) throws(DocumentError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "it is not readable" : "no such file"
+            throw DocumentError(file: path, location: nil, message: "cannot read \(what): \(reason)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw DocumentError(file: path, location: nil, message: "\(what) is not UTF-8 text")
+        }
+        return text
     }
 
     /// Parses YAML `text` into its node tree; an empty document is an error saying `whenEmpty`.

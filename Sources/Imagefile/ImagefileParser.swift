@@ -10,13 +10,7 @@ extension Imagefile {
 
     /// Reads and validates the Imagefile at `path`.
     public static func load(path: String) throws(ImagefileError) -> Imagefile {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ImagefileError(file: path, location: nil, message: "cannot read the Imagefile: \((error as NSError).localizedDescription)")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ImagefileError(file: path, location: nil, message: "the Imagefile is not UTF-8 text")
-        }
+        let text = try NodeReader.readText(path: path, what: "the Imagefile")
         let directory = (URL(fileURLWithPath: path).deletingLastPathComponent().path as NSString).standardizingPath
         return try parse(text, path: path, contextDirectory: directory)
     }

@@ -13,13 +13,7 @@ extension ReleaseSpec {
 
     /// Reads and validates the release spec at `path`. A relative store `source` is taken from the spec's folder.
     public static func load(path: String) throws(ReleaseSpecError) -> ReleaseSpec {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ReleaseSpecError(file: path, location: nil, message: "cannot read the release spec: \((error as NSError).localizedDescription)")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ReleaseSpecError(file: path, location: nil, message: "the release spec is not UTF-8 text")
-        }
+        let text = try NodeReader.readText(path: path, what: "the release spec")
         let folder = URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().path
         return try parse(text, path: path, folder: folder)
     }
