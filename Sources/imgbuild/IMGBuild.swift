@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OCI
 import Store
 
 @main
@@ -24,6 +25,13 @@ struct StoreOptions: ParsableArguments {
 extension StoreOptions {
     /// Opens the store for reading: it must exist.
     func openExisting() throws -> Store { try Store.open(at: store ?? Store.defaultPath(), create: false) }
+
+    /// `NAME:VERSION` or `NAME@sha256:<hex>` parsed, the store opened, and the image's manifest found.
+    func resolve(_ text: String) throws -> (reference: Reference, store: Store, image: Descriptor) {
+        let reference = try Reference(parsing: text)
+        let store = try openExisting()
+        return (reference, store, try store.resolve(reference))
+    }
 }
 
 /// Writes a line to standard error.

@@ -41,9 +41,7 @@ struct SignCommand: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
-        let reference = try Reference(parsing: self.reference)
-        let store = try storeOptions.openExisting()
-        let image = try store.resolve(reference)
+        let (reference, store, image) = try storeOptions.resolve(self.reference)
         let signingKey = try SigningKey(pem: try readText(key), path: key)
         let lease = try store.acquireWriteLease()
         defer { withExtendedLifetime(lease) {} }
@@ -62,9 +60,7 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
-        let reference = try Reference(parsing: self.reference)
-        let store = try storeOptions.openExisting()
-        let image = try store.resolve(reference)
+        let (reference, store, image) = try storeOptions.resolve(self.reference)
         let verifyingKey = try VerifyingKey(pem: try readText(key), path: key)
         let verified = try SignatureArtifact.verify(image.digest, repository: reference.name, in: store, with: verifyingKey)
         print("verified \(reference.name)@\(image.digest): signed by \(key) (\(verified.map(\.description).joined(separator: ", ")))")
@@ -87,9 +83,7 @@ struct SBOMCommand: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
-        let reference = try Reference(parsing: self.reference)
-        let store = try storeOptions.openExisting()
-        let image = try store.resolve(reference)
+        let (reference, store, image) = try storeOptions.resolve(self.reference)
         let lease = try store.acquireWriteLease()
         defer { withExtendedLifetime(lease) {} }
         let artifact = try SBOMArtifact.attach(image, repository: reference.name, in: store)
@@ -111,9 +105,7 @@ struct TestCommand: AsyncParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() async throws {
-        let reference = try Reference(parsing: self.reference)
-        let store = try storeOptions.openExisting()
-        let image = try store.resolve(reference)
+        let (reference, store, image) = try storeOptions.resolve(self.reference)
         guard case .image(let manifest) = try store.manifest(image.digest).manifest else {
             throw ValidationError("\(reference) is not an image manifest")
         }
