@@ -60,7 +60,9 @@ public struct ImageTester: Sendable {
         defer { try? FileManager.default.removeItem(atPath: work) }
         let layers = manifest.layers.map { (path: store.blobPath($0.digest), label: "layer \($0.digest)") }
         _ = try RootfsUnpacker(policy: UnpackPolicy(allowSetuid: true, maxBytes: Int64.max / 2)).unpack(layers: layers, into: rootfs)
-        for check in suite.files { results.append(fileResult(check, rootfs: rootfs)) }
+        // Without root the unpack cannot give files their owners: take them from the layers instead.
+        let owners = geteuid() == 0 ? nil : try LayerInventory.owners(layers: manifest.layers.map { (store.blobPath($0.digest), $0.digest) })
+        for check in suite.files { results.append(fileResult(check, rootfs: rootfs, owners: owners)) }
         if !suite.commands.isEmpty {
             let runner = try RuncRunner(stateRoot: work + "/runc")
             for (index, check) in suite.commands.enumerated() {
@@ -103,7 +105,7 @@ public struct ImageTester: Sendable {
         return results
     }
 
-    func fileResult(_ check: ImageTestSuite.FileCheck, rootfs: String) -> TestReport.Result {
+    func fileResult(_ check: ImageTestSuite.FileCheck, rootfs: String, owners: [String: (uid: UInt32, gid: UInt32)]?) -> TestReport.Result {
         let full = rootfs + check.path
         var info = stat()
         let exists = lstat(full, &info) == 0
@@ -119,7 +121,11 @@ public struct ImageTester: Sendable {
         if let mode = check.mode, UInt32(info.st_mode) & 0o7777 != mode {
             problems.append("mode is \(String(UInt32(info.st_mode) & 0o7777, radix: 8))")
         }
-        if let owner = check.owner, "\(info.st_uid):\(info.st_gid)" != owner { problems.append("owner is \(info.st_uid):\(info.st_gid)") }
+        if let owner = check.owner {
+            let recorded = owners.map { $0[String(check.path.drop { $0 == "/" })] }
+            let actual = recorded.map { $0.map { "\($0.uid):\($0.gid)" } ?? "0:0" } ?? "\(info.st_uid):\(info.st_gid)"
+            if actual != owner { problems.append("owner is \(actual)") }
+        }
         if let pattern = check.contains {
             if (info.st_mode & S_IFMT) != S_IFREG {
                 problems.append("it is not a regular file")

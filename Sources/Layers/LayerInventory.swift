@@ -77,6 +77,32 @@ public enum LayerInventory {
     }
 }
 
+extension LayerInventory {
+    /// The owner (uid, gid) the layers give every path, later layers and whiteouts applied: what an
+    /// unpack by root would set, for checks made without root.
+    public static func owners(layers: [(path: String, digest: Digest)]) throws(LayerError) -> [String: (uid: UInt32, gid: UInt32)] {
+        var owners: [String: (uid: UInt32, gid: UInt32)] = [:]
+        for layer in layers {
+            try withUTF8Locale { () throws(LayerError) in
+                let reader = try ArchiveReader(path: layer.path, label: "layer \(layer.digest)", formats: .tar)
+                try reader.forEachEntry { entry throws(LayerError) in
+                    let raw = (archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry)).map { String(cString: $0) } ?? ""
+                    guard let path = LayerPath.normalize(raw), !path.isEmpty else { return }
+                    let name = path.split(separator: "/").last.map(String.init) ?? path
+                    if name.hasPrefix(".wh.") {
+                        guard name != ".wh..wh..opq" else { return }
+                        let hidden = LayerPath.join(LayerPath.parent(of: path) ?? "", String(name.dropFirst(4)))
+                        for key in Array(owners.keys) where key == hidden || key.hasPrefix(hidden + "/") { owners[key] = nil }
+                        return
+                    }
+                    owners[path] = (UInt32(truncatingIfNeeded: archive_entry_uid(entry)), UInt32(truncatingIfNeeded: archive_entry_gid(entry)))
+                }
+            }
+        }
+        return owners
+    }
+}
+
 /// A libcrypto EVP digest, fed in pieces.
 final class EVPHasher {
     private let context: OpaquePointer

@@ -76,4 +76,30 @@ struct ImageTestSuiteTests {
         #expect(refused.stderr.contains("timed out after 1000 ms"), "\(refused.stderr)")
         #expect(!(try imgbuild(["tags", "hello", "--store", store]).stdout.contains("1.0.1")))
     }
+
+    @Test("without root, owner checks use the owners the layers record", .enabled(if: getuid() == 0, "switching to nobody needs root"))
+    func ownersWithoutRoot() throws {
+        let folder = try context(tests: """
+        tests:
+          files:
+            - { path: /app/hello, owner: "0:0", mode: "0755" }
+            - { path: /srv/www/index.html, owner: "65534:65534" }
+
+        """)
+        // Everything nobody needs, in folders nobody can read, wherever the checkout lives.
+        let scratch = makeTemporaryDirectory("nobody")
+        chmod(scratch, 0o777)
+        try FileManager.default.copyItem(atPath: imgbuildBinary, toPath: scratch + "/imgbuild")
+        try FileManager.default.copyItem(atPath: busyboxDeb, toPath: folder + "/busybox-static.deb")
+        let imagefile = try String(contentsOfFile: folder + "/Imagefile", encoding: .utf8)
+        write(imagefile.replacingOccurrences(of: busyboxDeb, with: "busybox-static.deb"), to: folder + "/Imagefile")
+        _ = try run("/bin/chmod", ["-R", "a+rX", folder, scratch])
+        var parent = URL(fileURLWithPath: folder).deletingLastPathComponent()
+        while parent.path != "/" { chmod(parent.path, 0o755 | (try FileManager.default.attributesOfItem(atPath: parent.path)[.posixPermissions] as! mode_t)); parent.deleteLastPathComponent() }
+        let command = "IMGBUILD_STORE=\(scratch)/store IMGBUILD_CACHE=\(scratch)/cache TMPDIR=\(scratch) \(scratch)/imgbuild build \(folder)"
+        let result = try run("/bin/su", ["-s", "/bin/sh", "nobody", "-c", command])
+        #expect(result.status != 0, "index.html is owned by 0:0 in the layer, not 65534:65534")
+        #expect(result.stderr.contains("✓ file /app/hello exists, mode 755, owner 0:0"), "\(result.stderr)")
+        #expect(result.stderr.contains("✗ file /srv/www/index.html exists, owner 65534:65534: owner is 0:0"), "\(result.stderr)")
+    }
 }
