@@ -22,4 +22,31 @@ public enum ReferrerArtifact {
         try store.setArtifactTag(repository, tag, descriptor)
         return descriptor
     }
+
+    /// One artifact of a kind that refers to an image, with its single layer's descriptor and bytes.
+    public struct Loaded {
+        public var digest: Digest
+        public var layer: Descriptor
+        public var payload: Data
+    }
+
+    /// The artifacts of `artifactType` listed as referring to `image`: each loaded, or why it cannot be
+    /// (not a one-layer manifest, another subject, its payload missing). Empty when there are none.
+    public static func referring(to image: Digest, artifactType: String, repository: RepositoryName, in store: Store)
+        -> [(digest: Digest, loaded: Result<Loaded, Problem>)] {
+        store.referrers(repository, subject: image).filter { $0.artifactType == artifactType }.map { candidate in
+            guard let parsed = try? store.manifest(candidate.digest).manifest, case .image(let manifest) = parsed,
+                  let layer = manifest.layers.first else {
+                return (candidate.digest, .failure(Problem(reason: "not an artifact manifest")))
+            }
+            guard manifest.subject?.digest == image else { return (candidate.digest, .failure(Problem(reason: "it refers to another image"))) }
+            guard let payload = try? store.readBlob(layer.digest) else { return (candidate.digest, .failure(Problem(reason: "its payload blob is missing"))) }
+            return (candidate.digest, .success(Loaded(digest: candidate.digest, layer: layer, payload: payload)))
+        }
+    }
+
+    /// Why a listed artifact cannot be used.
+    public struct Problem: Error {
+        public var reason: String
+    }
 }

@@ -79,31 +79,34 @@ public enum SBOMArtifact {
         return try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 
-    /// Generates the SBOM of `image` and keeps it as a referrer; returns the artifact's descriptor.
-    public static func attach(_ image: Descriptor, repository: RepositoryName, in store: Store) throws -> Descriptor {
-        try ReferrerArtifact.store(try document(image, repository: repository, in: store), mediaType: artifactType,
-                                   artifactType: artifactType, subject: image, repository: repository, in: store,
-                                   tag: "sha256-\(image.digest.hex).sbom")
+    /// Generates the SBOM of `image` and keeps it as a referrer; returns the artifact's descriptor and the document.
+    public static func attach(_ image: Descriptor, repository: RepositoryName, in store: Store) throws -> (artifact: Descriptor, document: Data) {
+        let document = try document(image, repository: repository, in: store)
+        let artifact = try ReferrerArtifact.store(document, mediaType: artifactType, artifactType: artifactType, subject: image,
+                                                  repository: repository, in: store, tag: "sha256-\(image.digest.hex).sbom")
+        return (artifact, document)
     }
 
     /// Checks that an SBOM refers to `image` and describes exactly that digest; throws why not.
     public static func check(_ image: Digest, repository: RepositoryName, in store: Store) throws(SBOMError) {
-        let candidates = store.referrers(repository, subject: image).filter { $0.artifactType == artifactType }
+        let candidates = ReferrerArtifact.referring(to: image, artifactType: artifactType, repository: repository, in: store)
         guard !candidates.isEmpty else { throw .missing("\(repository)@\(image)") }
         var reasons: [String] = []
-        for candidate in candidates {
-            guard let parsed = try? store.manifest(candidate.digest).manifest, case .image(let manifest) = parsed,
-                  let layer = manifest.layers.first, let data = try? store.readBlob(layer.digest),
-                  let document = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-                reasons.append("\(candidate.digest): not an SPDX JSON document")
+        for (digest, loaded) in candidates {
+            let artifact: ReferrerArtifact.Loaded
+            switch loaded {
+            case .success(let value): artifact = value
+            case .failure(let problem): reasons.append("\(digest): \(problem.reason)"); continue
+            }
+            guard let document = (try? JSONSerialization.jsonObject(with: artifact.payload)) as? [String: Any],
+                  document["spdxVersion"] as? String == "SPDX-2.3" else {
+                reasons.append("\(digest): not an SPDX 2.3 JSON document")
                 continue
             }
-            guard manifest.subject?.digest == image else { reasons.append("\(candidate.digest): it refers to another image"); continue }
             let described = (document["packages"] as? [[String: Any]])?.first { $0["SPDXID"] as? String == "SPDXRef-Image" }
             let checksum = (described?["checksums"] as? [[String: Any]])?.first { $0["algorithm"] as? String == "SHA256" }?["checksumValue"] as? String
-            guard document["spdxVersion"] as? String == "SPDX-2.3" else { reasons.append("\(candidate.digest): not SPDX 2.3"); continue }
             guard checksum == image.hex else {
-                reasons.append("\(candidate.digest): it describes another image (sha256:\(checksum ?? "none"))")
+                reasons.append("\(digest): it describes another image (sha256:\(checksum ?? "none"))")
                 continue
             }
             return

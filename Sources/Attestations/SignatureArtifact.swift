@@ -45,37 +45,33 @@ public enum SignatureArtifact {
     /// Checks that at least one signature referring to `image` verifies with `key` and binds this digest
     /// and repository. Returns the verified signature manifests' digests.
     public static func verify(_ image: Digest, repository: RepositoryName, in store: Store, with key: VerifyingKey) throws(Failure) -> [Digest] {
-        let candidates = store.referrers(repository, subject: image).filter { $0.artifactType == artifactType }
+        let candidates = ReferrerArtifact.referring(to: image, artifactType: artifactType, repository: repository, in: store)
         let label = "\(repository)@\(image)"
         guard !candidates.isEmpty else { throw .unsigned(image: label) }
         var verified: [Digest] = []
         var reasons: [String] = []
-        for candidate in candidates {
-            switch check(candidate, image: image, repository: repository, store: store, key: key) {
-            case nil: verified.append(candidate.digest)
-            case let reason?: reasons.append("\(candidate.digest): \(reason)")
+        for (digest, loaded) in candidates {
+            switch loaded.map({ check($0, image: image, repository: repository, key: key) }) {
+            case .success(nil): verified.append(digest)
+            case .success(let reason?): reasons.append("\(digest): \(reason)")
+            case .failure(let problem): reasons.append("\(digest): \(problem.reason)")
             }
         }
         guard !verified.isEmpty else { throw .rejected(image: label, reasons: reasons) }
         return verified
     }
 
-    /// Nil when the signature manifest verifies, else why not.
-    static func check(_ descriptor: Descriptor, image: Digest, repository: RepositoryName, store: Store, key: VerifyingKey) -> String? {
-        guard let parsed = try? store.manifest(descriptor.digest).manifest, case .image(let manifest) = parsed,
-              let layer = manifest.layers.first, layer.mediaType == payloadMediaType else {
-            return "not a signature manifest"
-        }
-        guard manifest.subject?.digest == image else { return "it refers to another image" }
-        guard let encoded = layer.annotations?[signatureAnnotation], let signature = Data(base64Encoded: encoded) else {
+    /// Nil when the signature artifact verifies, else why not.
+    static func check(_ artifact: ReferrerArtifact.Loaded, image: Digest, repository: RepositoryName, key: VerifyingKey) -> String? {
+        guard artifact.layer.mediaType == payloadMediaType else { return "not a signature manifest" }
+        guard let encoded = artifact.layer.annotations?[signatureAnnotation], let signature = Data(base64Encoded: encoded) else {
             return "it carries no signature annotation"
         }
-        guard let payload = try? store.readBlob(layer.digest) else { return "its payload blob is missing" }
-        guard key.verify(signature, over: payload) else {
+        guard key.verify(signature, over: artifact.payload) else {
             return "the signature does not match the payload with this key (signed by another key, or the payload was altered)"
         }
         let statement: SimpleSigningPayload
-        do { statement = try SimpleSigningPayload(parsing: payload) } catch { return error.description }
+        do { statement = try SimpleSigningPayload(parsing: artifact.payload) } catch { return error.description }
         guard statement.digest == image else { return "the payload signs another digest, \(statement.digest)" }
         guard statement.repository == repository.value else { return "the payload signs the repository '\(statement.repository)', not '\(repository)'" }
         return nil

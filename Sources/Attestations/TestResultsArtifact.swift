@@ -27,18 +27,17 @@ public enum TestResultsArtifact {
 
     /// Checks that a test record refers to `image`, names its digest, and says it passed.
     public static func check(_ image: Digest, repository: RepositoryName, in store: Store) throws(Failure) {
-        let candidates = store.referrers(repository, subject: image).filter { $0.artifactType == artifactType }
+        let candidates = ReferrerArtifact.referring(to: image, artifactType: artifactType, repository: repository, in: store)
         guard !candidates.isEmpty else { throw .missing("\(repository)@\(image)") }
         var reasons: [String] = []
-        for candidate in candidates {
-            guard let parsed = try? store.manifest(candidate.digest).manifest, case .image(let manifest) = parsed,
-                  manifest.subject?.digest == image, let layer = manifest.layers.first, let data = try? store.readBlob(layer.digest),
-                  let document = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-                reasons.append("\(candidate.digest): not a test record of this image")
+        for (digest, loaded) in candidates {
+            guard case .success(let artifact) = loaded,
+                  let document = (try? JSONSerialization.jsonObject(with: artifact.payload)) as? [String: Any] else {
+                reasons.append("\(digest): not a test record of this image")
                 continue
             }
-            guard document["image"] as? String == image.description else { reasons.append("\(candidate.digest): it records another image"); continue }
-            guard document["passed"] as? Bool == true else { reasons.append("\(candidate.digest): the tests failed"); continue }
+            guard document["image"] as? String == image.description else { reasons.append("\(digest): it records another image"); continue }
+            guard document["passed"] as? Bool == true else { reasons.append("\(digest): the tests failed"); continue }
             return
         }
         throw .rejected("\(repository)@\(image)", reasons)

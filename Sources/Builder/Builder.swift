@@ -113,7 +113,7 @@ public struct Builder: Sendable {
                 progress("test results \(record.digest)")
             }
             if options.attachSBOM {
-                let sbom = try SBOMArtifact.attach(manifestDescriptor, repository: imagefile.name, in: store)
+                let sbom = try SBOMArtifact.attach(manifestDescriptor, repository: imagefile.name, in: store).artifact
                 progress("sbom \(sbom.digest)")
             }
             if options.attachProvenance {

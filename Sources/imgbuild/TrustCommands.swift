@@ -86,11 +86,8 @@ struct SBOMCommand: ParsableCommand {
         let (reference, store, image) = try storeOptions.resolve(self.reference)
         let lease = try store.acquireWriteLease()
         defer { withExtendedLifetime(lease) {} }
-        let artifact = try SBOMArtifact.attach(image, repository: reference.name, in: store)
-        if print {
-            let data = try SBOMArtifact.document(image, repository: reference.name, in: store)
-            Swift.print(String(decoding: data, as: UTF8.self))
-        }
+        let (artifact, document) = try SBOMArtifact.attach(image, repository: reference.name, in: store)
+        if print { Swift.print(String(decoding: document, as: UTF8.self)) }
         Swift.print("sbom of \(reference.name)@\(image.digest): \(artifact.digest)")
     }
 }
