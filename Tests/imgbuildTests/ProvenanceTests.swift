@@ -4,15 +4,8 @@ import Testing
 @Suite("Provenance (in-toto, SLSA v1)")
 struct ProvenanceTests {
     func statement(store: String, digest: String) throws -> (artifact: String, statement: [String: Any]) {
-        let folder = store + "/repositories/hello/referrers/sha256-" + digest.dropFirst(7)
-        for record in try FileManager.default.contentsOfDirectory(atPath: folder) {
-            let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: store + "/blobs/sha256/" + record.dropFirst(7)))) as! [String: Any]
-            guard manifest["artifactType"] as? String == "application/vnd.in-toto+json" else { continue }
-            let layer = (manifest["layers"] as! [[String: Any]])[0]
-            let data = try Data(contentsOf: URL(fileURLWithPath: store + "/blobs/sha256/" + (layer["digest"] as! String).dropFirst(7)))
-            return ("sha256:" + record.dropFirst(7), try JSONSerialization.jsonObject(with: data) as! [String: Any])
-        }
-        throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no provenance referrer in \(folder)"])
+        let referrer = try StoredReferrer(store: store, subject: digest, artifactType: "application/vnd.in-toto+json")
+        return (referrer.digest, try JSONSerialization.jsonObject(with: referrer.payload) as! [String: Any])
     }
 
     @Test("build --provenance records the Imagefile, every context file and dependency by digest, reproducibly")

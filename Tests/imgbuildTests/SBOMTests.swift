@@ -5,15 +5,8 @@ import Testing
 struct SBOMTests {
     /// The SPDX document of the image's SBOM, read from the store.
     func document(store: String, digest: String) throws -> (artifact: String, document: [String: Any]) {
-        let folder = store + "/repositories/hello/referrers/sha256-" + digest.dropFirst(7)
-        for record in try FileManager.default.contentsOfDirectory(atPath: folder) {
-            let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: store + "/blobs/sha256/" + record.dropFirst(7)))) as! [String: Any]
-            guard manifest["artifactType"] as? String == "application/spdx+json" else { continue }
-            let layer = (manifest["layers"] as! [[String: Any]])[0]
-            let data = try Data(contentsOf: URL(fileURLWithPath: store + "/blobs/sha256/" + (layer["digest"] as! String).dropFirst(7)))
-            return ("sha256:" + record.dropFirst(7), try JSONSerialization.jsonObject(with: data) as! [String: Any])
-        }
-        throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no SBOM referrer in \(folder)"])
+        let referrer = try StoredReferrer(store: store, subject: digest, artifactType: "application/spdx+json")
+        return (referrer.digest, try JSONSerialization.jsonObject(with: referrer.payload) as! [String: Any])
     }
 
     @Test("the SBOM lists every file of the hello image with digests that match the unpacked rootfs, and the Debian package")

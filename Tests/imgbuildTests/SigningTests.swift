@@ -19,15 +19,11 @@ private struct SigningFixture {
 
     /// The signature manifest, payload and signature bytes of the image's first signature, read from the store.
     func signatureParts() throws -> (manifestPath: String, manifest: [String: Any], payload: Data, signature: Data) {
-        let folder = store + "/repositories/hello/referrers/sha256-" + digest.dropFirst(7)
-        let record = try #require(try FileManager.default.contentsOfDirectory(atPath: folder).first)
-        let manifestPath = store + "/blobs/sha256/" + record.dropFirst(7)
-        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: manifestPath))) as! [String: Any]
-        let layer = (manifest["layers"] as! [[String: Any]])[0]
-        let payload = try Data(contentsOf: URL(fileURLWithPath: store + "/blobs/sha256/" + (layer["digest"] as! String).dropFirst(7)))
-        let annotations = layer["annotations"] as! [String: String]
-        let signature = try #require(Data(base64Encoded: annotations["dev.cosignproject.cosign/signature"]!))
-        return (manifestPath, manifest, payload, signature)
+        let referrer = try StoredReferrer(store: store, subject: digest, artifactType: "application/vnd.dev.cosign.artifact.sig.v1+json")
+        let layer = try #require((referrer.manifest["layers"] as? [[String: Any]])?.first)
+        let annotation = try #require((layer["annotations"] as? [String: String])?["dev.cosignproject.cosign/signature"])
+        let signature = try #require(Data(base64Encoded: annotation))
+        return (referrer.manifestPath(store: store), referrer.manifest, referrer.payload, signature)
     }
 
     /// Writes a blob into the store the way an attacker with write access would, returning its digest.
