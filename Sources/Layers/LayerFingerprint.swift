@@ -12,7 +12,7 @@ import Glibc
 /// archives are hashed. Every entry's path, kind, mode and owner go in, and so do the writer's settings.
 public enum LayerFingerprint {
     /// Bumped whenever the layer writer's output for the same input changes.
-    public static let writerFormat = "imgbuild-layer-v3"
+    public static let writerFormat = "imgbuild-layer-v4"
 
     /// Files changed less than this long before the fingerprint was taken are "racily clean": their
     /// stat data could stay the same through another write in the same clock tick, so such a layer is
