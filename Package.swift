@@ -122,6 +122,7 @@ let package = Package(
         .testTarget(name: "LayersTests", dependencies: ["Layers", "OCI"]),
         .testTarget(name: "ImagefileTests", dependencies: ["Imagefile"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "OCI"]),
+        .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer"]),
         .testTarget(name: "imgbuildTests", dependencies: ["OCI"]),
     ]
 )

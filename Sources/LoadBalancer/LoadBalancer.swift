@@ -66,7 +66,9 @@ public final class LoadBalancer: Sendable {
             .childChannelInitializer { channel in
                 self.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    // Header values were checked by the decoders on the way in (the client's request, the backend's
+                    // response), so they are not checked again on the way out.
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(FrontHandler(pool: pool, metrics: metrics))
                 }
             }

@@ -6,7 +6,8 @@ import NIOPosix
 private let hopByHopHeaders: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
 
 extension HTTPHeaders {
-    /// Removes the hop-by-hop headers, in one pass, touching nothing when there are none.
+    /// Removes the hop-by-hop headers, and those the Connection header names (`Connection: close,
+    /// X-Session` makes X-Session hop-by-hop), touching nothing when there are none.
     mutating func removeHopByHop() {
         func isHopByHop(_ name: String) -> Bool {
             switch name.utf8.count {
@@ -16,6 +17,10 @@ extension HTTPHeaders {
         }
         var found: [String] = []
         for header in self where isHopByHop(header.name) { found.append(header.name) }
+        guard !found.isEmpty else { return }
+        for token in self[canonicalForm: "connection"] where !hopByHopHeaders.contains(token.lowercased()) {
+            found.append(String(token))
+        }
         for name in found { remove(name: name) }
     }
 }
@@ -26,22 +31,31 @@ private let retryBufferLimit = 64 * 1024
 /// One client connection at the front: reads requests, relays each to a backend, relays the response back.
 ///
 /// A keep-alive connection stays on its backend while that backend is active and moves to another at its
-/// next request once it is not. A request that fails before any response byte came back (connection
-/// refused, reset, closed) is retried on another backend when it is idempotent and its body was kept.
+/// next request once it is not. A request that fails before any response byte came back is retried on
+/// another backend when its body was kept and it is idempotent (reset, closed) or was never sent
+/// (connection refused).
 final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     /// The request being relayed.
     struct Exchange {
+        /// The head as it is sent to a backend: hop-by-hop headers removed, HTTP/1.1, X-Forwarded-For.
         var head: HTTPRequestHead
+        /// The client's HTTP version and wish to keep its connection, which the response follows.
+        var clientVersion: HTTPVersion
+        var clientKeepAlive: Bool
         var body: [ByteBuffer] = []
         var bodyBytes = 0
         var requestEnded = false
         var responseStarted = false
         var backend: Backend?
-        var tried: Set<String> = []
-        var retryable: Bool
+        /// Backends that failed this request before answering (empty unless it was retried).
+        var failedOn: Set<String> = []
+        /// GET, HEAD, PUT, DELETE…: may be sent again even if a backend may have seen it.
+        var idempotent: Bool
+        /// Every body byte read so far is kept, so the request can be sent again.
+        var bodyKept = true
         /// No backend could take it: the rest of the request is read and dropped.
         var rejected = false
     }
@@ -94,25 +108,29 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             metrics.count(.requests)
-            exchange = Exchange(head: head, retryable: FrontHandler.isIdempotent(head.method))
+            exchange = Exchange(head: forwardedHead(head), clientVersion: head.version, clientKeepAlive: head.isKeepAlive,
+                                idempotent: FrontHandler.isIdempotent(head.method))
             dispatch()
         case .body(let buffer):
-            guard var current = exchange, !current.rejected else { return }
-            current.bodyBytes += buffer.readableBytes
-            if current.bodyBytes <= retryBufferLimit { current.body.append(buffer) } else { current.retryable = false; current.body = [] }
-            exchange = current
-            if let upstream, upstream.ready, current.backend?.id == upstream.backend.id {
+            guard exchange != nil, exchange?.rejected == false else { return }
+            exchange!.bodyBytes += buffer.readableBytes
+            if exchange!.bodyBytes <= retryBufferLimit {
+                exchange!.body.append(buffer)
+            } else {
+                exchange!.bodyKept = false
+                exchange!.body = []
+            }
+            if let upstream, upstream.ready, exchange?.backend?.id == upstream.backend.id {
                 upstream.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
             }
         case .end(let trailers):
-            guard var current = exchange else { return }
-            current.requestEnded = true
-            exchange = current
-            if current.rejected {
+            guard exchange != nil else { return }
+            exchange!.requestEnded = true
+            if exchange!.rejected {
                 exchange = nil
                 return
             }
-            if let upstream, upstream.ready, current.backend?.id == upstream.backend.id {
+            if let upstream, upstream.ready, exchange?.backend?.id == upstream.backend.id {
                 upstream.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
             }
         }
@@ -127,17 +145,34 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Choosing a backend and connecting
 
+    /// The request head as a backend receives it: without hop-by-hop headers, as HTTP/1.1, with the
+    /// client's address appended to X-Forwarded-For. Made once per request, and sent again on a retry.
+    private func forwardedHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
+        var head = head
+        head.headers.removeHopByHop()
+        head.version = .http1_1
+        if let address = clientAddress {
+            if head.headers.contains(name: "x-forwarded-for") {
+                let previous = head.headers["x-forwarded-for"].joined(separator: ", ")
+                head.headers.replaceOrAdd(name: "x-forwarded-for", value: previous + ", " + address)
+            } else {
+                head.headers.add(name: "x-forwarded-for", value: address)
+            }
+        }
+        return head
+    }
+
     /// Assigns the current request to a backend and sends what has been read of it.
     private func dispatch() {
-        guard var current = exchange, let context else { return }
-        guard let backend = pool.acquire(preferred: upstream?.backend.id, excluding: current.tried) else {
-            reject(status: current.tried.isEmpty ? .serviceUnavailable : .badGateway,
-                   message: current.tried.isEmpty ? "no healthy instance is serving this service" : "no instance could answer the request")
+        guard let failedOn = exchange?.failedOn, let context else { return }
+        // A retry must not go back to a backend that already failed it; otherwise a keep-alive
+        // connection stays on its backend.
+        guard let backend = pool.acquire(preferred: failedOn.isEmpty ? upstream?.backend.id : nil, excluding: failedOn) else {
+            reject(status: failedOn.isEmpty ? .serviceUnavailable : .badGateway,
+                   message: failedOn.isEmpty ? "no healthy instance is serving this service" : "no instance could answer the request")
             return
         }
-        current.backend = backend
-        current.tried.insert(backend.id)
-        exchange = current
+        exchange!.backend = backend
         if let upstream, upstream.backend == backend, upstream.ready, !upstream.closing, upstream.channel.isActive {
             sendRequest(on: upstream.channel)
             return
@@ -153,7 +188,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler(front: bound, generation: generation))
                 }
             }
@@ -169,26 +204,15 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
                 if self.exchange?.backend == backend { self.sendRequest(on: channel) }
             case .failure:
                 self.upstream = nil
-                self.upstreamFailed(generation: generation)
+                self.upstreamFailed(generation: generation, requestSent: false)
             }
         }
     }
 
     /// Writes the request's head and what has arrived of its body.
     private func sendRequest(on channel: Channel) {
-        guard let current = exchange, let context else { return }
-        var head = current.head
-        head.headers.removeHopByHop()
-        head.version = .http1_1
-        if let address = clientAddress {
-            if head.headers.contains(name: "x-forwarded-for") {
-                let previous = head.headers["x-forwarded-for"].joined(separator: ", ")
-                head.headers.replaceOrAdd(name: "x-forwarded-for", value: previous + ", " + address)
-            } else {
-                head.headers.add(name: "x-forwarded-for", value: address)
-            }
-        }
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        guard let current = exchange else { return }
+        channel.write(HTTPClientRequestPart.head(current.head), promise: nil)
         for buffer in current.body { channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil) }
         if current.requestEnded { channel.write(HTTPClientRequestPart.end(nil), promise: nil) }
         channel.flush()
@@ -197,28 +221,30 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Events of the backend connection
 
     func upstreamRead(_ part: HTTPClientResponsePart, generation: Int) {
-        guard generation == upstreamGeneration, let context, var current = exchange else { return }
+        guard generation == upstreamGeneration, let context, exchange != nil else { return }
         switch part {
         case .head(var head):
-            current.responseStarted = true
-            exchange = current
+            exchange!.responseStarted = true
             if !head.isKeepAlive { upstream?.closing = true }
             head.headers.removeHopByHop()
-            head.version = current.head.version
-            if !current.head.isKeepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            head.version = exchange!.clientVersion
+            if !exchange!.clientKeepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .body(let buffer):
             // Flushed at the end of the response, or when the backend's read burst ends.
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
-            let keepAlive = current.head.isKeepAlive
+            let keepAlive = exchange!.clientKeepAlive
             finishExchange()
             if upstream?.closing == true {
                 upstream?.channel.close(promise: nil)
                 upstream = nil
             }
-            let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
-            if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+            if keepAlive {
+                context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            } else {
+                context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            }
         }
     }
 
@@ -228,15 +254,15 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         context?.flush()
     }
 
-    /// The backend connection failed or closed.
-    func upstreamFailed(generation: Int) {
+    /// The backend connection failed or closed. A request that was never sent (the connection was
+    /// refused) may go to another backend whatever its method; one that was sent, only if idempotent.
+    func upstreamFailed(generation: Int, requestSent: Bool = true) {
         guard generation == upstreamGeneration else { return }
         upstream = nil
-        guard var current = exchange, let backend = current.backend else { return }
+        guard let backend = exchange?.backend else { return }
         pool.release(backend)
-        current.backend = nil
-        exchange = current
-        if current.responseStarted {
+        exchange!.backend = nil
+        if exchange!.responseStarted {
             // Part of a response went out: the client must see the connection end, not a spliced answer.
             metrics.count(.failed)
             exchange = nil
@@ -244,7 +270,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         pool.reportFailure(backend)
-        if current.retryable {
+        exchange!.failedOn.insert(backend.id)
+        if exchange!.bodyKept && (exchange!.idempotent || !requestSent) {
             metrics.count(.retried)
             dispatch()
         } else {
@@ -266,23 +293,22 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func reject(status: HTTPResponseStatus, message: String) {
-        guard let context, var current = exchange else { return }
+        guard let context, let current = exchange else { return }
         metrics.count(.failed)
         var headers = HTTPHeaders()
         let body = context.channel.allocator.buffer(string: message + "\n")
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: String(body.readableBytes))
-        if !current.head.isKeepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: current.head.version, status: status, headers: headers))), promise: nil)
+        if !current.clientKeepAlive { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: current.clientVersion, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let keepAlive = current.head.isKeepAlive
+        let keepAlive = current.clientKeepAlive
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
         if current.requestEnded {
             exchange = nil
         } else {
-            current.rejected = true
-            exchange = current
+            exchange!.rejected = true
         }
     }
 }

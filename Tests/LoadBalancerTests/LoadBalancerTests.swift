@@ -1,0 +1,194 @@
+import Foundation
+import LoadBalancer
+import Testing
+
+/// The repository's root, found from this file's place.
+private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+/// A real HTTP/1.1 backend (`fixtures/http/echo_backend.py`) on a free loopback port.
+private final class EchoBackend {
+    let name: String
+    let port: Int
+    private let process = Process()
+
+    init(_ name: String) throws {
+        self.name = name
+        let portFile = NSTemporaryDirectory() + "/echo-\(name)-\(UUID().uuidString)"
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [repositoryRoot + "/fixtures/http/echo_backend.py", name, portFile]
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: portFile) {
+            guard Date() < deadline, process.isRunning else { throw CocoaError(.fileReadNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "the echo backend did not start"]) }
+            usleep(20_000)
+        }
+        port = Int(try String(contentsOfFile: portFile, encoding: .utf8))!
+        try? FileManager.default.removeItem(atPath: portFile)
+    }
+
+    var backend: Backend { Backend(id: name, host: "127.0.0.1", port: port) }
+
+    deinit {
+        // SIGKILL: a child of the test runner may inherit a mask that blocks SIGTERM.
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+/// What curl printed: the response heads (all of them, one per URL) and the bodies.
+private struct CurlResult {
+    var status: Int32
+    var heads: String
+    var body: String
+
+    /// The JSON documents the echo backends answered, in order.
+    var documents: [[String: Any]] {
+        body.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+    }
+}
+
+/// Runs curl (a real client): one connection, reused for every URL given.
+private func curl(_ arguments: [String]) throws -> CurlResult {
+    let folder = NSTemporaryDirectory() + "/curl-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = ["-s", "--max-time", "10", "-D", folder + "/heads", "-w", "\n"] + arguments
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let body = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    let heads = (try? String(contentsOfFile: folder + "/heads", encoding: .utf8)) ?? ""
+    return CurlResult(status: process.terminationStatus, heads: heads.lowercased(), body: body)
+}
+
+/// The headers a backend received, by lower-cased name.
+private func received(_ document: [String: Any]) -> [String: String] {
+    var headers: [String: String] = [:]
+    for pair in document["headers"] as? [[String]] ?? [] where pair.count == 2 { headers[pair[0]] = pair[1] }
+    return headers
+}
+
+/// A port on 127.0.0.1 where nothing listens (connections are refused).
+private func closedPort() -> Int {
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(socket) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A load balancer on a free loopback port, stopped when the body ends.
+private func withFront(_ backends: [Backend], _ body: (LoadBalancer, String) async throws -> Void) async throws {
+    let pool = BackendPool()
+    pool.setActive(backends)
+    let balancer = LoadBalancer(pool: pool)
+    let port = try await balancer.start(host: "127.0.0.1", port: 0)
+    do {
+        try await body(balancer, "http://127.0.0.1:\(port)")
+    } catch {
+        await balancer.stop(timeout: .seconds(1))
+        throw error
+    }
+    await balancer.stop(timeout: .seconds(1))
+}
+
+@Suite("Load balancer (real curl in front, Python http.server behind)")
+struct LoadBalancerTests {
+    @Test("forwards method, path and body; appends X-Forwarded-For; hop-by-hop headers stop at the proxy both ways")
+    func forwarding() async throws {
+        let backend = try EchoBackend("a")
+        try await withFront([backend.backend]) { _, front in
+            let result = try curl(["-X", "POST", "--data-binary", "hello", "-H", "Connection: keep-alive, X-Client-Hop",
+                                   "-H", "X-Client-Hop: one", "-H", "Keep-Alive: 5", "-H", "Proxy-Authorization: Basic eDp5",
+                                   "-H", "X-Forwarded-For: 10.0.0.1", "-H", "X-Kept: yes", front + "/some/path?q=1"])
+            #expect(result.status == 0)
+            let document = try #require(result.documents.first, "\(result.body)")
+            #expect(document["method"] as? String == "POST")
+            #expect(document["path"] as? String == "/some/path?q=1")
+            #expect(document["bodyLength"] as? Int == 5)
+            let headers = received(document)
+            #expect(headers["x-forwarded-for"] == "10.0.0.1, 127.0.0.1")
+            #expect(headers["x-kept"] == "yes")
+            for hop in ["x-client-hop", "keep-alive", "proxy-authorization"] {
+                #expect(headers[hop] == nil, "\(hop) reached the backend")
+            }
+            #expect(result.heads.hasPrefix("http/1.1 200"))
+            #expect(result.heads.contains("x-backend: a"))
+            #expect(!result.heads.contains("x-backend-hop"), "a header the backend's Connection names reached the client")
+            #expect(!result.heads.contains("keep-alive: timeout"))
+        }
+    }
+
+    @Test("a chunked body, a HEAD and a 204 are relayed whole, and the connection goes on serving after each")
+    func framing() async throws {
+        let backend = try EchoBackend("a")
+        try await withFront([backend.backend]) { _, front in
+            let result = try curl([front + "/chunked", front + "/no-content", front + "/after"])
+            #expect(result.status == 0)
+            #expect(result.documents.map { $0["path"] as? String } == ["/chunked", "/after"], "\(result.body)")
+            #expect(result.heads.contains("http/1.1 204"))
+            // HEAD of a chunked answer has no body: the proxy must not wait for one.
+            let head = try curl(["-I", front + "/chunked"])
+            #expect(head.status == 0 && head.heads.hasPrefix("http/1.1 200"), "\(head.heads)")
+            #expect(head.documents.isEmpty && !head.body.contains("{"))
+        }
+    }
+
+    @Test("a keep-alive connection stays on its backend; after a switch, new requests go to the new set")
+    func stickinessAndSwitch() async throws {
+        let a = try EchoBackend("a")
+        let b = try EchoBackend("b")
+        try await withFront([a.backend, b.backend]) { balancer, front in
+            // One client connection, four requests: round-robin would alternate, keep-alive keeps one backend.
+            let kept = try curl(Array(repeating: front + "/k", count: 4))
+            let names = kept.documents.compactMap { $0["backend"] as? String }
+            #expect(names.count == 4 && Set(names).count == 1, "\(names)")
+            #expect(Set(kept.documents.compactMap { $0["clientPort"] as? Int }).count == 1, "one backend connection was reused")
+            // New connections are spread over both.
+            var seen: Set<String> = []
+            for _ in 0..<4 { seen.formUnion(try curl([front + "/n"]).documents.compactMap { $0["backend"] as? String }) }
+            #expect(seen == ["a", "b"])
+
+            balancer.pool.setActive([b.backend])
+            for _ in 0..<3 {
+                #expect(try curl([front + "/after-switch"]).documents.first?["backend"] as? String == "b")
+            }
+            #expect(balancer.pool.totalInFlight == 0)
+        }
+    }
+
+    @Test("a refused connection is retried on another backend, even for a POST; with none left the front says why")
+    func refusedConnections() async throws {
+        let a = try EchoBackend("a")
+        let dead = Backend(id: "dead", host: "127.0.0.1", port: closedPort())
+        try await withFront([dead, a.backend]) { balancer, front in
+            for attempt in 0..<4 {
+                let result = try curl(["-X", "POST", "--data-binary", "payload-\(attempt)", front + "/post"])
+                #expect(result.documents.first?["backend"] as? String == "a", "attempt \(attempt): \(result.heads)\(result.body)")
+                #expect(result.documents.first?["bodyLength"] as? Int == 9)
+            }
+            #expect(balancer.metrics.snapshot.retried >= 1, "round-robin sent some request to the dead backend first")
+            #expect(balancer.metrics.snapshot.failed == 0)
+
+            balancer.pool.setActive([dead])
+            let nobodyAnswers = try curl([front + "/get"])
+            #expect(nobodyAnswers.heads.hasPrefix("http/1.1 502"), "\(nobodyAnswers.heads)")
+            #expect(nobodyAnswers.body.contains("no instance could answer the request"))
+
+            balancer.pool.setActive([])
+            let empty = try curl([front + "/get"])
+            #expect(empty.heads.hasPrefix("http/1.1 503"), "\(empty.heads)")
+            #expect(empty.body.contains("no healthy instance is serving this service"))
+            #expect(balancer.pool.totalInFlight == 0)
+        }
+    }
+}
