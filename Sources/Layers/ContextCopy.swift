@@ -99,6 +99,7 @@ public struct ContextReader: Sendable {
             guard let dir = opendir(absolute) else {
                 throw .unreadable(path: display(absolute), reason: String(cString: strerror(errno)))
             }
+            defer { closedir(dir) }
             var names: [String] = []
             while let entry = readdir(dir) {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
@@ -106,14 +107,16 @@ public struct ContextReader: Sendable {
                 }
                 if name != "." && name != ".." { names.append(name) }
             }
-            closedir(dir)
             names.sort(by: LayerPath.precedes)
+            // Children are looked up from the open folder: the kernel resolves one name, not the whole
+            // path again for each of thousands of files.
+            let folder = dirfd(dir)
             for name in names {
                 let childRelative = relative.isEmpty ? name : relative + "/" + name
                 if copy.excludes.contains(where: { $0.matches(childRelative) }) { continue }
                 let childAbsolute = absolute + "/" + name
                 var info = stat()
-                guard lstat(childAbsolute, &info) == 0 else {
+                guard fstatat(folder, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
                     throw .unreadable(path: display(childAbsolute), reason: String(cString: strerror(errno)))
                 }
                 try item(childAbsolute, info: info, relative: childRelative, layerPath: LayerPath.join(layerPath, name), into: &tree)
