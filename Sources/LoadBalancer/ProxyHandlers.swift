@@ -188,7 +188,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // Interim answers (100 Continue) are passed on, so a client that waits for one before
+                    // sending its body does not stall. Header values were checked when they came in.
+                    let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)
+                    try channel.pipeline.syncOperations.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder)])
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler(front: bound, generation: generation))
                 }
             }
@@ -223,6 +226,12 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     func upstreamRead(_ part: HTTPClientResponsePart, generation: Int) {
         guard generation == upstreamGeneration, let context, exchange != nil else { return }
         switch part {
+        case .head(var head) where head.status.code / 100 == 1 && head.status != .switchingProtocols:
+            // An interim answer: the final one follows on the same exchange. HTTP/1.0 clients never get one.
+            guard exchange!.clientVersion.major > 1 || exchange!.clientVersion.minor >= 1 else { return }
+            head.headers.removeHopByHop()
+            head.version = exchange!.clientVersion
+            context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
         case .head(var head):
             exchange!.responseStarted = true
             if !head.isKeepAlive { upstream?.closing = true }

@@ -192,3 +192,20 @@ struct LoadBalancerTests {
         }
     }
 }
+
+extension LoadBalancerTests {
+    @Test("a client that waits for 100 Continue gets it from the backend through the proxy, and its body arrives whole")
+    func expectContinue() async throws {
+        let backend = try EchoBackend("a")
+        try await withFront([backend.backend]) { _, front in
+            let body = String(repeating: "0123456789abcdef", count: 512)  // 8 KiB
+            // curl waits up to --expect100-timeout for the interim answer; 30 s turns a swallowed 100 into
+            // a failure (--max-time 10) instead of a silent one-second stall.
+            let result = try curl(["--expect100-timeout", "30", "-H", "Expect: 100-continue", "--data-binary", body, front + "/upload"])
+            #expect(result.status == 0, "curl exited \(result.status)")
+            #expect(result.heads.hasPrefix("http/1.1 100 continue"), "\(result.heads)")
+            #expect(result.heads.contains("http/1.1 200"))
+            #expect(result.documents.first?["bodyLength"] as? Int == body.utf8.count)
+        }
+    }
+}
