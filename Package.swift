@@ -57,9 +57,11 @@ let package = Package(
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
+        // SIGTERM and SIGINT as a call to drain a server before it ends.
+        .target(name: "TerminationSignals"),
         // An OCI distribution-spec registry over the store, enforcing immutable versions.
         .target(name: "RegistryServer", dependencies: [
-            "OCI", "Store", "SemVer",
+            "OCI", "Store", "SemVer", "TerminationSignals",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -95,7 +97,7 @@ let package = Package(
         ]),
         // imgdeploy's daemon and its client: HTTP on a Unix socket.
         .target(name: "DeployControl", dependencies: [
-            "Rollout", "ReleaseSpec",
+            "Rollout", "ReleaseSpec", "TerminationSignals",
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -113,7 +115,7 @@ let package = Package(
         ]),
         // Thin command-line front end of the deployer.
         .executableTarget(name: "imgdeploy", dependencies: [
-            "DeployControl", "Rollout", "ReleaseSpec", "Kubernetes", "LoadBalancer",
+            "DeployControl", "Rollout", "ReleaseSpec", "Kubernetes", "LoadBalancer", "TerminationSignals",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

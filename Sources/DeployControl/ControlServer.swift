@@ -5,6 +5,7 @@ import NIOCore
 import ReleaseSpec
 import Rollout
 import ServiceLifecycle
+import TerminationSignals
 
 /// `imgdeploy up`: the deployer daemon, controlled over HTTP on a Unix socket that only its owner can reach.
 ///
@@ -33,19 +34,13 @@ public enum ControlServer {
                                   onReady(adopted)
                               }, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler {
-                Task {
-                    await deployer.shutdown()
-                    await group.triggerGracefulShutdown()
-                }
+        let signals = TerminationSignals {
+            Task {
+                await deployer.shutdown()
+                await group.triggerGracefulShutdown()
             }
-            source.resume()
-            return source
         }
-        defer { signals.forEach { $0.cancel() } }
+        defer { signals.cancel() }
         try await group.run()
         unlink(paths.socket)
     }

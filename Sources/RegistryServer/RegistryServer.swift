@@ -7,6 +7,7 @@ import ServiceLifecycle
 import NIOSSL
 import NIOCore
 import Store
+import TerminationSignals
 
 /// How `imgbuild serve` runs.
 public struct RegistryServerConfiguration: Sendable {
@@ -72,20 +73,14 @@ public enum RegistryServer {
         // closes connections whose bodies are still streaming, which would cut downloads in flight.
         let patience = Duration.seconds(configuration.idleTimeout.nanoseconds / 1_000_000_000 + 5)
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        let signals = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler {
-                Task {
-                    await inFlight.drain()
-                    await connections.closeAll(within: patience)
-                    await group.triggerGracefulShutdown()
-                }
+        let signals = TerminationSignals {
+            Task {
+                await inFlight.drain()
+                await connections.closeAll(within: patience)
+                await group.triggerGracefulShutdown()
             }
-            source.resume()
-            return source
         }
-        defer { signals.forEach { $0.cancel() } }
+        defer { signals.cancel() }
         try await group.run()
     }
 }

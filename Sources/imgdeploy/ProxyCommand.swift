@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LoadBalancer
+import TerminationSignals
 
 struct ProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,14 +30,8 @@ struct ProxyCommand: AsyncParsableCommand {
         let bound = try await balancer.start(host: host, port: port)
         printError("imgdeploy proxy: listening on \(host):\(bound)")
         let (stop, continuation) = AsyncStream<Void>.makeStream()
-        let sources = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler { continuation.yield() }
-            source.resume()
-            return source
-        }
-        defer { sources.forEach { $0.cancel() } }
+        let signals = TerminationSignals { continuation.yield() }
+        defer { signals.cancel() }
         for await _ in stop { break }
         await balancer.stop()
         let counts = balancer.metrics.snapshot
