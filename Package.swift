@@ -57,11 +57,13 @@ let package = Package(
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
+        // The registry protocol's parsers, free of any HTTP server: routes, Range and Content-Range.
+        .target(name: "RegistryRoutes", dependencies: ["OCI"]),
         // SIGTERM and SIGINT as a call to drain a server before it ends.
         .target(name: "TerminationSignals"),
         // An OCI distribution-spec registry over the store, enforcing immutable versions.
         .target(name: "RegistryServer", dependencies: [
-            "OCI", "Store", "SemVer", "TerminationSignals",
+            "OCI", "Store", "SemVer", "TerminationSignals", "RegistryRoutes",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -125,6 +127,8 @@ let package = Package(
         .testTarget(name: "ImagefileTests", dependencies: ["Imagefile"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "OCI"]),
         .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer"]),
+        .testTarget(name: "RegistryRoutesTests", dependencies: ["RegistryRoutes", "OCI"]),
+        .testTarget(name: "DistributionTests", dependencies: ["Distribution"]),
         .testTarget(name: "imgbuildTests", dependencies: ["OCI"]),
     ]
 )

@@ -35,13 +35,20 @@ extension RegistryClient {
             guard let realm = parameters["realm"], var components = URLComponents(string: realm) else {
                 throw DistributionError.unauthorized(registry: base, detail: "its Bearer challenge has no realm")
             }
+            let basic = await auth.basic
+            let sendsCredentials: Bool
+            switch RegistryClient.tokenRealmPolicy(realm, registry: base, hasCredentials: basic != nil, insecure: options.insecure) {
+            case .withCredentials: sendsCredentials = true
+            case .anonymous: sendsCredentials = false
+            case .refused(let reason): throw DistributionError.unauthorized(registry: base, detail: reason)
+            }
             var query = components.queryItems ?? []
             if let service = parameters["service"] { query.append(URLQueryItem(name: "service", value: service)) }
             query.append(URLQueryItem(name: "scope", value: "repository:\(repository):\(actions)"))
             components.queryItems = query
             guard let url = components.string else { throw DistributionError.unauthorized(registry: base, detail: "bad token realm") }
             var request = HTTPClientRequest(url: url)
-            if let basic = await auth.basic { request.headers.add(name: "Authorization", value: basic) }
+            if sendsCredentials, let basic { request.headers.add(name: "Authorization", value: basic) }
             let response: HTTPClientResponse
             do { response = try await http.execute(request, timeout: .seconds(60)) } catch {
                 throw DistributionError.transport(operation: "token request to \(components.host ?? realm)", reason: RegistryClient.describe(error))
@@ -59,6 +66,37 @@ extension RegistryClient {
         default:
             throw DistributionError.unauthorized(registry: base, detail: "unsupported authentication '\(scheme)'")
         }
+    }
+
+    /// What may be sent to a token service that a registry's challenge names.
+    enum TokenRealmPolicy: Equatable {
+        case withCredentials
+        case anonymous
+        case refused(String)
+    }
+
+    /// A registry names its token service, so a hostile or hijacked registry could name any host. The
+    /// password goes to a realm only over HTTPS or on this machine; a plain-HTTP realm elsewhere is
+    /// refused outright for an HTTPS registry (a downgrade), and without credentials is reached only with
+    /// `--insecure`. `--insecure` never lets a password travel in the clear to another machine.
+    static func tokenRealmPolicy(_ realm: String, registry: String, hasCredentials: Bool, insecure: Bool) -> TokenRealmPolicy {
+        guard let url = URL(string: realm), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = url.host, !host.isEmpty else {
+            return .refused("its Bearer challenge names the token service '\(realm)', which is not an http(s) URL")
+        }
+        if scheme == "https" || isThisMachine(host) { return hasCredentials ? .withCredentials : .anonymous }
+        if registry.lowercased().hasPrefix("https:") {
+            return .refused("it is HTTPS but sends clients to the plain-HTTP token service \(realm) on \(host): refusing that downgrade")
+        }
+        if hasCredentials {
+            return .refused("it asks for the password to be sent to \(host) (\(realm)) over plain HTTP; credentials go to a token service only over HTTPS or on this machine, --insecure or not")
+        }
+        return insecure ? .anonymous : .refused("its token service \(realm) is plain HTTP on another machine: pass --insecure to ask it for an anonymous token")
+    }
+
+    /// Whether a host names this machine (plain HTTP to it is allowed without --insecure).
+    static func isThisMachine(_ host: String) -> Bool {
+        ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host.lowercased())
     }
 
     /// `Bearer realm="https://auth",service="registry",scope="a,b"` → ("Bearer", [realm: …, …])

@@ -52,7 +52,7 @@ public final class RegistryClient: @unchecked Sendable {
         guard let url = URL(string: base), let scheme = url.scheme, ["http", "https"].contains(scheme), let host = url.host else {
             throw DistributionError.invalidLocation(base, reason: "expected http://HOST[:PORT] or https://HOST[:PORT]")
         }
-        if scheme == "http" && !options.insecure && !["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) {
+        if scheme == "http" && !options.insecure && !RegistryClient.isThisMachine(host) {
             throw DistributionError.insecureRefused(base)
         }
         self.base = base

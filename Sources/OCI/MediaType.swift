@@ -13,6 +13,13 @@ public enum MediaType {
     public static let dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
     public static let dockerConfig = "application/vnd.docker.container.image.v1+json"
     public static let dockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+    /// The media types of manifests and indexes: a descriptor of one of these points at JSON that
+    /// references further blobs.
+    public static let manifestTypes: Set<String> = [imageManifest, imageIndex, dockerManifest, dockerManifestList]
+
+    /// Whether a descriptor of this media type points at a manifest or an index.
+    public static func isManifest(_ mediaType: String) -> Bool { manifestTypes.contains(mediaType) }
 }
 
 /// Annotation keys predefined by the OCI image spec.

@@ -10,7 +10,7 @@ struct RegistryError: Error {
         case digestInvalid = "DIGEST_INVALID", manifestBlobUnknown = "MANIFEST_BLOB_UNKNOWN", manifestInvalid = "MANIFEST_INVALID"
         case manifestUnknown = "MANIFEST_UNKNOWN", nameInvalid = "NAME_INVALID", nameUnknown = "NAME_UNKNOWN"
         case sizeInvalid = "SIZE_INVALID", unauthorized = "UNAUTHORIZED", denied = "DENIED", unsupported = "UNSUPPORTED"
-        case tagInvalid = "TAG_INVALID", rangeInvalid = "RANGE_INVALID"
+        case tagInvalid = "TAG_INVALID", rangeInvalid = "RANGE_INVALID", tooManyRequests = "TOOMANYREQUESTS"
     }
 
     var status: HTTPResponse.Status

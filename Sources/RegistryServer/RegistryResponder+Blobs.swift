@@ -2,48 +2,39 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import OCI
+import RegistryRoutes
 import Store
 
 extension RegistryResponder {
-    /// GET/HEAD a blob, with `Range: bytes=a-b` (206) and 416 for a range outside it. Streams from disk.
+    /// GET/HEAD a blob, with one `Range: bytes=…` (206), 416 for a range outside it. An empty blob is
+    /// served like any other (200, `Content-Length: 0`). Streams from disk.
     func getBlob(_ text: String, _ request: Request, head: Bool) throws -> Response {
-        let digest = try digest(text)
-        guard store.hasBlob(digest) else { throw RegistryError(.notFound, .blobUnknown, "blob \(digest) is not known") }
+        let unknown = RegistryError(.notFound, .blobUnknown, "blob \(text) is not known")
+        let digest = try digest(text, missing: unknown)
+        guard store.hasBlob(digest) else { throw unknown }
         let size = try store.blobSize(digest)
         var headers = HTTPFields()
         headers[.dockerContentDigest] = digest.description
         headers[.contentType] = "application/octet-stream"
         headers[.acceptRanges] = "bytes"
-        var range: ClosedRange<Int64> = 0...(size - 1)
+        var range: ClosedRange<Int64>? = size > 0 ? 0...(size - 1) : nil
         var status = HTTPResponse.Status.ok
         if let header = request.headers[.range] {
-            guard let requested = Self.parseRange(header, size: size) else {
+            switch ByteRange.parse(header, size: size) {
+            case .ignored:
+                break
+            case .unsatisfiable:
                 headers[.contentRange] = "bytes */\(size)"
                 throw RegistryError(.rangeNotSatisfiable, .rangeInvalid, "the range '\(header)' is not within the blob's \(size) bytes", headers: headers)
+            case .satisfiable(let requested):
+                range = requested
+                status = .partialContent
+                headers[.contentRange] = "bytes \(requested.lowerBound)-\(requested.upperBound)/\(size)"
             }
-            range = requested
-            status = .partialContent
-            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
         }
-        let length = size == 0 ? 0 : range.upperBound - range.lowerBound + 1
-        headers[.contentLength] = String(length)
-        if head || length == 0 { return Response(status: status, headers: headers) }
+        headers[.contentLength] = String(range.map { $0.upperBound - $0.lowerBound + 1 } ?? 0)
+        guard !head, let range else { return Response(status: status, headers: headers) }
         return Response(status: status, headers: headers, body: ResponseBody(asyncSequence: FileChunkSequence(path: store.blobPath(digest), range: range)))
-    }
-
-    /// `bytes=a-b`, `bytes=a-`, `bytes=-n`.
-    static func parseRange(_ header: String, size: Int64) -> ClosedRange<Int64>? {
-        guard header.hasPrefix("bytes="), size > 0 else { return nil }
-        let spec = header.dropFirst(6)
-        guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return nil }
-        let first = spec[..<dash], last = spec[spec.index(after: dash)...]
-        if first.isEmpty {
-            guard let suffix = Int64(last), suffix > 0 else { return nil }
-            return max(0, size - suffix)...(size - 1)
-        }
-        guard let start = Int64(first), start < size else { return nil }
-        let end = last.isEmpty ? size - 1 : min(Int64(last) ?? -1, size - 1)
-        return end >= start ? start...end : nil
     }
 }
 

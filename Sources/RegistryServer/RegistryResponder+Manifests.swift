@@ -11,8 +11,9 @@ extension RegistryResponder {
     func resolve(_ name: RepositoryName, _ reference: String) throws -> (descriptor: Descriptor, data: Data?) {
         try requireRepository(name)
         if reference.hasPrefix("sha256:") || reference.contains(":") {
-            let digest = try digest(reference)
-            guard store.hasBlob(digest) else { throw RegistryError(.notFound, .manifestUnknown, "manifest \(digest) is not known") }
+            let unknown = RegistryError(.notFound, .manifestUnknown, "manifest \(reference) is not known")
+            let digest = try digest(reference, missing: unknown)
+            guard store.hasBlob(digest) else { throw unknown }
             let (manifest, data) = try store.manifest(digest)
             return (Descriptor(mediaType: manifest.mediaType, digest: digest, size: Int64(data.count)), data)
         }
@@ -57,9 +58,7 @@ extension RegistryResponder {
             throw RegistryError(.badRequest, .manifestInvalid, "Content-Type '\(mediaType)' does not match the manifest's mediaType '\(manifest.mediaType)'")
         }
         for referenced in manifest.references where referenced.digest != subject(of: manifest)?.digest {
-            guard store.hasBlob(referenced.digest) else {
-                throw RegistryError(.badRequest, .manifestBlobUnknown, "the manifest references \(referenced.digest), which is not in the registry: push blobs before the manifest")
-            }
+            try checkReference(referenced)
         }
         let descriptor = Descriptor(mediaType: mediaType, digest: digest, size: Int64(data.count))
         var extra = HTTPFields()
@@ -95,6 +94,31 @@ extension RegistryResponder {
         extra[.dockerContentDigest] = digest.description
         extra[.contentLength] = "0"
         return Response(status: .created, headers: extra)
+    }
+
+    /// A blob a pushed manifest references must be present, have the size its descriptor says, and be
+    /// what its media type says when that is a manifest or an index: a manifest typed as one thing and
+    /// pointing at another would mislead every reader after it (gc among them).
+    private func checkReference(_ referenced: Descriptor) throws {
+        guard store.hasBlob(referenced.digest) else {
+            throw RegistryError(.badRequest, .manifestBlobUnknown, "the manifest references \(referenced.digest), which is not in the registry: push blobs before the manifest")
+        }
+        let size = try store.blobSize(referenced.digest)
+        guard size == referenced.size else {
+            throw RegistryError(.badRequest, .manifestInvalid, "the manifest says \(referenced.digest) has \(referenced.size) bytes, but it has \(size)")
+        }
+        guard MediaType.isManifest(referenced.mediaType) else { return }
+        let isIndex = { (type: String) in type == MediaType.imageIndex || type == MediaType.dockerManifestList }
+        let child: AnyManifest
+        do {
+            guard size <= Self.manifestLimit else { throw RegistryError(.badRequest, .manifestInvalid, "it has more than 4 MiB") }
+            child = try store.manifest(referenced.digest).manifest
+        } catch {
+            throw RegistryError(.badRequest, .manifestInvalid, "the manifest references \(referenced.digest) as \(referenced.mediaType), but that blob is not a manifest: \(error)")
+        }
+        guard isIndex(child.mediaType) == isIndex(referenced.mediaType) else {
+            throw RegistryError(.badRequest, .manifestInvalid, "the manifest references \(referenced.digest) as \(referenced.mediaType), but that blob is a \(child.mediaType)")
+        }
     }
 
     func subject(of manifest: AnyManifest) -> Descriptor? {

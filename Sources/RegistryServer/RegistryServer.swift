@@ -22,6 +22,12 @@ public struct RegistryServerConfiguration: Sendable {
     public var logRequests = true
     /// Connections idle longer than this are closed (slowloris protection).
     public var idleTimeout: TimeAmount = .seconds(30)
+    /// On SIGTERM, how long requests in flight may take to finish before the server stops anyway.
+    public var drainTimeout: Duration = .seconds(30)
+    /// Lets a server on an address other than loopback take writes without a user file.
+    public var allowAnonymousPush = false
+    /// Upload sessions open at once; more are refused (429) until one ends or idles out.
+    public var uploadSessionLimit = 256
 
     public init(storePath: String) {
         self.storePath = storePath
@@ -38,15 +44,19 @@ public enum RegistryServer {
 
     /// Runs the server; `onListening` receives the bound port (useful with port 0).
     public static func run(_ configuration: RegistryServerConfiguration, onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        if !configuration.readOnly, configuration.htpasswd == nil, !configuration.allowAnonymousPush, !isLoopback(configuration.host) {
+            throw StartError(description: "serving \(configuration.host) to other machines would let anyone push: give --htpasswd FILE (users made with 'htpasswd -B'), or --read-only, or --allow-anonymous-push if that is really meant")
+        }
         let store = try Store.open(at: configuration.storePath, create: !configuration.readOnly)
         // While the server can write, it holds the write lease: gc waits until it stops (or runs --read-only),
         // so blobs uploaded before their manifest are never collected in between.
         let lease = configuration.readOnly ? nil : try store.acquireWriteLease()
         defer { withExtendedLifetime(lease) {} }
-        let htpasswd = try configuration.htpasswd.map { try Htpasswd(path: $0) }
+        let passwords = try configuration.htpasswd.map { PasswordVerifier(try Htpasswd(path: $0)) }
         let inFlight = InFlight()
-        let responder = RegistryResponder(store: store, htpasswd: htpasswd, readOnly: configuration.readOnly,
-                                          log: RequestLog(enabled: configuration.logRequests), inFlight: inFlight)
+        let responder = RegistryResponder(store: store, passwords: passwords, readOnly: configuration.readOnly,
+                                          log: RequestLog(enabled: configuration.logRequests), inFlight: inFlight,
+                                          uploads: UploadSessions(store: store, limit: configuration.uploadSessionLimit))
         var server: HTTPServerBuilder = .http1(configuration: .init(idleTimeout: configuration.idleTimeout))
         switch (configuration.tlsCertificate, configuration.tlsKey) {
         case let (certificate?, key?):
@@ -69,20 +79,34 @@ public enum RegistryServer {
                               onServerRunning: { channel in onListening(channel.localAddress?.port ?? configuration.port) },
                               logger: logger)
         // SIGTERM/SIGINT: refuse new requests and connections, let every response in flight be written and
-        // its connection close (bounded by the idle timeout), then shut down. Hummingbird's own quiescing
-        // closes connections whose bodies are still streaming, which would cut downloads in flight.
+        // its connection close, then shut down. Hummingbird's own quiescing closes connections whose bodies
+        // are still streaming, which would cut downloads in flight. Both waits are bounded, so a client
+        // that sends or reads one byte a minute cannot keep the server up.
         let patience = Duration.seconds(configuration.idleTimeout.nanoseconds / 1_000_000_000 + 5)
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [], logger: logger)
+        // By the time graceful shutdown starts, what could finish has: whatever still holds a connection
+        // is cut rather than waited for.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(2)
+        let group = ServiceGroup(configuration: groupConfiguration)
+        let drainTimeout = configuration.drainTimeout
+        let shutdownLogger = logger
         let signals = TerminationSignals {
             Task {
-                await inFlight.drain()
-                await connections.closeAll(within: patience)
+                let left = await inFlight.drain(within: drainTimeout)
+                if left > 0 { shutdownLogger.warning("stopping with \(left) request(s) unfinished after \(drainTimeout)") }
+                await connections.closeAll(within: left > 0 ? .zero : patience)
                 await group.triggerGracefulShutdown()
             }
         }
         defer { signals.cancel() }
         try await group.run()
     }
+}
+
+/// Whether a listening host is reachable from this machine only.
+func isLoopback(_ host: String) -> Bool {
+    var address = in_addr()
+    return host == "localhost" || host == "::1" || (inet_pton(AF_INET, host, &address) == 1 && host.hasPrefix("127."))
 }
 
 /// Open connections, and whether new ones are accepted.

@@ -81,9 +81,7 @@ extension Store {
             problems.append("\(tag): its \(role) \(descriptor.digest) has \(size) bytes, but its descriptor says \(descriptor.size)")
         }
         guard corrupt[descriptor.digest] == nil else { return }  // reported once, with every tag, below
-        let isManifest = [MediaType.imageManifest, MediaType.imageIndex, MediaType.dockerManifest, MediaType.dockerManifestList]
-            .contains(descriptor.mediaType)
-        if isManifest {
+        if MediaType.isManifest(descriptor.mediaType) {
             let parsed: AnyManifest
             do { parsed = try manifest(descriptor.digest).manifest } catch {
                 problems.append("\(tag): its \(role) \(descriptor.digest): \(error)")

@@ -10,6 +10,9 @@ public struct GCReport: Sendable {
     public var freedBytes: Int64 = 0
     public var keptBlobs = 0
     public var removedTemporaryFiles = 0
+    /// Blobs that a descriptor types as a manifest but that are not one: kept, reaching nothing, and
+    /// named here so that an operator can look at them (`imgbuild fsck` says which tags reach them).
+    public var warnings: [String] = []
 }
 
 extension Store {
@@ -17,22 +20,23 @@ extension Store {
     ///
     /// It holds the write lease exclusively, so no build or tag is between writing a blob and tagging it
     /// while it runs. If it cannot tell what a tag reaches (an unreadable tag or manifest) it removes
-    /// nothing and says why: run `fsck`.
+    /// nothing and says why: run `fsck`. A blob whose verified bytes are not the manifest its descriptor
+    /// claims is a leaf: it is kept, reaches nothing, and is reported in ``GCReport/warnings``.
     /// `onWait` is called if builds, tags or a writable `imgbuild serve` hold the store, before waiting.
     public func collectGarbage(onWait: () -> Void = {}) throws(StoreError) -> GCReport {
         let lease = try acquireExclusiveLease(onWait: onWait)
         defer { withExtendedLifetime(lease) {} }
         var reachable = Set<Digest>()
+        var report = GCReport()
         do {
             for repository in repositories() {
-                for (_, descriptor) in try tags(repository) { try mark(descriptor, into: &reachable) }
-                for descriptor in try pins(repository) { try mark(descriptor, into: &reachable) }
-                for (_, descriptor) in try artifactTags(repository) { try mark(descriptor, into: &reachable) }
+                for (_, descriptor) in try tags(repository) { try mark(descriptor, into: &reachable, warnings: &report.warnings) }
+                for descriptor in try pins(repository) { try mark(descriptor, into: &reachable, warnings: &report.warnings) }
+                for (_, descriptor) in try artifactTags(repository) { try mark(descriptor, into: &reachable, warnings: &report.warnings) }
             }
         } catch {
             throw .gcRefused(reason: error.description)
         }
-        var report = GCReport()
         for name in FileSystem.list(blobsDirectory) {
             guard let digest = Digest(hex: name) else { continue }
             if reachable.contains(digest) {
@@ -57,11 +61,18 @@ extension Store {
     }
 
     /// Marks a descriptor and everything it reaches. A missing blob is simply not there to keep; a
-    /// manifest that cannot be read stops the collection, since what it reaches is unknown.
-    private func mark(_ descriptor: Descriptor, into reachable: inout Set<Digest>) throws(StoreError) {
-        guard reachable.insert(descriptor.digest).inserted, hasBlob(descriptor.digest) else { return }
-        let manifestTypes = [MediaType.imageManifest, MediaType.imageIndex, MediaType.dockerManifest, MediaType.dockerManifestList]
-        guard manifestTypes.contains(descriptor.mediaType) else { return }
-        for child in try manifest(descriptor.digest).manifest.references { try mark(child, into: &reachable) }
+    /// manifest that cannot be read or does not match its digest stops the collection, since what it
+    /// reaches is unknown. Verified bytes that do not parse as a manifest reach nothing: a warning.
+    private func mark(_ descriptor: Descriptor, into reachable: inout Set<Digest>, warnings: inout [String]) throws(StoreError) {
+        guard reachable.insert(descriptor.digest).inserted, hasBlob(descriptor.digest),
+              MediaType.isManifest(descriptor.mediaType) else { return }
+        let children: [Descriptor]
+        do {
+            children = try manifest(descriptor.digest).manifest.references
+        } catch .invalidManifest(let digest, let reason) {
+            warnings.append("\(digest) is typed \(descriptor.mediaType) but is not a manifest (\(reason)): kept, reaching nothing")
+            return
+        }
+        for child in children { try mark(child, into: &reachable, warnings: &warnings) }
     }
 }

@@ -32,6 +32,7 @@ struct GCCommand: ParsableCommand {
         let report = try storeOptions.openExisting().collectGarbage(onWait: {
             printError("waiting for running builds, tags, pulls or a writable 'imgbuild serve' to release the store…")
         })
+        for warning in report.warnings { printError("warning: " + warning) }
         print("removed \(report.removedBlobs) blob(s), \(report.freedBytes) bytes; kept \(report.keptBlobs); removed \(report.removedTemporaryFiles) temporary file(s)")
     }
 }

@@ -8,7 +8,7 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve the store as an OCI distribution-spec registry whose versions never move.",
-        discussion: "Reads are anonymous; with --htpasswd, writes need a user from it (bcrypt entries, 'htpasswd -B'). Tags must be SemVer versions ('+' written '_'); other tags only for artifacts that refer to a subject. Deleting is refused. Stops on SIGINT/SIGTERM after finishing requests in flight."
+        discussion: "Reads are anonymous; with --htpasswd, writes need a user from it (bcrypt entries, 'htpasswd -B'). Tags must be SemVer versions ('+' written '_'); other tags only for artifacts that refer to a subject. Deleting is refused. On an address other than loopback, writes need --htpasswd (or --allow-anonymous-push). Stops on SIGINT/SIGTERM after finishing requests in flight (at most --drain-timeout seconds)."
     )
 
     @Option(help: "HOST:PORT to listen on.") var listen = "127.0.0.1:5000"
@@ -18,6 +18,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "htpasswd file (bcrypt) of the users who may push.") var htpasswd: String?
     @Flag(name: .customLong("read-only"), help: "Refuse every write.") var readOnly = false
     @Flag(name: .shortAndLong, help: "Log no requests.") var quiet = false
+    @Flag(name: .customLong("allow-anonymous-push"), help: "On an address other than loopback, accept writes without --htpasswd.") var allowAnonymousPush = false
+    @Option(name: .customLong("drain-timeout"), help: "Seconds that requests in flight get to finish after SIGTERM.") var drainTimeout: Int64 = 30
+    @Option(name: .customLong("upload-session-limit"), help: "Upload sessions open at once; more are refused (429).") var uploadSessionLimit = 256
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Seconds before an idle connection is closed.", visibility: .hidden)) var idleTimeout: Int64 = 30
 
     func run() async throws {
@@ -33,6 +36,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.readOnly = readOnly
         configuration.logRequests = !quiet
         configuration.idleTimeout = .seconds(max(1, idleTimeout))
+        configuration.drainTimeout = .seconds(max(0, drainTimeout))
+        configuration.allowAnonymousPush = allowAnonymousPush
+        configuration.uploadSessionLimit = max(1, uploadSessionLimit)
         let banner = "serving \(configuration.storePath) on \(tlsCert == nil ? "http" : "https")://\(configuration.host):"
         try await RegistryServer.run(configuration) { port in printError(banner + String(port)) }
     }

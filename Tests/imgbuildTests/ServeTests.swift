@@ -17,6 +17,18 @@ final class ServedRegistry {
     }
 
     func stop() { process.stop() }
+
+    /// Sends SIGTERM, as an operator or a service manager stops the server.
+    func terminate() { kill(process.process.processIdentifier, SIGTERM) }
+
+    /// Whether the server has exited within `seconds` (a hang shows as false, not as a stuck test).
+    func exited(within seconds: Int) -> Bool {
+        for _ in 0..<(seconds * 20) {
+            if !process.process.isRunning { return true }
+            usleep(50_000)
+        }
+        return !process.process.isRunning
+    }
 }
 
 /// An HTTP exchange through curl: status, headers (lower-cased names), body.

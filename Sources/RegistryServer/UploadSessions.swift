@@ -1,0 +1,96 @@
+import Foundation
+import OCI
+import Store
+
+/// The blob upload sessions of one running server.
+///
+/// Each session belongs to the repository and the user that opened it, and is written by one request at
+/// a time: a `PATCH` still streaming and a `PUT` that hashes and commits can never overlap, so bytes
+/// are hashed and published only when no handle can change them. Sessions are bounded in number; one
+/// idle longer than `idleLimit` is removed when room is needed. Sessions live as long as the server:
+/// at start, files left in `uploads/` by an earlier run are removed (the server holds the store's
+/// write lease, so no one else uses them).
+final class UploadSessions: @unchecked Sendable {
+    /// Why a request cannot use a session.
+    enum Refusal: Error, Equatable {
+        case unknown
+        /// Another request is writing to it.
+        case busy
+        /// Every session is in use and none is idle long enough to be reclaimed.
+        case full
+    }
+
+    private struct Session {
+        let repository: RepositoryName
+        let user: String?
+        var busy = false
+        var lastUsed = ContinuousClock.now
+    }
+
+    let store: Store
+    let limit: Int
+    let idleLimit: Duration
+    private let lock = NSLock()
+    private var sessions: [String: Session] = [:]
+
+    init(store: Store, limit: Int = 256, idleLimit: Duration = .seconds(15 * 60)) {
+        self.store = store
+        self.limit = limit
+        self.idleLimit = idleLimit
+        store.removeAllUploads()
+    }
+
+    /// Opens a session for `repository` and `user`, held by the caller until ``release(_:)``.
+    func open(_ repository: RepositoryName, user: String?) throws -> String {
+        let now = ContinuousClock.now
+        let stale: [String] = lock.withLock {
+            guard sessions.count >= limit else { return [] }
+            let idle = sessions.filter { !$0.value.busy && now - $0.value.lastUsed > idleLimit }.map(\.key)
+            for id in idle { sessions[id] = nil }
+            return idle
+        }
+        for id in stale { store.cancelUpload(id) }
+        let id = try store.newUploadSession()
+        let admitted = lock.withLock {
+            guard sessions.count < limit else { return false }
+            sessions[id] = Session(repository: repository, user: user, busy: true)
+            return true
+        }
+        guard admitted else {
+            store.cancelUpload(id)
+            throw Refusal.full
+        }
+        return id
+    }
+
+    /// Takes the session for one request; the same repository and user that opened it only.
+    func acquire(_ id: String, _ repository: RepositoryName, user: String?) throws(Refusal) -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        guard var session = sessions[id], session.repository == repository, session.user == user,
+              let path = store.uploadPath(id) else { throw .unknown }
+        guard !session.busy else { throw .busy }
+        session.busy = true
+        sessions[id] = session
+        return path
+    }
+
+    /// Whether the session exists for this repository and user.
+    func owns(_ id: String, _ repository: RepositoryName, user: String?) -> Bool {
+        lock.withLock { sessions[id].map { $0.repository == repository && $0.user == user } ?? false }
+    }
+
+    /// Gives a session back after a request, for the next one.
+    func release(_ id: String) {
+        lock.withLock {
+            sessions[id]?.busy = false
+            sessions[id]?.lastUsed = .now
+        }
+    }
+
+    /// Ends a session held by the caller; its file is gone or was committed.
+    func close(_ id: String) {
+        lock.withLock { sessions[id] = nil }
+        store.cancelUpload(id)
+    }
+}

@@ -1,0 +1,260 @@
+import Foundation
+import Testing
+
+/// `imgbuild serve` against clients that do not play by the rules, over raw sockets. After each attack
+/// the server must still answer and its store must pass fsck.
+@Suite("imgbuild serve against hostile clients")
+struct HostileRegistryTests {
+    static let emptyDigest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+    func expectHealthy(_ server: ServedRegistry, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(server.answers(), "the server stopped answering", sourceLocation: sourceLocation)
+        let fsck = try imgbuild(["fsck", "--store", server.store])
+        #expect(fsck.status == 0, "fsck: \(fsck.stdout)\(fsck.stderr)", sourceLocation: sourceLocation)
+    }
+
+    /// Opens an upload session; returns its Location path.
+    func openSession(_ server: ServedRegistry, _ name: String) throws -> String {
+        let start = try http("POST", server.url + "/v2/\(name)/blobs/uploads/")
+        #expect(start.status == 202)
+        return start.headers["location"] ?? ""
+    }
+
+    @Test("a zero-byte blob is pushed, HEADed, fetched, referenced and range-read like any other")
+    func emptyBlob() throws {
+        let server = try ServedRegistry()
+        defer { server.stop() }
+        let pushed = try server.raw("POST /v2/empty/blobs/uploads/?digest=\(Self.emptyDigest) HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        #expect(pushed?.status == 201)
+        for _ in 0..<2 {  // twice: a crash would show on the second
+            let head = try server.raw("HEAD /v2/empty/blobs/\(Self.emptyDigest) HTTP/1.1\r\nHost: x\r\n\r\n", head: true)
+            #expect(head?.status == 200 && head?.headers["content-length"] == "0", "\(String(describing: head))")
+            let get = try server.raw("GET /v2/empty/blobs/\(Self.emptyDigest) HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(get?.status == 200 && get?.body.isEmpty == true && get?.headers["docker-content-digest"] == Self.emptyDigest)
+        }
+        let range = try server.raw("GET /v2/empty/blobs/\(Self.emptyDigest) HTTP/1.1\r\nHost: x\r\nRange: bytes=0-\r\n\r\n")
+        #expect(range?.status == 416 && range?.headers["content-range"] == "bytes */0")
+        // A chunked session that ends with no bytes at all.
+        let location = try openSession(server, "empty")
+        #expect(try http("PUT", server.url + location + "?digest=\(Self.emptyDigest)").status == 201)
+        // An artifact whose config is the empty blob (as the OCI spec's empty descriptors often are).
+        let config = #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+        #expect(try http("POST", server.url + "/v2/empty/blobs/uploads/?digest=\(sha256(config))", body: config).status == 201)
+        let manifest = #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(sha256(config))","size":\#(config.utf8.count)},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\#(Self.emptyDigest)","size":0}]}"#
+        let put = try http("PUT", server.url + "/v2/empty/manifests/1.0.0", headers: ["Content-Type": "application/vnd.oci.image.manifest.v1+json"], body: manifest)
+        #expect(put.status == 201, "\(put.body)")
+        server.stop()
+        let restarted = try ServedRegistry(store: server.store)
+        defer { restarted.stop() }
+        #expect(try restarted.raw("GET /v2/empty/blobs/\(Self.emptyDigest) HTTP/1.1\r\nHost: x\r\n\r\n")?.status == 200)
+        try expectHealthy(restarted)
+    }
+
+    @Test("a PUT cannot commit while a PATCH still streams into the same upload, and an aborted PATCH changes nothing committed")
+    func interleavedUpload() throws {
+        let server = try ServedRegistry()
+        defer { server.stop() }
+        let first = Data("0123456789".utf8), rest = Data(repeating: UInt8(ascii: "x"), count: 90)
+        let location = try openSession(server, "race")
+        let patch = try RawConnection(port: server.port)
+        patch.send("PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        patch.send(first)
+        // Wait until the server has written the first ten bytes.
+        var stands = ""
+        for _ in 0..<100 where stands != "0-9" {
+            stands = try http("GET", server.url + location).headers["range"] ?? ""
+            usleep(50_000)
+        }
+        #expect(stands == "0-9")
+        let early = try http("PUT", server.url + location + "?digest=\(sha256("0123456789"))")
+        #expect(early.status == 409, "a second writer was let in: \(early.status) \(early.body)")
+        #expect(try http("DELETE", server.url + location).status == 409)
+        patch.send(rest)
+        let patched = patch.readAnswer()
+        #expect(patched?.status == 202 && patched?.headers["range"] == "0-99")
+        let whole = "0123456789" + String(repeating: "x", count: 90)
+        #expect(try http("PUT", server.url + location + "?digest=\(sha256(whole))").status == 201)
+        #expect(try http("GET", server.url + "/v2/race/blobs/\(sha256(whole))").body == whole)
+        #expect(try http("HEAD", server.url + "/v2/race/blobs/\(sha256("0123456789"))").status == 404)
+
+        // A PATCH that is aborted half-way leaves the session where it stood, and nothing committed moves.
+        let second = try openSession(server, "race")
+        #expect(try http("PATCH", server.url + second, body: "abc").status == 202)
+        let aborted = try RawConnection(port: server.port)
+        aborted.send("PATCH \(second) HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        aborted.send(Data(repeating: 0x41, count: 100))
+        for _ in 0..<100 where (try http("GET", server.url + second).headers["range"]) != "0-102" { usleep(50_000) }
+        #expect(try http("PUT", server.url + second + "?digest=\(sha256("abc"))").status == 409)
+        aborted.abort()
+        var after = ""
+        for _ in 0..<100 where after != "0-2" {
+            after = try http("GET", server.url + second).headers["range"] ?? ""
+            usleep(50_000)
+        }
+        #expect(after == "0-2", "the aborted chunk was kept")
+        #expect(try http("PUT", server.url + second + "?digest=\(sha256("abc"))").status == 201)
+        #expect(try http("GET", server.url + "/v2/race/blobs/\(sha256(whole))").body == whole)
+        try expectHealthy(server)
+    }
+
+    @Test("malformed Content-Range, Range, digests, names and methods get clear 4xx answers, never a crash")
+    func malformedHeaders() throws {
+        let server = try ServedRegistry()
+        defer { server.stop() }
+        let location = try openSession(server, "bad")
+        for header in ["0-/", "-", "/", "0-", "5-4", "a-b", "99999999999999999999-1", "bytes 0-/"] {
+            let answer = try server.raw("PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Range: \(header)\r\nContent-Length: 1\r\n\r\nA")
+            #expect(answer?.status == 400, "Content-Range '\(header)': \(String(describing: answer?.status))")
+            #expect(server.answers(), "Content-Range '\(header)' took the server down")
+        }
+        // A last chunk that does not continue the upload: 416 with where it stands, not a digest error.
+        #expect(try http("PATCH", server.url + location, body: "0123").status == 202)
+        let gap = try server.raw("PUT \(location)?digest=\(sha256("0123zz")) HTTP/1.1\r\nHost: x\r\nContent-Range: 6-7\r\nContent-Length: 2\r\n\r\nzz")
+        #expect(gap?.status == 416 && gap?.headers["range"] == "0-3", "\(String(describing: gap))")
+        let disagrees = try server.raw("PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Range: 4-9\r\nContent-Length: 2\r\n\r\nzz")
+        #expect(disagrees?.status == 416)
+        // A well-formed digest of another algorithm names nothing here: 404, not 400.
+        let sha512 = "sha512:" + String(repeating: "ab", count: 64)
+        #expect(try http("GET", server.url + "/v2/bad/blobs/\(sha512)").status == 404)
+        #expect(try http("HEAD", server.url + "/v2/bad/blobs/\(sha512)").status == 404)
+        #expect(try http("GET", server.url + "/v2/bad/blobs/sha256:nothex").status == 400)
+        // 405 answers say what is allowed.
+        let delete = try http("DELETE", server.url + "/v2/bad/blobs/\(sha256("x"))")
+        #expect(delete.status == 405 && delete.headers["allow"] == "GET, HEAD", "\(delete.headers)")
+        #expect(try http("POST", server.url + "/v2/bad/tags/list").headers["allow"] == "GET, HEAD")
+        // Range: the RFC's rules — an end past the blob is clamped, a start past it is refused.
+        let body = "0123456789"
+        #expect(try http("POST", server.url + "/v2/bad/blobs/uploads/?digest=\(sha256(body))", body: body).status == 201)
+        let clamped = try http("GET", server.url + "/v2/bad/blobs/\(sha256(body))", headers: ["Range": "bytes=5-100"])
+        #expect(clamped.status == 206 && clamped.body == "56789" && clamped.headers["content-range"] == "bytes 5-9/10")
+        #expect(try http("GET", server.url + "/v2/bad/blobs/\(sha256(body))", headers: ["Range": "bytes=10-"]).status == 416)
+        // Oversized and odd request lines and headers.
+        let long = String(repeating: "a/", count: 4000)
+        #expect((try server.raw("GET /v2/\(long)manifests/1.0.0 HTTP/1.1\r\nHost: x\r\n\r\n")?.status ?? 400) >= 400)
+        _ = try server.raw("GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "b", count: 200_000))\r\n\r\n")
+        _ = try server.raw("GARBAGE\r\n\r\n")
+        _ = try server.raw("GET /v2/ HTTP/1.1\r\nContent-Length: -5\r\n\r\n")
+        _ = try server.raw("POST /v2/bad/blobs/uploads/?digest=\(sha256("x")) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n")
+        try expectHealthy(server)
+    }
+
+    @Test("upload sessions belong to their repository and are bounded in number")
+    func sessionsBound() throws {
+        let server = try ServedRegistry(arguments: ["--upload-session-limit", "3"])
+        defer { server.stop() }
+        let location = try openSession(server, "owner")
+        let id = location.split(separator: "/").last.map(String.init) ?? ""
+        #expect(try http("PATCH", server.url + "/v2/thief/blobs/uploads/\(id)", body: "x").status == 404)
+        #expect(try http("GET", server.url + "/v2/thief/blobs/uploads/\(id)").status == 404)
+        #expect(try http("PUT", server.url + "/v2/thief/blobs/uploads/\(id)?digest=\(Self.emptyDigest)").status == 404)
+        _ = try openSession(server, "owner")
+        _ = try openSession(server, "owner")
+        let refused = try http("POST", server.url + "/v2/owner/blobs/uploads/")
+        #expect(refused.status == 429 && refused.body.contains("upload sessions are open"), "\(refused.status) \(refused.body)")
+        #expect(try http("DELETE", server.url + location).status == 204)
+        #expect(try http("POST", server.url + "/v2/owner/blobs/uploads/").status == 202)
+        try expectHealthy(server)
+    }
+
+    @Test("a manifest that types a blob as a manifest must point at one; gc is not disabled by a bad node")
+    func typedReferences() throws {
+        let server = try ServedRegistry()
+        defer { server.stop() }
+        let config = #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+        let junk = "this is not JSON"
+        for blob in [config, junk] {
+            #expect(try http("POST", server.url + "/v2/typed/blobs/uploads/?digest=\(sha256(blob))", body: blob).status == 201)
+        }
+        func manifest(_ layerType: String, size: Int) -> String {
+            #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(sha256(config))","size":\#(config.utf8.count)},"layers":[{"mediaType":"\#(layerType)","digest":"\#(sha256(junk))","size":\#(size)}]}"#
+        }
+        let headers = ["Content-Type": "application/vnd.oci.image.manifest.v1+json"]
+        let typedAsManifest = try http("PUT", server.url + "/v2/typed/manifests/1.0.0", headers: headers,
+                                       body: manifest("application/vnd.oci.image.manifest.v1+json", size: junk.utf8.count))
+        #expect(typedAsManifest.status == 400 && typedAsManifest.body.contains("MANIFEST_INVALID"), "\(typedAsManifest.body)")
+        let wrongSize = try http("PUT", server.url + "/v2/typed/manifests/1.0.0", headers: headers,
+                                 body: manifest("application/vnd.oci.image.layer.v1.tar", size: 3))
+        #expect(wrongSize.status == 400, "\(wrongSize.body)")
+        #expect(try http("PUT", server.url + "/v2/typed/manifests/1.0.0", headers: headers,
+                         body: manifest("application/vnd.oci.image.layer.v1.tar", size: junk.utf8.count)).status == 201)
+        server.stop()
+        let gc = try imgbuild(["gc", "--store", server.store])
+        #expect(gc.status == 0, "\(gc.stderr)")
+    }
+
+    @Test("a serve on another address than loopback refuses to start without a user file")
+    func anonymousPushRefused() throws {
+        let store = makeTemporaryDirectory("open") + "/store"
+        let result = try imgbuild(["serve", "--listen", "0.0.0.0:\(freePort())", "--store", store])
+        #expect(result.status != 0 && result.stderr.contains("--htpasswd"), "\(result.stderr)")
+    }
+}
+
+/// Shutting down against clients that hold requests open.
+@Suite("imgbuild serve shutdown against hostile clients")
+struct HostileShutdownTests {
+    @Test("an upload cut by the idle timeout does not hold SIGTERM")
+    func idleClosedUpload() throws {
+        let server = try ServedRegistry(arguments: ["--idle-timeout", "1", "--drain-timeout", "600", "--quiet"])
+        defer { server.stop() }
+        let location = try http("POST", server.url + "/v2/idle/blobs/uploads/").headers["location"] ?? ""
+        let stalled = try RawConnection(port: server.port)
+        stalled.send("PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+        #expect(stalled.waitForClose(), "the idle timeout did not close the stalled upload")
+        server.terminate()
+        #expect(server.exited(within: 60), "SIGTERM hung on an upload the idle timeout had closed")
+    }
+
+    @Test("a body sent a byte at a time cannot hold SIGTERM past the drain timeout")
+    func tricklingBody() throws {
+        let server = try ServedRegistry(arguments: ["--drain-timeout", "2", "--quiet"])
+        defer { server.stop() }
+        let location = try http("POST", server.url + "/v2/trickle/blobs/uploads/").headers["location"] ?? ""
+        let trickle = try RawConnection(port: server.port)
+        trickle.send("PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        trickle.send("a")
+        usleep(300_000)
+        server.terminate()
+        var exited = false
+        for _ in 0..<240 where !exited {  // at most 60 s of trickling, then the test gives up
+            trickle.send("a")
+            exited = server.exited(within: 0) 
+            usleep(250_000)
+        }
+        #expect(exited, "a trickling client held the server up")
+    }
+}
+
+/// Password checks that cannot be used to take the server's CPU or to learn user names.
+@Suite("imgbuild serve password checks")
+struct PasswordCheckTests {
+    @Test("bad passwords: known and unknown users are refused alike, a flood is bounded (429), reads still answer")
+    func flood() throws {
+        let directory = makeTemporaryDirectory("auth")
+        let file = directory + "/htpasswd"
+        #expect(try run("/usr/bin/htpasswd", ["-B", "-C", "12", "-b", "-c", file, "pusher", "right"]).status == 0)
+        let server = try ServedRegistry(arguments: ["--htpasswd", file, "--quiet"])
+        defer { server.stop() }
+        let uploads = server.url + "/v2/app/blobs/uploads/"
+        #expect(try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-u", "pusher:wrong", uploads]).stdout == "401")
+        #expect(try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-u", "nobody:wrong", uploads]).stdout == "401")
+        // 48 bad attempts at once: at most 16 wait for bcrypt, the rest are turned away at once.
+        var arguments = ["-s", "--parallel", "--parallel-immediate", "--parallel-max", "48", "-X", "POST", "-u", "pusher:wrong"]
+        for index in 0..<48 { arguments += ["-o", "/dev/null", "-w", "%{http_code}\n", uploads + "?n=\(index)"] }
+        let flood = Process()
+        flood.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        flood.arguments = arguments
+        let out = Pipe()
+        flood.standardOutput = out
+        try flood.run()
+        usleep(200_000)
+        #expect(server.answers(), "reads stopped answering under a password flood")
+        let codes = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        flood.waitUntilExit()
+        #expect(codes.count == 48)
+        #expect(codes.allSatisfy { $0 == "401" || $0 == "429" }, "\(codes)")
+        #expect(codes.contains("429"), "no attempt was turned away: bcrypt ran for all \(codes.count)")
+        let pushed = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-u", "pusher:right", uploads])
+        #expect(pushed.stdout == "202")
+    }
+}

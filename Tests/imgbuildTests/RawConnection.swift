@@ -1,0 +1,116 @@
+import Foundation
+
+/// A TCP connection to 127.0.0.1 that sends exactly the bytes it is given: partial requests, bodies
+/// shorter or longer than announced, pauses, and aborts (RST) that a polite HTTP client never makes.
+final class RawConnection {
+    private var fd: Int32
+    private var buffered = Data()
+
+    /// What the server answered: status, headers (lower-cased names) and body.
+    struct Answer {
+        var status: Int
+        var headers: [String: String]
+        var body: Data
+    }
+
+    struct Failure: Error, CustomStringConvertible { let description: String }
+
+    init(port: Int, timeout seconds: Int = 30) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { close(fd); throw Failure(description: "cannot connect to 127.0.0.1:\(port)") }
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Sends bytes; false when the server has closed the connection.
+    @discardableResult
+    func send(_ data: Data) -> Bool {
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let sent = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                if sent <= 0 { return false }
+                offset += sent
+            }
+            return true
+        }
+    }
+
+    @discardableResult
+    func send(_ text: String) -> Bool { send(Data(text.utf8)) }
+
+    /// Reads one response (its head, then `Content-Length` bytes of body); nil if the connection closed
+    /// or timed out first.
+    func readAnswer(head: Bool = false) -> Answer? {
+        while true {
+            if let end = buffered.range(of: Data("\r\n\r\n".utf8)) {
+                let headText = String(decoding: buffered[..<end.lowerBound], as: UTF8.self)
+                let lines = headText.split(separator: "\r\n")
+                let status = lines.first.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+                var headers: [String: String] = [:]
+                for line in lines.dropFirst() {
+                    guard let colon = line.firstIndex(of: ":") else { continue }
+                    headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                }
+                let length = head || status == 100 ? 0 : Int(headers["content-length"] ?? "0") ?? 0
+                while buffered.count - end.upperBound < length { guard fill() else { return nil } }
+                let body = buffered[end.upperBound..<end.upperBound + length]
+                buffered = Data(buffered[(end.upperBound + length)...])
+                if status == 100 { continue }
+                return Answer(status: status, headers: headers, body: Data(body))
+            }
+            guard fill() else { return nil }
+        }
+    }
+
+    /// Whether the server closed the connection (a read returns end of file) within the timeout.
+    func waitForClose() -> Bool {
+        while true {
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = recv(fd, &chunk, chunk.count, 0)
+            if count == 0 { return true }
+            if count < 0 { return errno == ECONNRESET }
+        }
+    }
+
+    /// Ends the connection with a reset, as a client that crashes mid-request does.
+    func abort() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(fd)
+        fd = -1
+    }
+
+    private func fill() -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let count = recv(fd, &chunk, chunk.count, 0)
+        guard count > 0 else { return false }
+        buffered.append(contentsOf: chunk[0..<count])
+        return true
+    }
+}
+
+extension ServedRegistry {
+    /// Sends one request on a fresh connection and reads its answer.
+    func raw(_ request: String, body: Data = Data(), head: Bool = false) throws -> RawConnection.Answer? {
+        let connection = try RawConnection(port: port)
+        connection.send(Data(request.utf8) + body)
+        return connection.readAnswer(head: head)
+    }
+
+    /// Whether the server still answers `GET /v2/` with 200.
+    func answers() -> Bool {
+        (try? raw("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"))??.status == 200
+    }
+}
