@@ -28,8 +28,12 @@ public enum ControlServer {
         let adopted = await deployer.start()
         var logger = Logger(label: "imgdeploy")
         logger.logLevel = .warning
+        // The socket is created 0600 (umask while it is bound), so no other user can connect to it even for
+        // an instant; the umask is restored as soon as it is bound.
+        let previousUmask = ControlSocketUmask()
         let app = Application(router: router(deployer), configuration: .init(address: .unixDomainSocket(path: paths.socket), serverName: "imgdeploy"),
                               onServerRunning: { _ in
+                                  previousUmask.restore()
                                   chmod(paths.socket, 0o600)
                                   onReady(adopted)
                               }, logger: logger)
@@ -45,6 +49,13 @@ public enum ControlServer {
         unlink(paths.socket)
     }
 
+    /// The process umask narrowed to owner-only while the control socket is bound.
+    final class ControlSocketUmask: Sendable {
+        private let previous: mode_t
+        init() { previous = umask(0o177) }
+        func restore() { umask(previous) }
+    }
+
     static func router(_ deployer: Deployer) -> Router<BasicRequestContext> {
         let router = Router()
         router.post("/v1/apply") { request, _ -> Response in
@@ -52,6 +63,10 @@ public enum ControlServer {
             let spec: ReleaseSpec
             do { spec = try ControlCoding.decoder.decode(ReleaseSpec.self, from: Data(buffer: body)) } catch {
                 return failure(.badRequest, "the release spec sent is not valid: \(error)")
+            }
+            let problems = spec.problems
+            guard problems.isEmpty else {
+                return failure(.badRequest, "the release spec sent is not valid: " + problems.joined(separator: "; "))
             }
             return await answer { () async throws(DeployError) in try await deployer.apply(spec) }
         }

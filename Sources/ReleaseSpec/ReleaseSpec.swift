@@ -150,6 +150,48 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         self.unpack = unpack
     }
 
+    /// What is wrong with a spec that did not come through the YAML reader (the daemon receives specs as
+    /// JSON, from any process that can reach its socket): the same rules the reader enforces, so that no
+    /// path admits a spec the other refuses. Empty when the spec is valid.
+    public var problems: [String] {
+        var problems: [String] = []
+        func check(_ condition: Bool, _ message: @autoclosure () -> String) { if !condition { problems.append(message()) } }
+        check(Self.isValidServiceName(service), "'service' must be 1 to 63 lowercase letters, digits or '-', not '\(service)'")
+        check((1...64).contains(replicas), "'replicas' must be from 1 to 64, not \(replicas)")
+        check((1...65535).contains(port), "'port' must be from 1 to 65535, not \(port)")
+        check((1...65535).contains(listen.port), "'listen' needs a port from 1 to 65535, not \(listen.port)")
+        check(!listen.host.isEmpty && listen.host.utf8.count <= 253 && listen.host.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != 0x2f },
+              "'listen' needs a host name or address, not '\(listen.host)'")
+        switch source {
+        case .store(let path):
+            check(path.hasPrefix("/") && !path.utf8.contains(0), "a store 'source' must be an absolute path, not '\(path)'")
+        case .registry(let base):
+            let parts = base.split(separator: "/", omittingEmptySubsequences: true)
+            check((base.hasPrefix("http://") || base.hasPrefix("https://")) && parts.count == 2 && base.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f },
+                  "a registry 'source' is http(s)://HOST[:PORT] with no path, not '\(base)'")
+        }
+        if let path = health.path {
+            check(path.hasPrefix("/") && path.utf8.count <= 2048 && path.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f },
+                  "'health.path' must start with '/' and hold no spaces or control characters, not '\(path)'")
+        }
+        check(health.interval > .zero && health.timeout > .zero, "'health.interval' and 'health.timeout' must be longer than zero")
+        check((1...100).contains(health.healthyAfter), "'health.healthyAfter' must be from 1 to 100, not \(health.healthyAfter)")
+        check(health.interval <= .seconds(86_400) && health.deadline <= .seconds(86_400 * 7) && health.timeout <= .seconds(86_400),
+              "health durations must be at most a day (a week for the deadline)")
+        if problems.isEmpty {
+            check(health.deadline >= health.interval * health.healthyAfter, "'health.deadline' is shorter than healthyAfter × interval, so no instance could ever pass")
+        }
+        check(stopTimeout >= .zero && stopTimeout <= .seconds(86_400), "'stopTimeout' must be from 0 to a day")
+        check(limits.memoryBytes.map { $0 > 0 } ?? true, "'limits.memory' must be more than zero")
+        check(limits.pids.map { (1...1_000_000).contains($0) } ?? true, "'limits.pids' must be from 1 to 1000000")
+        check(unpack.maxBytes > 0, "'unpack.maxSize' must be more than zero")
+        if let verify {
+            check(verify.publicKeyPEM.map { $0.contains("-----BEGIN PUBLIC KEY-----") } ?? true, "'verify.key' must be a PEM public key")
+            check(verify.publicKeyPEM != nil || verify.requireSBOM || verify.requireTests, "'verify' asks for nothing")
+        }
+        return problems
+    }
+
     /// Whether `name` can name a service: a DNS label of 1 to 63 characters.
     public static func isValidServiceName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)

@@ -78,6 +78,7 @@ extension NodeReader {
         if let node = keys["limits"]?.value { spec.limits = try limits(node) }
         if let node = keys["unpack"]?.value { spec.unpack = try unpackLimits(node) }
         if let node = keys["verify"]?.value { spec.verify = try verifyPolicy(node, folder: folder) }
+        if let problem = spec.problems.first { throw error(root, problem) }
         return spec
     }
 

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// The deploy daemon's control socket: only its owner may connect, and a spec that arrives as JSON is
+/// held to the same rules as one read from YAML.
+@Suite("imgdeploy control socket")
+struct ControlSocketTests {
+    /// A release spec as the client sends it (JSON of `ReleaseSpec`), with fields replaced.
+    func json(_ replacing: [String: String] = [:]) -> String {
+        let second = "[0,1000000000000000000]", tenSeconds = "[0,10000000000000000000]"
+        var fields: [String: String] = [
+            "service": #""hello""#,
+            "image": "\"hello@sha256:\(String(repeating: "a", count: 64))\"",
+            "source": #"{"store":{"path":"/nonexistent"}}"#,
+            "replicas": "1", "port": "8080",
+            "listen": #"{"host":"127.0.0.1","port":9000}"#,
+            "strategy": #""blue-green""#, "runner": #""runc""#,
+            "health": #"{"interval":\#(second),"timeout":\#(second),"healthyAfter":2,"deadline":\#(tenSeconds)}"#,
+            "stopTimeout": second,
+            "limits": #"{"pids":1024}"#,
+            "unpack": #"{"allowSetuid":false,"maxBytes":4294967296}"#,
+        ]
+        for (key, value) in replacing { fields[key] = value }
+        return "{" + fields.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
+    }
+
+    @Test("the socket is the owner's alone; JSON specs that break the YAML rules are refused with the rule")
+    func jsonSpecs() throws {
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let socket = daemon.state + "/imgdeploy.sock"
+        var info = stat()
+        #expect(stat(socket, &info) == 0 && info.st_mode & 0o777 == 0o600, "mode \(String(info.st_mode & 0o777, radix: 8))")
+        func apply(_ body: String) throws -> (status: String, body: String) {
+            let file = makeTemporaryDirectory("json") + "/spec.json"
+            write(body, to: file)
+            let result = try run("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "--unix-socket", socket, "-X", "POST",
+                                                   "-H", "Content-Type: application/json", "--data-binary", "@" + file, "http://imgdeploy/v1/apply"])
+            let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+            return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+        }
+        let cases: [([String: String], String)] = [
+            (["replicas": "0"], "'replicas' must be from 1 to 64"),
+            (["replicas": "100000"], "'replicas' must be from 1 to 64"),
+            (["service": #""../../etc""#], "'service' must be"),
+            (["port": "70000"], "'port' must be from 1 to 65535"),
+            (["source": #"{"store":{"path":"relative/store"}}"#], "absolute path"),
+            (["source": #"{"registry":{"base":"file:///etc"}}"#], "a registry 'source'"),
+            (["health": #"{"path":"/x HTTP/1.1\r\nHost: evil","interval":[0,1000000000000000000],"timeout":[0,1000000000000000000],"healthyAfter":2,"deadline":[0,10000000000000000000]}"#], "'health.path'"),
+            (["health": #"{"interval":[0,0],"timeout":[0,1000000000000000000],"healthyAfter":2,"deadline":[0,10000000000000000000]}"#], "longer than zero"),
+            (["unpack": #"{"allowSetuid":false,"maxBytes":-1}"#], "'unpack.maxSize'"),
+            (["limits": #"{"pids":0}"#], "'limits.pids'"),
+        ]
+        for (fields, message) in cases {
+            let answer = try apply(json(fields))
+            #expect(answer.status == "400" && answer.body.contains(message), "\(fields): \(answer.status) \(answer.body)")
+        }
+        // The same spec, valid, gets past validation (and fails later only because its image is not there).
+        let valid = try apply(json())
+        #expect(!valid.body.contains("is not valid"), "\(valid.body)")
+    }
+}
