@@ -24,17 +24,21 @@ public enum ControlServer {
         chmod(paths.root, 0o711)
         try DaemonLock.acquire(paths.root + "/daemon.lock")
         unlink(paths.socket)
+        // Private socket folders of a daemon that died while starting (the lock says none is running).
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: paths.root)) ?? [] where name.hasPrefix(".control-") {
+            try? FileManager.default.removeItem(atPath: paths.root + "/" + name)
+        }
         let deployer = Deployer(paths: paths)
         let adopted = await deployer.start()
         var logger = Logger(label: "imgdeploy")
         logger.logLevel = .warning
-        // The socket is created 0600 (umask while it is bound), so no other user can connect to it even for
-        // an instant; the umask is restored as soon as it is bound.
-        let previousUmask = ControlSocketUmask()
-        let app = Application(router: router(deployer), configuration: .init(address: .unixDomainSocket(path: paths.socket), serverName: "imgdeploy"),
+        // The socket is bound inside a folder only the owner can enter, made 0600, and only then renamed into
+        // place, so no other user can connect to it even for an instant. (A umask would do the same for the
+        // socket, but it is the whole process's, and re-adopted services create files meanwhile.)
+        let binding = try PrivateSocketPath(finalPath: paths.socket)
+        let app = Application(router: router(deployer), configuration: .init(address: .unixDomainSocket(path: binding.temporaryPath), serverName: "imgdeploy"),
                               onServerRunning: { _ in
-                                  previousUmask.restore()
-                                  chmod(paths.socket, 0o600)
+                                  binding.publish()
                                   onReady(adopted)
                               }, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
@@ -49,11 +53,28 @@ public enum ControlServer {
         unlink(paths.socket)
     }
 
-    /// The process umask narrowed to owner-only while the control socket is bound.
-    final class ControlSocketUmask: Sendable {
-        private let previous: mode_t
-        init() { previous = umask(0o177) }
-        func restore() { umask(previous) }
+    /// Where the control socket is bound before it is published: a fresh 0700 folder beside its final path.
+    struct PrivateSocketPath: Sendable {
+        let finalPath: String
+        let folder: String
+        var temporaryPath: String { folder + "/imgdeploy.sock" }
+
+        init(finalPath: String) throws {
+            self.finalPath = finalPath
+            let template = (finalPath as NSString).deletingLastPathComponent + "/.control-XXXXXX"
+            var bytes = Array(template.utf8CString)
+            guard mkdtemp(&bytes) != nil else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot create a private folder for the control socket beside \(finalPath): \(String(cString: strerror(errno)))"])
+            }
+            folder = String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+
+        /// Makes the bound socket 0600 and moves it to its final path.
+        func publish() {
+            chmod(temporaryPath, 0o600)
+            rename(temporaryPath, finalPath)
+            rmdir(folder)
+        }
     }
 
     static func router(_ deployer: Deployer) -> Router<BasicRequestContext> {
