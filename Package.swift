@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // openat2(2), which the C library does not wrap: reads that cannot leave an image's root.
+        .systemLibrary(name: "COpenat2"),
 
         // Value types of the OCI image spec, digests and canonical JSON.
         .target(name: "OCI", dependencies: ["CCrypto"]),
@@ -36,7 +38,7 @@ let package = Package(
         // Path patterns for `exclude`.
         .target(name: "Glob"),
         // Reproducible tar layers, archive reading, gzip/zstd streams.
-        .target(name: "Layers", dependencies: ["OCI", "Glob", "CArchive", "CZstd", "CZlib", "CCrypto"]),
+        .target(name: "Layers", dependencies: ["OCI", "Glob", "CArchive", "CZstd", "CZlib", "CCrypto", "COpenat2"]),
         // The content-addressed local registry directory.
         .target(name: "Store", dependencies: ["OCI", "SemVer"]),
         // YAML documents read with file:line:column in every error (Imagefiles, release specs).
@@ -81,7 +83,7 @@ let package = Package(
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
         .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", .product(name: "Yams", package: "Yams")]),
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
-        .target(name: "Runtime", dependencies: ["OCI"]),
+        .target(name: "Runtime", dependencies: ["OCI", "Layers"]),
         // Releases: images fetched by digest, verified, and unpacked safely into read-only folders.
         .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations"]),
         // The HTTP reverse proxy at a service's front, with backends switched without dropping a request.
@@ -129,6 +131,8 @@ let package = Package(
         .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer"]),
         .testTarget(name: "RegistryRoutesTests", dependencies: ["RegistryRoutes", "OCI"]),
         .testTarget(name: "DistributionTests", dependencies: ["Distribution"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
+        .testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store"]),
         .testTarget(name: "imgbuildTests", dependencies: ["OCI"]),
     ]
 )

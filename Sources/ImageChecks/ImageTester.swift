@@ -45,6 +45,12 @@ public struct ImageTester: Sendable {
         self.store = store
     }
 
+    /// What the image may unpack to for its tests (holes of sparse files included): more than any image
+    /// needs, and a bound on what a hostile base image can make the test write.
+    public static let maxUnpackBytes: Int64 = 64 << 30
+    /// The most bytes of a file a `contains` check reads.
+    public static let containsLimit = 16 << 20
+
     public func run(_ suite: ImageTestSuite, image: Digest) async throws -> TestReport {
         guard case .image(let manifest) = try store.manifest(image).manifest else {
             throw RuntimeError.setupFailed(instance: "tests", reason: "\(image) is not an image manifest")
@@ -59,7 +65,7 @@ public struct ImageTester: Sendable {
         try FileManager.default.createDirectory(atPath: rootfs, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
         let layers = manifest.layers.map { (path: store.blobPath($0.digest), label: "layer \($0.digest)") }
-        _ = try RootfsUnpacker(policy: UnpackPolicy(allowSetuid: true, maxBytes: Int64.max / 2)).unpack(layers: layers, into: rootfs)
+        _ = try RootfsUnpacker(policy: UnpackPolicy(allowSetuid: true, maxBytes: ImageTester.maxUnpackBytes)).unpack(layers: layers, into: rootfs)
         // Without root the unpack cannot give files their owners: take them from the layers instead.
         let owners = geteuid() == 0 ? nil : try LayerInventory.owners(layers: manifest.layers.map { (store.blobPath($0.digest), $0.digest) })
         for check in suite.files { results.append(fileResult(check, rootfs: rootfs, owners: owners)) }
@@ -105,18 +111,23 @@ public struct ImageTester: Sendable {
         return results
     }
 
+    /// A file check, with every path resolved inside `rootfs` (``ImageRoot``), so that no symlink in the
+    /// image can make it look at, or print, a file of the host. Existence, mode and owner are those of
+    /// the path itself (a final symlink is not followed); `contains` reads what it leads to in the image.
     func fileResult(_ check: ImageTestSuite.FileCheck, rootfs: String, owners: [String: (uid: UInt32, gid: UInt32)]?) -> TestReport.Result {
-        let full = rootfs + check.path
-        var info = stat()
-        let exists = lstat(full, &info) == 0
+        let root = ImageRoot(rootfs)
         var description = "file \(check.path) " + (check.exists ? "exists" : "is absent")
         if let mode = check.mode { description += ", mode \(String(mode, radix: 8))" }
         if let owner = check.owner { description += ", owner \(owner)" }
         if let pattern = check.contains { description += ", contains /\(pattern)/" }
-        guard check.exists else {
-            return .init(check: description, passed: !exists, actual: exists ? "it exists" : nil)
+        let status: stat?
+        do { status = try root.status(check.path) } catch {
+            return .init(check: description, passed: false, actual: "cannot look it up: \(error)")
         }
-        guard exists else { return .init(check: description, passed: false, actual: "it does not exist") }
+        guard check.exists else {
+            return .init(check: description, passed: status == nil, actual: status == nil ? nil : "it exists")
+        }
+        guard let info = status else { return .init(check: description, passed: false, actual: "it does not exist") }
         var problems: [String] = []
         if let mode = check.mode, UInt32(info.st_mode) & 0o7777 != mode {
             problems.append("mode is \(String(UInt32(info.st_mode) & 0o7777, radix: 8))")
@@ -127,10 +138,13 @@ public struct ImageTester: Sendable {
             if actual != owner { problems.append("owner is \(actual)") }
         }
         if let pattern = check.contains {
-            if (info.st_mode & S_IFMT) != S_IFREG {
-                problems.append("it is not a regular file")
-            } else if let data = FileManager.default.contents(atPath: full), !matches(pattern, String(decoding: data.prefix(16 << 20), as: UTF8.self)) {
-                problems.append("its contents do not match; they begin: \(String(decoding: data.prefix(200), as: UTF8.self))")
+            do {
+                let data = try root.read(check.path, limit: ImageTester.containsLimit, beyondLimit: .truncate)
+                if !matches(pattern, String(decoding: data, as: UTF8.self)) {
+                    problems.append("its contents do not match; they begin: \(String(decoding: data.prefix(200), as: UTF8.self))")
+                }
+            } catch {
+                if case .notRegularFile = error { problems.append("it is not a regular file") } else { problems.append("cannot read it: \(error)") }
             }
         }
         return .init(check: description, passed: problems.isEmpty, actual: problems.isEmpty ? nil : problems.joined(separator: "; "))

@@ -6,13 +6,21 @@ import Foundation
 /// the tree's spool.
 ///
 /// Entries that could escape the image root (`..`, hard links to outside), device files and fifos are
-/// refused; leading `/` and `./` are dropped.
+/// refused; leading `/` and `./` are dropped. What the files of one archive hold together, holes of
+/// sparse files included, is bounded by ``maxBytes``, checked against each entry's declared size before
+/// any of it is read.
 public struct ArchiveImporter {
     /// A name for the archive in messages (its path in the Imagefile).
     public let label: String
+    /// The most bytes the files of one archive (or package) may hold together once unpacked.
+    public let maxBytes: Int64
 
-    public init(label: String) {
+    /// 16 GiB: far more than any dependency needs, far less than a sparse file can claim.
+    public static let defaultMaxBytes: Int64 = 16 << 30
+
+    public init(label: String, maxBytes: Int64 = ArchiveImporter.defaultMaxBytes) {
         self.label = label
+        self.maxBytes = maxBytes
     }
 
     /// Adds every entry of the archive at `path` below `prefix` (a layer path, "" for the root).
@@ -27,7 +35,8 @@ public struct ArchiveImporter {
 
     private func importArchiveEntries(at path: String, under prefix: String, into tree: inout LayerTree) throws(LayerError) {
         let reader = try ArchiveReader(path: path, label: label)
-        try reader.forEachEntry { entry throws(LayerError) in try add(entry, reader: reader, prefix: prefix, into: &tree) }
+        var total: Int64 = 0
+        try reader.forEachEntry { entry throws(LayerError) in try add(entry, reader: reader, prefix: prefix, into: &tree, total: &total) }
     }
 
     /// Where a package's control paragraph goes in the image, one file per package, as distroless images
@@ -46,12 +55,9 @@ public struct ArchiveImporter {
                     let entryName = (archive_entry_pathname(entry).map { String(cString: $0) } ?? "")
                     guard LayerPath.normalize(entryName) == "control" else { return }
                     var bytes: [UInt8] = []
-                    try inner.copyData { chunk throws(LayerError) in
-                        guard bytes.count + chunk.count <= 1 << 20 else {
-                            throw LayerError.unsafeArchiveEntry(archive: label, entry: "control", reason: "a control file over 1 MiB")
-                        }
-                        bytes.append(contentsOf: chunk)
-                    }
+                    try inner.copyData(of: entry, named: entryName, limit: 1 << 20, tooLarge: { size, _ in
+                        "a control file over 1 MiB (\(size) bytes)"
+                    }) { chunk throws(LayerError) in bytes.append(contentsOf: chunk) }
                     control = bytes
                 }
                 return
@@ -59,7 +65,8 @@ public struct ArchiveImporter {
             guard !found, name.hasPrefix("data.tar") else { return }
             found = true
             let inner = try ArchiveReader(member: outer, label: "\(label) (\(name))")
-            try inner.forEachEntry { entry throws(LayerError) in try add(entry, reader: inner, prefix: "", into: &tree) }
+            var total: Int64 = 0
+            try inner.forEachEntry { entry throws(LayerError) in try add(entry, reader: inner, prefix: "", into: &tree, total: &total) }
         }
         guard found else { throw .notADebianPackage(path: label) }
         guard let control, let package = DebianControl(String(decoding: control, as: UTF8.self)).field("Package"),
@@ -75,7 +82,8 @@ public struct ArchiveImporter {
                                kind: .regularFile(.spool(offset: offset, size: Int64(control.count))), mode: 0o644))
     }
 
-    private func add(_ entry: OpaquePointer, reader: ArchiveReader, prefix: String, into tree: inout LayerTree) throws(LayerError) {
+    private func add(_ entry: OpaquePointer, reader: ArchiveReader, prefix: String, into tree: inout LayerTree,
+                     total: inout Int64) throws(LayerError) {
         let rawPath = (archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry)).map { String(cString: $0) } ?? ""
         guard let relative = LayerPath.normalize(rawPath) else {
             throw .unsafeArchiveEntry(archive: label, entry: rawPath, reason: "it climbs out of its folder with '..'")
@@ -99,8 +107,16 @@ public struct ArchiveImporter {
         case ArchiveFileType.regular:
             guard let spool = tree.spool else { throw .writeFailed(reason: "no spool to hold archive contents") }
             let offset = spool.currentLength
-            try reader.copyData { chunk throws(LayerError) in try spool.append(chunk) }
-            let size = spool.currentLength - offset
+            let (maxBytes, used) = (self.maxBytes, total)
+            let size = try reader.readPieces(of: entry, named: rawPath, limit: maxBytes - used, tooLarge: { size, declared in
+                sizeRefusal(size, declared: declared, limit: maxBytes, used: used, of: "what one archive may unpack to")
+            }) { piece throws(LayerError) in
+                switch piece {
+                case .bytes(let bytes): try spool.append(bytes)
+                case .hole(let count): try spool.appendHole(count)
+                }
+            }
+            total += size
             tree.insert(LayerEntry(path: path, kind: .regularFile(.spool(offset: offset, size: size)), mode: mode, uid: uid, gid: gid))
         case ArchiveFileType.symlink:
             let target = (archive_entry_symlink_utf8(entry) ?? archive_entry_symlink(entry)).map { String(cString: $0) } ?? ""
@@ -114,6 +130,16 @@ public struct ArchiveImporter {
             throw .unsafeArchiveEntry(archive: label, entry: rawPath, reason: "an entry of unknown type")
         }
     }
+}
+
+/// Why an entry of `size` bytes is refused: `declared` when that is the size its headers claim (for a
+/// sparse file, its real size, holes included), else the size its contents reached; `used` bytes of the
+/// `limit` on `what` were taken before it.
+func sizeRefusal(_ size: Int64, declared: Bool, limit: Int64, used: Int64, of what: String) -> String {
+    let claim = declared ? "it declares a size of \(size) bytes" : "its contents reach \(size) bytes"
+    let bound = used == 0 ? "the limit of \(limit) bytes on \(what)"
+        : "the \(limit - used) bytes left of the limit of \(limit) bytes on \(what) (\(used) already taken)"
+    return "\(claim), more than \(bound)"
 }
 
 /// A libarchive reader over a file, or over the current member of another reader (a `.deb`'s data.tar).
@@ -177,28 +203,81 @@ final class ArchiveReader {
         }
     }
 
-    /// Streams the current entry's data.
-    func copyData(_ body: (UnsafeRawBufferPointer) throws(LayerError) -> Void) throws(LayerError) {
+    /// A piece of an entry's contents, in order.
+    enum Piece {
+        /// Bytes stored in the archive.
+        case bytes(UnsafeRawBufferPointer)
+        /// A run of zeros the archive does not store (a hole of a sparse file): only its length, which no
+        /// caller should allocate — it can be a petabyte in a tar of a few kilobytes.
+        case hole(Int64)
+    }
+
+    /// Streams the current entry's contents as bytes and holes, in order, and returns its length.
+    ///
+    /// Everything is bounded here, before anything is allocated or written: the entry's declared size
+    /// (for a sparse file the real size its headers claim, holes included) must not exceed `limit`, nor
+    /// may the end of any piece, and a sparse map whose offsets go backwards or overlap is refused, so
+    /// every piece starts where the previous one ended. `tooLarge` words the reason of the refusal, given
+    /// the size the entry would reach and whether that size is the declared one.
+    func readPieces(of entry: OpaquePointer, named name: String, limit: Int64,
+                    tooLarge: (_ size: Int64, _ declared: Bool) -> String,
+                    _ body: (Piece) throws(LayerError) -> Void) throws(LayerError) -> Int64 {
+        func refuse(_ reason: String) -> LayerError { .unsafeArchiveEntry(archive: label, entry: name, reason: reason) }
+        if archive_entry_size_is_set(entry) != 0 {
+            let declared = archive_entry_size(entry)
+            guard declared >= 0 else { throw refuse("a negative size (\(declared) bytes)") }
+            guard declared <= limit else { throw refuse(tooLarge(declared, true)) }
+        }
         var block: UnsafeRawPointer?
         var size = 0
         var offset: la_int64_t = 0
-        var expected: la_int64_t = 0
+        var expected: Int64 = 0
         while true {
             let status = archive_read_data_block(archive, &block, &size, &offset)
-            if status == ARCHIVE_EOF { return }
-            guard status == ARCHIVE_OK || status == ARCHIVE_WARN else {
+            let atEnd = status == ARCHIVE_EOF
+            guard atEnd || status == ARCHIVE_OK || status == ARCHIVE_WARN else {
                 throw .unreadableArchive(path: label, reason: archiveError(archive))
             }
-            if offset > expected {
-                // A sparse hole: fill with zeros so the file keeps its size.
-                let count = Int(offset - expected)
-                let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 1)
-                defer { zeros.deallocate() }
-                zeros.initializeMemory(as: UInt8.self, repeating: 0)
-                try body(UnsafeRawBufferPointer(zeros))
+            // At the end libarchive reports the entry's full length (a tar's sparse real size, a RAR's
+            // unpacked size): anything past the last piece is a trailing hole.
+            if atEnd { size = 0; if offset <= expected { return expected } }
+            guard offset >= expected || size == 0 else {
+                throw refuse("its sparse map goes backwards or overlaps: data at offset \(offset) after \(expected) bytes were already read")
             }
-            if size > 0 { try body(UnsafeRawBufferPointer(start: block, count: size)) }
-            expected = offset + la_int64_t(size)
+            let (end, overflow) = max(offset, expected).addingReportingOverflow(Int64(size))
+            guard !overflow, end <= limit else { throw refuse(tooLarge(overflow ? Int64.max : end, false)) }
+            if offset > expected { try body(.hole(offset - expected)) }
+            if size > 0 { try body(.bytes(UnsafeRawBufferPointer(start: block, count: size))) }
+            expected = end
+            if atEnd { return expected }
+        }
+    }
+
+    /// Streams the current entry's contents as bytes, holes as zeros in pieces of at most 64 KiB, with
+    /// the bounds of ``readPieces(of:named:limit:tooLarge:_:)``; returns its length.
+    @discardableResult
+    func copyData(of entry: OpaquePointer, named name: String, limit: Int64,
+                  tooLarge: (_ size: Int64, _ declared: Bool) -> String,
+                  _ body: (UnsafeRawBufferPointer) throws(LayerError) -> Void) throws(LayerError) -> Int64 {
+        var zeros: UnsafeMutableRawBufferPointer?
+        defer { zeros?.deallocate() }
+        return try readPieces(of: entry, named: name, limit: limit, tooLarge: tooLarge) { piece throws(LayerError) in
+            switch piece {
+            case .bytes(let bytes):
+                try body(bytes)
+            case .hole(var count):
+                let chunk = zeros ?? {
+                    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+                    buffer.initializeMemory(as: UInt8.self, repeating: 0)
+                    zeros = buffer
+                    return buffer
+                }()
+                while count > 0 {
+                    let piece = Int(min(count, Int64(chunk.count)))
+                    try body(UnsafeRawBufferPointer(rebasing: chunk[0..<piece]))
+                    count -= Int64(piece)
+                }
+            }
         }
     }
 }

@@ -17,11 +17,16 @@ public struct InventoryFile: Sendable, Equatable {
 /// and opaque folders applied, later layers replacing earlier ones), keeping the contents of the few
 /// small files a caller asks for (package records, copyright files).
 public enum LayerInventory {
+    /// 64 GiB: what the files of all layers may hold together (holes of sparse files included, as they
+    /// are hashed like any other bytes), checked against each file's declared size before it is read.
+    public static let defaultMaxBytes: Int64 = 64 << 30
+
     /// The files, sorted by path bytes, and the contents of those `keep` selects (at most 1 MiB each).
-    public static func read(layers: [(path: String, digest: Digest)], keep: (String) -> Bool) throws(LayerError)
+    public static func read(layers: [(path: String, digest: Digest)], maxBytes: Int64 = defaultMaxBytes, keep: (String) -> Bool) throws(LayerError)
         -> (files: [InventoryFile], kept: [String: [UInt8]]) {
         var files: [String: (file: InventoryFile, layerIndex: Int)] = [:]
         var kept: [String: [UInt8]] = [:]
+        var total: Int64 = 0
         for (index, layer) in layers.enumerated() {
             try withUTF8Locale { () throws(LayerError) in
                 let reader = try ArchiveReader(path: layer.path, label: "layer \(layer.digest)", formats: .tar)
@@ -59,14 +64,16 @@ public enum LayerInventory {
                     }
                     let sha1 = EVPHasher(EVP_sha1())
                     let sha256 = EVPHasher(EVP_sha256())
-                    var size: Int64 = 0
                     var contents: [UInt8]? = keep(path) ? [] : nil
-                    try reader.copyData { chunk in
+                    let used = total
+                    let size = try reader.copyData(of: entry, named: raw, limit: maxBytes - used, tooLarge: { size, declared in
+                        sizeRefusal(size, declared: declared, limit: maxBytes, used: used, of: "what the files of an image's layers may hold together")
+                    }) { chunk in
                         sha1.update(chunk)
                         sha256.update(chunk)
-                        size += Int64(chunk.count)
                         if contents != nil, contents!.count + chunk.count <= 1 << 20 { contents!.append(contentsOf: chunk) }
                     }
+                    total += size
                     files[path] = (InventoryFile(path: path, size: size, sha1: sha1.hex(), sha256: sha256.hex(), layer: layer.digest), index)
                     if let contents { kept[path] = contents }
                 }

@@ -33,10 +33,14 @@ public struct UnpackSummary: Sendable, Equatable {
 ///
 /// Every path is resolved one component at a time from the root with `O_NOFOLLOW`, so no entry can
 /// be written through a symlink, whatever earlier entries or layers made. Refused, with the layer and
-/// entry named: absolute paths and `..`, symlinks whose target climbs above the root, hard links to
-/// anything but a regular file already unpacked, device nodes, setuid/setgid files unless the policy
-/// allows them, and more bytes or entries than the policy allows. OCI whiteouts (`.wh.NAME` and the
-/// opaque `.wh..wh..opq`) are applied.
+/// entry named: absolute paths and `..`, symlinks whose target climbs above the root (on its own, or
+/// followed through the other symlinks of the unpacked root), hard links to anything but a regular file
+/// already unpacked, device nodes, setuid/setgid files unless the policy allows them, and more bytes
+/// (holes of sparse files included) or entries than the policy allows. OCI whiteouts (`.wh.NAME` and
+/// the opaque `.wh..wh..opq`) are applied.
+///
+/// Host-side readers of the unpacked root must still go through ``ImageRoot``: an image can hold
+/// absolute symlinks (`etc -> /etc` is an image's own `/etc`, but the host's if followed from the host).
 public struct RootfsUnpacker: Sendable {
     public var policy: UnpackPolicy
 
@@ -50,14 +54,17 @@ public struct RootfsUnpacker: Sendable {
         guard rootFd >= 0 else { throw .writeFailed(reason: "cannot open '\(root)': \(errnoText())") }
         defer { close(rootFd) }
         var summary = UnpackSummary()
+        var symlinks: [String: String] = [:]
         for layer in layers {
             try withUTF8Locale { () throws(LayerError) in
                 let reader = try ArchiveReader(path: layer.path, label: layer.label, formats: .tar)
-                var session = LayerSession(rootFd: rootFd, label: layer.label, policy: policy, summary: summary)
+                var session = LayerSession(rootFd: rootFd, label: layer.label, policy: policy, summary: summary, symlinks: symlinks)
                 try reader.forEachEntry { entry throws(LayerError) in try session.apply(entry, reader: reader) }
                 summary = session.summary
+                symlinks = session.symlinks
             }
         }
+        try SymlinkChains(rootFd: rootFd).check(symlinks)
         return summary
     }
 }
@@ -68,14 +75,17 @@ private struct LayerSession {
     let label: String
     let policy: UnpackPolicy
     var summary: UnpackSummary
+    /// Every symlink the layers so far have made (some since removed or replaced), with the layer that made it.
+    var symlinks: [String: String]
     /// Paths this layer has written, which an opaque whiteout in the same layer keeps.
     var written = Set<String>()
 
-    init(rootFd: Int32, label: String, policy: UnpackPolicy, summary: UnpackSummary) {
+    init(rootFd: Int32, label: String, policy: UnpackPolicy, summary: UnpackSummary, symlinks: [String: String]) {
         self.rootFd = rootFd
         self.label = label
         self.policy = policy
         self.summary = summary
+        self.symlinks = symlinks
     }
 
     func refuse(_ entry: String, _ reason: String) -> LayerError {
@@ -140,7 +150,7 @@ private struct LayerSession {
             if mode & 0o6000 != 0 && !policy.allowSetuid {
                 throw refuse(raw, "it has the setuid or setgid bit (mode \(String(mode, radix: 8))); allow it with 'unpack: { allowSetuid: true }' in the release spec if you trust this image")
             }
-            try writeFile(parent, name, reader: reader, entry: raw)
+            try writeFile(parent, name, from: entry, reader: reader, entry: raw)
             try setOwnerAndMode(parent, name, uid: uid, gid: gid, mode: mode, entry: raw)
             setTime(parent, name, entry)
         case ArchiveFileType.symlink:
@@ -150,6 +160,7 @@ private struct LayerSession {
                 throw refuse(raw, "symlink to '\(target)' leads outside the image root")
             }
             guard symlinkat(target, parent, name) == 0 else { throw failed(raw, "symlink") }
+            symlinks[path] = label
             if policy.applyOwners, fchownat(parent, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0 { throw failed(raw, "chown") }
             setTime(parent, name, entry)
         case ArchiveFileType.fifo:
@@ -275,29 +286,40 @@ private struct LayerSession {
         }
     }
 
-    mutating func writeFile(_ parent: Int32, _ name: String, reader: ArchiveReader, entry: String) throws(LayerError) {
+    /// Writes the entry's contents into a new file `name`: bytes where the archive has them, holes (left
+    /// unwritten, the file's length set at the end) where a sparse file has none. Holes count against the
+    /// unpack limit like bytes, and that limit is checked against the entry's declared size first.
+    mutating func writeFile(_ parent: Int32, _ name: String, from archiveEntry: OpaquePointer, reader: ArchiveReader,
+                            entry: String) throws(LayerError) {
         let fd = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failed(entry, "create") }
         defer { close(fd) }
-        var total = summary.bytes
-        let limit = policy.maxBytes
-        let label = self.label
-        try reader.copyData { chunk throws(LayerError) in
-            total += Int64(chunk.count)
-            guard total <= limit else {
-                throw LayerError.unsafeArchiveEntry(archive: label, entry: entry, reason: "the image unpacks to more than \(limit) bytes, the unpack limit (raise 'unpack: { maxSize: … }' if this is expected)")
-            }
-            var offset = 0
-            while offset < chunk.count {
-                let written = write(fd, chunk.baseAddress! + offset, chunk.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw LayerError.writeFailed(reason: "\(label): cannot write '\(entry)': \(errnoText())")
+        let (limit, used, label) = (policy.maxBytes, summary.bytes, self.label)
+        var position: Int64 = 0
+        var written: Int64 = 0
+        let size = try reader.readPieces(of: archiveEntry, named: entry, limit: limit - used, tooLarge: { size, declared in
+            let claim = declared ? "it declares a size of \(size) bytes" : "its contents reach \(size) bytes"
+            return "\(claim), which would make the image unpack to more than \(limit) bytes, the unpack limit (\(used) bytes already unpacked; raise 'unpack: { maxSize: … }' in the release spec if this is expected)"
+        }) { piece throws(LayerError) in
+            switch piece {
+            case .hole(let count):
+                position += count
+            case .bytes(let chunk):
+                var done = 0
+                while done < chunk.count {
+                    let n = pwrite(fd, chunk.baseAddress! + done, chunk.count - done, off_t(position))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw LayerError.writeFailed(reason: "\(label): cannot write '\(entry)': \(errnoText())")
+                    }
+                    done += n
+                    position += Int64(n)
                 }
-                offset += written
+                written = position
             }
         }
-        summary.bytes = total
+        if size > written, ftruncate(fd, off_t(size)) != 0 { throw failed(entry, "extend (to \(size) bytes, a sparse file's length)") }
+        summary.bytes = used + size
     }
 
     func makeHardlink(_ rawTarget: String, at parent: Int32, name: String, entry: String) throws(LayerError) {
@@ -327,6 +349,95 @@ private struct LayerSession {
         let seconds = archive_entry_mtime(entry)
         var times = [timespec(tv_sec: seconds, tv_nsec: 0), timespec(tv_sec: seconds, tv_nsec: 0)]
         _ = utimensat(parent, name, &times, AT_SYMLINK_NOFOLLOW)
+    }
+}
+
+/// The check, once every layer is applied, that no symlink of the root leads above it when followed
+/// through the other symlinks the root has.
+///
+/// Each link's own target is checked lexically as it is made, but links combine: `x/up -> ..` stays
+/// inside, and so, read alone, does `x/esc -> up/..`, yet `x/esc` is the root's parent. Layers can make
+/// such links in any order (`x/esc` before `x/up`, or in different layers), so the check runs on the
+/// final root: every symlink still there is resolved from its folder as the host would resolve it —
+/// through the symlinks on the way, `..` of the root leaving it — and the unpack is refused, with the
+/// chain named, if the resolution ever climbs above the root. Missing components are taken as plain
+/// folders (a later component may still climb). A chain longer than 40 links is left alone: the kernel
+/// refuses to follow it (`ELOOP`), so it leads nowhere.
+struct SymlinkChains {
+    let rootFd: Int32
+
+    func check(_ symlinks: [String: String]) throws(LayerError) {
+        for (path, layer) in symlinks.sorted(by: { LayerPath.precedes($0.key, $1.key) }) {
+            var folder = path.split(separator: "/").map(String.init)
+            let name = folder.removeLast()
+            guard let target = try linkTarget(folder, name, entry: path, layer: layer) else { continue }  // since removed or replaced
+            if let chain = try climbsOut(from: folder, target: target, entry: path, layer: layer) {
+                throw LayerError.unsafeArchiveEntry(archive: layer, entry: path, reason:
+                    "symlink to '\(target)' leads outside the image root through other symlinks: \(([path + " -> " + target] + chain).joined(separator: ", then "))")
+            }
+        }
+    }
+
+    /// The target of the symlink `name` in the real folder `folder` (no symlink on the way), or nil when there is none.
+    private func linkTarget(_ folder: [String], _ name: String, entry: String, layer: String) throws(LayerError) -> String? {
+        var fd = dup(rootFd)
+        guard fd >= 0 else { throw failure(entry, layer, "dup") }
+        defer { close(fd) }
+        for component in folder {
+            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if next < 0 {
+                if errno == ENOENT || errno == ENOTDIR || errno == ELOOP { return nil }
+                throw failure(entry, layer, "open the folder of")
+            }
+            close(fd)
+            fd = next
+        }
+        var info = stat()
+        guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0, (info.st_mode & S_IFMT) == S_IFLNK else { return nil }
+        return try readLink(fd, name, entry: entry, layer: layer)
+    }
+
+    /// The links followed on the way out when `target`, read from `folder`, climbs above the root; nil when it stays inside.
+    private func climbsOut(from folder: [String], target: String, entry: String, layer: String) throws(LayerError) -> [String]? {
+        // Every component of `stack` but the last is known not to be a symlink, so the kernel follows none
+        // when it looks one up by its whole path.
+        var stack = target.hasPrefix("/") ? [] : folder
+        var pending = Array(target.split(separator: "/").reversed())
+        var chain: [String] = []
+        while let component = pending.popLast() {
+            if component == "." { continue }
+            if component == ".." {
+                if stack.isEmpty { return chain }
+                stack.removeLast()
+                continue
+            }
+            stack.append(String(component))
+            let path = stack.joined(separator: "/")
+            var info = stat()
+            guard fstatat(rootFd, path, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                if errno == ENOENT || errno == ENOTDIR { continue }
+                throw failure(entry, layer, "look up '\(path)' while checking")
+            }
+            guard (info.st_mode & S_IFMT) == S_IFLNK else { continue }
+            guard chain.count < ImageRoot.maxSymlinks else { return nil }
+            let next = try readLink(rootFd, path, entry: entry, layer: layer)
+            chain.append(path + " -> " + next)
+            stack.removeLast()
+            if next.hasPrefix("/") { stack.removeAll() }
+            pending.append(contentsOf: next.split(separator: "/").reversed())
+        }
+        return nil
+    }
+
+    private func readLink(_ directory: Int32, _ path: String, entry: String, layer: String) throws(LayerError) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlinkat(directory, path, &buffer, buffer.count - 1)
+        guard n >= 0 else { throw failure(entry, layer, "read the symlink '\(path)' while checking") }
+        return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    private func failure(_ entry: String, _ layer: String, _ call: String) -> LayerError {
+        .writeFailed(reason: "\(layer): cannot \(call) '\(entry)': \(errnoText())")
     }
 }
 

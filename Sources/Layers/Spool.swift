@@ -36,6 +36,16 @@ public final class Spool: @unchecked Sendable {
         }
     }
 
+    /// Appends `count` zeros as a hole of the file (nothing is allocated or written).
+    func appendHole(_ count: Int64) throws(LayerError) {
+        guard count > 0 else { return }
+        let (end, overflow) = length.addingReportingOverflow(count)
+        guard !overflow, ftruncate(fd, off_t(end)) == 0 else {
+            throw .writeFailed(reason: "spool file: cannot grow to \(end) bytes: \(overflow ? "too large" : String(cString: strerror(errno)))")
+        }
+        length = end
+    }
+
     var currentLength: Int64 { length }
 
     /// Reads `size` bytes from `offset` in chunks.

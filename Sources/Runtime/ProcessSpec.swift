@@ -1,4 +1,5 @@
 import Foundation
+import Layers
 import OCI
 
 /// What an instance runs, decided by the image's config alone, plus the address the deployer gives it.
@@ -27,24 +28,29 @@ public struct ProcessSpec: Sendable, Equatable {
     }
 }
 
-/// Resolves an image's `user` (`uid`, `uid:gid`, `name`, `name:group`) through its own /etc/passwd and /etc/group.
+/// Resolves an image's `user` (`uid`, `uid:gid`, `name`, `name:group`) through its own /etc/passwd and /etc/group,
+/// read inside the image's root (``ImageRoot``): no symlink in the image can make it read the host's.
 struct UserLookup {
     let rootfs: String
+
+    /// The most bytes read of /etc/passwd or /etc/group: far more than any image's, far less than a hostile one's.
+    static let fileLimit = 4 << 20
 
     func resolve(_ user: String) throws(RuntimeError) -> (UInt32, UInt32) {
         if user.isEmpty { return (0, 0) }
         let parts = user.split(separator: ":", maxSplits: 1).map(String.init)
+        if parts.count == 2, let uid = UInt32(parts[0]), let gid = UInt32(parts[1]) { return (uid, gid) }
         let (uid, primaryGroup) = try resolveUser(parts[0], whole: user)
         guard parts.count == 2 else { return (uid, primaryGroup ?? 0) }
         if let gid = UInt32(parts[1]) { return (uid, gid) }
-        guard let gid = entries("/etc/group").first(where: { $0.first == parts[1] }).flatMap({ $0.count > 2 ? UInt32($0[2]) : nil }) else {
+        guard let gid = try entries("/etc/group", for: user).first(where: { $0.first == parts[1] }).flatMap({ $0.count > 2 ? UInt32($0[2]) : nil }) else {
             throw .unknownUser(user: user, reason: "the group '\(parts[1])' is not in the image's /etc/group")
         }
         return (uid, gid)
     }
 
     private func resolveUser(_ name: String, whole: String) throws(RuntimeError) -> (UInt32, UInt32?) {
-        let passwd = entries("/etc/passwd")
+        let passwd = try entries("/etc/passwd", for: whole)
         if let uid = UInt32(name) {
             let gid = passwd.first(where: { $0.count > 3 && $0[2] == name }).flatMap { UInt32($0[3]) }
             return (uid, gid)
@@ -55,12 +61,17 @@ struct UserLookup {
         return (uid, gid)
     }
 
-    /// The colon-separated fields of each line of a file in the image (a regular file only: never a symlink out).
-    private func entries(_ path: String) -> [[String]] {
-        let full = rootfs + path
-        var info = stat()
-        guard lstat(full, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-              let text = try? String(contentsOfFile: full, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }
+    /// The colon-separated fields of each line of a file in the image, none when it has no such regular file.
+    private func entries(_ path: String, for user: String) throws(RuntimeError) -> [[String]] {
+        let bytes: [UInt8]
+        do { bytes = try ImageRoot(rootfs).read(path, limit: UserLookup.fileLimit) } catch {
+            switch error {
+            case .notFound, .notRegularFile: return []
+            default: throw .unknownUser(user: user, reason: "the image's \(path) cannot be read: \(error)")
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").map {
+            $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        }
     }
 }
