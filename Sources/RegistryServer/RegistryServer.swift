@@ -28,6 +28,8 @@ public struct RegistryServerConfiguration: Sendable {
     public var allowAnonymousPush = false
     /// Upload sessions open at once; more are refused (429) until one ends or idles out.
     public var uploadSessionLimit = 256
+    /// Connections open at once; further ones wait in the kernel's queue until one closes.
+    public var connectionLimit = 1024
 
     public init(storePath: String) {
         self.storePath = storePath
@@ -72,7 +74,8 @@ public enum RegistryServer {
         }
         var logger = Logger(label: "imgbuild.serve")
         logger.logLevel = .warning
-        let connections = ConnectionTracker()
+        raiseOpenFileLimit(to: configuration.connectionLimit * 2 + 256)
+        let connections = ConnectionTracker(limit: configuration.connectionLimit)
         let app = Application(responder: responder, server: server,
                               configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "imgbuild",
                                                    availableConnectionsDelegate: ConnectionCounter(tracker: connections)),
@@ -109,15 +112,27 @@ func isLoopback(_ host: String) -> Bool {
     return host == "localhost" || host == "::1" || (inet_pton(AF_INET, host, &address) == 1 && host.hasPrefix("127."))
 }
 
-/// Open connections, and whether new ones are accepted.
+/// Raises the soft limit of open files towards `wanted` (never past the hard limit), so that every
+/// connection the server admits also gets the files it needs.
+func raiseOpenFileLimit(to wanted: Int) {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < rlim_t(wanted) else { return }
+    limit.rlim_cur = min(rlim_t(wanted), limit.rlim_max)
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+/// Open connections, and whether new ones are accepted: not while draining, nor while `limit` are open.
 final class ConnectionTracker: @unchecked Sendable {
     private let lock = NSLock()
     private var open = 0
     private var accepting = true
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
 
     func opened() { lock.withLock { open += 1 } }
     func closed() { lock.withLock { open -= 1 } }
-    var isAccepting: Bool { lock.withLock { accepting } }
+    var isAccepting: Bool { lock.withLock { accepting && open < limit } }
 
     /// Stops accepting and waits until every connection has closed, or `patience` has passed.
     func closeAll(within patience: Duration) async {

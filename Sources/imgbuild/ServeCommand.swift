@@ -21,6 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("allow-anonymous-push"), help: "On an address other than loopback, accept writes without --htpasswd.") var allowAnonymousPush = false
     @Option(name: .customLong("drain-timeout"), help: "Seconds that requests in flight get to finish after SIGTERM.") var drainTimeout: Int64 = 30
     @Option(name: .customLong("upload-session-limit"), help: "Upload sessions open at once; more are refused (429).") var uploadSessionLimit = 256
+    @Option(name: .customLong("max-connections"), help: "Connections served at once; more wait until one closes.") var maxConnections = 1024
     @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Seconds before an idle connection is closed.", visibility: .hidden)) var idleTimeout: Int64 = 30
 
     func run() async throws {
@@ -39,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.drainTimeout = .seconds(max(0, drainTimeout))
         configuration.allowAnonymousPush = allowAnonymousPush
         configuration.uploadSessionLimit = max(1, uploadSessionLimit)
+        configuration.connectionLimit = max(1, maxConnections)
         let banner = "serving \(configuration.storePath) on \(tlsCert == nil ? "http" : "https")://\(configuration.host):"
         try await RegistryServer.run(configuration) { port in printError(banner + String(port)) }
     }

@@ -156,6 +156,27 @@ struct HostileRegistryTests {
         try expectHealthy(server)
     }
 
+    @Test("connections past --max-connections wait for one to close instead of taking the server's files")
+    func connectionLimit() throws {
+        let server = try ServedRegistry(arguments: ["--max-connections", "4", "--quiet"])
+        defer { server.stop() }
+        // Four keep-alive connections, each proven admitted by an answer.
+        var held: [RawConnection] = []
+        for _ in 0..<4 {
+            let connection = try RawConnection(port: server.port)
+            connection.send("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(connection.readAnswer()?.status == 200)
+            held.append(connection)
+        }
+        let waiting = try RawConnection(port: server.port, timeout: 2)
+        waiting.send("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(waiting.readAnswer() == nil, "a fifth connection was served while four were open")
+        held.removeFirst()  // closes one: the waiting connection is admitted and answered
+        var answer: RawConnection.Answer?
+        for _ in 0..<15 where answer == nil { answer = waiting.readAnswer() }
+        #expect(answer?.status == 200)
+    }
+
     @Test("a manifest that types a blob as a manifest must point at one; gc is not disabled by a bad node")
     func typedReferences() throws {
         let server = try ServedRegistry()
@@ -246,6 +267,7 @@ struct PasswordCheckTests {
         flood.arguments = arguments
         let out = Pipe()
         flood.standardOutput = out
+        flood.standardError = FileHandle.nullDevice
         try flood.run()
         usleep(200_000)
         #expect(server.answers(), "reads stopped answering under a password flood")
