@@ -6,10 +6,10 @@ import Store
 ///
 /// Each session belongs to the repository and the user that opened it, and is written by one request at
 /// a time: a `PATCH` still streaming and a `PUT` that hashes and commits can never overlap, so bytes
-/// are hashed and published only when no handle can change them. Sessions are bounded in number; one
-/// idle longer than `idleLimit` is removed when room is needed. Sessions live as long as the server:
-/// at start, files left in `uploads/` by an earlier run are removed (the server holds the store's
-/// write lease, so no one else uses them).
+/// are hashed and published only when no handle can change them. Sessions are bounded in number; those
+/// idle longer than `idleLimit` are removed, with their bytes, whenever a session is opened. Sessions
+/// live as long as the server: at start, files left in `uploads/` by an earlier run are removed (the
+/// server holds the store's write lease, so no one else uses them).
 final class UploadSessions: @unchecked Sendable {
     /// Why a request cannot use a session.
     enum Refusal: Error, Equatable {
@@ -44,7 +44,6 @@ final class UploadSessions: @unchecked Sendable {
     func open(_ repository: RepositoryName, user: String?) throws -> String {
         let now = ContinuousClock.now
         let stale: [String] = lock.withLock {
-            guard sessions.count >= limit else { return [] }
             let idle = sessions.filter { !$0.value.busy && now - $0.value.lastUsed > idleLimit }.map(\.key)
             for id in idle { sessions[id] = nil }
             return idle
