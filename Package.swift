@@ -61,11 +61,13 @@ let package = Package(
         ]),
         // The registry protocol's parsers, free of any HTTP server: routes, Range and Content-Range.
         .target(name: "RegistryRoutes", dependencies: ["OCI"]),
+        // The process limits a server raises for the connections it admits (open files).
+        .target(name: "ProcessLimits"),
         // SIGTERM and SIGINT as a call to drain a server before it ends.
         .target(name: "TerminationSignals"),
         // An OCI distribution-spec registry over the store, enforcing immutable versions.
         .target(name: "RegistryServer", dependencies: [
-            "OCI", "Store", "SemVer", "TerminationSignals", "RegistryRoutes",
+            "OCI", "Store", "SemVer", "TerminationSignals", "RegistryRoutes", "ProcessLimits",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -88,6 +90,7 @@ let package = Package(
         .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations"]),
         // The HTTP reverse proxy at a service's front, with backends switched without dropping a request.
         .target(name: "LoadBalancer", dependencies: [
+            "ProcessLimits",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -121,6 +124,7 @@ let package = Package(
         .executableTarget(name: "imgdeploy", dependencies: [
             "DeployControl", "Rollout", "ReleaseSpec", "Kubernetes", "LoadBalancer", "TerminationSignals",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ]),
 
         .testTarget(name: "OCITests", dependencies: ["OCI"]),

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ProcessLimits
 import Synchronization
 
 /// Counters of what the front has done.
@@ -44,12 +45,19 @@ public final class ProxyMetrics: Sendable {
 public final class LoadBalancer: Sendable {
     public let pool: BackendPool
     public let metrics = ProxyMetrics()
+    /// A client connection that sends nothing for this long between requests, or while sending one, is closed.
+    public let idleTimeout: TimeAmount
+    /// Client connections served at once; more wait in the kernel's queue until one closes.
+    public let maxConnections: Int
     private let group: any EventLoopGroup
     private let server = Mutex<Channel?>(nil)
     private let connections = Mutex<[ObjectIdentifier: Channel]>([:])
 
-    public init(pool: BackendPool, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public init(pool: BackendPool, idleTimeout: TimeAmount = .seconds(60), maxConnections: Int = 4096,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.pool = pool
+        self.idleTimeout = idleTimeout
+        self.maxConnections = maxConnections
         self.group = group
     }
 
@@ -58,9 +66,17 @@ public final class LoadBalancer: Sendable {
     public func start(host: String, port: Int) async throws -> Int {
         let pool = self.pool
         let metrics = self.metrics
+        let (idleTimeout, maxConnections) = (self.idleTimeout, self.maxConnections)
+        // Each connection takes two descriptors (the client's and its backend's).
+        OpenFiles.raiseLimit(to: maxConnections * 2 + 256)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections))
+                }
+            }
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
@@ -68,6 +84,7 @@ public final class LoadBalancer: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     // Header values were checked by the decoders on the way in (the client's request, the backend's
                     // response), so they are not checked again on the way out.
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(FrontHandler(pool: pool, metrics: metrics))
                 }
@@ -98,5 +115,42 @@ public final class LoadBalancer: Sendable {
         }
         let open = connections.withLock { Array($0.values) }
         for channel in open { try? await channel.close() }
+    }
+}
+
+/// On the listening channel: stops accepting while `limit` connections are open, and accepts again when
+/// one closes, so a flood of connections waits in the kernel's queue instead of exhausting descriptors.
+final class ConnectionLimitHandler: ChannelDuplexHandler {
+    typealias InboundIn = Channel
+    typealias InboundOut = Channel
+    typealias OutboundIn = Never
+
+    let limit: Int
+    private var open = 0
+    private var waiting = false
+
+    init(limit: Int) { self.limit = limit }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let child = unwrapInboundIn(data)
+        open += 1
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        child.closeFuture.hop(to: context.eventLoop).whenComplete { _ in
+            let (handler, context) = bound.value
+            handler.open -= 1
+            if handler.waiting, handler.open < handler.limit {
+                handler.waiting = false
+                context.read()
+            }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard open < limit else {
+            waiting = true
+            return
+        }
+        context.read()
     }
 }

@@ -4,24 +4,33 @@ import NIOPosix
 
 /// Headers that describe one hop of a connection and are never forwarded (RFC 9110 §7.6.1).
 private let hopByHopHeaders: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
+/// The lengths of those names: most headers are passed over without lower-casing them.
+private let hopByHopLengths: Set<Int> = Set(hopByHopHeaders.map(\.utf8.count))
+/// Headers that frame a message or name its target: a `Connection` header that names them is ignored
+/// for them, or a client could strip a body's framing and smuggle a second request to the backend.
+private let framingHeaders: Set<String> = ["content-length", "transfer-encoding", "host"]
 
 extension HTTPHeaders {
     /// Removes the hop-by-hop headers, and those the Connection header names (`Connection: close,
-    /// X-Session` makes X-Session hop-by-hop), touching nothing when there are none.
+    /// X-Session` makes X-Session hop-by-hop) except the framing ones, in one pass over the headers,
+    /// touching nothing when there are none.
     mutating func removeHopByHop() {
-        func isHopByHop(_ name: String) -> Bool {
-            switch name.utf8.count {
-            case 2, 7, 10, 16, 17, 19: return hopByHopHeaders.contains(name.lowercased())
-            default: return false
+        var names = Set<String>()
+        for header in self where hopByHopLengths.contains(header.name.utf8.count) {
+            let name = header.name.lowercased()
+            if hopByHopHeaders.contains(name) { names.insert(name) }
+        }
+        guard !names.isEmpty else { return }
+        if names.contains("connection") {
+            for token in self[canonicalForm: "connection"] {
+                let name = token.lowercased()
+                if !framingHeaders.contains(name) { names.insert(name) }
             }
         }
-        var found: [String] = []
-        for header in self where isHopByHop(header.name) { found.append(header.name) }
-        guard !found.isEmpty else { return }
-        for token in self[canonicalForm: "connection"] where !hopByHopHeaders.contains(token.lowercased()) {
-            found.append(String(token))
-        }
-        for name in found { remove(name: name) }
+        var kept = HTTPHeaders()
+        kept.reserveCapacity(count)
+        for (name, value) in self where !names.contains(name.lowercased()) { kept.add(name: name, value: value) }
+        self = kept
     }
 }
 
@@ -39,6 +48,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     /// The request being relayed.
+    ///
+    /// Its body is kept in `body` until it has been sent to a backend, however large (reading from the
+    /// client pauses once more than `retryBufferLimit` waits), and after that only while it fits in the
+    /// retry buffer.
     struct Exchange {
         /// The head as it is sent to a backend: hop-by-hop headers removed, HTTP/1.1, X-Forwarded-For.
         var head: HTTPRequestHead
@@ -79,6 +92,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var upstream: Upstream?
     /// Bumped for each new backend connection, so events of an old one are ignored.
     private var upstreamGeneration = 0
+    /// Reading from the client is paused: its body waits for a backend, or the backend cannot take more.
+    private var readingPaused = false
 
     init(pool: BackendPool, metrics: ProxyMetrics) {
         self.pool = pool
@@ -114,15 +129,19 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .body(let buffer):
             guard exchange != nil, exchange?.rejected == false else { return }
             exchange!.bodyBytes += buffer.readableBytes
-            if exchange!.bodyBytes <= retryBufferLimit {
-                exchange!.body.append(buffer)
+            if let channel = sentUpstream {
+                channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+                if exchange!.bodyKept && exchange!.bodyBytes <= retryBufferLimit {
+                    exchange!.body.append(buffer)
+                } else {
+                    exchange!.bodyKept = false
+                    exchange!.body = []
+                }
             } else {
-                exchange!.bodyKept = false
-                exchange!.body = []
+                // No backend has the request yet: every byte waits for one.
+                exchange!.body.append(buffer)
             }
-            if let upstream, upstream.ready, exchange?.backend?.id == upstream.backend.id {
-                upstream.channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-            }
+            updateClientReading()
         case .end(let trailers):
             guard exchange != nil else { return }
             exchange!.requestEnded = true
@@ -130,10 +149,53 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
                 exchange = nil
                 return
             }
-            if let upstream, upstream.ready, exchange?.backend?.id == upstream.backend.id {
-                upstream.channel.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
+            sentUpstream?.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
+        }
+    }
+
+    /// The backend connection the current request's head went to, if it went.
+    private var sentUpstream: Channel? {
+        guard let upstream, upstream.ready, let backend = exchange?.backend, backend.id == upstream.backend.id else { return nil }
+        return upstream.channel
+    }
+
+    /// Pauses reading from the client while more than the retry buffer of its body waits for a backend,
+    /// or while the backend cannot take more (uploads flow no faster than the backend reads them).
+    private func updateClientReading() {
+        guard let context else { return }
+        var pause = false
+        if let current = exchange, !current.rejected, !current.requestEnded {
+            if let channel = sentUpstream {
+                pause = !channel.isWritable
+            } else {
+                pause = current.bodyBytes > retryBufferLimit
             }
         }
+        guard pause != readingPaused else { return }
+        readingPaused = pause
+        context.channel.setOption(.autoRead, value: !pause).whenFailure { _ in }
+    }
+
+    /// Closes the backend connection, so that nothing it sends or does afterwards touches this one.
+    private func dropUpstream() {
+        upstreamGeneration += 1
+        upstream?.channel.close(promise: nil)
+        upstream = nil
+    }
+
+    /// The client sent nothing for the idle timeout: a connection between requests, or one stalled
+    /// half-way through sending a request, is closed. One waiting for its response is left alone.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            if exchange == nil || exchange?.requestEnded == false {
+                if exchange != nil { metrics.count(.failed) }
+                finishExchange()
+                dropUpstream()
+                context.close(promise: nil)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     static func isIdempotent(_ method: HTTPMethod) -> Bool {
@@ -177,9 +239,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             sendRequest(on: upstream.channel)
             return
         }
-        upstream?.channel.close(promise: nil)
-        upstream = nil
-        upstreamGeneration += 1
+        dropUpstream()
         let generation = upstreamGeneration
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let connecting = ClientBootstrap(group: context.eventLoop)
@@ -212,13 +272,19 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Writes the request's head and what has arrived of its body.
+    /// Writes the request's head and what has arrived of its body (all of it: nothing is read past what
+    /// waits here). Past the retry buffer, the sent bytes are not kept.
     private func sendRequest(on channel: Channel) {
         guard let current = exchange else { return }
         channel.write(HTTPClientRequestPart.head(current.head), promise: nil)
         for buffer in current.body { channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil) }
         if current.requestEnded { channel.write(HTTPClientRequestPart.end(nil), promise: nil) }
         channel.flush()
+        if current.bodyBytes > retryBufferLimit {
+            exchange!.bodyKept = false
+            exchange!.body = []
+        }
+        updateClientReading()
     }
 
     // MARK: Events of the backend connection
@@ -232,11 +298,24 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             head.headers.removeHopByHop()
             head.version = exchange!.clientVersion
             context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+        case .head(let head) where head.status == .switchingProtocols:
+            // The front relays HTTP requests, not the protocols a backend may switch to.
+            exchange!.clientKeepAlive = false
+            if let backend = exchange!.backend { pool.release(backend) }
+            exchange!.backend = nil
+            dropUpstream()
+            reject(status: .badGateway, message: "the instance asked to switch protocols, which the load balancer does not relay")
         case .head(var head):
             exchange!.responseStarted = true
             if !head.isKeepAlive { upstream?.closing = true }
             head.headers.removeHopByHop()
-            head.version = exchange!.clientVersion
+            let client = exchange!.clientVersion
+            if client.major == 1 && client.minor == 0 && !head.headers.contains(name: "content-length") {
+                // HTTP/1.0 has no chunked framing: such a body ends when the connection does.
+                head.headers.remove(name: "transfer-encoding")
+                exchange!.clientKeepAlive = false
+            }
+            head.version = client
             if !exchange!.clientKeepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .body(let buffer):
@@ -244,11 +323,12 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             let keepAlive = exchange!.clientKeepAlive
+            // A backend that answered before the whole request body arrived may still be reading it: the
+            // rest of the body is dropped, so that connection is closed rather than used again (the next
+            // request would be read as the end of this body).
+            let bodyUnfinished = !exchange!.requestEnded
             finishExchange()
-            if upstream?.closing == true {
-                upstream?.channel.close(promise: nil)
-                upstream = nil
-            }
+            if upstream?.closing == true || bodyUnfinished { dropUpstream() }
             if keepAlive {
                 context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
             } else {
@@ -268,6 +348,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     func upstreamFailed(generation: Int, requestSent: Bool = true) {
         guard generation == upstreamGeneration else { return }
         upstream = nil
+        defer { updateClientReading() }
         guard let backend = exchange?.backend else { return }
         pool.release(backend)
         exchange!.backend = nil
@@ -294,11 +375,18 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    /// The backend can take more of the request body, or cannot: reading from the client follows.
+    func upstreamWritabilityChanged(generation: Int) {
+        guard generation == upstreamGeneration else { return }
+        updateClientReading()
+    }
+
     // MARK: Ending requests
 
     private func finishExchange() {
         if let backend = exchange?.backend { pool.release(backend) }
         exchange = nil
+        updateClientReading()
     }
 
     private func reject(status: HTTPResponseStatus, message: String) {
@@ -311,14 +399,16 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !current.clientKeepAlive { headers.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: current.clientVersion, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let keepAlive = current.clientKeepAlive
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+        // The state is settled before the end is written: writing it can deliver a pipelined request at
+        // once, whose exchange must not be the one cleared here.
         if current.requestEnded {
             exchange = nil
         } else {
             exchange!.rejected = true
         }
+        updateClientReading()
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !current.clientKeepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 }
 
@@ -340,6 +430,10 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         front.value.upstreamReadComplete(generation: generation)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        front.value.upstreamWritabilityChanged(generation: generation)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

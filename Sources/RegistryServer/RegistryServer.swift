@@ -6,6 +6,7 @@ import Logging
 import ServiceLifecycle
 import NIOSSL
 import NIOCore
+import ProcessLimits
 import Store
 import TerminationSignals
 
@@ -74,7 +75,7 @@ public enum RegistryServer {
         }
         var logger = Logger(label: "imgbuild.serve")
         logger.logLevel = .warning
-        raiseOpenFileLimit(to: configuration.connectionLimit * 2 + 256)
+        OpenFiles.raiseLimit(to: configuration.connectionLimit * 2 + 256)
         let connections = ConnectionTracker(limit: configuration.connectionLimit)
         let app = Application(responder: responder, server: server,
                               configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "imgbuild",
@@ -110,15 +111,6 @@ public enum RegistryServer {
 func isLoopback(_ host: String) -> Bool {
     var address = in_addr()
     return host == "localhost" || host == "::1" || (inet_pton(AF_INET, host, &address) == 1 && host.hasPrefix("127."))
-}
-
-/// Raises the soft limit of open files towards `wanted` (never past the hard limit), so that every
-/// connection the server admits also gets the files it needs.
-func raiseOpenFileLimit(to wanted: Int) {
-    var limit = rlimit()
-    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < rlim_t(wanted) else { return }
-    limit.rlim_cur = min(rlim_t(wanted), limit.rlim_max)
-    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 /// Open connections, and whether new ones are accepted: not while draining, nor while `limit` are open.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LoadBalancer
+import NIOCore
 import TerminationSignals
 
 struct ProxyCommand: AsyncParsableCommand {
@@ -11,6 +12,8 @@ struct ProxyCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Where to listen.", valueName: "HOST:PORT")) var listen: String
     @Option(name: .long, help: ArgumentHelp("A backend (repeat for more).", valueName: "HOST:PORT")) var backend: [String]
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a client may send nothing between requests or while sending one.") var idleTimeout: Int64 = 60
+    @Option(name: .customLong("max-connections"), help: "Client connections served at once; more wait until one closes.") var maxConnections = 4096
 
     func run() async throws {
         func split(_ text: String) throws -> (String, Int) {
@@ -26,7 +29,7 @@ struct ProxyCommand: AsyncParsableCommand {
             return Backend(id: "backend-\(index + 1)", host: host, port: port)
         })
         let (host, port) = try split(listen)
-        let balancer = LoadBalancer(pool: pool)
+        let balancer = LoadBalancer(pool: pool, idleTimeout: .seconds(max(1, idleTimeout)), maxConnections: max(1, maxConnections))
         let bound = try await balancer.start(host: host, port: port)
         printError("imgdeploy proxy: listening on \(host):\(bound)")
         let (stop, continuation) = AsyncStream<Void>.makeStream()

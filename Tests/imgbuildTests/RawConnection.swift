@@ -84,6 +84,9 @@ final class RawConnection {
         }
     }
 
+    /// Runs `body` with the socket's descriptor, for options and reads a test needs beyond these.
+    func withDescriptor<T>(_ body: (Int32) -> T) -> T { body(fd) }
+
     /// Ends the connection with a reset, as a client that crashes mid-request does.
     func abort() {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)

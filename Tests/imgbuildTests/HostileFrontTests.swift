@@ -1,0 +1,197 @@
+import Foundation
+import Testing
+
+/// `fixtures/hostile/raw_backend.py` on a free loopback port, logging every request it receives.
+final class RawBackend {
+    let port: Int
+    let log: String
+    private let process: BackgroundProcess
+
+    init(_ mode: String) throws {
+        let directory = makeTemporaryDirectory("raw-backend")
+        log = directory + "/requests.log"
+        let portFile = directory + "/port"
+        process = try BackgroundProcess("/usr/bin/python3", [repositoryRoot + "/fixtures/hostile/raw_backend.py", portFile, log, mode],
+                                        log: directory + "/stderr.log")
+        var found: Int?
+        for _ in 0..<200 where found == nil {
+            found = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
+            if found == nil { usleep(25_000) }
+        }
+        port = found ?? 0
+    }
+
+    /// The requests the backend saw, one `METHOD TARGET bodylen=N` each.
+    var requests: [String] {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    func stop() { process.stop() }
+}
+
+/// `imgdeploy proxy` on a free loopback port in front of the given backends.
+final class Front {
+    let port = freePort()
+    let process: BackgroundProcess
+
+    init(backends: [Int], arguments: [String] = []) throws {
+        let log = makeTemporaryDirectory("front") + "/front.log"
+        process = try BackgroundProcess(imgdeployBinary, ["proxy", "--listen", "127.0.0.1:\(port)"]
+                                        + backends.flatMap { ["--backend", "127.0.0.1:\($0)"] } + arguments, log: log)
+        try waitForPort(port)
+    }
+
+    /// Sends bytes on a fresh connection and reads one answer.
+    func send(_ request: String) throws -> RawConnection.Answer? {
+        let connection = try RawConnection(port: port)
+        connection.send(request)
+        return connection.readAnswer()
+    }
+
+    /// The resident memory of the front, in KiB.
+    var residentKiB: Int {
+        let status = (try? String(contentsOfFile: "/proc/\(process.process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    func stop() { process.stop() }
+}
+
+/// The load balancer's front against clients and backends that do not play by the rules, over raw
+/// sockets. Nothing a client sends may reach a backend as a request of its own (smuggling), be lost, or
+/// make the front hold memory, descriptors or in-flight counts without bound.
+@Suite("imgdeploy front against hostile clients")
+struct HostileFrontTests {
+    static let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    @Test("a Connection header that names Content-Length, Transfer-Encoding or Host cannot strip a request's framing")
+    func connectionNamesFraming() throws {
+        let backend = try RawBackend("cl")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let byLength = try front.send("GET /a HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\nContent-Length: \(Self.smuggled.utf8.count)\r\n\r\n" + Self.smuggled)
+        #expect(byLength?.status == 200)
+        let chunk = String(Self.smuggled.utf8.count, radix: 16)
+        let byChunks = try front.send("GET /b HTTP/1.1\r\nHost: x\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n\(chunk)\r\n\(Self.smuggled)\r\n0\r\n\r\n")
+        #expect(byChunks?.status == 200)
+        usleep(300_000)
+        let seen = backend.requests
+        #expect(!seen.contains { $0.contains("/smuggled") }, "a request was smuggled to the backend: \(seen)")
+        #expect(seen.contains("GET /a bodylen=\(Self.smuggled.utf8.count)") && seen.contains("GET /b bodylen=\(Self.smuggled.utf8.count)"), "\(seen)")
+    }
+
+    @Test("a backend that answers before the body arrives: the rest of the body never becomes a request")
+    func earlyAnswer() throws {
+        let backend = try RawBackend("early")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let connection = try RawConnection(port: front.port)
+        let body = String(repeating: "x", count: 77)
+        connection.send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 77\r\n\r\n")
+        #expect(connection.readAnswer()?.status == 401)
+        connection.send(body)
+        connection.send("POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: \(Self.smuggled.utf8.count)\r\n\r\n" + Self.smuggled)
+        let second = connection.readAnswer()
+        #expect(second?.status == 401, "the second request got \(String(describing: second?.status))")
+        usleep(300_000)
+        let seen = backend.requests
+        #expect(!seen.contains { $0.contains("/smuggled") }, "a request was smuggled to the backend: \(seen)")
+        #expect(seen.contains("POST /b bodylen=\(Self.smuggled.utf8.count)"), "\(seen)")
+    }
+
+    @Test("a body that arrives before the backend connection is up reaches the backend whole", arguments: [70_000, 300_000])
+    func bodyBeforeConnect(size: Int) throws {
+        let backend = try RawBackend("cl")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let body = String(repeating: "b", count: size)
+        let byLength = try front.send("POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: \(size)\r\n\r\n" + body)
+        #expect(byLength.map { String(decoding: $0.body, as: UTF8.self) } == "you asked POST /length bodylen=\(size)")
+        let chunked = try front.send("POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\(String(size, radix: 16))\r\n\(body)\r\n0\r\n\r\n")
+        #expect(chunked.map { String(decoding: $0.body, as: UTF8.self) } == "you asked POST /chunked bodylen=\(size)")
+    }
+
+    @Test("requests pipelined behind a 502 are answered, and the in-flight count does not leak (SIGTERM ends at once)")
+    func pipelinedAfterBadGateway() throws {
+        let front = try Front(backends: [freePort()])  // nothing listens there
+        defer { front.stop() }
+        let connection = try RawConnection(port: front.port)
+        connection.send("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(connection.readAnswer()?.status == 502)
+        #expect(connection.readAnswer()?.status == 502, "the pipelined request was lost")
+        kill(front.process.process.processIdentifier, SIGTERM)
+        var exited = false
+        // The front waits up to 10 s for requests in flight; with none left it stops at once.
+        for _ in 0..<100 where !exited {
+            exited = !front.process.process.isRunning
+            usleep(50_000)
+        }
+        #expect(exited, "SIGTERM waited for a request that had already been answered")
+    }
+
+    @Test("an upload to a backend that does not read is held back, not buffered in memory")
+    func uploadBackpressure() throws {
+        let backend = try RawBackend("noread")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let before = front.residentKiB
+        let connection = try RawConnection(port: front.port)
+        var timeout = timeval(tv_sec: 3, tv_usec: 0)
+        _ = connection.withDescriptor { setsockopt($0, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) }
+        connection.send("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: \(300 << 20)\r\n\r\n")
+        let chunk = Data(repeating: 0x75, count: 1 << 20)
+        var sent = 0
+        while sent < 300, connection.send(chunk) { sent += 1 }
+        let grown = front.residentKiB - before
+        #expect(sent < 300, "all 300 MiB were taken while the backend read nothing")
+        #expect(grown < 100 << 10, "the front grew by \(grown) KiB holding an upload the backend does not read")
+    }
+
+    @Test("an HTTP/1.0 keep-alive client gets a body it can delimit: no chunked framing, the connection closes after it")
+    func http10Client() throws {
+        let backend = try RawBackend("chunked")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let connection = try RawConnection(port: front.port)
+        connection.send("GET /old HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+        var raw = Data()
+        while true {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = connection.withDescriptor { recv($0, &buffer, buffer.count, 0) }
+            if count <= 0 { break }
+            raw.append(contentsOf: buffer[0..<count])
+        }
+        let text = String(decoding: raw, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.0 200"), "\(text)")
+        #expect(!text.lowercased().contains("transfer-encoding"), "\(text)")
+        #expect(text.hasSuffix("\r\n\r\nyou asked GET /old bodylen=0"), "\(text)")
+    }
+
+    @Test("idle and half-sent requests are closed after the idle timeout; connections past the limit wait")
+    func idleAndLimit() throws {
+        let backend = try RawBackend("cl")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port], arguments: ["--idle-timeout", "1", "--max-connections", "2"])
+        defer { front.stop() }
+        let half = try RawConnection(port: front.port)
+        half.send("GET /half HTTP/1.1\r\nHost:")
+        #expect(half.waitForClose(), "a half-sent request held its connection")
+        let first = try RawConnection(port: front.port), second = try RawConnection(port: front.port)
+        for connection in [first, second] {
+            connection.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(connection.readAnswer()?.status == 200)
+        }
+        let third = try RawConnection(port: front.port, timeout: 2)
+        third.send("GET /third HTTP/1.1\r\nHost: x\r\n\r\n")
+        var answer = third.readAnswer()
+        // The first two go idle and are closed; then the third is admitted and answered.
+        for _ in 0..<10 where answer == nil { answer = third.readAnswer() }
+        #expect(answer?.status == 200)
+    }
+}
