@@ -50,7 +50,8 @@ public struct ContentRange: Equatable, Sendable {
     /// The number of bytes the range covers.
     public var length: Int64 { end - start + 1 }
 
-    /// Nil when the header is not a range with `start <= end`.
+    /// Nil when the header is not a range with `start <= end` (and `end` below the largest offset, so
+    /// that its length can be counted).
     public static func parse(_ header: String) -> ContentRange? {
         var text = Substring(header)
         for prefix in ["bytes=", "bytes "] where text.hasPrefix(prefix) { text = text.dropFirst(prefix.count) }
@@ -61,7 +62,7 @@ public struct ContentRange: Equatable, Sendable {
         }
         guard let dash = text.firstIndex(of: "-"),
               let start = ByteRange.decimal(text[..<dash]),
-              let end = ByteRange.decimal(text[text.index(after: dash)...]), start <= end else { return nil }
+              let end = ByteRange.decimal(text[text.index(after: dash)...]), start <= end, end < Int64.max else { return nil }
         return ContentRange(start: start, end: end)
     }
 }

@@ -8,7 +8,10 @@ public enum DurationText {
             guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }), let value = Double(number), value >= 0 else {
                 continue
             }
-            return .milliseconds(Int64((value * unit.milliseconds).rounded()))
+            // Beyond a hundred years no duration means anything here, and beyond Int64 it cannot be held.
+            let milliseconds = (value * unit.milliseconds).rounded()
+            guard milliseconds.isFinite, milliseconds <= 100 * 365 * 86_400_000 else { continue }
+            return .milliseconds(Int64(milliseconds))
         }
         return nil
     }

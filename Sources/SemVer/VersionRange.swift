@@ -192,27 +192,39 @@ struct PartialVersion {
     var isComplete: Bool { patch != nil }
     var lowest: Version { Version(major: major ?? 0, minor: minor ?? 0, patch: patch ?? 0, prerelease: prerelease) }
 
-    /// The first version above everything this partial version names (`1.2` → `1.3.0-0`); nil for `*`.
+    /// The first version above everything this partial version names (`1.2` → `1.3.0-0`); nil when no
+    /// version is above it (`*`, or a part that is already the largest number).
     var upperExclusive: Version? {
         guard let major else { return nil }
-        guard let minor else { return Version(major: major + 1, minor: 0, patch: 0).floorPrerelease }
-        guard let patch else { return Version(major: major, minor: minor + 1, patch: 0).floorPrerelease }
-        return Version(major: major, minor: minor, patch: patch + 1).floorPrerelease
+        guard let minor else { return Self.floor(next(major), 0, 0) }
+        guard let patch else { return Self.floor(major, next(minor), 0) }
+        return Self.floor(major, minor, next(patch))
     }
 
     /// Upper bound of `^`: the next change of the leftmost non-zero part.
     var caretUpper: Version? {
         guard let major else { return nil }
-        if major > 0 || minor == nil { return Version(major: major + 1, minor: 0, patch: 0).floorPrerelease }
-        if minor! > 0 || patch == nil { return Version(major: 0, minor: minor! + 1, patch: 0).floorPrerelease }
-        return Version(major: 0, minor: 0, patch: patch! + 1).floorPrerelease
+        if major > 0 || minor == nil { return Self.floor(next(major), 0, 0) }
+        if minor! > 0 || patch == nil { return Self.floor(0, next(minor!), 0) }
+        return Self.floor(0, 0, next(patch!))
     }
 
     /// Upper bound of `~`: the next minor (or the next major for `~1`).
     var tildeUpper: Version? {
         guard let major else { return nil }
-        guard let minor else { return Version(major: major + 1, minor: 0, patch: 0).floorPrerelease }
-        return Version(major: major, minor: minor + 1, patch: 0).floorPrerelease
+        guard let minor else { return Self.floor(next(major), 0, 0) }
+        return Self.floor(major, next(minor), 0)
+    }
+
+    /// `part + 1`, or nil when `part` is the largest number (no version is above it).
+    private func next(_ part: UInt64) -> UInt64? {
+        let (sum, overflow) = part.addingReportingOverflow(1)
+        return overflow ? nil : sum
+    }
+
+    private static func floor(_ major: UInt64?, _ minor: UInt64?, _ patch: UInt64?) -> Version? {
+        guard let major, let minor, let patch else { return nil }
+        return Version(major: major, minor: minor, patch: patch).floorPrerelease
     }
 }
 

@@ -235,10 +235,8 @@ private func runInChild(_ bomb: SparseBomb) throws -> ChildOutcome {
     try process.run()
     let deadline = Date().addingTimeInterval(120)
     while process.isRunning && Date() < deadline { usleep(20_000) }
-    if process.isRunning {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
     try log.close()
     let output = (try? String(contentsOfFile: folder + "/output", encoding: .utf8)) ?? ""
     let ending = process.terminationReason == .uncaughtSignal ? "died of signal \(process.terminationStatus)" : "exited with status \(process.terminationStatus)"

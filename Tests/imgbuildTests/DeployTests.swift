@@ -427,6 +427,8 @@ struct DeployTests {
         ("strategy: canary\n", "'strategy' must be one of blue-green, rolling", 6),
         ("health: { path: healthz }\n", "'health.path' must start with '/'", 6),
         ("colour: blue\n", "unknown key 'colour'", 6),
+        // A duration past what Int64 milliseconds hold trapped the reader (found by FuzzReleaseSpec).
+        ("stopTimeout: 9999999999999999s\n", "'stopTimeout' must be a duration", 6),
     ])
     func specMistakes(extra: String, message: String, line: Int) throws {
         let spec = makeTemporaryDirectory("spec") + "/release.yaml"
