@@ -57,7 +57,15 @@ public enum AnyManifest: Sendable {
     /// Every descriptor the manifest references directly (config and layers, or child manifests).
     public var references: [Descriptor] {
         switch self {
-        case .image(let m): return [m.config] + m.layers + (m.subject.map { [$0] } ?? [])
+        case .image(let m): return contents + (m.subject.map { [$0] } ?? [])
+        case .index: return contents
+        }
+    }
+
+    /// What the manifest is made of: config and layers, or child manifests (not the subject it refers to).
+    public var contents: [Descriptor] {
+        switch self {
+        case .image(let m): return [m.config] + m.layers
         case .index(let i): return i.manifests
         }
     }

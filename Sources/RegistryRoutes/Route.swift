@@ -60,6 +60,15 @@ public enum Route: Equatable, Sendable {
         return nil
     }
 
+    /// The repository the endpoint is about, if any.
+    public var repository: RepositoryName? {
+        switch self {
+        case .base, .catalog: return nil
+        case .tags(let name), .manifest(let name, _), .blob(let name, _), .uploads(let name), .upload(let name, _), .referrers(let name, _):
+            return name
+        }
+    }
+
     /// The methods an endpoint answers, for the `Allow` header of a 405.
     public var allowedMethods: [String] {
         switch self {

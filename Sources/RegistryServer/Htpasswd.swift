@@ -35,7 +35,14 @@ struct Htpasswd: Sendable {
         var random = [UInt8](repeating: 0, count: 18)
         for index in random.indices { random[index] = UInt8.random(in: 0...255) }
         decoyHash = Bcrypt.hash(Data(random).base64EncodedString(), cost: highestCost)
+        let started = ContinuousClock.now
+        _ = Bcrypt.verify("", hash: decoyHash)
+        slowestCheck = ContinuousClock.now - started
     }
+
+    /// How long a check at the highest cost in the file takes: every check is made to take at least this
+    /// long, so that a user whose entry has a lower cost is not told apart from an unknown one.
+    let slowestCheck: Duration
 
     /// The credentials of a `Basic` Authorization header, or nil when it is not one.
     static func credentials(_ authorization: String) -> (user: String, password: String)? {
@@ -59,7 +66,8 @@ struct Htpasswd: Sendable {
 /// Checks write credentials without letting anonymous clients take the server's CPU: bcrypt runs on one
 /// thread of its own at the lowest scheduling priority (reads never wait for it), at most `queueLimit`
 /// checks wait for it (more are refused at once), and credentials that passed are remembered by their
-/// SHA-256, so a client pushing many blobs pays for bcrypt once.
+/// SHA-256, so a client pushing many blobs pays for bcrypt once. Every first check takes as long as one
+/// at the file's highest cost, whoever the user is.
 final class PasswordVerifier: @unchecked Sendable {
     /// What a request's credentials turned out to be.
     enum Outcome: Equatable {
@@ -89,15 +97,21 @@ final class PasswordVerifier: @unchecked Sendable {
         guard let authorization, let (user, password) = Htpasswd.credentials(authorization) else { return .denied }
         let key = Digest.of(Data(authorization.utf8))
         if let known = condition.withLock({ remembered[key] }) { return .user(known) }
-        let accepted: Bool? = await withCheckedContinuation { continuation in
+        let outcome: (accepted: Bool, took: Duration)? = await withCheckedContinuation { continuation in
             condition.lock()
             defer { condition.unlock() }
             guard jobs.count < queueLimit else { return continuation.resume(returning: nil) }
-            jobs.append { [htpasswd] in continuation.resume(returning: htpasswd.verify(user: user, password: password)) }
+            jobs.append { [htpasswd] in
+                let started = ContinuousClock.now
+                let accepted = htpasswd.verify(user: user, password: password)
+                continuation.resume(returning: (accepted, ContinuousClock.now - started))
+            }
             condition.signal()
         }
-        guard let accepted else { return .busy }
-        guard accepted else { return .denied }
+        guard let outcome else { return .busy }
+        // Padded (asleep, not on the bcrypt thread) to the slowest check in the file.
+        if outcome.took < htpasswd.slowestCheck { try? await Task.sleep(for: htpasswd.slowestCheck - outcome.took) }
+        guard outcome.accepted else { return .denied }
         condition.withLock {
             if remembered.count >= Self.rememberedLimit { remembered.removeAll() }
             remembered[key] = user

@@ -43,6 +43,14 @@ extension RegistryResponder {
     /// PUT a manifest or index. Everything it references must be present; a SemVer tag is created once
     /// and never moves; any other tag is accepted only for an artifact that refers to a subject.
     func putManifest(_ name: RepositoryName, _ reference: String, _ request: Request) async throws -> Response {
+        // Manifests are read whole, up to 4 MiB each: only so many at once, or a crowd of slow senders
+        // would hold gigabytes.
+        guard manifestBodies.enter() else {
+            var headers = HTTPFields()
+            headers[.retryAfter] = "1"
+            throw RegistryError(.tooManyRequests, .tooManyRequests, "\(manifestBodies.limit) manifests are being received: try again shortly", headers: headers)
+        }
+        defer { manifestBodies.leave() }
         let body: ByteBuffer
         do { body = try await request.body.collect(upTo: Self.manifestLimit) } catch {
             throw RegistryError(.contentTooLarge, .sizeInvalid, "a manifest may have at most 4 MiB")
@@ -57,7 +65,10 @@ extension RegistryResponder {
         guard mediaType == manifest.mediaType else {
             throw RegistryError(.badRequest, .manifestInvalid, "Content-Type '\(mediaType)' does not match the manifest's mediaType '\(manifest.mediaType)'")
         }
-        for referenced in manifest.references where referenced.digest != subject(of: manifest)?.digest {
+        // Each distinct blob is checked once, however often the manifest lists it (a 4 MiB index listing
+        // one 4 MiB child 25,000 times would otherwise hash 100 GB). The subject need not be here yet.
+        var checked = Set<Digest>()
+        for referenced in manifest.contents where checked.insert(referenced.digest).inserted {
             try checkReference(referenced)
         }
         let descriptor = Descriptor(mediaType: mediaType, digest: digest, size: Int64(data.count))
@@ -76,11 +87,14 @@ extension RegistryResponder {
                 guard case .tagImmutable(_, _, let existing, _) = error else { throw error }
                 throw RegistryError(.conflict, .tagInvalid, "\(name):\(reference) already points at \(existing); versions are immutable, so it cannot point at \(digest): push a new version")
             }
-        } else if subject(of: manifest) != nil, Store.isValidArtifactTag(reference) {
+        } else if let subject = subject(of: manifest), Store.isValidArtifactTag(reference),
+                  reference.hasPrefix("sha256-" + subject.digest.hex) {
+            // A tag that moves is only the tag scheme of referrers (cosign's sha256-<subject hex>.sig):
+            // it must name its subject, so no runnable image gets a moving tag such as 'latest'.
             try store.writeBlob(data)
             try store.setArtifactTag(name, reference, descriptor)
         } else {
-            throw RegistryError(.badRequest, .tagInvalid, "'\(reference)' is not a version: tags are immutable SemVer versions (write '+' as '_'); other tags are accepted only for artifacts with a subject")
+            throw RegistryError(.badRequest, .tagInvalid, "'\(reference)' is not a version: tags are immutable SemVer versions (write '+' as '_'); other tags are accepted only for artifacts with a subject, named after it (sha256-<subject hex>.<kind>)")
         }
         if let subject = subject(of: manifest) {
             var referrer = descriptor
@@ -106,6 +120,15 @@ extension RegistryResponder {
         let size = try store.blobSize(referenced.digest)
         guard size == referenced.size else {
             throw RegistryError(.badRequest, .manifestInvalid, "the manifest says \(referenced.digest) has \(referenced.size) bytes, but it has \(size)")
+        }
+        if [MediaType.imageConfig, MediaType.dockerConfig].contains(referenced.mediaType) {
+            do {
+                guard size <= Self.manifestLimit else { throw RegistryError(.badRequest, .manifestInvalid, "it has more than 4 MiB") }
+                _ = try store.imageConfig(referenced.digest)
+            } catch {
+                throw RegistryError(.badRequest, .manifestInvalid, "the manifest's config \(referenced.digest) is typed \(referenced.mediaType) but is not an image config: \(error)")
+            }
+            return
         }
         guard MediaType.isManifest(referenced.mediaType) else { return }
         let isIndex = { (type: String) in type == MediaType.imageIndex || type == MediaType.dockerManifestList }

@@ -18,6 +18,8 @@ struct RegistryResponder: HTTPResponder {
     /// Requests whose responses are not yet fully written, for a shutdown that finishes them.
     let inFlight: InFlight
     let uploads: UploadSessions
+    /// Manifest bodies being received at once.
+    let manifestBodies = Admission(limit: 32)
 
     static let manifestLimit = 4 << 20
 
@@ -64,6 +66,12 @@ struct RegistryResponder: HTTPResponder {
         var user: String?
         if [.post, .put, .patch, .delete].contains(method) {
             if readOnly { throw RegistryError(.methodNotAllowed, .unsupported, "this registry is read-only", headers: allow(["GET", "HEAD"])) }
+            if let name = route.repository, let component = Store.reservedComponent(of: name) {
+                throw RegistryError(.badRequest, .nameInvalid, StoreError.reservedRepositoryName(name.value, component: component).description)
+            }
+            user = try await authenticate(request)
+        } else if case .upload = route, passwords != nil {
+            // An upload session is its opener's: reading where it stands needs the same user.
             user = try await authenticate(request)
         }
         switch (route, method) {
@@ -171,6 +179,25 @@ struct RegistryResponder: HTTPResponder {
         }
         return written
     }
+}
+
+/// A count of things in progress with a limit: `enter` says no once `limit` are in.
+final class Admission: @unchecked Sendable {
+    let limit: Int
+    private let lock = NSLock()
+    private var count = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    func enter() -> Bool {
+        lock.withLock {
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func leave() { lock.withLock { count -= 1 } }
 }
 
 /// Counts requests in flight; once draining starts, refuses new ones and reports when none is left.

@@ -60,7 +60,9 @@ public enum RegistryServer {
         let responder = RegistryResponder(store: store, passwords: passwords, readOnly: configuration.readOnly,
                                           log: RequestLog(enabled: configuration.logRequests), inFlight: inFlight,
                                           uploads: UploadSessions(store: store, limit: configuration.uploadSessionLimit))
-        var server: HTTPServerBuilder = .http1(configuration: .init(idleTimeout: configuration.idleTimeout))
+        let stallTimeout = configuration.idleTimeout
+        var server: HTTPServerBuilder = .http1(configuration: .init(additionalChannelHandlers: [WriteStallHandler(timeout: stallTimeout)],
+                                                                   idleTimeout: configuration.idleTimeout))
         switch (configuration.tlsCertificate, configuration.tlsKey) {
         case let (certificate?, key?):
             var tls = TLSConfiguration.makeServerConfiguration(

@@ -8,8 +8,8 @@ import Store
 /// a time: a `PATCH` still streaming and a `PUT` that hashes and commits can never overlap, so bytes
 /// are hashed and published only when no handle can change them. Sessions are bounded in number; those
 /// idle longer than `idleLimit` are removed, with their bytes, whenever a session is opened. Sessions
-/// live as long as the server: at start, files left in `uploads/` by an earlier run are removed (the
-/// server holds the store's write lease, so no one else uses them).
+/// live as long as the server; files an earlier run left in `uploads/` are not touched (another server
+/// may share the store) and `imgbuild gc`, which runs alone, removes them.
 final class UploadSessions: @unchecked Sendable {
     /// Why a request cannot use a session.
     enum Refusal: Error, Equatable {
@@ -37,7 +37,6 @@ final class UploadSessions: @unchecked Sendable {
         self.store = store
         self.limit = limit
         self.idleLimit = idleLimit
-        store.removeAllUploads()
     }
 
     /// Opens a session for `repository` and `user`, held by the caller until ``release(_:)``.

@@ -35,6 +35,7 @@ extension Store {
         }
 
         var reachedBy: [Digest: Set<String>] = [:]
+        var parsed = ParsedBlobs()
         for repository in repositories() {
             let tagsDirectory = repositoryDirectory(repository) + "/tags"
             for file in FileSystem.list(tagsDirectory).sorted() {
@@ -49,14 +50,14 @@ extension Store {
                     report.problems.append("\(tag): \(error)")
                     continue
                 }
-                check(descriptor, role: "manifest", tag: tag, corrupt: corrupt, reachedBy: &reachedBy, problems: &report.problems)
+                check(descriptor, role: "manifest", tag: tag, corrupt: corrupt, reachedBy: &reachedBy, problems: &report.problems, parsed: &parsed)
             }
         }
         for repository in repositories() {
             do {
                 for descriptor in try pins(repository) {
                     check(descriptor, role: "manifest", tag: "\(repository)@\(descriptor.digest)", corrupt: corrupt,
-                          reachedBy: &reachedBy, problems: &report.problems)
+                          reachedBy: &reachedBy, problems: &report.problems, parsed: &parsed)
                 }
             } catch {
                 report.problems.append("\(repository): \(error)")
@@ -70,38 +71,62 @@ extension Store {
         return report
     }
 
-    private func check(_ descriptor: Descriptor, role: String, tag: String, corrupt: [Digest: Digest],
-                       reachedBy: inout [Digest: Set<String>], problems: inout [String]) {
-        reachedBy[descriptor.digest, default: []].insert(tag)
-        guard hasBlob(descriptor.digest) else {
-            problems.append("\(tag): its \(role) \(descriptor.digest) is missing")
-            return
-        }
-        if let size = try? blobSize(descriptor.digest), size != descriptor.size {
-            problems.append("\(tag): its \(role) \(descriptor.digest) has \(size) bytes, but its descriptor says \(descriptor.size)")
-        }
-        guard corrupt[descriptor.digest] == nil else { return }  // reported once, with every tag, below
-        if MediaType.isManifest(descriptor.mediaType) {
-            let parsed: AnyManifest
-            do { parsed = try manifest(descriptor.digest).manifest } catch {
-                problems.append("\(tag): its \(role) \(descriptor.digest): \(error)")
-                return
+    /// Checks everything `root` reaches, for one tag. The walk keeps its own stack (an index of indexes
+    /// nested thousands deep is as easy as a flat one) and visits each blob once per tag; manifests and
+    /// configs are parsed once for the whole run (`parsed`), however many tags reach them.
+    private func check(_ root: Descriptor, role: String, tag: String, corrupt: [Digest: Digest],
+                       reachedBy: inout [Digest: Set<String>], problems: inout [String], parsed: inout ParsedBlobs) {
+        var pending: [(descriptor: Descriptor, role: String)] = [(root, role)]
+        var seen = Set<Digest>()
+        while let (descriptor, role) = pending.popLast() {
+            reachedBy[descriptor.digest, default: []].insert(tag)
+            guard seen.insert(descriptor.digest).inserted else { continue }
+            guard hasBlob(descriptor.digest) else {
+                problems.append("\(tag): its \(role) \(descriptor.digest) is missing")
+                continue
             }
-            switch parsed {
-            case .image(let image):
-                check(image.config, role: "config", tag: tag, corrupt: corrupt, reachedBy: &reachedBy, problems: &problems)
-                let isImageConfig = [MediaType.imageConfig, MediaType.dockerConfig].contains(image.config.mediaType)
-                if isImageConfig, corrupt[image.config.digest] == nil, hasBlob(image.config.digest) {
-                    do { _ = try imageConfig(image.config.digest) } catch { problems.append("\(tag): \(error)") }
-                }
-                for (index, layer) in image.layers.enumerated() {
-                    check(layer, role: "layer \(index)", tag: tag, corrupt: corrupt, reachedBy: &reachedBy, problems: &problems)
-                }
-            case .index(let index):
-                for child in index.manifests {
-                    check(child, role: "child manifest", tag: tag, corrupt: corrupt, reachedBy: &reachedBy, problems: &problems)
-                }
+            if let size = try? blobSize(descriptor.digest), size != descriptor.size {
+                problems.append("\(tag): its \(role) \(descriptor.digest) has \(size) bytes, but its descriptor says \(descriptor.size)")
+            }
+            guard corrupt[descriptor.digest] == nil else { continue }  // reported once, with every tag, below
+            if [MediaType.imageConfig, MediaType.dockerConfig].contains(descriptor.mediaType) {
+                if let problem = parsed.configProblem(descriptor.digest, in: self) { problems.append("\(tag): \(problem)") }
+                continue
+            }
+            guard MediaType.isManifest(descriptor.mediaType) else { continue }
+            switch parsed.manifest(descriptor.digest, in: self) {
+            case .failure(let failure):
+                problems.append("\(tag): its \(role) \(descriptor.digest): \(failure.reason)")
+            case .success(.image(let image)):
+                let layers = image.layers.enumerated().map { (descriptor: $0.element, role: "layer \($0.offset)") }
+                pending.append(contentsOf: ([(image.config, "config")] + layers).reversed())
+            case .success(.index(let index)):
+                pending.append(contentsOf: index.manifests.map { (descriptor: $0, role: "child manifest") }.reversed())
             }
         }
+    }
+}
+
+/// Manifests and configs read during one fsck, each parsed once.
+struct ParsedBlobs {
+    struct Failure: Error { let reason: String }
+    private var manifests: [Digest: Result<AnyManifest, Failure>] = [:]
+    private var configs: [Digest: String?] = [:]
+
+    mutating func manifest(_ digest: Digest, in store: Store) -> Result<AnyManifest, Failure> {
+        if manifests[digest] == nil {
+            do { manifests[digest] = .success(try store.manifest(digest).manifest) } catch {
+                manifests[digest] = .failure(Failure(reason: error.description))
+            }
+        }
+        return manifests[digest]!
+    }
+
+    mutating func configProblem(_ digest: Digest, in store: Store) -> String? {
+        if let known = configs[digest] { return known }
+        var problem: String?
+        do { _ = try store.imageConfig(digest) } catch { problem = error.description }
+        configs[digest] = .some(problem)
+        return problem
     }
 }

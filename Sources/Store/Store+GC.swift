@@ -60,19 +60,20 @@ extension Store {
         return report
     }
 
-    /// Marks a descriptor and everything it reaches. A missing blob is simply not there to keep; a
-    /// manifest that cannot be read or does not match its digest stops the collection, since what it
-    /// reaches is unknown. Verified bytes that do not parse as a manifest reach nothing: a warning.
-    private func mark(_ descriptor: Descriptor, into reachable: inout Set<Digest>, warnings: inout [String]) throws(StoreError) {
-        guard reachable.insert(descriptor.digest).inserted, hasBlob(descriptor.digest),
-              MediaType.isManifest(descriptor.mediaType) else { return }
-        let children: [Descriptor]
-        do {
-            children = try manifest(descriptor.digest).manifest.references
-        } catch .invalidManifest(let digest, let reason) {
-            warnings.append("\(digest) is typed \(descriptor.mediaType) but is not a manifest (\(reason)): kept, reaching nothing")
-            return
+    /// Marks a descriptor and everything it reaches, with a stack of its own (indexes may nest thousands
+    /// deep). A missing blob is simply not there to keep; a manifest that cannot be read or does not
+    /// match its digest stops the collection, since what it reaches is unknown. Verified bytes that do
+    /// not parse as a manifest reach nothing: a warning.
+    private func mark(_ root: Descriptor, into reachable: inout Set<Digest>, warnings: inout [String]) throws(StoreError) {
+        var pending = [root]
+        while let descriptor = pending.popLast() {
+            guard reachable.insert(descriptor.digest).inserted, hasBlob(descriptor.digest),
+                  MediaType.isManifest(descriptor.mediaType) else { continue }
+            do {
+                pending.append(contentsOf: try manifest(descriptor.digest).manifest.references)
+            } catch .invalidManifest(let digest, let reason) {
+                warnings.append("\(digest) is typed \(descriptor.mediaType) but is not a manifest (\(reason)): kept, reaching nothing")
+            }
         }
-        for child in children { try mark(child, into: &reachable, warnings: &warnings) }
     }
 }

@@ -95,6 +95,7 @@ extension Store {
     /// Creates the repository's folder as an OCI image layout sharing the store's blobs; returns its
     /// `tags` folder.
     func prepareRepository(_ name: RepositoryName) throws(StoreError) -> String {
+        if let component = Store.reservedComponent(of: name) { throw .reservedRepositoryName(name.value, component: component) }
         let directory = repositoryDirectory(name)
         let tagsDirectory = directory + "/tags"
         if FileSystem.isDirectory(tagsDirectory) { return tagsDirectory }

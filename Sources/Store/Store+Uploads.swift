@@ -32,12 +32,6 @@ extension Store {
         return stat(path, &info) == 0 ? Int64(info.st_size) : nil
     }
 
-    /// Removes every upload session's file: for a server starting with the write lease, whose sessions
-    /// of an earlier run are gone.
-    public func removeAllUploads() {
-        for name in FileSystem.list(uploadsDirectory) { unlink(uploadsDirectory + "/" + name) }
-    }
-
     /// Ends an upload session without keeping anything.
     public func cancelUpload(_ id: String) {
         if let path = uploadPath(id) { unlink(path) }

@@ -96,4 +96,13 @@ public struct Store: Sendable {
     public var temporaryDirectory: String { root + "/tmp" }
 
     func repositoryDirectory(_ name: RepositoryName) -> String { repositoriesDirectory + "/" + name.value }
+
+    /// The names a repository's folder holds besides nested repositories.
+    static let repositoryFolderEntries: Set<String> = ["tags", "artifacts", "pins", "referrers", "index.json", "oci-layout", "blobs"]
+
+    /// The component of `name` that would land on a folder of its parent repository (`team/tags`), if
+    /// any: such names are refused, so that no repository is ever read as part of another.
+    public static func reservedComponent(of name: RepositoryName) -> String? {
+        name.value.split(separator: "/").dropFirst().first { repositoryFolderEntries.contains(String($0)) }.map(String.init)
+    }
 }

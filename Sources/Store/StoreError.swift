@@ -32,6 +32,9 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case gcRefused(reason: String)
     /// A tag that is not a SemVer version.
     case invalidVersion(String, reason: String)
+    /// A repository name with a component that a repository's own folder uses (`team/tags` would be
+    /// the tags folder of `team`).
+    case reservedRepositoryName(String, component: String)
 
     public var description: String {
         switch self {
@@ -65,6 +68,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             return "gc removed nothing because it cannot tell what the tags reach (\(reason)): run 'imgbuild fsck' and repair the store first"
         case let .invalidVersion(text, reason):
             return "'\(text)' is not a version: \(reason)"
+        case let .reservedRepositoryName(name, component):
+            return "'\(name)' cannot be a repository here: '\(component)' is a folder of every repository in the store (its parent's \(component)); rename that component"
         }
     }
 }

@@ -22,7 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("drain-timeout"), help: "Seconds that requests in flight get to finish after SIGTERM.") var drainTimeout: Int64 = 30
     @Option(name: .customLong("upload-session-limit"), help: "Upload sessions open at once; more are refused (429).") var uploadSessionLimit = 256
     @Option(name: .customLong("max-connections"), help: "Connections served at once; more wait until one closes.") var maxConnections = 1024
-    @Option(name: .customLong("idle-timeout"), help: ArgumentHelp("Seconds before an idle connection is closed.", visibility: .hidden)) var idleTimeout: Int64 = 30
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may send nothing while idle, or take nothing of a response, before it is closed.") var idleTimeout: Int64 = 30
 
     func run() async throws {
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {

@@ -78,4 +78,33 @@ struct StoreTests {
         try Data(#"{"digest":"sha2"#.utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: StoreError.corruptTag(repository: "app", version: "1.0.0", path: path)) { try store.readTag(name, version) }
     }
+    @Test("fsck and gc walk an index of indexes thousands deep, and a wide one, without recursion or repeats")
+    func deepAndWideIndexes() throws {
+        let store = try newStore()
+        let name = try RepositoryName("deep/app")
+        // 5000 indexes, each the only child of the next: recursion overflowed a cooperative thread's stack.
+        func image(_ seed: String) throws -> Descriptor {
+            let configData = Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"seed":"\#(seed)"}"#.utf8)
+            let config = Descriptor(mediaType: MediaType.imageConfig, digest: try store.writeBlob(configData), size: Int64(configData.count))
+            let data = try CanonicalJSON.encode(ImageManifest(config: config, layers: []))
+            return Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(data), size: Int64(data.count))
+        }
+        var top = try image("leaf")
+        for _ in 0..<5000 {
+            let data = try CanonicalJSON.encode(ImageIndex(manifests: [top]))
+            top = Descriptor(mediaType: MediaType.imageIndex, digest: try store.writeBlob(data), size: Int64(data.count))
+        }
+        try store.tag(name, try Version(parsing: "1.0.0"), top)
+        // Five levels, each listing the level below 30 times: 24 million paths, 6 distinct blobs.
+        var wide = try image("wide leaf")
+        for _ in 0..<5 {
+            let data = try CanonicalJSON.encode(ImageIndex(manifests: Array(repeating: wide, count: 30)))
+            wide = Descriptor(mediaType: MediaType.imageIndex, digest: try store.writeBlob(data), size: Int64(data.count))
+        }
+        try store.tag(name, try Version(parsing: "2.0.0"), wide)
+        let report = store.fsck()
+        #expect(report.isClean, "\(report.problems.prefix(3))")
+        let collected = try store.collectGarbage()
+        #expect(collected.removedBlobs == 0 && collected.keptBlobs >= 5000 + 6)
+    }
 }

@@ -203,6 +203,97 @@ struct HostileRegistryTests {
         #expect(gc.status == 0, "\(gc.stderr)")
     }
 
+    @Test("a client that asks for a blob and never reads it loses its connection after the idle timeout")
+    func stalledDownload() throws {
+        let server = try ServedRegistry(arguments: ["--idle-timeout", "2", "--max-connections", "1", "--quiet"])
+        defer { server.stop() }
+        let blob = makeTemporaryDirectory("stall") + "/blob"
+        try TestContext.mixedData(megabytes: 16).write(to: URL(fileURLWithPath: blob))
+        let digest = "sha256:" + (try run("/usr/bin/sha256sum", [blob]).stdout.prefix(64))
+        #expect(try run("/usr/bin/curl", ["-s", "-f", "-X", "POST", "--data-binary", "@" + blob, server.url + "/v2/stall/blobs/uploads/?digest=\(digest)"]).status == 0)
+        let stalled = try RawConnection(port: server.port)
+        var small: Int32 = 4096
+        _ = stalled.withDescriptor { setsockopt($0, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size)) }
+        stalled.send("GET /v2/stall/blobs/\(digest) HTTP/1.1\r\nHost: x\r\n\r\n")
+        // The only connection slot is held by a client that reads nothing; the next one waits for it.
+        let next = try RawConnection(port: server.port, timeout: 2)
+        next.send("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        var answer: RawConnection.Answer?
+        for _ in 0..<20 where answer == nil { answer = next.readAnswer() }
+        #expect(answer?.status == 200, "a client that never reads held the server's only connection")
+    }
+
+    @Test("repository names that would land on another repository's folders are refused")
+    func reservedNames() throws {
+        let server = try ServedRegistry()
+        defer { server.stop() }
+        for name in ["foo/tags", "foo/artifacts", "foo/index.json", "foo/blobs", "a/b/referrers"] {
+            let answer = try http("POST", server.url + "/v2/\(name)/blobs/uploads/")
+            #expect(answer.status == 400 && answer.body.contains("NAME_INVALID"), "\(name): \(answer.status) \(answer.body)")
+        }
+        #expect(try http("POST", server.url + "/v2/tags/blobs/uploads/").status == 202, "a first component may be any name")
+        try expectHealthy(server)
+    }
+
+    @Test("a manifest's config must be an image config, its layers must exist even when one shares the subject's digest, and moving tags must name their subject")
+    func manifestContents() throws {
+        let server = try ServedRegistry()
+        defer { server.stop() }
+        let headers = ["Content-Type": "application/vnd.oci.image.manifest.v1+json"]
+        let config = #"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+        for blob in [config, "{}"] {
+            #expect(try http("POST", server.url + "/v2/c/blobs/uploads/?digest=\(sha256(blob))", body: blob).status == 201)
+        }
+        func manifest(config: String, layers: String = "[]", subject: String? = nil) -> String {
+            #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(sha256(config))","size":\#(config.utf8.count)},"layers":\#(layers)\#(subject.map { #","subject":\#($0)"# } ?? "")}"#
+        }
+        let emptyConfig = try http("PUT", server.url + "/v2/c/manifests/1.0.0", headers: headers, body: manifest(config: "{}"))
+        #expect(emptyConfig.status == 400 && emptyConfig.body.contains("not an image config"), "\(emptyConfig.body)")
+        let ghost = "sha256:" + String(repeating: "ab", count: 32)
+        let ghostDescriptor = #"{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"\#(ghost)","size":12345}"#
+        let hidden = try http("PUT", server.url + "/v2/c/manifests/1.0.1", headers: headers,
+                              body: manifest(config: config, layers: "[\(ghostDescriptor)]", subject: ghostDescriptor))
+        #expect(hidden.status == 400 && hidden.body.contains("MANIFEST_BLOB_UNKNOWN"), "\(hidden.body)")
+        // A referrer may be pushed before its subject, but only under a tag that names that subject.
+        let referrer = manifest(config: config, subject: ghostDescriptor)
+        #expect(try http("PUT", server.url + "/v2/c/manifests/latest", headers: headers, body: referrer).status == 400)
+        #expect(try http("PUT", server.url + "/v2/c/manifests/sha256-\(ghost.dropFirst(7)).sig", headers: headers, body: referrer).status == 201)
+        try expectHealthy(server)
+    }
+
+    @Test("a read-only server started on the same store leaves the writable server's uploads alone")
+    func secondServerKeepsUploads() throws {
+        let server = try ServedRegistry()
+        defer { server.stop() }
+        let location = try openSession(server, "shared")
+        #expect(try http("PATCH", server.url + location, body: "0123456789").status == 202)
+        let reader = try ServedRegistry(arguments: ["--read-only"], store: server.store)
+        defer { reader.stop() }
+        let status = try http("GET", server.url + location)
+        #expect(status.status == 204 && status.headers["range"] == "0-9", "\(status.status) \(status.headers)")
+        #expect(try http("PUT", server.url + location + "?digest=\(sha256("0123456789"))").status == 201)
+    }
+
+    @Test("manifest bodies received at once are bounded: a crowd of slow senders gets 429, not gigabytes held")
+    func manifestCrowd() throws {
+        let server = try ServedRegistry(arguments: ["--quiet"])
+        defer { server.stop() }
+        var slow: [RawConnection] = []
+        for _ in 0..<32 {
+            let connection = try RawConnection(port: server.port)
+            connection.send("PUT /v2/crowd/manifests/1.0.0 HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 4000000\r\n\r\n{")
+            slow.append(connection)
+        }
+        var refused: RawConnection.Answer?
+        for _ in 0..<50 where refused?.status != 429 {
+            usleep(100_000)
+            refused = try server.raw("PUT /v2/crowd/manifests/1.0.0 HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 1\r\n\r\n{")
+        }
+        #expect(refused?.status == 429)
+        slow.removeAll()
+        #expect(server.answers())
+    }
+
     @Test("a serve on another address than loopback refuses to start without a user file")
     func anonymousPushRefused() throws {
         let store = makeTemporaryDirectory("open") + "/store"
@@ -276,7 +367,11 @@ struct PasswordCheckTests {
         #expect(codes.count == 48)
         #expect(codes.allSatisfy { $0 == "401" || $0 == "429" }, "\(codes)")
         #expect(codes.contains("429"), "no attempt was turned away: bcrypt ran for all \(codes.count)")
-        let pushed = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-u", "pusher:right", uploads])
-        #expect(pushed.stdout == "202")
+        let pushed = try run("/usr/bin/curl", ["-s", "-D", "-", "-o", "/dev/null", "-X", "POST", "-u", "pusher:right", uploads])
+        #expect(pushed.stdout.hasPrefix("HTTP/1.1 202"))
+        // The session's owner can see where it stands; nobody else can.
+        let location = pushed.stdout.split(separator: "\r\n").first { $0.lowercased().hasPrefix("location:") }.map { String($0.dropFirst(9)).trimmingCharacters(in: .whitespaces) } ?? ""
+        #expect(try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "pusher:right", server.url + location]).stdout == "204")
+        #expect(try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", server.url + location]).stdout == "401")
     }
 }
