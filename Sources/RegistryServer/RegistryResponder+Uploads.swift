@@ -31,8 +31,8 @@ extension RegistryResponder {
     func patchUpload(_ name: RepositoryName, _ id: String, user: String?, _ request: Request) async throws -> Response {
         let path = try acquire(name, id, user: user)
         defer { uploads.release(id) }
-        let size = try checkRange(request, name, id, path: path)
-        let written = try await append(request.body, to: path, expectedLength: contentLength(request))
+        let (size, expected) = try checkRange(request, name, id, path: path)
+        let written = try await append(request.body, to: path, expectedLength: expected)
         return sessionResponse(.accepted, name, id, size: size + written)
     }
 
@@ -43,12 +43,12 @@ extension RegistryResponder {
         let path = try acquire(name, id, user: user)
         var closed = false
         defer { if !closed { uploads.release(id) } }
-        _ = try checkRange(request, name, id, path: path)
+        let (_, expected) = try checkRange(request, name, id, path: path)
         guard let text = request.uri.queryParameters["digest"].map(String.init) else {
             throw RegistryError(.badRequest, .digestInvalid, "closing an upload needs ?digest=sha256:<hex>")
         }
         let digest = try digest(text)
-        _ = try await append(request.body, to: path, expectedLength: contentLength(request))
+        _ = try await append(request.body, to: path, expectedLength: expected)
         closed = true
         defer { uploads.close(id) }
         try commit(path, digest)
@@ -86,11 +86,12 @@ extension RegistryResponder {
         }
     }
 
-    /// The session's size, after checking that a `Content-Range` (when given) starts there and agrees
-    /// with `Content-Length`; 416 with the session's `Range` when it does not.
-    private func checkRange(_ request: Request, _ name: RepositoryName, _ id: String, path: String) throws(RegistryError) -> Int64 {
+    /// The session's size and the length the body must have, after checking that a `Content-Range`
+    /// (when given) starts there and agrees with `Content-Length`; 416 with the session's `Range` when it
+    /// does not. A chunked body with a `Content-Range` must be as long as the range says.
+    private func checkRange(_ request: Request, _ name: RepositoryName, _ id: String, path: String) throws(RegistryError) -> (size: Int64, expected: Int64?) {
         let size = store.uploadSize(id) ?? 0
-        guard let header = request.headers[.contentRange] else { return size }
+        guard let header = request.headers[.contentRange] else { return (size, contentLength(request)) }
         guard let range = ContentRange.parse(header) else {
             throw RegistryError(.badRequest, .blobUploadInvalid, "Content-Range '\(header)' is not '<start>-<end>'")
         }
@@ -102,7 +103,7 @@ extension RegistryResponder {
             let reason = range.start == size ? "covers \(range.length) bytes but Content-Length says \(length ?? 0)" : "must start at \(size), where the upload stands"
             throw RegistryError(.rangeNotSatisfiable, .blobUploadInvalid, "Content-Range '\(header)' \(reason)", headers: headers)
         }
-        return size
+        return (size, range.length)
     }
 
     private func contentLength(_ request: Request) -> Int64? {

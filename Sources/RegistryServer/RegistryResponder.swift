@@ -66,6 +66,12 @@ struct RegistryResponder: HTTPResponder {
         var user: String?
         if [.post, .put, .patch, .delete].contains(method) {
             if readOnly { throw RegistryError(.methodNotAllowed, .unsupported, "this registry is read-only", headers: allow(["GET", "HEAD"])) }
+            // Only chunked framing is understood: a body in another transfer coding would be stored as it
+            // travelled (still compressed), not as the client meant it.
+            if let coding = request.headers[.transferEncoding], coding.lowercased().split(separator: ",").contains(where: {
+                $0.trimmingCharacters(in: .whitespaces) != "chunked" }) {
+                throw RegistryError(.notImplemented, .unsupported, "Transfer-Encoding '\(coding)' is not supported: send the body as it is, chunked or with a Content-Length")
+            }
             if let name = route.repository, let component = Store.reservedComponent(of: name) {
                 throw RegistryError(.badRequest, .nameInvalid, StoreError.reservedRepositoryName(name.value, component: component).description)
             }

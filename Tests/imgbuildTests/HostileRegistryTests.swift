@@ -113,6 +113,14 @@ struct HostileRegistryTests {
         #expect(gap?.status == 416 && gap?.headers["range"] == "0-3", "\(String(describing: gap))")
         let disagrees = try server.raw("PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Range: 4-9\r\nContent-Length: 2\r\n\r\nzz")
         #expect(disagrees?.status == 416)
+        // A chunked body shorter than its Content-Range is refused and leaves the session where it stood.
+        let short = try server.raw("PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Range: 4-9\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n")
+        #expect(short?.status == 400, "\(String(describing: short?.status))")
+        #expect(try http("GET", server.url + location).headers["range"] == "0-3")
+        // A transfer coding other than chunked is refused, not stored still encoded.
+        let gzipped = try server.raw("PATCH \(location) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nzz\r\n0\r\n\r\n")
+        #expect(gzipped.map { $0.status == 501 || $0.status == 400 } ?? true, "\(String(describing: gzipped?.status))")
+        #expect(try http("GET", server.url + location).headers["range"] == "0-3")
         // A well-formed digest of another algorithm names nothing here: 404, not 400.
         let sha512 = "sha512:" + String(repeating: "ab", count: 64)
         #expect(try http("GET", server.url + "/v2/bad/blobs/\(sha512)").status == 404)
