@@ -107,4 +107,20 @@ struct StoreTests {
         let collected = try store.collectGarbage()
         #expect(collected.removedBlobs == 0 && collected.keptBlobs >= 5000 + 6)
     }
+    @Test("gc keeps a blob mistyped as a manifest, with a warning, instead of refusing to run")
+    func mistypedManifestNode() throws {
+        let store = try newStore()
+        let junk = Data("this is not JSON".utf8)
+        let junkDigest = try store.writeBlob(junk)
+        let configData = Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8)
+        let config = Descriptor(mediaType: MediaType.imageConfig, digest: try store.writeBlob(configData), size: Int64(configData.count))
+        let mistyped = Descriptor(mediaType: MediaType.imageManifest, digest: junkDigest, size: Int64(junk.count))
+        let data = try CanonicalJSON.encode(ImageManifest(config: config, layers: [mistyped]))
+        let top = Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(data), size: Int64(data.count))
+        try store.tag(try RepositoryName("odd/app"), try Version(parsing: "1.0.0"), top)
+        let unreachable = try store.writeBlob(Data("nobody refers to me".utf8))
+        let report = try store.collectGarbage()
+        #expect(report.warnings.count == 1 && report.warnings.first?.contains(junkDigest.description) == true, "\(report.warnings)")
+        #expect(store.hasBlob(junkDigest) && !store.hasBlob(unreachable) && report.removedBlobs == 1)
+    }
 }
