@@ -25,6 +25,9 @@ public struct UnpackPolicy: Sendable, Equatable {
 /// What an unpack wrote.
 public struct UnpackSummary: Sendable, Equatable {
     public var entries: Int = 0
+    /// Folders made because an entry's path needs them though no entry names them; they count against
+    /// the entry limit too.
+    public var impliedFolders: Int = 0
     public var bytes: Int64 = 0
     public var whiteouts: Int = 0
 }
@@ -98,10 +101,13 @@ private struct LayerSession {
         guard let path = LayerPath.normalize(raw) else { throw refuse(raw, "it climbs out of the image root with '..'") }
         if path.isEmpty { return }
         summary.entries += 1
-        guard summary.entries <= policy.maxEntries else {
+        guard summary.entries + summary.impliedFolders <= policy.maxEntries else {
             throw refuse(raw, "the image has more than \(policy.maxEntries) entries, the unpack limit")
         }
         var components = path.split(separator: "/").map(String.init)
+        guard components.count <= LayerSession.maxDepth, path.utf8.count <= Int(PATH_MAX) else {
+            throw refuse(String(raw.prefix(200)), "it is \(components.count) folders deep (\(path.utf8.count) bytes); the unpacker allows at most \(LayerSession.maxDepth) and \(PATH_MAX) bytes")
+        }
         let name = components.removeLast()
 
         if name == ".wh..wh..opq" {
@@ -197,13 +203,23 @@ private struct LayerSession {
         .writeFailed(reason: "\(label): cannot \(call) '\(entry)': \(errnoText())")
     }
 
+    /// The deepest path an entry may have: folders nested deeper are no real image's, and every walk
+    /// over them (whiteouts remove trees recursively) must stay bounded.
+    static let maxDepth = 256
+
     /// Opens the folder at `components` below the root, one component at a time, never following a symlink.
-    func openDirectory(_ components: [String], create: Bool, entry: String) throws(LayerError) -> Int32 {
+    /// Folders it creates on the way count as entries against the unpack limit, like the entries that name them.
+    mutating func openDirectory(_ components: [String], create: Bool, entry: String) throws(LayerError) -> Int32 {
         var fd = dup(rootFd)
         guard fd >= 0 else { throw failed(entry, "dup") }
         for (index, component) in components.enumerated() {
             var next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if next < 0 && errno == ENOENT && create {
+                summary.impliedFolders += 1
+                guard summary.entries + summary.impliedFolders <= policy.maxEntries else {
+                    close(fd)
+                    throw refuse(entry, "the image has more than \(policy.maxEntries) entries (folders its paths imply included), the unpack limit")
+                }
                 if mkdirat(fd, component, 0o755) != 0 && errno != EEXIST { close(fd); throw failed(entry, "mkdir") }
                 next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }
@@ -365,6 +381,8 @@ private struct LayerSession {
 /// refuses to follow it (`ELOOP`), so it leads nowhere.
 struct SymlinkChains {
     let rootFd: Int32
+    /// Path components one link may take to resolve, links followed on the way included.
+    static let maxSteps = 4096
 
     func check(_ symlinks: [String: String]) throws(LayerError) {
         for (path, layer) in symlinks.sorted(by: { LayerPath.precedes($0.key, $1.key) }) {
@@ -404,7 +422,15 @@ struct SymlinkChains {
         var stack = target.hasPrefix("/") ? [] : folder
         var pending = Array(target.split(separator: "/").reversed())
         var chain: [String] = []
+        // Links can expand to many components each; past this many steps the link is refused rather than
+        // followed further (a few thousand links of that kind took minutes).
+        var steps = 0
         while let component = pending.popLast() {
+            steps += 1
+            guard steps <= SymlinkChains.maxSteps else {
+                throw LayerError.unsafeArchiveEntry(archive: layer, entry: entry, reason:
+                    "symlink to '\(target.prefix(200))' takes more than \(SymlinkChains.maxSteps) steps to resolve through the root's other symlinks")
+            }
             if component == "." { continue }
             if component == ".." {
                 if stack.isEmpty { return chain }

@@ -33,17 +33,23 @@ public struct ProcessSpec: Sendable, Equatable {
 struct UserLookup {
     let rootfs: String
 
+    /// A uid or gid as libc reads one: ASCII digits only (Swift's `UInt32("+0")` would take a sign).
+    static func numericID(_ text: some StringProtocol) -> UInt32? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+        return UInt32(text)
+    }
+
     /// The most bytes read of /etc/passwd or /etc/group: far more than any image's, far less than a hostile one's.
     static let fileLimit = 4 << 20
 
     func resolve(_ user: String) throws(RuntimeError) -> (UInt32, UInt32) {
         if user.isEmpty { return (0, 0) }
         let parts = user.split(separator: ":", maxSplits: 1).map(String.init)
-        if parts.count == 2, let uid = UInt32(parts[0]), let gid = UInt32(parts[1]) { return (uid, gid) }
+        if parts.count == 2, let uid = UserLookup.numericID(parts[0]), let gid = UserLookup.numericID(parts[1]) { return (uid, gid) }
         let (uid, primaryGroup) = try resolveUser(parts[0], whole: user)
         guard parts.count == 2 else { return (uid, primaryGroup ?? 0) }
-        if let gid = UInt32(parts[1]) { return (uid, gid) }
-        guard let gid = try entries("/etc/group", for: user).first(where: { $0.first == parts[1] }).flatMap({ $0.count > 2 ? UInt32($0[2]) : nil }) else {
+        if let gid = UserLookup.numericID(parts[1]) { return (uid, gid) }
+        guard let gid = try entries("/etc/group", for: user).first(where: { $0.first == parts[1] }).flatMap({ $0.count > 2 ? UserLookup.numericID($0[2]) : nil }) else {
             throw .unknownUser(user: user, reason: "the group '\(parts[1])' is not in the image's /etc/group")
         }
         return (uid, gid)
@@ -51,11 +57,11 @@ struct UserLookup {
 
     private func resolveUser(_ name: String, whole: String) throws(RuntimeError) -> (UInt32, UInt32?) {
         let passwd = try entries("/etc/passwd", for: whole)
-        if let uid = UInt32(name) {
-            let gid = passwd.first(where: { $0.count > 3 && $0[2] == name }).flatMap { UInt32($0[3]) }
+        if let uid = UserLookup.numericID(name) {
+            let gid = passwd.first(where: { $0.count > 3 && $0[2] == name }).flatMap { UserLookup.numericID($0[3]) }
             return (uid, gid)
         }
-        guard let entry = passwd.first(where: { $0.first == name }), entry.count > 3, let uid = UInt32(entry[2]), let gid = UInt32(entry[3]) else {
+        guard let entry = passwd.first(where: { $0.first == name }), entry.count > 3, let uid = UserLookup.numericID(entry[2]), let gid = UserLookup.numericID(entry[3]) else {
             throw .unknownUser(user: whole, reason: "the user '\(name)' is not in the image's /etc/passwd")
         }
         return (uid, gid)

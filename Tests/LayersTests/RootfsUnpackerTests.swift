@@ -116,4 +116,31 @@ struct RootfsUnpackerTests {
         }
         #expect(bomb?.description.contains("more than 6000 bytes") == true)
     }
+    @Test("deep paths and the folders they imply are bounded (a 30,000-deep path then its whiteout crashed the deployer)")
+    func deepPaths() throws {
+        let deep = try pythonLayer("f(tar, \"r0/\" + \"a/\" * 30000 + \"f\")")
+        let whiteout = try pythonLayer("f(tar, \".wh.r0\", b\"\")")
+        let tooDeep = #expect(throws: LayerError.self) {
+            try RootfsUnpacker(policy: UnpackPolicy(applyOwners: false)).unpack(layers: [(deep, "deep"), (whiteout, "whiteout")], into: try emptyRoot())
+        }
+        #expect(tooDeep?.description.contains("folders deep") == true, "\(String(describing: tooDeep))")
+        // One entry, 40 folders implied: they count against the entry limit like entries.
+        let implied = try pythonLayer("f(tar, \"a/\" * 40 + \"f\")")
+        let counted = #expect(throws: LayerError.self) {
+            try RootfsUnpacker(policy: UnpackPolicy(maxEntries: 20, applyOwners: false)).unpack(layers: [(implied, "implied")], into: try emptyRoot())
+        }
+        #expect(counted?.description.contains("folders its paths imply") == true, "\(String(describing: counted))")
+        let within = try emptyRoot()
+        let summary = try RootfsUnpacker(policy: UnpackPolicy(maxEntries: 50, applyOwners: false)).unpack(layers: [(implied, "implied")], into: within)
+        #expect(summary.entries == 1 && summary.impliedFolders == 40)
+    }
+
+    @Test("symlinks that take thousands of steps to resolve are refused instead of followed for minutes")
+    func expensiveLinks() throws {
+        let layer = try pythonLayer("l(tar, \"s\", \"a/\" * 680 + \"../\" * 680)\nfor i in range(50): l(tar, \"t%d\" % i, \"s/\" * 39 + \".\")")
+        let refused = #expect(throws: LayerError.self) {
+            try RootfsUnpacker(policy: UnpackPolicy(applyOwners: false)).unpack(layers: [(layer, "links")], into: try emptyRoot())
+        }
+        #expect(refused?.description.contains("steps to resolve") == true, "\(String(describing: refused))")
+    }
 }

@@ -55,4 +55,12 @@ struct UserLookupTests {
         let error = #expect(throws: RuntimeError.self) { _ = try spec("app", rootfs: root) }
         #expect(error?.description.contains("more than 4194304 bytes") == true, "\(String(describing: error))")
     }
+    @Test("ids are digits only, as libc reads them: a signed uid in passwd or in the config is refused")
+    func signedIDs() throws {
+        let (root, _) = try hostileRoot([], passwd: "app:x:-0:-0::/:/bin/sh\nplus:x:+0:+00::/:/bin/sh\n")
+        for user in ["app", "plus", "+0", "0:-0"] {
+            #expect(throws: RuntimeError.self, "user '\(user)'") { try spec(user, rootfs: root) }
+        }
+        #expect(try spec("0:0", rootfs: root).uid == 0)
+    }
 }
