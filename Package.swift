@@ -95,16 +95,24 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // SCM_RIGHTS: a listening socket handed from one process to another.
+        .target(name: "CDescriptorPassing"),
+        // The front as a process of its own: its control socket, the handover of its listening socket, and
+        // the daemon's client and launcher for it.
+        .target(name: "Front", dependencies: [
+            "LoadBalancer", "TerminationSignals", "CDescriptorPassing",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         // The rollout controller: instances, health checks, blue-green and rolling rollouts, history, rollback.
         .target(name: "Rollout", dependencies: [
-            "ReleaseSpec", "Releases", "Runtime", "LoadBalancer", "Layers",
+            "ReleaseSpec", "Releases", "Runtime", "LoadBalancer", "Front", "Layers",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // imgdeploy's daemon and its client: HTTP on a Unix socket.
         .target(name: "DeployControl", dependencies: [
-            "Rollout", "ReleaseSpec", "TerminationSignals",
+            "Rollout", "ReleaseSpec", "TerminationSignals", "Front",
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -122,7 +130,7 @@ let package = Package(
         ]),
         // Thin command-line front end of the deployer.
         .executableTarget(name: "imgdeploy", dependencies: [
-            "DeployControl", "Rollout", "ReleaseSpec", "Kubernetes", "LoadBalancer", "TerminationSignals",
+            "DeployControl", "Rollout", "ReleaseSpec", "Kubernetes", "LoadBalancer", "Front", "TerminationSignals",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),

@@ -1,4 +1,5 @@
 import Foundation
+import Front
 import Hummingbird
 import Logging
 import NIOCore
@@ -16,8 +17,10 @@ import TerminationSignals
 /// | `GET /v1/history/NAME` | the service's rollout records |
 /// | `POST /v1/rollback/NAME[?to=DIGEST]` | the finished rollout record |
 /// | `POST /v1/down/NAME` | `{}` |
+/// | `POST /v1/upgrade-front/NAME` | how the front upgrade went |
 public enum ControlServer {
-    /// Runs until SIGTERM or SIGINT, then stops every service (they are re-adopted at the next start).
+    /// Runs until SIGTERM or SIGINT, then exits leaving every service serving: fronts and instances are
+    /// processes of their own, and the next daemon adopts them.
     public static func run(paths: DeployPaths, onReady: @escaping @Sendable ([String]) -> Void = { _ in }) async throws {
         try FileManager.default.createDirectory(atPath: paths.root, withIntermediateDirectories: true)
         // Others may pass through (an instance's user must reach its root) but not list; the socket is the owner's alone.
@@ -25,9 +28,7 @@ public enum ControlServer {
         try DaemonLock.acquire(paths.root + "/daemon.lock")
         unlink(paths.socket)
         // Private socket folders of a daemon that died while starting (the lock says none is running).
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: paths.root)) ?? [] where name.hasPrefix(".control-") {
-            try? FileManager.default.removeItem(atPath: paths.root + "/" + name)
-        }
+        PrivateSocketPath.removeLeftovers(in: paths.root)
         let deployer = Deployer(paths: paths)
         let adopted = await deployer.start()
         var logger = Logger(label: "imgdeploy")
@@ -51,30 +52,6 @@ public enum ControlServer {
         defer { signals.cancel() }
         try await group.run()
         unlink(paths.socket)
-    }
-
-    /// Where the control socket is bound before it is published: a fresh 0700 folder beside its final path.
-    struct PrivateSocketPath: Sendable {
-        let finalPath: String
-        let folder: String
-        var temporaryPath: String { folder + "/imgdeploy.sock" }
-
-        init(finalPath: String) throws {
-            self.finalPath = finalPath
-            let template = (finalPath as NSString).deletingLastPathComponent + "/.control-XXXXXX"
-            var bytes = Array(template.utf8CString)
-            guard mkdtemp(&bytes) != nil else {
-                throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot create a private folder for the control socket beside \(finalPath): \(String(cString: strerror(errno)))"])
-            }
-            folder = String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-
-        /// Makes the bound socket 0600 and moves it to its final path.
-        func publish() {
-            chmod(temporaryPath, 0o600)
-            rename(temporaryPath, finalPath)
-            rmdir(folder)
-        }
     }
 
     static func router(_ deployer: Deployer) -> Router<BasicRequestContext> {
@@ -103,6 +80,10 @@ public enum ControlServer {
             let name = context.parameters.get("service") ?? ""
             let digest = request.uri.queryParameters.get("to")
             return await answer { () async throws(DeployError) in try await deployer.rollback(name, to: digest) }
+        }
+        router.post("/v1/upgrade-front/:service") { _, context -> Response in
+            let name = context.parameters.get("service") ?? ""
+            return await answer { () async throws(DeployError) in try await deployer.upgradeFront(name) }
         }
         router.post("/v1/down/:service") { _, context -> Response in
             let name = context.parameters.get("service") ?? ""

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// One instance the load balancer can send requests to.
-public struct Backend: Hashable, Sendable, CustomStringConvertible {
+public struct Backend: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The instance's name, unique within a service.
     public var id: String
     public var host: String
@@ -87,6 +87,9 @@ public final class BackendPool: Sendable {
 
     /// Requests in flight on all backends.
     public var totalInFlight: Int { state.withLock { $0.inFlight.values.reduce(0, +) } }
+
+    /// Requests in flight, by backend name (backends with none are left out).
+    public var inFlightByBackend: [String: Int] { state.withLock { $0.inFlight } }
 
     /// Requests in flight on the backend named `id`.
     public func inFlight(_ id: String) -> Int { state.withLock { $0.inFlight[id] ?? 0 } }

@@ -3,6 +3,9 @@ import NIOHTTP1
 import NIOPosix
 import ProcessLimits
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Counters of what the front has done.
 public final class ProxyMetrics: Sendable {
@@ -31,6 +34,13 @@ public final class ProxyMetrics: Sendable {
 
     enum Counter { case requests, failed, retried }
 
+    /// Adds counts carried over from a front this one replaced, so the totals span the handover.
+    public func add(_ counts: Counts) {
+        requests.wrappingAdd(counts.requests, ordering: .relaxed)
+        failed.wrappingAdd(counts.failed, ordering: .relaxed)
+        retried.wrappingAdd(counts.retried, ordering: .relaxed)
+    }
+
     func count(_ counter: Counter) {
         switch counter {
         case .requests: requests.wrappingAdd(1, ordering: .relaxed)
@@ -50,7 +60,8 @@ public final class LoadBalancer: Sendable {
     /// Client connections served at once; more wait in the kernel's queue until one closes.
     public let maxConnections: Int
     private let group: any EventLoopGroup
-    private let server = Mutex<Channel?>(nil)
+    private let server = Mutex<Listener?>(nil)
+    private let draining = DrainSignal()
     private let connections = Mutex<[ObjectIdentifier: Channel]>([:])
 
     public init(pool: BackendPool, idleTimeout: TimeAmount = .seconds(60), maxConnections: Int = 4096,
@@ -64,36 +75,60 @@ public final class LoadBalancer: Sendable {
     /// Starts listening on `host:port`; returns the bound address's port.
     @discardableResult
     public func start(host: String, port: Int) async throws -> Int {
+        let socket = try ListeningSocket.bind(host: host, port: port)
+        return try await start(listeningSocket: socket)
+    }
+
+    /// Starts accepting on `socket`, a bound and listening TCP socket (made here, inherited from the
+    /// process that started this one, or handed over by the front this one replaces), which the load
+    /// balancer now owns; returns its port. A duplicate is kept for ``listeningSocketForHandover``.
+    @discardableResult
+    public func start(listeningSocket socket: Int32) async throws -> Int {
         let pool = self.pool
         let metrics = self.metrics
+        let draining = self.draining
         let (idleTimeout, maxConnections) = (self.idleTimeout, self.maxConnections)
         // Each connection takes two descriptors (the client's and its backend's).
         OpenFiles.raiseLimit(to: maxConnections * 2 + 256)
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections))
+        let kept = fcntl(socket, F_DUPFD_CLOEXEC, 0)
+        let channel: Channel
+        do {
+            channel = try await ServerBootstrap(group: group)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections))
+                    }
                 }
-            }
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { channel in
-                self.track(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    // Header values were checked by the decoders on the way in (the client's request, the backend's
-                    // response), so they are not checked again on the way out.
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
-                    try channel.pipeline.syncOperations.addHandler(FrontHandler(pool: pool, metrics: metrics))
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.maxMessagesPerRead, value: 16)
+                .childChannelInitializer { channel in
+                    self.track(channel)
+                    return channel.eventLoop.makeCompletedFuture {
+                        // Header values were checked by the decoders on the way in (the client's request, the backend's
+                        // response), so they are not checked again on the way out.
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
+                        try channel.pipeline.syncOperations.addHandler(FrontHandler(pool: pool, metrics: metrics, draining: draining))
+                    }
                 }
-            }
-            .bind(host: host, port: port)
-            .get()
-        server.withLock { $0 = channel }
-        return channel.localAddress?.port ?? port
+                .withBoundSocket(socket)
+                .get()
+        } catch {
+            if kept >= 0 { close(kept) }
+            throw error
+        }
+        server.withLock { $0 = Listener(channel: channel, handoverCopy: kept) }
+        return channel.localAddress?.port ?? 0
     }
+
+    /// A descriptor of the listening socket, for handing it to the front that replaces this one; nil
+    /// once this front has stopped listening.
+    public var listeningSocketForHandover: Int32? {
+        server.withLock { $0.map(\.handoverCopy).flatMap { $0 >= 0 ? $0 : nil } }
+    }
+
+    /// Client connections open now.
+    public var openConnections: Int { connections.withLock { $0.count } }
 
     /// Remembers an open front connection until it closes.
     private func track(_ channel: Channel) {
@@ -101,13 +136,19 @@ public final class LoadBalancer: Sendable {
         channel.closeFuture.whenComplete { _ in _ = self.connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
     }
 
-    /// Stops accepting, lets requests in flight finish (up to `timeout`), then closes every connection.
-    public func stop(timeout: Duration = .seconds(10)) async {
-        let listener = server.withLock { value -> Channel? in
+    /// Closes this front's side of the listening socket (a front that took it over keeps accepting on it).
+    private func stopListening() async {
+        let listener = server.withLock { value -> Listener? in
             defer { value = nil }
             return value
         }
-        try? await listener?.close()
+        try? await listener?.channel.close()
+        if let copy = listener?.handoverCopy, copy >= 0 { close(copy) }
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to `timeout`), then closes every connection.
+    public func stop(timeout: Duration = .seconds(10)) async {
+        await stopListening()
         pool.setActive([])
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, pool.totalInFlight > 0 {
@@ -116,6 +157,34 @@ public final class LoadBalancer: Sendable {
         let open = connections.withLock { Array($0.values) }
         for channel in open { try? await channel.close() }
     }
+
+    /// Hands the service to a successor that accepts on the same socket: stops accepting, keeps
+    /// relaying to the same backends, and answers each connection's next request with
+    /// `Connection: close` (closing it after that response), so no request already sent is dropped.
+    /// Connections still open after `timeout` (clients that send nothing more) are closed.
+    public func retire(timeout: Duration) async {
+        await stopListening()
+        draining.begin()
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, openConnections > 0 {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let open = connections.withLock { Array($0.values) }
+        for channel in open { try? await channel.close() }
+    }
+}
+
+/// The listening channel, and the duplicate of its socket kept for a handover.
+private struct Listener {
+    var channel: Channel
+    var handoverCopy: Int32
+}
+
+/// Set when the front is retiring: every connection closes after its current or next response.
+final class DrainSignal: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isDraining: Bool { flag.load(ordering: .relaxed) }
+    func begin() { flag.store(true, ordering: .relaxed) }
 }
 
 /// On the listening channel: stops accepting while `limit` connections are open, and accepts again when

@@ -85,6 +85,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     let pool: BackendPool
     let metrics: ProxyMetrics
+    /// Set when the front is retiring: the connection closes after its current or next response.
+    let draining: DrainSignal
     private var context: ChannelHandlerContext?
     /// The client's address, for X-Forwarded-For.
     private var clientAddress: String?
@@ -95,9 +97,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Reading from the client is paused: its body waits for a backend, or the backend cannot take more.
     private var readingPaused = false
 
-    init(pool: BackendPool, metrics: ProxyMetrics) {
+    init(pool: BackendPool, metrics: ProxyMetrics, draining: DrainSignal = DrainSignal()) {
         self.pool = pool
         self.metrics = metrics
+        self.draining = draining
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -123,7 +126,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             metrics.count(.requests)
-            exchange = Exchange(head: forwardedHead(head), clientVersion: head.version, clientKeepAlive: head.isKeepAlive,
+            exchange = Exchange(head: forwardedHead(head), clientVersion: head.version, clientKeepAlive: head.isKeepAlive && !draining.isDraining,
                                 idempotent: FrontHandler.isIdempotent(head.method))
             dispatch()
         case .body(let buffer):
@@ -308,6 +311,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(var head):
             exchange!.responseStarted = true
             if !head.isKeepAlive { upstream?.closing = true }
+            if draining.isDraining { exchange!.clientKeepAlive = false }
             head.headers.removeHopByHop()
             let client = exchange!.clientVersion
             if client.major == 1 && client.minor == 0 && !head.headers.contains(name: "content-length") {

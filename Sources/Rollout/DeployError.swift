@@ -7,6 +7,7 @@ public enum DeployError: Error, CustomStringConvertible {
     case listenChanged(service: String, from: String, to: String)
     case nothingToRollBack(service: String, reason: String)
     case cannotListen(service: String, address: String, reason: String)
+    case frontUpgradeFailed(service: String, reason: String)
 
     public var description: String {
         switch self {
@@ -20,6 +21,8 @@ public enum DeployError: Error, CustomStringConvertible {
             return "cannot roll back \(service): \(reason)"
         case let .cannotListen(service, address, reason):
             return "\(service) cannot listen on \(address): \(reason)"
+        case let .frontUpgradeFailed(service, reason):
+            return "the front of \(service) was not replaced (the running one goes on serving): \(reason)"
         }
     }
 }

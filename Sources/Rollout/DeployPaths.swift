@@ -7,8 +7,10 @@ import Foundation
 /// STATE/releases/sha256-<hex>/ unpacked, read-only release folders
 /// STATE/instances/<id>/        each running instance's overlay root, bundle and output.log
 /// STATE/runc/                  runc's own state for this deployer's containers
-/// STATE/services/<name>/       current.json (the release serving) and history.jsonl
-/// STATE/imgdeploy.sock         the control socket
+/// STATE/services/<name>/       current.json (the release serving), history.jsonl, instances.json (what
+///                              the next daemon adopts) and rollout.json (the rollout in flight)
+/// STATE/fronts/<name>.sock     the control socket of the service's front (a process of its own), and its .log
+/// STATE/imgdeploy.sock         the daemon's control socket
 /// ```
 public struct DeployPaths: Sendable {
     public let root: String
@@ -32,6 +34,11 @@ public struct DeployPaths: Sendable {
     public func service(_ name: String) -> String { services + "/" + name }
     public func currentSpec(_ name: String) -> String { service(name) + "/current.json" }
     public func history(_ name: String) -> String { service(name) + "/history.jsonl" }
+    public func instanceRecords(_ name: String) -> String { service(name) + "/instances.json" }
+    public func rolloutInFlight(_ name: String) -> String { service(name) + "/rollout.json" }
+    public var fronts: String { root + "/fronts" }
+    public func frontControl(_ name: String) -> String { fronts + "/" + name + ".sock" }
+    public func frontLog(_ name: String) -> String { fronts + "/" + name + ".log" }
 }
 
 /// A free TCP port on 127.0.0.1, found by binding port 0.

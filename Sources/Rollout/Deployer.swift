@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Front
 import ReleaseSpec
 import Releases
 
@@ -9,33 +10,48 @@ public actor Deployer {
     private let releases: ReleaseCache
     private let http: HTTPClient
     private let runners: RunnerSet
+    private let launcher: FrontLauncher
     private var controllers: [String: ServiceController] = [:]
 
-    public init(paths: DeployPaths) {
+    public init(paths: DeployPaths, launcher: FrontLauncher = FrontLauncher()) {
         self.paths = paths
         self.releases = ReleaseCache(root: paths.root)
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
         self.runners = RunnerSet(paths: paths)
+        self.launcher = launcher
     }
 
-    /// Cleans up what a killed deployer left (containers, mounts) and starts again every release that was
-    /// serving, in the background; returns the services being re-adopted.
+    /// Carries on from the daemon that ran before: adopts every service's running front and instances
+    /// (restarting nothing that runs), cleans up what was left of the rest, and, in the background,
+    /// aborts rollouts that were in flight, starts what is missing, and replaces fronts that run an older
+    /// executable. Returns the services being re-adopted.
     public func start() async -> [String] {
-        await runners.removeLeftovers()
+        PrivateSocketPath.removeLeftovers(in: paths.fronts)
         var adopted: [String] = []
+        var kept: Set<String> = []
+        var specs: [(ServiceController, ReleaseSpec)] = []
         let names = (try? FileManager.default.contentsOfDirectory(atPath: paths.services)) ?? []
         for name in names.sorted() {
             guard let spec = ReleaseHistory(paths: paths, service: name).current() else { continue }
             adopted.append(name)
             let controller = controller(name)
-            Task { _ = try? await controller.apply(spec, kind: "readopt") }
+            kept.formUnion(await controller.adoptInstances())
+            specs.append((controller, spec))
+        }
+        await runners.removeLeftovers(keeping: kept)
+        for (controller, spec) in specs {
+            Task {
+                _ = await controller.reattach(spec)
+                if await controller.frontIsOutdated() { _ = try? await controller.upgradeFront() }
+            }
         }
         return adopted
     }
 
     private func controller(_ name: String) -> ServiceController {
         if let existing = controllers[name] { return existing }
-        let made = ServiceController(name: name, paths: paths, releases: releases, probe: HealthProbe(client: http), runners: runners)
+        let made = ServiceController(name: name, paths: paths, releases: releases, probe: HealthProbe(client: http), runners: runners,
+                                     launcher: launcher)
         controllers[name] = made
         return made
     }
@@ -52,7 +68,7 @@ public actor Deployer {
 
     /// Every service's status, or one's.
     public func status(_ name: String?) async throws(DeployError) -> [ServiceStatus] {
-        if let name { return [await try existing(name).status()] }
+        if let name { return [try await existing(name).status()] }
         var result: [ServiceStatus] = []
         for name in controllers.keys.sorted() { result.append(await controllers[name]!.status()) }
         return result
@@ -70,13 +86,19 @@ public actor Deployer {
     }
 
     public func down(_ name: String) async throws(DeployError) {
-        await try existing(name).down()
+        try await existing(name).down()
         controllers[name] = nil
     }
 
-    /// Stops every service (they are re-adopted at the next start) and releases the HTTP client.
+    /// Replaces a service's front with one running the daemon's executable as it is on disk now, without
+    /// dropping a request.
+    public func upgradeFront(_ name: String) async throws(DeployError) -> FrontUpgrade {
+        try await existing(name).upgradeFront()
+    }
+
+    /// Lets go of every service without stopping it: fronts and instances keep serving, and the next
+    /// daemon adopts them. Releases the HTTP client.
     public func shutdown() async {
-        for controller in controllers.values { await controller.down(forget: false) }
         controllers = [:]
         try? await http.shutdown()
     }

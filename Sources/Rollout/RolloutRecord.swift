@@ -24,7 +24,7 @@ public struct RolloutRecord: Sendable, Codable, Equatable {
     public var state: RolloutState
     /// Why it failed, or nil.
     public var reason: String?
-    /// What kind of change: `deploy`, `rollback` or `readopt` (the daemon restarting the current release).
+    /// What kind of change: `deploy`, `rollback` or `readopt` (a daemon that started again carrying on the current release).
     public var kind: String
     public var started: Date
     public var finished: Date?
@@ -46,7 +46,7 @@ public struct RolloutRecord: Sendable, Codable, Equatable {
         self.transitions = [Transition(state: .pending, at: started, note: nil)]
     }
 
-    mutating func enter(_ state: RolloutState, note: String? = nil) {
+    public mutating func enter(_ state: RolloutState, note: String? = nil) {
         self.state = state
         transitions.append(Transition(state: state, at: Date(), note: note))
         if state.isFinal { finished = Date() }
@@ -76,4 +76,8 @@ public struct ServiceStatus: Sendable, Codable, Equatable {
     public var requests: Int
     public var failedRequests: Int
     public var retriedRequests: Int
+    /// The front's process, when it answers.
+    public var frontPID: Int32?
+    /// A rollout, rollback or front upgrade is under way.
+    public var rolloutRunning: Bool?
 }

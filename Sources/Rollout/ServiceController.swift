@@ -1,4 +1,5 @@
 import Foundation
+import Front
 import Layers
 import LoadBalancer
 import ReleaseSpec
@@ -11,6 +12,10 @@ import Runtime
 /// Succeeded, or → Aborting → Failed when the new version cannot be fetched, started or made healthy
 /// before its deadline, in which case traffic stays on (or returns to) the old version. Instances that
 /// exit while serving are restarted with exponential backoff and take traffic again once healthy.
+///
+/// The front is a process of its own (``FrontProcess``) and the instances outlive the daemon too: this
+/// controller tells the front where to send requests, and records its instances and the rollout in
+/// flight, so that the next daemon adopts both and carries on (``reattach(_:)``).
 actor ServiceController {
     let name: String
     let paths: DeployPaths
@@ -18,16 +23,21 @@ actor ServiceController {
     let probe: HealthProbe
     let runners: RunnerSet
     let history: ReleaseHistory
-    let pool: BackendPool
-    let balancer: LoadBalancer
+    let state: ServiceState
+    let front: FrontClient
+    let launcher: FrontLauncher
 
     /// The spec whose release serves, once one has succeeded.
     private(set) var serving: ReleaseSpec?
     private var listening: ReleaseSpec.ListenAddress?
     private var instances: [String: ManagedInstance] = [:]
+    /// The backends the front sends new requests to, as this controller wants them.
+    private var active: [Backend] = []
     private var lastRollout: RolloutRecord?
-    private var rolloutRunning = false
+    /// A rollout, rollback or front upgrade is running; set before the first suspension, so two cannot both start.
+    private var busy = false
     private var counter = 0
+    private var frontWatch: Task<Void, Never>?
 
     struct ManagedInstance {
         var id: String
@@ -45,36 +55,37 @@ actor ServiceController {
         var lastExit: Int32?
     }
 
-    init(name: String, paths: DeployPaths, releases: ReleaseCache, probe: HealthProbe, runners: RunnerSet) {
+    init(name: String, paths: DeployPaths, releases: ReleaseCache, probe: HealthProbe, runners: RunnerSet, launcher: FrontLauncher) {
         self.name = name
         self.paths = paths
         self.releases = releases
         self.probe = probe
         self.runners = runners
         self.history = ReleaseHistory(paths: paths, service: name)
-        let pool = BackendPool()
-        self.pool = pool
-        self.balancer = LoadBalancer(pool: pool)
+        self.state = ServiceState(paths: paths, service: name)
+        self.front = FrontClient(controlPath: paths.frontControl(name))
+        self.launcher = launcher
     }
 
     // MARK: Rollouts
 
     /// Rolls out `spec`; returns the finished record (Succeeded or Failed). Throws only for requests refused outright.
     func apply(_ spec: ReleaseSpec, kind: String = "deploy") async throws(DeployError) -> RolloutRecord {
-        if rolloutRunning, let lastRollout { throw .rolloutInProgress(service: name, image: lastRollout.image, state: lastRollout.state) }
+        if busy { throw .rolloutInProgress(service: name, image: lastRollout?.image ?? spec.image, state: lastRollout?.state ?? .pending) }
         if let listening, listening != spec.listen {
             throw .listenChanged(service: name, from: listening.description, to: spec.listen.description)
         }
-        if listening == nil {
-            do { try await balancer.start(host: spec.listen.host, port: spec.listen.port) } catch {
-                throw .cannotListen(service: name, address: spec.listen.description, reason: "\(error)")
-            }
-            listening = spec.listen
-        }
-        rolloutRunning = true
-        defer { rolloutRunning = false }
+        busy = true
+        defer { busy = false }
+        if listening == nil { try await startFront(spec.listen) }
+        return await rolloutRecorded(spec, kind: kind)
+    }
+
+    /// Runs a rollout and records how it ended; the caller holds `busy`.
+    private func rolloutRecorded(_ spec: ReleaseSpec, kind: String) async -> RolloutRecord {
         var record = RolloutRecord(service: name, image: spec.image, strategy: spec.strategy, kind: kind)
         lastRollout = record
+        state.saveRollout(record)
         await rollout(spec, &record)
         lastRollout = record
         try? history.append(record)
@@ -82,12 +93,14 @@ actor ServiceController {
             serving = spec
             try? history.saveCurrent(spec)
         }
+        state.saveRollout(record)
         return record
     }
 
     private func enter(_ state: RolloutState, _ record: inout RolloutRecord, note: String? = nil) {
         record.enter(state, note: note)
         lastRollout = record
+        self.state.saveRollout(record)
     }
 
     private func rollout(_ spec: ReleaseSpec, _ record: inout RolloutRecord) async {
@@ -125,7 +138,7 @@ actor ServiceController {
         enter(.shifting, &record, note: "all traffic to \(fresh.joined(separator: ", "))")
         for id in fresh { instances[id]?.wanted = true; instances[id]?.inPool = true }
         for id in old { instances[id]?.wanted = false; instances[id]?.inPool = false }
-        pool.setActive(fresh.compactMap { backend($0) })
+        await setActive(fresh.compactMap { backend($0) })
         enter(.scaleDownDelay, &record, note: old.isEmpty ? nil : "draining \(old.joined(separator: ", "))")
         await retire(old)
         enter(.succeeded, &record)
@@ -151,7 +164,7 @@ actor ServiceController {
                 enter(.shifting, &record, note: "\(id) takes traffic")
                 instances[id]?.wanted = true
                 instances[id]?.inPool = true
-                if let backend = backend(id) { pool.add(backend) }
+                await addActive(id)
             }
             if step < old.count {
                 let id = old[step]
@@ -179,7 +192,7 @@ actor ServiceController {
             for id in restored where restoreProblem == nil {
                 instances[id]?.wanted = true
                 instances[id]?.inPool = true
-                if let backend = backend(id) { pool.add(backend) }
+                await addActive(id)
             }
         }
         for id in fresh { instances[id]?.wanted = false; instances[id]?.inPool = false }
@@ -203,6 +216,7 @@ actor ServiceController {
         }
         let instance = try await launch(id: id, release: release, spec: spec, port: port)
         instances[id] = ManagedInstance(id: id, release: release, spec: spec, port: port, instance: instance)
+        saveInstances()
         watch(id, generation: 0, instance)
         return id
     }
@@ -227,7 +241,7 @@ actor ServiceController {
         managed.lastExit = status
         managed.inPool = false
         instances[id] = managed
-        pool.remove(id)
+        await removeActive(id)
         guard managed.wanted else { return }
         let backoff = Duration.milliseconds(min(30_000, 500 << min(managed.restarts, 6)))
         try? await Task.sleep(for: backoff)
@@ -249,12 +263,13 @@ actor ServiceController {
         }
         managed.lastExit = nil
         instances[id] = managed
+        saveInstances()
         watch(id, generation: managed.generation, managed.instance)
         let problem = await waitHealthy([id], managed.spec)
         guard let current = instances[id], current.generation == managed.generation, current.wanted, !current.stopping else { return }
         if problem == nil {
             instances[id]?.inPool = true
-            if let backend = backend(id) { pool.add(backend) }
+            await addActive(id)
         } else if current.lastExit == nil {
             // Running but never healthy: start it afresh after a longer backoff.
             await exited(id, generation: managed.generation, status: -1)
@@ -298,18 +313,20 @@ actor ServiceController {
 
     /// Drains the instances' requests in flight, then stops them.
     private func retire(_ ids: [String]) async {
-        for id in ids { pool.remove(id); instances[id]?.stopping = true }
+        for id in ids { instances[id]?.stopping = true }
+        await setActive(active.filter { !ids.contains($0.id) })
         await withTaskGroup(of: Void.self) { group in
             for id in ids {
                 guard let managed = instances[id] else { continue }
-                let pool = self.pool
+                let front = self.front
                 group.addTask {
-                    _ = await pool.drain(id, timeout: .seconds(30))
+                    _ = await front.drain(id, timeout: .seconds(30))
                     await managed.instance.stop(timeout: managed.spec.stopTimeout)
                 }
             }
         }
         for id in ids { instances[id] = nil }
+        saveInstances()
     }
 
     // MARK: Rollback, down, status
@@ -336,29 +353,255 @@ actor ServiceController {
         return try await apply(spec, kind: "rollback")
     }
 
-    /// Stops the front and every instance; the history stays. With `forget`, the service is not re-adopted
-    /// when the deployer starts again.
-    func down(forget: Bool = true) async {
+    /// Stops the front and every instance; the history stays, and the service is not re-adopted when the
+    /// deployer starts again.
+    func down() async {
+        frontWatch?.cancel()
+        frontWatch = nil
         let ids = Array(instances.keys)
         for id in ids { instances[id]?.wanted = false }
-        await balancer.stop(timeout: .seconds(10))
-        await retire(ids)
+        // The front lets its requests in flight finish before it exits; the instances stop after it.
+        let pid = (try? await front.state())?.pid
+        try? await front.stop()
+        if let pid { await waitForExit(pid, timeout: .seconds(15)) }
+        // No front to tell, nor to start again, while the instances stop.
         listening = nil
+        active = []
+        await retire(ids)
         serving = nil
-        if forget { history.clearCurrent() }
+        history.clearCurrent()
+        state.clear()
     }
 
     func status() async -> ServiceStatus {
+        // One moment's state: what follows awaits (pids, the front), and a rollout may move meanwhile.
+        let (lastRollout, busy, serving, listening) = (self.lastRollout, self.busy, self.serving, self.listening)
         var list: [InstanceStatus] = []
         for managed in instances.values.sorted(by: { $0.id < $1.id }) {
             list.append(InstanceStatus(id: managed.id, image: managed.release.image, port: managed.port,
                                        pid: managed.lastExit == nil ? await managed.instance.hostPID() : nil,
                                        serving: managed.inPool, restarts: managed.restarts, lastExit: managed.lastExit))
         }
-        let counts = balancer.metrics.snapshot
+        let frontState = try? await front.state()
+        let counts = frontState?.counts ?? ProxyMetrics.Counts()
         return ServiceStatus(service: name, listen: listening?.description ?? "-", current: serving?.image, instances: list,
-                             lastRollout: lastRollout, requests: counts.requests, failedRequests: counts.failed, retriedRequests: counts.retried)
+                             lastRollout: lastRollout, requests: counts.requests, failedRequests: counts.failed, retriedRequests: counts.retried,
+                             frontPID: frontState?.pid, rolloutRunning: busy)
     }
+}
+
+extension ServiceController {
+    // MARK: The front
+
+    /// Sends new requests to `backends`, all at once.
+    private func setActive(_ backends: [Backend]) async {
+        active = backends
+        await publish()
+    }
+
+    private func addActive(_ id: String) async {
+        guard let backend = backend(id), !active.contains(backend) else { return }
+        active.append(backend)
+        await publish()
+    }
+
+    private func removeActive(_ id: String) async {
+        guard active.contains(where: { $0.id == id }) else { return }
+        active.removeAll { $0.id == id }
+        await publish()
+    }
+
+    /// Tells the front the backends as they are now, and records the instances for the next daemon.
+    /// A front that cannot be reached is started again on the same address (it died or was killed).
+    private func publish() async {
+        saveInstances()
+        guard listening != nil else { return }
+        if (try? await front.setActive(active)) == nil, let listen = listening {
+            try? await relaunchFront(listen)
+        }
+    }
+
+    /// Starts the service's front on `listen`, or adopts the one already serving there.
+    private func startFront(_ listen: ReleaseSpec.ListenAddress) async throws(DeployError) {
+        if let running = try? await front.state(), running.port == listen.port {
+            listening = listen
+        } else {
+            try await relaunchFront(listen)
+        }
+        watchFront()
+    }
+
+    private func relaunchFront(_ listen: ReleaseSpec.ListenAddress) async throws(DeployError) {
+        do {
+            try FileManager.default.createDirectory(atPath: paths.fronts, withIntermediateDirectories: true)
+            chmod(paths.fronts, 0o700)
+            let socket = try ListeningSocket.bind(host: listen.host, port: listen.port)
+            _ = try await launcher.start(socket: socket, controlPath: paths.frontControl(name), logPath: paths.frontLog(name))
+            _ = try await front.setActive(active)
+        } catch {
+            throw .cannotListen(service: name, address: listen.description, reason: "\(error)")
+        }
+        listening = listen
+    }
+
+    /// Checks the front every second and starts it again if it is gone (killed, or crashed).
+    private func watchFront() {
+        guard frontWatch == nil else { return }
+        frontWatch = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await self?.checkFront()
+            }
+        }
+    }
+
+    private func checkFront() async {
+        guard !busy, let listen = listening, (try? await front.state()) == nil else { return }
+        // Asked again: a front being replaced is unreachable for an instant.
+        try? await Task.sleep(for: .milliseconds(200))
+        guard !busy, listening != nil, (try? await front.state()) == nil else { return }
+        try? await relaunchFront(listen)
+    }
+
+    /// Replaces the front with one started from the daemon's executable as it is on disk now: the new
+    /// front takes the listening socket over, the old one finishes every connection it holds and exits.
+    func upgradeFront() async throws(DeployError) -> FrontUpgrade {
+        guard listening != nil else { throw .unknownService(name) }
+        if busy { throw .rolloutInProgress(service: name, image: lastRollout?.image ?? serving!.image, state: lastRollout?.state ?? .pending) }
+        busy = true
+        defer { busy = false }
+        let old: FrontState
+        let new: FrontState
+        do {
+            old = try await front.state()
+            new = try await launcher.replace(controlPath: paths.frontControl(name), logPath: paths.frontLog(name))
+        } catch {
+            throw .frontUpgradeFailed(service: name, reason: "\(error)")
+        }
+        // Anything that changed while the new front took over is told to it now.
+        await publish()
+        await waitForExit(old.pid, timeout: .seconds(Int64(launcher.drainTimeout) + 5))
+        return FrontUpgrade(service: name, oldPID: old.pid, newPID: new.pid, oldExited: ProcessStart.of(old.pid) == nil)
+    }
+
+    /// Whether the front runs an older executable than the daemon would start now.
+    func frontIsOutdated() async -> Bool {
+        guard let running = try? await front.state() else { return false }
+        let current = launcher.executableIdentity
+        return !current.isEmpty && running.executable != current
+    }
+
+    func waitForExit(_ pid: Int32, timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        while ProcessStart.of(pid) != nil, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+    }
+
+    // MARK: A daemon's restart
+
+    private func saveInstances() {
+        state.saveInstances(instances.values.sorted { $0.id < $1.id }.map {
+            ServiceState.SavedInstance(record: $0.instance.record, image: $0.release.image, spec: $0.spec, port: $0.port,
+                                       wanted: $0.wanted, restarts: $0.restarts)
+        })
+    }
+
+    /// Takes over the instances a stopped daemon recorded whose processes still run; returns their ids
+    /// (everything else below the instances folder is cleaned up).
+    func adoptInstances() -> [String] {
+        for saved in state.instances() {
+            guard let runner = try? runners.runner(saved.spec.runner), let instance = runner.adopt(saved.record),
+                  let release = releases.existing(saved.image) else { continue }
+            instances[saved.record.id] = ManagedInstance(id: saved.record.id, release: release, spec: saved.spec, port: saved.port,
+                                                         instance: instance, wanted: saved.wanted, restarts: saved.restarts)
+            if let number = saved.record.id.split(separator: "-").last.flatMap({ Int($0) }) { counter = max(counter, number) }
+        }
+        return Array(instances.keys)
+    }
+
+    /// Carries on serving `spec` (the release that last succeeded) after the daemon restarted: re-attaches
+    /// to the running front and adopted instances without restarting them, aborts a rollout that was in
+    /// flight (traffic stays on, or returns to, `spec`'s release), and starts only what is missing.
+    func reattach(_ spec: ReleaseSpec) async -> RolloutRecord {
+        busy = true
+        defer { busy = false }
+        serving = spec
+        var record = RolloutRecord(service: name, image: spec.image, strategy: spec.strategy, kind: "readopt")
+        lastRollout = record
+        if var interrupted = state.interruptedRollout() {
+            interrupted.reason = "interrupted: the daemon stopped while this rollout was \(interrupted.state.rawValue); "
+                + "aborted when it started again, so traffic stays on (or returns to) \(spec.image)"
+            interrupted.enter(.failed, note: interrupted.reason)
+            try? history.append(interrupted)
+            state.saveRollout(interrupted)
+            record.enter(.aborting, note: "the \(interrupted.kind) of \(interrupted.image) was interrupted; " + interrupted.reason!)
+            lastRollout = record
+        }
+        let running = try? await front.state()
+        if let running, running.port == spec.listen.port {
+            listening = spec.listen
+            watchFront()
+        } else {
+            do { try await startFront(spec.listen) } catch {
+                record.reason = error.description
+                record.enter(.failed, note: error.description)
+                lastRollout = record
+                try? history.append(record)
+                return record
+            }
+        }
+        let inFront = Set(running?.active.map(\.id) ?? [])
+        // Until told otherwise the front goes on with the adopted instances it was sending requests to.
+        active = (running?.active ?? []).filter { instances[$0.id] != nil }
+        // The release that serves keeps (up to `replicas`) its running instances, those taking traffic first.
+        let keepers = instances.values.filter { $0.release.image == spec.image && $0.lastExit == nil }
+            .sorted { (inFront.contains($0.id) ? 0 : 1, $0.id) < (inFront.contains($1.id) ? 0 : 1, $1.id) }
+            .prefix(spec.replicas).map(\.id)
+        guard !keepers.isEmpty else {
+            // Nothing of it runs: roll it out afresh; whatever else runs is retired once it serves.
+            for id in instances.keys { instances[id]?.wanted = true }
+            return await rolloutRecorded(spec, kind: "readopt")
+        }
+        record.enter(.healthChecking, note: "adopted \(keepers.joined(separator: ", ")), still running")
+        lastRollout = record
+        let others = instances.keys.filter { !keepers.contains($0) }.sorted()
+        for id in keepers {
+            instances[id]?.wanted = true
+            instances[id]?.inPool = true
+            watch(id, generation: instances[id]!.generation, instances[id]!.instance)
+        }
+        for id in others { instances[id]?.wanted = false }
+        await setActive(keepers.compactMap { backend($0) })
+        if !others.isEmpty {
+            record.enter(.scaleDownDelay, note: "draining \(others.joined(separator: ", ")) (not of the release that serves)")
+            await retire(others)
+        }
+        if keepers.count < spec.replicas, let release = releases.existing(spec.image) {
+            record.enter(.provisioning, note: "starting \(spec.replicas - keepers.count) missing instance(s)")
+            for _ in keepers.count..<spec.replicas {
+                guard let id = try? await startInstance(release, spec) else { continue }
+                if await waitHealthy([id], spec) == nil {
+                    instances[id]?.wanted = true
+                    instances[id]?.inPool = true
+                    await addActive(id)
+                } else {
+                    await retire([id])
+                }
+            }
+        }
+        record.enter(.succeeded)
+        lastRollout = record
+        try? history.append(record)
+        return record
+    }
+}
+
+/// How a front upgrade went.
+public struct FrontUpgrade: Sendable, Codable, Equatable {
+    public var service: String
+    public var oldPID: Int32
+    public var newPID: Int32
+    /// The old front finished its connections and exited within its drain timeout.
+    public var oldExited: Bool
 }
 
 /// The runners, made when first needed (so a missing runtime fails only the rollouts that use it).
@@ -376,10 +619,13 @@ final class RunnerSet: Sendable {
         }
     }
 
-    /// Removes containers and mounts a killed deployer left behind.
-    func removeLeftovers() async {
-        if let runc = try? RuncRunner(stateRoot: paths.runcState) { await runc.removeLeftovers(instancesFolder: paths.instances) }
-        InstanceRootfs.unmountAll(below: paths.instances)
-        try? FileManager.default.removeItem(atPath: paths.instances)
+    /// Removes containers, mounts and folders a stopped deployer left behind, except those of the
+    /// instances named in `keeping` (adopted, still running).
+    func removeLeftovers(keeping: Set<String>) async {
+        if let runc = try? RuncRunner(stateRoot: paths.runcState) { await runc.removeLeftovers(instancesFolder: paths.instances, keeping: keeping) }
+        InstanceRootfs.unmountAll(below: paths.instances, keeping: keeping)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: paths.instances)) ?? [] where !keeping.contains(name) {
+            try? FileManager.default.removeItem(atPath: paths.instances + "/" + name)
+        }
     }
 }

@@ -8,6 +8,11 @@ import Glibc
 public struct InstanceRootfs: Sendable {
     /// The instance's folder: `upper/`, `work/` and the merged `rootfs/`.
     public let directory: String
+
+    /// The overlay already mounted in `directory` (by a daemon that has stopped).
+    public init(directory: String) {
+        self.directory = directory
+    }
     public var path: String { directory + "/rootfs" }
 
     /// Mounts the overlay of `release` (a rootfs folder) at `directory/rootfs`, creating the folders the
@@ -41,14 +46,17 @@ public struct InstanceRootfs: Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// Unmounts every overlay left mounted below `folder` (by a deployer that was killed).
-    public static func unmountAll(below folder: String) {
+    /// Unmounts every overlay left mounted below `folder` (by a deployer that was killed), except those
+    /// of the instance folders named in `keeping`.
+    public static func unmountAll(below folder: String, keeping: Set<String> = []) {
         guard let mounts = try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8) else { return }
         for line in mounts.split(separator: "\n") {
             let fields = line.split(separator: " ")
             guard fields.count > 2 else { continue }
             let point = fields[1].replacingOccurrences(of: "\\040", with: " ")
-            if point.hasPrefix(folder + "/") { _ = umount2(point, Int32(MNT_DETACH)) }
+            guard point.hasPrefix(folder + "/") else { continue }
+            let instance = point.dropFirst(folder.count + 1).split(separator: "/").first.map(String.init) ?? ""
+            if !keeping.contains(instance) { _ = umount2(point, Int32(MNT_DETACH)) }
         }
     }
 }

@@ -36,6 +36,8 @@ public struct InstanceRequest: Sendable {
 /// A started instance.
 public protocol Instance: Sendable {
     var id: String { get }
+    /// What the next daemon needs to adopt this instance if this one stops.
+    var record: InstanceRecord { get }
     /// The instance's main process as the host sees it, once known.
     func hostPID() async -> Int32?
     /// Waits until the instance exits, for whatever reason, and returns its status.
@@ -47,8 +49,11 @@ public protocol Instance: Sendable {
 /// A container runtime that starts instances.
 public protocol InstanceRunner: Sendable {
     func start(_ request: InstanceRequest) async throws(RuntimeError) -> any Instance
-    /// Removes containers and mounts a previous deployer left behind below `instancesFolder`.
-    func removeLeftovers(instancesFolder: String) async
+    /// The instance `record` describes, if its process still runs (started by a daemon that has stopped).
+    func adopt(_ record: InstanceRecord) -> (any Instance)?
+    /// Removes containers and mounts a previous deployer left behind below `instancesFolder`, except
+    /// those of the instances named in `keeping` (adopted ones).
+    func removeLeftovers(instancesFolder: String, keeping: Set<String>) async
 }
 
 /// The signal number of a name such as `SIGTERM`, `TERM` or `15`; SIGTERM when unknown.

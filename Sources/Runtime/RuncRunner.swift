@@ -28,22 +28,29 @@ public struct RuncRunner: InstanceRunner {
             let child = try ChildProcess(executable: runc, arguments: ["--root", stateRoot, "run", "--bundle", request.directory, request.id],
                                          logPath: request.logPath)
             return RuncInstance(id: request.id, runc: runc, stateRoot: stateRoot, child: child, rootfs: rootfs,
-                                stopSignal: signalNumber(request.config.config?.stopSignal))
+                                stopSignal: signalNumber(request.config.config?.stopSignal),
+                                startTime: ProcessStart.of(child.pid) ?? 0)
         } catch {
             rootfs.remove()
             throw error
         }
     }
 
-    public func removeLeftovers(instancesFolder: String) async {
+    public func adopt(_ record: InstanceRecord) -> (any Instance)? {
+        guard record.runner == .runc, let process = AdoptedProcess(pid: record.pid, startTime: record.startTime) else { return nil }
+        return RuncInstance(id: record.id, runc: runc, stateRoot: stateRoot, child: process, rootfs: InstanceRootfs(directory: record.directory),
+                            stopSignal: record.stopSignal, startTime: record.startTime)
+    }
+
+    public func removeLeftovers(instancesFolder: String, keeping: Set<String>) async {
         let listing = await runHelper(runc, ["--root", stateRoot, "list", "--quiet"])
         if listing.status == 0 {
-            for id in listing.output.split(separator: "\n") where !id.isEmpty {
+            for id in listing.output.split(separator: "\n") where !id.isEmpty && !keeping.contains(String(id)) {
                 _ = await runHelper(runc, ["--root", stateRoot, "kill", String(id), "KILL"])
                 _ = await runHelper(runc, ["--root", stateRoot, "delete", "--force", String(id)])
             }
         }
-        InstanceRootfs.unmountAll(below: instancesFolder)
+        InstanceRootfs.unmountAll(below: instancesFolder, keeping: keeping)
     }
 }
 
@@ -52,9 +59,14 @@ struct RuncInstance: Instance {
     let id: String
     let runc: String
     let stateRoot: String
-    let child: ChildProcess
+    let child: any InstanceProcess
     let rootfs: InstanceRootfs
     let stopSignal: Int32
+    let startTime: UInt64
+
+    var record: InstanceRecord {
+        InstanceRecord(id: id, runner: .runc, pid: child.pid, startTime: startTime, directory: rootfs.directory, stopSignal: stopSignal)
+    }
 
     func hostPID() async -> Int32? {
         for _ in 0..<50 {

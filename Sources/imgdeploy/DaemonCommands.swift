@@ -7,8 +7,10 @@ import Rollout
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
-        abstract: "Run the deployer daemon: load balancers, instances and rollouts, controlled over a Unix socket.",
-        discussion: "Runs in the foreground until SIGTERM or SIGINT, which stop every service. At start it removes what a killed daemon left behind and starts again every release that was serving.")
+        abstract: "Run the deployer daemon: it starts fronts and instances and rolls out releases, controlled over a Unix socket.",
+        discussion: """
+        Runs in the foreground until SIGTERM or SIGINT. Each service's front (its load balancer) and its instances are processes         of their own: they keep serving while the daemon is stopped, killed or replaced by a newer one, and the next daemon         adopts them without restarting anything. A rollout that was in flight is aborted (traffic stays on, or returns to,         the release that last succeeded), and a front that runs an older executable is replaced without dropping a request.         `imgdeploy down SERVICE` (or --all) stops services.
+        """)
 
     @OptionGroup var options: StateOptions
 
@@ -50,7 +52,7 @@ struct StatusCommand: AsyncParsableCommand {
         if json { return try printJSON(statuses) }
         if statuses.isEmpty { print("no services"); return }
         for status in statuses {
-            print("\(status.service)  front \(status.listen)  serving \(status.current?.description ?? "nothing")")
+            print("\(status.service)  front \(status.listen) (pid \(status.frontPID.map(String.init) ?? "-"))  serving \(status.current?.description ?? "nothing")")
             print("  requests \(status.requests), failed \(status.failedRequests), retried \(status.retriedRequests)")
             for instance in status.instances {
                 let state = instance.serving ? "serving" : (instance.lastExit.map { "exited (\($0))" } ?? "not serving")
@@ -102,11 +104,40 @@ struct DownCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "down", abstract: "Stop a service's front and instances (its history stays).")
 
     @OptionGroup var options: StateOptions
-    @Argument(help: "The service.") var service: String
+    @Argument(help: "The service.") var service: String?
+    @Flag(name: .long, help: "Stop every service.") var all = false
+
+    func validate() throws {
+        guard (service != nil) != all else { throw ValidationError("name a service, or give --all") }
+    }
 
     func run() async throws {
-        try await ControlClient(socket: options.paths.socket).down(service)
-        print("\(service) is down")
+        let client = ControlClient(socket: options.paths.socket)
+        let names: [String]
+        if let service { names = [service] } else { names = try await client.status(nil).map(\.service) }
+        for name in names {
+            try await client.down(name)
+            print("\(name) is down")
+        }
+    }
+}
+
+struct UpgradeFrontCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upgrade-front",
+        abstract: "Replace a service's front with one running imgdeploy as installed now, without dropping a request.",
+        discussion: """
+        The new front takes the listening socket over from the running one (SCM_RIGHTS), so no connection is refused;         the old one stops accepting, answers each connection's next request with `Connection: close`, and exits once         they are done (or after its drain timeout). The daemon does the same at start for fronts older than its binary.
+        """)
+
+    @OptionGroup var options: StateOptions
+    @Argument(help: "The service.") var service: String
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let result = try await ControlClient(socket: options.paths.socket).upgradeFront(service)
+        if json { return try printJSON(result) }
+        print("\(service): front pid \(result.oldPID) replaced by pid \(result.newPID)" + (result.oldExited ? "; the old front finished and exited" : "; the old front is still finishing its connections"))
     }
 }
 

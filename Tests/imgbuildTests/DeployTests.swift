@@ -6,15 +6,18 @@ let imgdeployBinary: String = {
     URL(fileURLWithPath: imgbuildBinary).deletingLastPathComponent().appendingPathComponent("imgdeploy").path
 }()
 
-/// `imgdeploy up` on its own state folder, stopped with SIGTERM (which stops every service) when done.
+/// `imgdeploy up` on its own state folder. `stop()` takes every service down, then ends the daemon;
+/// `terminate()` and `kill9()` end only the daemon (its fronts and instances keep serving).
 final class DeployDaemon {
     let state: String
     let process: Process
+    let binary: String
 
-    init(state: String = makeTemporaryDirectory("deploy-state")) throws {
+    init(state: String = makeTemporaryDirectory("deploy-state"), binary: String = imgdeployBinary) throws {
         self.state = state
+        self.binary = binary
         process = Process()
-        process.executableURL = URL(fileURLWithPath: imgdeployBinary)
+        process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["up", "--state", state]
         let log = state + ".log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
@@ -29,7 +32,7 @@ final class DeployDaemon {
 
     @discardableResult
     func command(_ arguments: [String]) throws -> ProcessResult {
-        try run(imgdeployBinary, arguments + ["--state", state])
+        try run(binary, arguments + ["--state", state])
     }
 
     /// The service's status as the daemon reports it.
@@ -39,12 +42,26 @@ final class DeployDaemon {
         return list?.first ?? [:]
     }
 
-    /// SIGTERM, then waits for the daemon to stop its services and exit.
+    /// Takes every service down (fronts and instances), then ends the daemon.
     func stop() {
+        guard process.isRunning else { return }
+        _ = try? command(["down", "--all"])
+        terminate()
+    }
+
+    /// SIGTERM: the daemon exits, its services keep serving.
+    func terminate() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGTERM)
         for _ in 0..<600 where process.isRunning { usleep(50_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// SIGKILL: the daemon dies at once, its services keep serving.
+    func kill9() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
@@ -69,6 +86,12 @@ struct HelloVersions {
             write(imagefile, to: context + "/Imagefile")
             let page = try String(contentsOfFile: context + "/www/index.html", encoding: .utf8)
             write(page.replacingOccurrences(of: "1.0.0", with: version), to: context + "/www/index.html")
+            // Handlers for the load tests: one that takes a second, one that counts an upload's bytes.
+            try FileManager.default.createDirectory(atPath: context + "/www/cgi-bin", withIntermediateDirectories: true)
+            write("#!/bin/busybox sh\n/bin/busybox sleep 1\nprintf 'Content-Type: text/plain\\r\\n\\r\\nslow \(version)\\n'\n",
+                  to: context + "/www/cgi-bin/slow", mode: 0o755)
+            write("#!/bin/busybox sh\nn=$(/bin/busybox head -c \"${CONTENT_LENGTH:-0}\" | /bin/busybox wc -c)\nprintf 'Content-Type: text/plain\\r\\n\\r\\nreceived %s\\n' \"$n\"\n",
+                  to: context + "/www/cgi-bin/upload", mode: 0o755)
             if version == "3.0.0" {
                 try FileManager.default.removeItem(atPath: context + "/www/healthz")
                 // Its own tests would catch the missing file; this version exists to fail at deploy time.
@@ -107,10 +130,10 @@ final class LoadGenerator {
     let output = Pipe()
     let stopFile = makeTemporaryDirectory("load") + "/stop"
 
-    init(port: Int, connections: Int = 4) throws {
+    init(port: Int, connections: Int = 4, path: String = "/", mode: String = "page") throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [repositoryRoot + "/fixtures/load/http_load.py", "http://127.0.0.1:\(port)/", "--connections", String(connections),
-                             "--stop-file", stopFile, "--max-seconds", "120"]
+        process.arguments = [repositoryRoot + "/fixtures/load/http_load.py", "http://127.0.0.1:\(port)\(path)", "--connections", String(connections),
+                             "--stop-file", stopFile, "--max-seconds", "300", "--mode", mode]
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -125,6 +148,39 @@ final class LoadGenerator {
         let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
         return (object["requests"] as? Int ?? 0, object["statuses"] as? [String: Int] ?? [:], object["errors"] as? [String] ?? [],
                 object["versions"] as? [String: Int] ?? [:])
+    }
+}
+
+/// `wrk` with `fixtures/load/count_bodies.lua` against the front's page, until `finish()` (SIGINT).
+final class WrkLoad {
+    let process = Process()
+    let output = Pipe()
+
+    init(port: Int, connections: Int = 64) throws {
+        // Through python, which unblocks every signal first: the test runner's threads block SIGINT and a
+        // spawned child inherits that mask, so wrk would never hear the SIGINT that ends it.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv('/usr/bin/wrk', sys.argv[1:])",
+                             "wrk", "-t2", "-c\(connections)", "-d300s", "--timeout", "10s", "-s", repositoryRoot + "/fixtures/load/count_bodies.lua",
+                             "http://127.0.0.1:\(port)/"]
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        usleep(300_000)
+    }
+
+    /// Stops wrk; its requests, the responses that were not a whole 200 page, and its socket errors.
+    func finish() -> (requests: Int, bad: Int, errors: Int, output: String) {
+        kill(process.processIdentifier, SIGINT)
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("WRK_RESULT") }) else { return (0, -1, -1, text) }
+        var fields: [String: Int] = [:]
+        for pair in line.split(separator: " ").dropFirst() {
+            let parts = pair.split(separator: "=")
+            if parts.count == 2 { fields[String(parts[0])] = Int(parts[1]) }
+        }
+        return (fields["requests"] ?? 0, fields["bad"] ?? -1, fields["errors"] ?? -1, text)
     }
 }
 
@@ -177,7 +233,8 @@ struct DeployTests {
 
         daemon.stop()
         let left = try run("/usr/sbin/runc", ["--root", daemon.state + "/runc", "list", "--quiet"])
-        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "SIGTERM stops every instance: \(left.stdout)")
+        #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "`down --all` stops every instance: \(left.stdout)")
+        #expect(try run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/"]).status != 0, "and the front")
     }
 
     @Test("rolling A → B under load: zero failed requests, answers switch to B one instance at a time")
@@ -258,27 +315,174 @@ struct DeployTests {
         #expect(during.requests > 0 && during.errors.isEmpty && during.statuses.keys.sorted() == ["200"], "\(during)")
     }
 
-    @Test("after the daemon restarts it re-adopts the release that was serving")
+    @Test("the service serves while no daemon runs; a daemon started again adopts the same front and instances, restarting nothing")
     func readoptsAfterRestart() throws {
         let hello = try DeployTests.versions.get()
         let state = makeTemporaryDirectory("deploy-state")
         let port = freePort()
+        let before: [String: Any]
         do {
             let daemon = try DeployDaemon(state: state)
             #expect(try daemon.command(["apply", hello.spec("2.0.0", port: port)]).status == 0)
-            daemon.stop()
+            before = try daemon.status("hello")
+            daemon.terminate()
         }
-        #expect(try run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/"]).status != 0, "the front stopped with the daemon")
+        #expect(try frontPage(port).contains("hello 2.0.0"), "the front serves with no daemon running")
         let again = try DeployDaemon(state: state)
         defer { again.stop() }
-        var answered = false
-        for _ in 0..<100 where !answered {
-            answered = (try? frontPage(port).contains("hello 2.0.0")) ?? false
-            if !answered { usleep(200_000) }
+        var after: [String: Any] = [:]
+        for _ in 0..<100 {
+            after = try again.status("hello")
+            if (after["lastRollout"] as? [String: Any])?["state"] as? String == "Succeeded" { break }
+            usleep(100_000)
         }
-        #expect(answered, "the re-adopted release serves again")
-        let last = try again.status("hello")["lastRollout"] as? [String: Any] ?? [:]
-        #expect(last["kind"] as? String == "readopt" && last["state"] as? String == "Succeeded")
+        let last = after["lastRollout"] as? [String: Any] ?? [:]
+        #expect(last["kind"] as? String == "readopt" && last["state"] as? String == "Succeeded", "\(last)")
+        #expect(after["frontPID"] as? Int != nil && after["frontPID"] as? Int == before["frontPID"] as? Int, "the same front process")
+        func pids(_ status: [String: Any]) -> [String: Int] {
+            Dictionary(uniqueKeysWithValues: (status["instances"] as? [[String: Any]] ?? []).compactMap { instance in
+                (instance["id"] as? String).flatMap { id in (instance["pid"] as? Int).map { (id, $0) } }
+            })
+        }
+        #expect(pids(after).count == 2 && pids(after) == pids(before), "the same instances, not restarted: \(pids(before)) → \(pids(after))")
+        #expect(try frontPage(port).contains("hello 2.0.0"))
+    }
+
+    @Test("zero failed or cut requests under wrk -c64, 1 s requests and 300 KB uploads through kill -9 of the daemon, its restart, a front upgrade, a daemon whose binary is newer, blue-green and rollback")
+    func zeroDroppedThroughEverything() throws {
+        let hello = try DeployTests.versions.get()
+        // The daemon runs a copy of the binary, so the test can make it "newer" (a front running an older
+        // executable is replaced when the daemon starts).
+        let binary = makeTemporaryDirectory("imgdeploy-bin") + "/imgdeploy"
+        try FileManager.default.copyItem(atPath: imgdeployBinary, toPath: binary)
+        let state = makeTemporaryDirectory("deploy-state")
+        var daemon = try DeployDaemon(state: state, binary: binary)
+        defer { daemon.stop() }
+        let port = freePort()
+        #expect(try daemon.command(["apply", hello.spec("1.0.0", port: port)]).status == 0)
+        func front() throws -> Int { try daemon.status("hello")["frontPID"] as? Int ?? -1 }
+        func settle() throws {
+            for _ in 0..<150 {
+                let last = try? daemon.status("hello")["lastRollout"] as? [String: Any]
+                if last?["state"] as? String == "Succeeded", (try? daemon.status("hello")["rolloutRunning"] as? Bool) != true { return }
+                usleep(100_000)
+            }
+        }
+
+        let wrk = try WrkLoad(port: port)
+        let slow = try LoadGenerator(port: port, connections: 4, path: "/cgi-bin/slow", mode: "slow")
+        let uploads = try LoadGenerator(port: port, connections: 2, path: "/cgi-bin/upload", mode: "upload")
+        sleep(2)
+
+        // kill -9 of the daemon, and a new one.
+        daemon.kill9()
+        sleep(1)
+        daemon = try DeployDaemon(state: state, binary: binary)
+        try settle()
+        // An upgrade of the front.
+        let firstFront = try front()
+        let upgrade = try daemon.command(["upgrade-front", "hello"])
+        #expect(upgrade.status == 0 && upgrade.stdout.contains("replaced by pid"), "\(upgrade.stdout)\(upgrade.stderr)")
+        let secondFront = try front()
+        #expect(secondFront != firstFront && secondFront > 0)
+        // A newer binary: the daemon started again replaces the front by itself.
+        daemon.terminate()
+        let now = Date()
+        try FileManager.default.setAttributes([.modificationDate: now], ofItemAtPath: binary)
+        daemon = try DeployDaemon(state: state, binary: binary)
+        var thirdFront = secondFront
+        for _ in 0..<100 where thirdFront == secondFront {
+            usleep(100_000)
+            thirdFront = (try? front()) ?? secondFront
+        }
+        #expect(thirdFront != secondFront && thirdFront > 0, "the front of the older binary was replaced")
+        try settle()
+        // Blue-green to 2.0.0, and back.
+        let deploy = try daemon.command(["apply", hello.spec("2.0.0", port: port)])
+        #expect(deploy.status == 0, "\(deploy.stdout)\(deploy.stderr)")
+        let rollback = try daemon.command(["rollback", "hello"])
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        sleep(1)
+
+        let pages = wrk.finish()
+        let slowRun = try slow.finish()
+        let uploadRun = try uploads.finish()
+        #expect(pages.requests > 1000 && pages.bad == 0 && pages.errors == 0, "wrk: \(pages.output)")
+        #expect(slowRun.requests > 10 && slowRun.errors.isEmpty && slowRun.statuses.keys.sorted() == ["200"], "slow: \(slowRun)")
+        #expect(uploadRun.requests > 10 && uploadRun.errors.isEmpty && uploadRun.statuses.keys.sorted() == ["200"], "uploads: \(uploadRun)")
+        #expect((slowRun.versions["2.0.0"] ?? 0) > 0, "the slow requests reached 2.0.0 too: \(slowRun.versions)")
+        let counts = try daemon.status("hello")
+        #expect(counts["failedRequests"] as? Int == 0, "the front counted no failure: \(counts)")
+        #expect(try frontPage(port).contains("hello 1.0.0"))
+    }
+
+    @Test("a rollout cut short by kill -9 of the daemon is aborted when it starts again: traffic stays on the old version, and history and status say so")
+    func interruptedRolloutIsAborted() throws {
+        let hello = try DeployTests.versions.get()
+        let state = makeTemporaryDirectory("deploy-state")
+        var daemon = try DeployDaemon(state: state)
+        defer { daemon.stop() }
+        let port = freePort()
+        #expect(try daemon.command(["apply", hello.spec("1.0.0", port: port)]).status == 0)
+        let load = try LoadGenerator(port: port)
+        // A slow health check keeps the new version in HealthChecking long enough to be cut short there.
+        let slowSpec = hello.spec("2.0.0", port: port)
+        let text = try String(contentsOfFile: slowSpec, encoding: .utf8).replacingOccurrences(of: "healthyAfter: 2", with: "healthyAfter: 30")
+        write(text, to: slowSpec)
+        let apply = Process()
+        apply.executableURL = URL(fileURLWithPath: imgdeployBinary)
+        apply.arguments = ["apply", slowSpec, "--state", state]
+        apply.standardOutput = FileHandle.nullDevice
+        apply.standardError = FileHandle.nullDevice
+        try apply.run()
+        var reached = false
+        for _ in 0..<200 where !reached {
+            usleep(50_000)
+            reached = ((try? daemon.status("hello"))?["lastRollout"] as? [String: Any])?["state"] as? String == "HealthChecking"
+        }
+        #expect(reached, "the rollout reached HealthChecking")
+        daemon.kill9()
+        apply.waitUntilExit()
+        daemon = try DeployDaemon(state: state)
+        var status: [String: Any] = [:]
+        for _ in 0..<300 {
+            status = try daemon.status("hello")
+            let last = status["lastRollout"] as? [String: Any]
+            if last?["kind"] as? String == "readopt", last?["state"] as? String == "Succeeded", status["rolloutRunning"] as? Bool == false { break }
+            usleep(100_000)
+        }
+        let during = try load.finish()
+        #expect(during.errors.isEmpty && during.statuses.keys.sorted() == ["200"] && during.versions.keys.sorted() == ["1.0.0"], "\(during)")
+        let last = status["lastRollout"] as? [String: Any] ?? [:]
+        let notes = (last["transitions"] as? [[String: Any]] ?? []).compactMap { $0["note"] as? String }.joined(separator: " | ")
+        #expect(last["kind"] as? String == "readopt" && notes.contains("was interrupted") && notes.contains("HealthChecking"), "\(last)")
+        let instances = status["instances"] as? [[String: Any]] ?? []
+        #expect(instances.count == 2 && instances.allSatisfy { ($0["image"] as? String) == "hello@" + hello.digests["1.0.0"]! }, "the new version's instances are gone: \(instances)")
+        let containers = try run("/usr/sbin/runc", ["--root", state + "/runc", "list", "--quiet"]).stdout.split(separator: "\n")
+        #expect(containers.count == 2, "only the old version's containers run: \(containers)")
+        let history = try daemon.command(["history", "hello", "--json"])
+        let records = try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]] ?? []
+        let cut = records.first { ($0["image"] as? String) == "hello@" + hello.digests["2.0.0"]! }
+        #expect(cut?["state"] as? String == "Failed" && (cut?["reason"] as? String ?? "").contains("the daemon stopped while this rollout was HealthChecking"), "\(records)")
+    }
+
+    @Test("a front that is killed is started again by the daemon on the same address")
+    func killedFrontRestarts() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        #expect(try daemon.command(["apply", hello.spec("1.0.0", port: port)]).status == 0)
+        let pid = try #require(try daemon.status("hello")["frontPID"] as? Int)
+        kill(Int32(pid), SIGKILL)
+        var back = false
+        for _ in 0..<100 where !back {
+            usleep(100_000)
+            back = ((try? frontPage(port)) ?? "").contains("hello 1.0.0")
+        }
+        #expect(back, "the front answers again")
+        let now = try daemon.status("hello")["frontPID"] as? Int
+        #expect(now != nil && now != pid)
     }
 
     @Test("a verify policy deploys the signed image and refuses an unsigned one, one signed by another key, one without an SBOM or with another image's, one without passing tests, before anything starts")

@@ -1,0 +1,199 @@
+import Foundation
+import LoadBalancer
+import NIOCore
+import Synchronization
+import TerminationSignals
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `imgdeploy front`: one service's load balancer as a process of its own, so the daemon can die, restart
+/// or be replaced while traffic flows. It listens on a socket it inherited (standard input) or took over
+/// from the front it replaces, and obeys requests on its control socket.
+public enum FrontProcess {
+    public struct Options: Sendable {
+        /// Where its control socket is published (a socket there already is the front it replaces).
+        public var controlPath: String
+        /// Take the listening socket and state from the front at `controlPath`, instead of inheriting the socket as standard input.
+        public var takeOver: Bool
+        public var idleTimeout: TimeAmount
+        public var maxConnections: Int
+        /// How long a retiring front waits for its connections' next requests before closing them.
+        public var drainTimeout: Duration
+
+        public init(controlPath: String, takeOver: Bool, idleTimeout: TimeAmount = .seconds(60), maxConnections: Int = 4096,
+                    drainTimeout: Duration = .seconds(30)) {
+            self.controlPath = controlPath
+            self.takeOver = takeOver
+            self.idleTimeout = idleTimeout
+            self.maxConnections = maxConnections
+            self.drainTimeout = drainTimeout
+        }
+    }
+
+    /// How a front ends.
+    enum Ending: Sendable {
+        /// Its successor has the socket: finish every connection, leave the control socket (it is the successor's now).
+        case retire
+        /// The service is going down: stop accepting, let requests in flight finish, remove the control socket.
+        case stop
+    }
+
+    /// Runs the front until it is stopped or replaced.
+    public static func run(_ options: Options, log: @escaping @Sendable (String) -> Void) async throws {
+        let pool = BackendPool()
+        let balancer = LoadBalancer(pool: pool, idleTimeout: options.idleTimeout, maxConnections: options.maxConnections)
+        var predecessor: UnixConnection?
+        let socket: Int32
+        if options.takeOver {
+            let connection = try UnixConnection.connect(to: options.controlPath, timeout: .seconds(10))
+            try connection.send(FrontRequest(.handover))
+            let (reply, descriptor) = try connection.receive(FrontReply.self)
+            guard reply.ok, let state = reply.state, let descriptor else {
+                throw FrontError("the running front did not hand over its socket: \(reply.error ?? "no descriptor came")")
+            }
+            pool.setActive(state.active)
+            balancer.metrics.add(state.counts)
+            socket = descriptor
+            predecessor = connection
+        } else {
+            var info = stat()
+            guard fstat(0, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else {
+                throw FrontError("standard input is not a listening socket: the daemon starts fronts (`imgdeploy up`), or use `imgdeploy proxy`")
+            }
+            socket = fcntl(0, F_DUPFD_CLOEXEC, 0)
+            let null = open("/dev/null", O_RDONLY)
+            dup2(null, 0)
+            close(null)
+        }
+        let port = try await balancer.start(listeningSocket: socket)
+
+        let (endings, ending) = AsyncStream<Ending>.makeStream()
+        let listener = try UnixListener(publishingAt: options.controlPath)
+        let control = ControlLoop(listener: listener, balancer: balancer, port: port, executable: executableIdentity(), ending: ending)
+        listener.path.publish()
+        let published = inode(options.controlPath)
+        if let predecessor {
+            // The socket is served here now; the old front may finish and go.
+            try? predecessor.send(FrontRequest(.retire))
+            _ = try? predecessor.receive(FrontReply.self)
+        }
+        log("imgdeploy front: pid \(getpid()) serving port \(port), control \(options.controlPath)")
+        control.start()
+        let signals = TerminationSignals { ending.yield(.stop) }
+        defer { signals.cancel() }
+
+        var how = Ending.stop
+        for await next in endings {
+            how = next
+            break
+        }
+        control.stop()
+        switch how {
+        case .retire:
+            log("imgdeploy front: handed over; finishing \(balancer.openConnections) connection(s)")
+            await balancer.retire(timeout: options.drainTimeout)
+        case .stop:
+            log("imgdeploy front: stopping")
+            await balancer.stop(timeout: options.drainTimeout)
+            // Unless a successor has replaced it meanwhile, the control socket goes with this front.
+            if published != nil, inode(options.controlPath) == published { unlink(options.controlPath) }
+        }
+        let counts = balancer.metrics.snapshot
+        log("imgdeploy front: done; \(counts.requests) requests, \(counts.failed) failed, \(counts.retried) retried")
+    }
+
+    /// The inode of the file at `path`, if there is one.
+    static func inode(_ path: String) -> UInt? {
+        var info = stat()
+        return lstat(path, &info) == 0 ? UInt(info.st_ino) : nil
+    }
+
+    /// Device, inode, size and modification time of the running executable.
+    public static func executableIdentity() -> String {
+        identity(ofFile: "/proc/self/exe")
+    }
+
+    /// Device, inode, size and modification time of a file (following links); empty if it cannot be read.
+    public static func identity(ofFile path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return "" }
+        return "\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+    }
+}
+
+/// The control socket's accept loop, on a thread of its own (requests are small and answered at once).
+final class ControlLoop: @unchecked Sendable {
+    let listener: UnixListener
+    let balancer: LoadBalancer
+    let port: Int
+    let executable: String
+    let ending: AsyncStream<FrontProcess.Ending>.Continuation
+    private let retiring = Atomic<Bool>(false)
+    private var thread: Thread?
+
+    init(listener: UnixListener, balancer: LoadBalancer, port: Int, executable: String,
+         ending: AsyncStream<FrontProcess.Ending>.Continuation) {
+        self.listener = listener
+        self.balancer = balancer
+        self.port = port
+        self.executable = executable
+        self.ending = ending
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            while let connection = listener.accept(timeout: .seconds(5)) {
+                serve(connection)
+            }
+            close(listener.fd)
+        }
+        thread.name = "front-control"
+        self.thread = thread
+        thread.start()
+    }
+
+    func stop() {
+        listener.shutdown()
+    }
+
+    var state: FrontState {
+        let pool = balancer.pool
+        return FrontState(pid: getpid(), port: port, executable: executable, active: pool.active, inFlight: pool.inFlightByBackend,
+                          counts: balancer.metrics.snapshot, connections: balancer.openConnections, retiring: retiring.load(ordering: .relaxed))
+    }
+
+    /// Answers a connection's requests until it closes (a successor sends two: handover, then retire).
+    private func serve(_ connection: UnixConnection) {
+        while let (request, stray) = try? connection.receive(FrontRequest.self) {
+            if let stray { close(stray) }
+            switch request.op {
+            case .state:
+                try? connection.send(FrontReply(ok: true, state: state))
+            case .setActive:
+                guard let backends = request.backends else {
+                    try? connection.send(FrontReply(ok: false, error: "set-active needs 'backends'"))
+                    continue
+                }
+                balancer.pool.setActive(backends)
+                try? connection.send(FrontReply(ok: true, state: state))
+            case .handover:
+                guard let socket = balancer.listeningSocketForHandover, !retiring.load(ordering: .relaxed) else {
+                    try? connection.send(FrontReply(ok: false, error: "this front is no longer listening"))
+                    continue
+                }
+                try? connection.send(FrontReply(ok: true, state: state), descriptor: socket)
+            case .retire:
+                retiring.store(true, ordering: .relaxed)
+                try? connection.send(FrontReply(ok: true))
+                ending.yield(.retire)
+                return
+            case .stop:
+                retiring.store(true, ordering: .relaxed)
+                try? connection.send(FrontReply(ok: true))
+                ending.yield(.stop)
+                return
+            }
+        }
+    }
+}

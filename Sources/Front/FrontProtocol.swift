@@ -1,0 +1,58 @@
+import LoadBalancer
+
+/// A request to a front, one JSON line on its control socket.
+///
+/// | op | what the front does | answer |
+/// |---|---|---|
+/// | `state` | nothing | its state |
+/// | `set-active` | sends new requests to `backends`, all at once | its state |
+/// | `handover` | nothing yet | its state, with its listening socket attached (SCM_RIGHTS) |
+/// | `retire` | stops accepting, finishes every connection's requests, exits | `ok` |
+/// | `stop` | stops accepting, lets requests in flight finish, exits | `ok` |
+///
+/// `handover` then `retire` come from the front that replaces this one, on one connection.
+public struct FrontRequest: Codable, Sendable {
+    public enum Operation: String, Codable, Sendable {
+        case state
+        case setActive = "set-active"
+        case handover, retire, stop
+    }
+
+    public var op: Operation
+    public var backends: [Backend]?
+
+    public init(_ op: Operation, backends: [Backend]? = nil) {
+        self.op = op
+        self.backends = backends
+    }
+}
+
+/// A front's answer.
+public struct FrontReply: Codable, Sendable {
+    public var ok: Bool
+    public var error: String?
+    public var state: FrontState?
+
+    public init(ok: Bool, error: String? = nil, state: FrontState? = nil) {
+        self.ok = ok
+        self.error = error
+        self.state = state
+    }
+}
+
+/// What a front is doing: who it is, what it listens on, where it sends requests, what it has counted.
+public struct FrontState: Codable, Sendable, Equatable {
+    public var pid: Int32
+    /// The port of its listening socket.
+    public var port: Int
+    /// The executable it runs (device, inode, size and modification time), so a daemon whose binary is
+    /// newer can tell that the front should be replaced.
+    public var executable: String
+    public var active: [Backend]
+    /// Requests in flight, by backend name.
+    public var inFlight: [String: Int]
+    /// Counts since the first front of this line started (carried over each handover).
+    public var counts: ProxyMetrics.Counts
+    public var connections: Int
+    public var retiring: Bool
+}
