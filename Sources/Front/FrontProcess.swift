@@ -122,7 +122,8 @@ public enum FrontProcess {
     }
 }
 
-/// The control socket's accept loop, on a thread of its own (requests are small and answered at once).
+/// The control socket's accept loop, on a thread of its own, and each connection on another (requests are
+/// small and answered at once; only the owner can connect).
 final class ControlLoop: @unchecked Sendable {
     let listener: UnixListener
     let balancer: LoadBalancer
@@ -144,7 +145,9 @@ final class ControlLoop: @unchecked Sendable {
     func start() {
         let thread = Thread { [self] in
             while let connection = listener.accept(timeout: .seconds(5)) {
-                serve(connection)
+                // A connection of its own thread: one that sends nothing (or a successor between handover and
+                // retire) never holds up the daemon's requests.
+                Thread { [self] in serve(connection) }.start()
             }
             close(listener.fd)
         }
@@ -165,8 +168,17 @@ final class ControlLoop: @unchecked Sendable {
 
     /// Answers a connection's requests until it closes (a successor sends two: handover, then retire).
     private func serve(_ connection: UnixConnection) {
-        while let (request, stray) = try? connection.receive(FrontRequest.self) {
-            if let stray { close(stray) }
+        while true {
+            let request: FrontRequest
+            do {
+                let (received, stray) = try connection.receive(FrontRequest.self)
+                if let stray { close(stray) }
+                request = received
+            } catch {
+                // Said why, unless the client has simply gone.
+                try? connection.send(FrontReply(ok: false, error: error.description))
+                return
+            }
             switch request.op {
             case .state:
                 try? connection.send(FrontReply(ok: true, state: state))

@@ -15,7 +15,8 @@ public struct FrontError: Error, CustomStringConvertible, Sendable {
 
 /// One connection on a Unix stream socket, blocking with timeouts, exchanging JSON lines (and, with
 /// the line, a descriptor: the listening socket a front hands over).
-final class UnixConnection {
+/// Used by one thread at a time (handed from the accepting thread to the one that serves it).
+final class UnixConnection: @unchecked Sendable {
     /// The longest line accepted; a control message is far smaller.
     static let lineLimit = 1 << 20
     let fd: Int32

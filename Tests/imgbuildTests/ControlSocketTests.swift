@@ -60,3 +60,18 @@ struct ControlSocketTests {
         #expect(!valid.body.contains("is not valid"), "\(valid.body)")
     }
 }
+
+@Suite("imgdeploy front control socket against hostile clients")
+struct FrontControlTests {
+    @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused and the front goes on")
+    func silentAndOversizedClients() throws {
+        let result = try run("/usr/bin/python3", [repositoryRoot + "/fixtures/hostile/front_control.py", imgdeployBinary, makeTemporaryDirectory("front")])
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(object["state_ok"] as? Bool == true, "\(result.stdout)\(result.stderr)")
+        #expect(object["silent_still_open"] as? Bool == true, "the answer came while the silent connection was still open: \(object)")
+        #expect((object["bad_json"] as? String ?? "").contains("\"ok\":false") && (object["bad_json"] as? String ?? "").contains("not valid"), "\(object)")
+        #expect((object["oversized"] as? String ?? "").contains("longer than 1 MiB") || (object["oversized"] as? String ?? "").hasPrefix("closed"), "\(object)")
+        #expect(object["state_after"] as? Bool == true, "the front still answers: \(object)")
+        #expect(object["exit"] as? Int == 0, "stop ends it cleanly: \(object)")
+    }
+}
