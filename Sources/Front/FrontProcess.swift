@@ -73,6 +73,8 @@ public enum FrontProcess {
         let control = ControlLoop(listener: listener, balancer: balancer, port: port, executable: executableIdentity(), ending: ending)
         listener.path.publish()
         let published = inode(options.controlPath)
+        control.controlPath = options.controlPath
+        control.publishedInode = published
         if let predecessor {
             // The socket is served here now; the old front may finish and go.
             try? predecessor.send(FrontRequest(.retire))
@@ -132,6 +134,9 @@ final class ControlLoop: @unchecked Sendable {
     let ending: AsyncStream<FrontProcess.Ending>.Continuation
     private let retiring = Atomic<Bool>(false)
     private var thread: Thread?
+    /// The control socket's path, and the inode it had when this front published it.
+    var controlPath = ""
+    var publishedInode: UInt?
 
     init(listener: UnixListener, balancer: LoadBalancer, port: Int, executable: String,
          ending: AsyncStream<FrontProcess.Ending>.Continuation) {
@@ -168,6 +173,7 @@ final class ControlLoop: @unchecked Sendable {
 
     /// Answers a connection's requests until it closes (a successor sends two: handover, then retire).
     private func serve(_ connection: UnixConnection) {
+        var handedOver = false
         while true {
             let request: FrontRequest
             do {
@@ -177,6 +183,12 @@ final class ControlLoop: @unchecked Sendable {
             } catch {
                 // Said why, unless the client has simply gone.
                 try? connection.send(FrontReply(ok: false, error: error.description))
+                // A successor that took the socket and then went without a word: if its control socket
+                // replaced this one, it serves now and this front retires; if not, this one goes on.
+                if handedOver, FrontProcess.inode(controlPath) != publishedInode {
+                    retiring.store(true, ordering: .relaxed)
+                    ending.yield(.retire)
+                }
                 return
             }
             switch request.op {
@@ -195,6 +207,8 @@ final class ControlLoop: @unchecked Sendable {
                     continue
                 }
                 try? connection.send(FrontReply(ok: true, state: state), descriptor: socket)
+                connection.waitWithoutTimeout()
+                handedOver = true
             case .retire:
                 retiring.store(true, ordering: .relaxed)
                 try? connection.send(FrontReply(ok: true))

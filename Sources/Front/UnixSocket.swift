@@ -30,6 +30,12 @@ final class UnixConnection: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// Waits for the next message as long as it takes (the successor's `retire` after a handover).
+    func waitWithoutTimeout() {
+        var none = timeval(tv_sec: 0, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     deinit {
         close(fd)
         if let receivedDescriptor { close(receivedDescriptor) }
@@ -186,6 +192,11 @@ final class UnixListener: @unchecked Sendable {
                 return UnixConnection(adopting: client, timeout: timeout)
             }
             if errno == EINTR || errno == ECONNABORTED { continue }
+            // Out of descriptors or memory for a moment: wait and accept again, never give up control.
+            if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
+                usleep(100_000)
+                continue
+            }
             return nil
         }
     }

@@ -69,6 +69,11 @@ struct BwrapInstance: Instance {
     /// bwrap no longer takes the sandbox down with it (so that it can outlive the daemon); killing the
     /// namespace's init ends everything in it.
     func stop(timeout: Duration) async {
+        // Exited already: the inner bwrap ended before the outer one could, and the pid may be another's now.
+        guard child.exitStatus == nil else {
+            rootfs.remove()
+            return
+        }
         let sandbox = [child.pid] + descendants(of: child.pid)
         for pid in sandbox.reversed() { kill(pid, stopSignal) }
         let deadline = ContinuousClock.now + timeout
