@@ -35,7 +35,7 @@ public struct ControlClient: Sendable {
 
     public func apply(_ spec: ReleaseSpec) async throws(ControlError) -> RolloutRecord {
         let body: Data
-        do { body = try ControlCoding.encoder.encode(spec) } catch { throw .badAnswer("\(error)") }
+        do { body = try DeployJSON.encoder.encode(spec) } catch { throw .badAnswer("\(error)") }
         return try await send(.POST, "/v1/apply", body: body)
     }
 
@@ -86,9 +86,9 @@ public struct ControlClient: Sendable {
             throw .daemonUnreachable(socket: socket, reason: "\(error)")
         }
         guard status == 200 else {
-            let message = (try? ControlCoding.decoder.decode(ControlFailure.self, from: data))?.error ?? "HTTP \(status): \(String(decoding: data, as: UTF8.self))"
+            let message = (try? DeployJSON.decoder.decode(ControlFailure.self, from: data))?.error ?? "HTTP \(status): \(String(decoding: data, as: UTF8.self))"
             throw .refused(message)
         }
-        do { return try ControlCoding.decoder.decode(T.self, from: data) } catch { throw .badAnswer("\(error)") }
+        do { return try DeployJSON.decoder.decode(T.self, from: data) } catch { throw .badAnswer("\(error)") }
     }
 }

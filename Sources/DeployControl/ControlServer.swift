@@ -59,7 +59,7 @@ public enum ControlServer {
         router.post("/v1/apply") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)
             let spec: ReleaseSpec
-            do { spec = try ControlCoding.decoder.decode(ReleaseSpec.self, from: Data(buffer: body)) } catch {
+            do { spec = try DeployJSON.decoder.decode(ReleaseSpec.self, from: Data(buffer: body)) } catch {
                 return failure(.badRequest, "the release spec sent is not valid: \(error)")
             }
             let problems = spec.problems
@@ -98,7 +98,7 @@ public enum ControlServer {
     static func answer<T: Encodable>(_ body: () async throws(DeployError) -> T) async -> Response {
         do {
             let value = try await body()
-            guard let data = try? ControlCoding.encoder.encode(value) else { return failure(.internalServerError, "cannot encode the answer") }
+            guard let data = try? DeployJSON.encoder.encode(value) else { return failure(.internalServerError, "cannot encode the answer") }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         } catch {
             switch error {
@@ -109,7 +109,7 @@ public enum ControlServer {
     }
 
     static func failure(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        let data = (try? ControlCoding.encoder.encode(ControlFailure(error: message))) ?? Data()
+        let data = (try? DeployJSON.encoder.encode(ControlFailure(error: message))) ?? Data()
         return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

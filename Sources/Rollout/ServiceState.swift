@@ -48,12 +48,12 @@ struct ServiceState: Sendable {
 
     private func write<T: Encodable>(_ value: T, to path: String) {
         try? FileManager.default.createDirectory(atPath: paths.service(service), withIntermediateDirectories: true)
-        guard let data = try? StateCoding.encoder.encode(value) else { return }
+        guard let data = try? DeployJSON.encoder.encode(value) else { return }
         try? data.write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     private func read<T: Decodable>(_ type: T.Type, from path: String) -> T? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return try? StateCoding.decoder.decode(type, from: data)
+        return try? DeployJSON.decoder.decode(type, from: data)
     }
 }
