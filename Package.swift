@@ -121,7 +121,7 @@ let package = Package(
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
         ]),
         // Kubernetes manifests of a release, pinned by digest.
-        .target(name: "Kubernetes", dependencies: ["ReleaseSpec", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Kubernetes", dependencies: ["ReleaseSpec", "OCI", .product(name: "Yams", package: "Yams")]),
         // Thin command-line front end.
         .executableTarget(name: "imgbuild", dependencies: [
             "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
@@ -130,7 +130,7 @@ let package = Package(
         ]),
         // Thin command-line front end of the deployer.
         .executableTarget(name: "imgdeploy", dependencies: [
-            "DeployControl", "Rollout", "ReleaseSpec", "Kubernetes", "LoadBalancer", "Front", "TerminationSignals",
+            "DeployControl", "Rollout", "ReleaseSpec", "Releases", "Kubernetes", "LoadBalancer", "Front", "TerminationSignals",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
@@ -145,6 +145,6 @@ let package = Package(
         .testTarget(name: "DistributionTests", dependencies: ["Distribution"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
         .testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store"]),
-        .testTarget(name: "imgbuildTests", dependencies: ["OCI"]),
+        .testTarget(name: "imgbuildTests", dependencies: ["OCI", .product(name: "Yams", package: "Yams")]),
     ]
 )

@@ -249,6 +249,8 @@ verify: {{ requireSBOM: true, requireTests: true }}
     write(t, "registry", f"service: web-1\nimage: team/web@{DIGEST2}\nsource: http://127.0.0.1:5000\nport: 80\nlisten: 0.0.0.0:80\n"
                          "strategy: rolling\nrunner: bwrap\nstopTimeout: 1.5s\nhealth: {interval: 200ms, deadline: 2m}\n")
     write(t, "tag-refused", "service: hello\nimage: hello:1.0.0\nsource: /s\nport: 8080\nlisten: 127.0.0.1:9000\n")
+    write(t, "capabilities", f"service: hello\nimage: hello@{DIGEST}\nsource: /s\nport: 80\nlisten: 127.0.0.1:80\n"
+                             "capabilities: [CAP_NET_BIND_SERVICE, CHOWN]\nwritableRoot: true\n")
 
 
 def routes():

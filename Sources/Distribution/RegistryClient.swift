@@ -26,6 +26,8 @@ public struct RegistryOptions: Sendable {
     public var credentials: RegistryCredentials?
     /// Attempts for each request that may be retried (GET, HEAD, a blob upload).
     public var attempts = 4
+    /// How long a connection may take to open; a registry that is down is retried until then, each attempt.
+    public var connectTimeout: TimeAmount = .seconds(10)
     /// Blobs larger than this are uploaded in chunks of this size (PATCH with Content-Range).
     public var chunkSize: Int64 = 16 << 20
     /// The environment, for DOCKER_CONFIG and HOME.
@@ -60,7 +62,7 @@ public final class RegistryClient: @unchecked Sendable {
         self.options = options
         self.actions = push ? "pull,push" : "pull"
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        configuration.timeout = .init(connect: options.connectTimeout, read: .seconds(120))
         configuration.redirectConfiguration = .follow(max: 5, allowCycles: false)
         if let caFile = options.caFile {
             var tls = TLSConfiguration.makeClientConfiguration()

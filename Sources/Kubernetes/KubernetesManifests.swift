@@ -1,3 +1,4 @@
+import OCI
 import ReleaseSpec
 import Yams
 
@@ -7,6 +8,12 @@ import Yams
 ///   from `health`, progressDeadlineSeconds from its deadline) and a Service in front of it.
 /// - blue-green: the Deployment of one slot (`<service>-blue` or `<service>-green`) and a Service whose
 ///   selector points at that slot; applying the other slot's manifests later switches traffic back and forth.
+///
+/// Every Pod meets the Pod Security Standards' `restricted` profile: no privilege escalation, every
+/// capability dropped (`NET_BIND_SERVICE` added back only when the spec allows it), the runtime's default
+/// seccomp profile, a non-root user (the image's own, which must be numeric), and a read-only root
+/// filesystem with an `emptyDir` for `/tmp` and for each volume the image declares (`writableRoot: true`
+/// in the spec keeps the root writable). No host namespace, host path, host port or privileged container.
 public struct KubernetesManifests: Sendable {
     public enum Slot: String, Sendable, CaseIterable {
         case blue, green
@@ -14,21 +21,92 @@ public struct KubernetesManifests: Sendable {
 
     public enum RenderError: Error, CustomStringConvertible {
         case noRegistry(service: String)
+        /// The image runs as root, which the `restricted` profile does not admit.
+        case rootUser(image: String, user: String)
+        /// The image's user or group is a name, which Kubernetes cannot check is not root.
+        case namedUser(image: String, user: String)
+        /// The image's group is root.
+        case rootGroup(image: String, user: String)
+        /// The platforms of a multi-platform image run as different users.
+        case usersDisagree(image: String, users: [String])
+        /// The spec lets instances keep capabilities that the `restricted` profile does not let a container add.
+        case capabilityNotAllowed(service: String, capabilities: [String])
+        /// A volume the image declares cannot be mounted.
+        case badVolume(image: String, path: String)
+
         public var description: String {
             switch self {
             case .noRegistry(let service):
                 return "the release spec of \(service) fetches from a local store, which a cluster cannot pull from: give the registry the cluster pulls from with --registry HOST[:PORT] (after `imgbuild push`)"
+            case let .rootUser(image, user):
+                return "\(image) runs as root (its config's user is \(user.isEmpty ? "not set" : "'\(user)'")), and the restricted Pod Security Standard admits only containers that run as a non-root user: "
+                    + Self.setUser
+            case let .namedUser(image, user):
+                return "\(image) runs as '\(user)', a name: Kubernetes can check only a numeric user and group against runAsNonRoot (it does not read the image's /etc/passwd), so the Pod would never start. "
+                    + Self.setUser
+            case let .rootGroup(image, user):
+                return "\(image) runs as '\(user)', whose group is root (gid 0), which the restricted Pod Security Standard's non-root groups rule forbids: "
+                    + Self.setUser
+            case let .usersDisagree(image, users):
+                return "the platforms of \(image) run as different users (\(users.map { "'\($0)'" }.joined(separator: ", "))), so one securityContext cannot fit them: give every platform the same numeric user in its Imagefile"
+            case let .capabilityNotAllowed(service, capabilities):
+                return "the release spec of \(service) lets instances keep \(capabilities.joined(separator: ", ")), but the restricted Pod Security Standard lets a container add no capability other than NET_BIND_SERVICE: "
+                    + "remove \(capabilities.count == 1 ? "it" : "them") from 'capabilities' to render for Kubernetes (imgdeploy's own runners may keep \(capabilities.count == 1 ? "it" : "them"))"
+            case let .badVolume(image, path):
+                return "\(image) declares the volume '\(path)', which cannot be mounted: a volume must be an absolute path other than '/', without '.' or '..' parts or control characters"
             }
         }
+
+        private static let setUser = "set a non-root numeric user and group in the Imagefile, e.g. `config: { user: \"1000:1000\" }`, build a new version and point the release spec at its digest"
+    }
+
+    /// What the manifests take from the image's own config.
+    public struct ImageSettings: Sendable, Equatable {
+        /// The config's `User` (`uid[:gid]`, or names); nil or empty means root.
+        public var user: String?
+        /// The config's `Volumes`: folders the image expects to write to.
+        public var volumes: [String]
+
+        public init(user: String?, volumes: [String]) {
+            self.user = user
+            self.volumes = volumes
+        }
+
+        /// The settings of an image with one config per platform: the platforms must run as the same user,
+        /// and the volumes are all of theirs.
+        public init(configs: [ImageConfig], image: String) throws(RenderError) {
+            let users = Set(configs.map { $0.config?.user ?? "" })
+            guard users.count <= 1 else { throw .usersDisagree(image: image, users: users.sorted()) }
+            user = users.first
+            volumes = Set(configs.flatMap { ($0.config?.volumes ?? [:]).keys }).sorted()
+        }
+    }
+
+    /// The numeric user and group a container runs as.
+    struct RunAs: Equatable {
+        var user: Int
+        var group: Int?
+    }
+
+    /// A writable folder over the read-only root.
+    struct Scratch: Equatable {
+        var name: String
+        var path: String
     }
 
     public var spec: ReleaseSpec
     /// `host[:port]` of the registry the cluster pulls from.
     public var registry: String
     public var slot: Slot
+    /// The image's user; nil when its config was not read (runAsNonRoot is then checked by the kubelet alone).
+    let runAs: RunAs?
+    /// `/tmp` and the image's volumes, sorted by path.
+    let scratch: [Scratch]
 
-    /// The registry comes from `registry`, else from a registry `source`.
-    public init(spec: ReleaseSpec, registry: String?, slot: Slot = .blue) throws(RenderError) {
+    /// The registry comes from `registry`, else from a registry `source`. `image` is what the image's config
+    /// says; nil when it could not be read, in which case the kubelet alone refuses a root image (through
+    /// runAsNonRoot) and only `/tmp` is writable besides a `writableRoot`.
+    public init(spec: ReleaseSpec, image: ImageSettings?, registry: String?, slot: Slot = .blue) throws(RenderError) {
         self.spec = spec
         self.slot = slot
         if let registry, !registry.isEmpty {
@@ -37,6 +115,49 @@ public struct KubernetesManifests: Sendable {
             self.registry = String(base.drop { $0 != "/" }.drop { $0 == "/" })
         } else {
             throw .noRegistry(service: spec.service)
+        }
+        let refused = spec.capabilities.filter { $0 != "NET_BIND_SERVICE" }
+        guard refused.isEmpty else { throw .capabilityNotAllowed(service: spec.service, capabilities: refused) }
+        let name = "\(spec.image)"
+        if let image { runAs = try Self.runAs(image.user ?? "", image: name) } else { runAs = nil }
+        scratch = try Self.scratch(image?.volumes ?? [], image: name)
+    }
+
+    /// `uid[:gid]` as numbers; root, a root group and names are refused.
+    static func runAs(_ user: String, image: String) throws(RenderError) -> RunAs {
+        let parts = user.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        func number(_ text: String) -> Int? {
+            guard !text.isEmpty, text.count <= 10, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int(text),
+                  value <= 4_294_967_294 else { return nil }
+            return value
+        }
+        let uid = parts[0]
+        if uid.isEmpty || uid == "root" || number(uid) == 0 { throw .rootUser(image: image, user: user) }
+        guard let userNumber = number(uid) else { throw .namedUser(image: image, user: user) }
+        guard parts.count == 2 else { return RunAs(user: userNumber, group: nil) }
+        if parts[1] == "root" || number(parts[1]) == 0 { throw .rootGroup(image: image, user: user) }
+        guard let groupNumber = number(parts[1]) else { throw .namedUser(image: image, user: user) }
+        return RunAs(user: userNumber, group: groupNumber)
+    }
+
+    /// `/tmp` and each volume, with names that are DNS labels.
+    static func scratch(_ volumes: [String], image: String) throws(RenderError) -> [Scratch] {
+        var paths: Set<String> = ["/tmp"]
+        for volume in volumes {
+            var path = volume
+            while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+            let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            guard path.hasPrefix("/"), path != "/", !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
+                  path.utf8.count <= 4096, !path.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+                throw .badVolume(image: image, path: volume)
+            }
+            paths.insert(path)
+        }
+        var counter = 0
+        return paths.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map { path in
+            if path == "/tmp" { return Scratch(name: "tmp", path: path) }
+            counter += 1
+            return Scratch(name: "volume-\(counter)", path: path)
         }
     }
 
@@ -82,6 +203,8 @@ public struct KubernetesManifests: Sendable {
             "imagePullPolicy": "IfNotPresent",
             "ports": [["containerPort": spec.port, "protocol": "TCP"]],
             "readinessProbe": probe,
+            "securityContext": containerSecurityContext,
+            "volumeMounts": scratch.map { ["name": $0.name, "mountPath": $0.path] },
         ]
         var limits: [String: Any] = [:]
         if let memory = spec.limits.memoryBytes { limits["memory"] = String(memory) }
@@ -95,6 +218,8 @@ public struct KubernetesManifests: Sendable {
                 "metadata": ["labels": selector, "annotations": annotations],
                 "spec": [
                     "containers": [container],
+                    "securityContext": podSecurityContext,
+                    "volumes": scratch.map { ["name": $0.name, "emptyDir": [String: Any]()] as [String: Any] },
                     "terminationGracePeriodSeconds": max(1, Int(spec.stopTimeout.milliseconds / 1000)),
                 ] as [String: Any],
             ] as [String: Any],
@@ -108,6 +233,32 @@ public struct KubernetesManifests: Sendable {
             "metadata": ["name": name, "labels": selector, "annotations": annotations] as [String: Any],
             "spec": deploymentSpec,
         ]
+    }
+
+    /// The Pod's part of the `restricted` profile: non-root, and the runtime's default seccomp profile.
+    private var podSecurityContext: [String: Any] {
+        ["runAsNonRoot": true, "seccompProfile": ["type": "RuntimeDefault"]]
+    }
+
+    /// The container's part: every rule again (a container's own settings are what admission checks first),
+    /// the image's numeric user, every capability dropped, and a read-only root unless `writableRoot`.
+    /// Every container of the Pod (init containers too, should there be any) gets this.
+    private var containerSecurityContext: [String: Any] {
+        var capabilities: [String: Any] = ["drop": ["ALL"]]
+        if spec.capabilities.contains("NET_BIND_SERVICE") { capabilities["add"] = ["NET_BIND_SERVICE"] }
+        var context: [String: Any] = [
+            "allowPrivilegeEscalation": false,
+            "privileged": false,
+            "capabilities": capabilities,
+            "readOnlyRootFilesystem": !spec.writableRoot,
+            "runAsNonRoot": true,
+            "seccompProfile": ["type": "RuntimeDefault"],
+        ]
+        if let runAs {
+            context["runAsUser"] = runAs.user
+            if let group = runAs.group { context["runAsGroup"] = group }
+        }
+        return context
     }
 
     private func service(selector: [String: String]) -> [String: Any] {

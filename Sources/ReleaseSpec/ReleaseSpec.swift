@@ -11,6 +11,9 @@ import OCI
 /// listen: 127.0.0.1:9000
 /// strategy: blue-green | rolling
 /// health: { path: /healthz, interval: 1s, timeout: 1s, healthyAfter: 2, deadline: 30s }
+/// capabilities: [NET_BIND_SERVICE]   # Linux capabilities an instance keeps (default: none)
+/// writableRoot: false                # true: the image may write to its root (default: read-only)
+/// network: private | host             # private (default): loopback only, reached by the front alone
 /// ```
 public struct ReleaseSpec: Sendable, Codable, Equatable {
     /// The service's name: a DNS label (lowercase letters, digits and '-'), as Kubernetes needs it.
@@ -31,6 +34,14 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
     public var unpack: UnpackLimits
     /// What must be proven about the image before anything of it runs.
     public var verify: VerifyPolicy?
+    /// The Linux capabilities an instance keeps, every other one dropped: names from ``capabilityNames``
+    /// without the `CAP_` prefix, each once, in the order of their numbers. Empty by default.
+    public var capabilities: [String]
+    /// Whether an instance may write to its root filesystem. By default the root is read-only and only the
+    /// image's declared volumes and `/tmp` are writable.
+    public var writableRoot: Bool
+    /// The network an instance is in.
+    public var network: Network
 
     /// Where the image is fetched from.
     public enum Source: Sendable, Codable, Equatable, CustomStringConvertible {
@@ -53,6 +64,16 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         case blueGreen = "blue-green"
         /// Replace one instance at a time.
         case rolling
+    }
+
+    /// The network an instance is in.
+    public enum Network: String, Sendable, Codable, Equatable, CaseIterable {
+        /// A network namespace of its own with only loopback: it listens on `port` there, the front and
+        /// the health checks reach it inside, and it reaches nothing outside itself.
+        case `private`
+        /// The host's: it can reach what the host reaches, listens on a free port of 127.0.0.1, and any
+        /// process that binds that port first would take its traffic.
+        case host
     }
 
     /// The runtime that runs instances.
@@ -148,7 +169,49 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         self.stopTimeout = stopTimeout
         self.limits = limits
         self.unpack = unpack
+        self.capabilities = []
+        self.writableRoot = false
+        self.network = .private
     }
+
+    enum CodingKeys: String, CodingKey {
+        case service, image, source, replicas, port, listen, strategy, health, runner, stopTimeout, limits, unpack, verify
+        case capabilities, writableRoot, network
+    }
+
+    /// Decodes a spec; `capabilities` and `writableRoot` may be missing (state written before they existed).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        service = try container.decode(String.self, forKey: .service)
+        image = try container.decode(PinnedImage.self, forKey: .image)
+        source = try container.decode(Source.self, forKey: .source)
+        replicas = try container.decode(Int.self, forKey: .replicas)
+        port = try container.decode(Int.self, forKey: .port)
+        listen = try container.decode(ListenAddress.self, forKey: .listen)
+        strategy = try container.decode(Strategy.self, forKey: .strategy)
+        health = try container.decode(HealthCheck.self, forKey: .health)
+        runner = try container.decode(RunnerKind.self, forKey: .runner)
+        stopTimeout = try container.decode(Duration.self, forKey: .stopTimeout)
+        limits = try container.decode(Limits.self, forKey: .limits)
+        unpack = try container.decode(UnpackLimits.self, forKey: .unpack)
+        verify = try container.decodeIfPresent(VerifyPolicy.self, forKey: .verify)
+        capabilities = try container.decodeIfPresent([String].self, forKey: .capabilities) ?? []
+        writableRoot = try container.decodeIfPresent(Bool.self, forKey: .writableRoot) ?? false
+        // Specs saved before `network` existed get the default: an instance adopted from then is still
+        // reached where it runs (its record says), and one started now gets a network of its own.
+        network = try container.decodeIfPresent(Network.self, forKey: .network) ?? .private
+    }
+
+    /// The Linux capability names (`capabilities(7)`) without their `CAP_` prefix, in the order of their
+    /// numbers: a name's index is its bit in a capability set such as `CapEff`.
+    public static let capabilityNames = [
+        "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+        "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+        "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+        "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+        "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+        "CHECKPOINT_RESTORE",
+    ]
 
     /// What is wrong with a spec that did not come through the YAML reader (the daemon receives specs as
     /// JSON, from any process that can reach its socket): the same rules the reader enforces, so that no
@@ -185,6 +248,10 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         check(limits.memoryBytes.map { $0 > 0 } ?? true, "'limits.memory' must be more than zero")
         check(limits.pids.map { (1...1_000_000).contains($0) } ?? true, "'limits.pids' must be from 1 to 1000000")
         check(unpack.maxBytes > 0, "'unpack.maxSize' must be more than zero")
+        for name in capabilities {
+            check(Self.capabilityNames.contains(name), "'capabilities' may hold only \(Self.capabilityNames.joined(separator: ", ")), not '\(name)'")
+        }
+        check(Set(capabilities).count == capabilities.count, "'capabilities' names a capability twice")
         if let verify {
             check(verify.publicKeyPEM.map { $0.contains("-----BEGIN PUBLIC KEY-----") } ?? true, "'verify.key' must be a PEM public key")
             check(verify.publicKeyPEM != nil || verify.requireSBOM || verify.requireTests, "'verify' asks for nothing")

@@ -9,7 +9,7 @@ public typealias ReleaseSpecError = DocumentError
 extension ReleaseSpec {
     /// The keys a release spec may have at its top level.
     public static let topLevelKeys = ["service", "image", "source", "replicas", "port", "listen", "strategy", "health",
-                                      "runner", "stopTimeout", "limits", "unpack", "verify"]
+                                      "runner", "stopTimeout", "limits", "unpack", "verify", "capabilities", "writableRoot", "network"]
 
     /// Reads and validates the release spec at `path`. A relative store `source` is taken from the spec's folder.
     public static func load(path: String) throws(ReleaseSpecError) -> ReleaseSpec {
@@ -78,6 +78,15 @@ extension NodeReader {
         if let node = keys["limits"]?.value { spec.limits = try limits(node) }
         if let node = keys["unpack"]?.value { spec.unpack = try unpackLimits(node) }
         if let node = keys["verify"]?.value { spec.verify = try verifyPolicy(node, folder: folder) }
+        if let node = keys["capabilities"]?.value { spec.capabilities = try capabilities(node) }
+        if let node = keys["writableRoot"]?.value { spec.writableRoot = try flag(node, what: "'writableRoot'") }
+        if let node = keys["network"]?.value {
+            let text = try string(node, what: "'network'")
+            guard let value = ReleaseSpec.Network(rawValue: text) else {
+                throw error(node, "'network' must be one of \(ReleaseSpec.Network.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+            }
+            spec.network = value
+        }
         if let problem = spec.problems.first { throw error(root, problem) }
         return spec
     }
@@ -187,6 +196,29 @@ extension NodeReader {
             throw error(node, "'verify' asks for nothing: give 'key' (the signer's public key), 'requireSBOM: true' and/or 'requireTests: true'")
         }
         return policy
+    }
+
+    /// `capabilities: [NET_BIND_SERVICE, ...]`: names from `capabilities(7)`, with or without `CAP_`, each
+    /// once; kept without the prefix, in the order of their numbers.
+    func capabilities(_ node: Node) throws(ReleaseSpecError) -> [String] {
+        var numbers: Set<Int> = []
+        for item in try sequence(node, what: "'capabilities'") {
+            let text = try nonEmptyString(item, what: "a capability")
+            let name = text.hasPrefix("CAP_") ? String(text.dropFirst(4)) : text
+            guard let number = ReleaseSpec.capabilityNames.firstIndex(of: name) else {
+                let upper = name.uppercased().hasPrefix("CAP_") ? String(name.uppercased().dropFirst(4)) : name.uppercased()
+                let hint = ReleaseSpec.capabilityNames.contains(upper) ? " (capability names are written in capitals: \(upper))" : ""
+                throw error(item, "'\(text)' is not a Linux capability\(hint); 'capabilities' may name \(ReleaseSpec.capabilityNames.joined(separator: ", "))")
+            }
+            guard numbers.insert(number).inserted else { throw error(item, "'capabilities' names \(name) twice") }
+        }
+        return numbers.sorted().map { ReleaseSpec.capabilityNames[$0] }
+    }
+
+    func flag(_ node: Node, what: String) throws(ReleaseSpecError) -> Bool {
+        let text = try string(node, what: what)
+        guard let value = Bool(text) else { throw error(node, "\(what) must be true or false, not '\(text)'") }
+        return value
     }
 
     /// `512Mi`, `2Gi`, `100M` or a plain number of bytes.

@@ -20,6 +20,8 @@ public func fuzzReleaseSpec(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
         _ = DurationText.format(duration)
         _ = duration.milliseconds
     }
+    fuzzCheck(spec.capabilities.allSatisfy(ReleaseSpec.capabilityNames.contains), "an unknown capability was accepted: \(spec.capabilities)")
+    fuzzCheck(spec.capabilities == ReleaseSpec.capabilityNames.filter(spec.capabilities.contains), "capabilities not unique and in number order: \(spec.capabilities)")
     let encoded: Data
     do { encoded = try JSONEncoder().encode(spec) } catch {
         fuzzCheck(false, "a parsed release spec cannot be encoded: \(error)")
