@@ -28,6 +28,7 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         // openat2(2), which the C library does not wrap: reads that cannot leave an image's root.
         .systemLibrary(name: "COpenat2"),
 
@@ -85,16 +86,21 @@ let package = Package(
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
         .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", .product(name: "Yams", package: "Yams")]),
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
-        .target(name: "Runtime", dependencies: ["OCI", "Layers"]),
+        .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount"]),
         // Releases: images fetched by digest, verified, and unpacked safely into read-only folders.
         .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations"]),
         // The HTTP reverse proxy at a service's front, with backends switched without dropping a request.
         .target(name: "LoadBalancer", dependencies: [
-            "ProcessLimits",
+            "ProcessLimits", "InstanceNetwork",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // An instance's private network namespace: created with only loopback, and connected to from outside.
+        .target(name: "CNetworkNamespace"),
+        .target(name: "InstanceNetwork", dependencies: ["CNetworkNamespace"]),
+        // Idmapped mounts: a release's files seen with their owners shifted, for instances in a user namespace.
+        .target(name: "CIdmappedMount"),
         // SCM_RIGHTS: a listening socket handed from one process to another.
         .target(name: "CDescriptorPassing"),
         // The front as a process of its own: its control socket, the handover of its listening socket, and
@@ -105,10 +111,10 @@ let package = Package(
         ]),
         // The rollout controller: instances, health checks, blue-green and rolling rollouts, history, rollback.
         .target(name: "Rollout", dependencies: [
-            "ReleaseSpec", "Releases", "Runtime", "LoadBalancer", "Front", "Layers",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            "ReleaseSpec", "Releases", "Runtime", "LoadBalancer", "Front", "Layers", "InstanceNetwork",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // imgdeploy's daemon and its client: HTTP on a Unix socket.
         .target(name: "DeployControl", dependencies: [

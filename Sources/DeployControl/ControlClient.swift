@@ -55,6 +55,10 @@ public struct ControlClient: Sendable {
         let _: [String: String] = try await send(.POST, "/v1/down/\(escape(service))")
     }
 
+    public func verify(_ service: String) async throws(ControlError) -> [ReleaseCheck] {
+        try await send(.POST, "/v1/verify/\(escape(service))")
+    }
+
     public func upgradeFront(_ service: String) async throws(ControlError) -> FrontUpgrade {
         try await send(.POST, "/v1/upgrade-front/\(escape(service))")
     }

@@ -18,6 +18,7 @@ import TerminationSignals
 /// | `POST /v1/rollback/NAME[?to=DIGEST]` | the finished rollout record |
 /// | `POST /v1/down/NAME` | `{}` |
 /// | `POST /v1/upgrade-front/NAME` | how the front upgrade went |
+/// | `POST /v1/verify/NAME` | each release's tree compared with the one recorded at unpack |
 public enum ControlServer {
     /// Runs until SIGTERM or SIGINT, then exits leaving every service serving: fronts and instances are
     /// processes of their own, and the next daemon adopts them.
@@ -80,6 +81,10 @@ public enum ControlServer {
             let name = context.parameters.get("service") ?? ""
             let digest = request.uri.queryParameters.get("to")
             return await answer { () async throws(DeployError) in try await deployer.rollback(name, to: digest) }
+        }
+        router.post("/v1/verify/:service") { _, context -> Response in
+            let name = context.parameters.get("service") ?? ""
+            return await answer { () async throws(DeployError) in try await deployer.verify(name) }
         }
         router.post("/v1/upgrade-front/:service") { _, context -> Response in
             let name = context.parameters.get("service") ?? ""

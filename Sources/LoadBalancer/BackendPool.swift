@@ -6,14 +6,18 @@ public struct Backend: Hashable, Sendable, Codable, CustomStringConvertible {
     public var id: String
     public var host: String
     public var port: Int
+    /// Where the instance's private network namespace is pinned, when it has one: `host:port` is then
+    /// an address inside it, which no process on the host can take first.
+    public var namespace: String?
 
-    public init(id: String, host: String, port: Int) {
+    public init(id: String, host: String, port: Int, namespace: String? = nil) {
         self.id = id
         self.host = host
         self.port = port
+        self.namespace = namespace
     }
 
-    public var description: String { "\(id) (\(host):\(port))" }
+    public var description: String { "\(id) (\(host):\(port)\(namespace.map { " in \($0)" } ?? ""))" }
 }
 
 /// The backends that take new requests, and the requests in flight on every backend, old or new.

@@ -245,20 +245,15 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         dropUpstream()
         let generation = upstreamGeneration
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let connecting = ClientBootstrap(group: context.eventLoop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // Interim answers (100 Continue) are passed on, so a client that waits for one before
-                    // sending its body does not stall. Header values were checked when they came in.
-                    let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)
-                    try channel.pipeline.syncOperations.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder)])
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(front: bound, generation: generation))
-                }
+        let connecting = FrontHandler.connect(to: backend, on: context.eventLoop) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                // Interim answers (100 Continue) are passed on, so a client that waits for one before
+                // sending its body does not stall. Header values were checked when they came in.
+                let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)
+                try channel.pipeline.syncOperations.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder)])
+                try channel.pipeline.syncOperations.addHandler(UpstreamHandler(front: bound, generation: generation))
             }
-            .connect(host: backend.host, port: backend.port)
+        }
         connecting.assumeIsolated().whenComplete { result in
             guard generation == self.upstreamGeneration else {
                 if case .success(let channel) = result { channel.close(promise: nil) }

@@ -14,6 +14,11 @@ public struct Release: Sendable {
     public var manifestDigest: Digest
     public var rootfs: String
     public var config: ImageConfig
+    /// The ``ReleaseTree`` digest of `rootfs` as it was unpacked (nil for a release unpacked before trees
+    /// were recorded, until its first ``ReleaseCache/verifyTree(_:)``).
+    public var tree: Digest?
+    /// The release's folder: `rootfs/`, `release.json` and `tree.txt`.
+    public var folder: String { (rootfs as NSString).deletingLastPathComponent }
 }
 
 /// The deployer's releases: images fetched by digest into its own store (every blob checked against its
@@ -147,7 +152,9 @@ public struct ReleaseCache: Sendable {
         let layers = manifest.layers.map { (path: store.blobPath($0.digest), label: "layer \($0.digest)") }
         do {
             _ = try RootfsUnpacker(policy: policy).unpack(layers: layers, into: staging + "/rootfs")
-            let record = ReleaseRecord(image: image, manifest: manifestDigest, config: config)
+            let tree = try ReleaseTree.scan(staging + "/rootfs")
+            try Data(tree.listing.utf8).write(to: URL(fileURLWithPath: staging + "/tree.txt"))
+            let record = ReleaseRecord(image: image, manifest: manifestDigest, config: config, tree: tree.digest)
             try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: staging + "/release.json"))
             guard rename(staging, folder) == 0 || manager.fileExists(atPath: folder + "/release.json") else {
                 throw ReleaseError.stateUnwritable(path: folder, reason: String(cString: strerror(errno)))
@@ -166,7 +173,38 @@ public struct ReleaseCache: Sendable {
 
     private func load(_ image: PinnedImage, folder: String) throws -> Release {
         let record = try JSONDecoder().decode(ReleaseRecord.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/release.json")))
-        return Release(image: image, manifestDigest: record.manifest, rootfs: folder + "/rootfs", config: record.config)
+        return Release(image: image, manifestDigest: record.manifest, rootfs: folder + "/rootfs", config: record.config, tree: record.tree)
+    }
+
+    /// Scans the release's root again and compares it with the tree recorded when it was unpacked; throws
+    /// ``ReleaseError/treeChanged(image:folder:changes:)`` naming what differs. A release from before trees
+    /// were recorded has its tree recorded now. Returns the tree's digest.
+    @discardableResult
+    public func verifyTree(_ release: Release) throws(ReleaseError) -> Digest {
+        let now: ReleaseTree
+        do { now = try ReleaseTree.scan(release.rootfs) } catch {
+            throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: [error.description])
+        }
+        let listingPath = release.folder + "/tree.txt"
+        // A release value made before its tree was first recorded finds the record on disk.
+        guard let recorded = release.tree ?? (try? load(release.image, folder: release.folder))?.tree else {
+            do {
+                try Data(now.listing.utf8).write(to: URL(fileURLWithPath: listingPath))
+                let record = ReleaseRecord(image: release.image, manifest: release.manifestDigest, config: release.config, tree: now.digest)
+                try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: release.folder + "/release.json"), options: .atomic)
+            } catch {
+                throw .stateUnwritable(path: release.folder, reason: "its tree cannot be recorded: \(error)")
+            }
+            return now.digest
+        }
+        guard now.digest != recorded else { return recorded }
+        // The listing names the paths; if it was changed too, only the digests can be compared.
+        let listing = (try? String(contentsOfFile: listingPath, encoding: .utf8)).flatMap(ReleaseTree.init(listing:))
+        guard let listing, listing.digest == recorded else {
+            throw .treeChanged(image: "\(release.image)", folder: release.folder,
+                               changes: ["the tree is \(now.digest), not the \(recorded) recorded at unpack (and tree.txt, which lists its paths, was changed too)"])
+        }
+        throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: now.changes(from: listing))
     }
 }
 
@@ -175,4 +213,6 @@ struct ReleaseRecord: Codable {
     var image: PinnedImage
     var manifest: Digest
     var config: ImageConfig
+    /// The ``ReleaseTree`` digest of `rootfs/` (whose listing is `tree.txt`); nil in records written before it existed.
+    var tree: Digest?
 }

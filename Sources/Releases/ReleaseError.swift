@@ -12,6 +12,8 @@ public enum ReleaseError: Error, CustomStringConvertible {
     case policyRefused(image: String, reason: String)
     /// The deployer's own folder could not be written.
     case stateUnwritable(path: String, reason: String)
+    /// The unpacked release is no longer what was unpacked (and verified): what changed, path by path.
+    case treeChanged(image: String, folder: String, changes: [String])
 
     public var description: String {
         switch self {
@@ -25,6 +27,10 @@ public enum ReleaseError: Error, CustomStringConvertible {
             return "the deploy policy refuses \(image): \(reason). Nothing was started"
         case let .stateUnwritable(path, reason):
             return "cannot write the deployer's state at \(path): \(reason)"
+        case let .treeChanged(image, folder, changes):
+            let shown = changes.prefix(10).joined(separator: "; ") + (changes.count > 10 ? "; and \(changes.count - 10) more" : "")
+            return "the release of \(image) in \(folder) is not what was unpacked and verified: \(shown). Nothing was started from it; "
+                + "find out who changed it, then remove that folder so the image is fetched, verified and unpacked again"
         }
     }
 }

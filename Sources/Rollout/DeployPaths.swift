@@ -4,8 +4,9 @@ import Foundation
 ///
 /// ```
 /// STATE/store/                 an imgbuild store: every image fetched, by digest
-/// STATE/releases/sha256-<hex>/ unpacked, read-only release folders
-/// STATE/instances/<id>/        each running instance's overlay root, bundle and output.log
+/// STATE/releases/sha256-<hex>/ unpacked, read-only release folders: rootfs/, release.json, tree.txt
+/// STATE/instances/<id>/        each running instance's overlay root (and idmapped lower view), its
+///                              pinned network namespace (netns), bundle or seccomp program, output.log
 /// STATE/runc/                  runc's own state for this deployer's containers
 /// STATE/services/<name>/       current.json (the release serving), history.jsonl, instances.json (what
 ///                              the next daemon adopts) and rollout.json (the rollout in flight)

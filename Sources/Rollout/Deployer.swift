@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Front
 import ReleaseSpec
@@ -8,7 +7,6 @@ import Releases
 public actor Deployer {
     public let paths: DeployPaths
     private let releases: ReleaseCache
-    private let http: HTTPClient
     private let runners: RunnerSet
     private let launcher: FrontLauncher
     private var controllers: [String: ServiceController] = [:]
@@ -16,7 +14,6 @@ public actor Deployer {
     public init(paths: DeployPaths, launcher: FrontLauncher = FrontLauncher()) {
         self.paths = paths
         self.releases = ReleaseCache(root: paths.root)
-        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
         self.runners = RunnerSet(paths: paths)
         self.launcher = launcher
     }
@@ -50,7 +47,7 @@ public actor Deployer {
 
     private func controller(_ name: String) -> ServiceController {
         if let existing = controllers[name] { return existing }
-        let made = ServiceController(name: name, paths: paths, releases: releases, probe: HealthProbe(client: http), runners: runners,
+        let made = ServiceController(name: name, paths: paths, releases: releases, probe: HealthProbe(), runners: runners,
                                      launcher: launcher)
         controllers[name] = made
         return made
@@ -92,14 +89,18 @@ public actor Deployer {
 
     /// Replaces a service's front with one running the daemon's executable as it is on disk now, without
     /// dropping a request.
+    /// Checks that every release `name`'s instances run from is still the tree that was unpacked.
+    public func verify(_ name: String) async throws(DeployError) -> [ReleaseCheck] {
+        try await existing(name).verifyReleases()
+    }
+
     public func upgradeFront(_ name: String) async throws(DeployError) -> FrontUpgrade {
         try await existing(name).upgradeFront()
     }
 
     /// Lets go of every service without stopping it: fronts and instances keep serving, and the next
-    /// daemon adopts them. Releases the HTTP client.
+    /// daemon adopts them.
     public func shutdown() async {
         controllers = [:]
-        try? await http.shutdown()
     }
 }

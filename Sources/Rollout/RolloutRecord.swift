@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 import ReleaseSpec
 
 /// The states of a rollout, as Argo Rollouts and Kubernetes name them.
@@ -57,6 +58,11 @@ public struct RolloutRecord: Sendable, Codable, Equatable {
 public struct InstanceStatus: Sendable, Codable, Equatable {
     public var id: String
     public var image: PinnedImage
+    /// The image manifest its root came from (this platform's, when the image is an index).
+    public var manifest: Digest?
+    /// The release tree's digest (``ReleaseTree``) checked just before it started; nil if not known
+    /// (adopted from a daemon that did not record it).
+    public var tree: Digest?
     public var port: Int
     public var pid: Int32?
     /// Taking traffic at the front.

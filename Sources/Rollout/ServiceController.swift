@@ -2,6 +2,7 @@ import Foundation
 import Front
 import Layers
 import LoadBalancer
+import OCI
 import ReleaseSpec
 import Releases
 import Runtime
@@ -45,6 +46,8 @@ actor ServiceController {
         var spec: ReleaseSpec
         var port: Int
         var instance: any Instance
+        /// The release tree's digest, checked just before this run of the instance started.
+        var tree: Digest?
         /// Bumped at each restart, so the watcher of an earlier run is ignored.
         var generation = 0
         /// Part of the serving set: restarted when it exits, and in the pool while healthy.
@@ -204,28 +207,37 @@ actor ServiceController {
     // MARK: Instances
 
     private func backend(_ id: String) -> Backend? {
-        instances[id].map { Backend(id: $0.id, host: "127.0.0.1", port: $0.port) }
+        instances[id].map { Backend(id: $0.id, host: "127.0.0.1", port: $0.port, namespace: $0.instance.network?.path) }
     }
 
     private func startInstance(_ release: Release, _ spec: ReleaseSpec) async throws(RuntimeError) -> String {
         counter += 1
         let id = "\(name)-\(counter)"
-        let port: Int
-        do { port = try freeLoopbackPort() } catch {
-            throw .setupFailed(instance: id, reason: "no free port on 127.0.0.1: \(error)")
+        // In a network of its own the instance listens on the spec's port; on the host's, on a free one.
+        var port = spec.port
+        if spec.network == .host {
+            do { port = try freeLoopbackPort() } catch {
+                throw .setupFailed(instance: id, reason: "no free port on 127.0.0.1: \(error)")
+            }
         }
-        let instance = try await launch(id: id, release: release, spec: spec, port: port)
-        instances[id] = ManagedInstance(id: id, release: release, spec: spec, port: port, instance: instance)
+        let (instance, tree) = try await launch(id: id, release: release, spec: spec, port: port)
+        instances[id] = ManagedInstance(id: id, release: release, spec: spec, port: port, instance: instance, tree: tree)
         saveInstances()
         watch(id, generation: 0, instance)
         return id
     }
 
-    private func launch(id: String, release: Release, spec: ReleaseSpec, port: Int) async throws(RuntimeError) -> any Instance {
+    /// Starts an instance of `release`, after checking that its files are still the ones unpacked and verified.
+    private func launch(id: String, release: Release, spec: ReleaseSpec, port: Int) async throws(RuntimeError) -> (any Instance, Digest) {
+        let tree: Digest
+        do { tree = try releases.verifyTree(release) } catch {
+            throw .setupFailed(instance: id, reason: error.description)
+        }
         let request = InstanceRequest(id: id, releaseRootfs: release.rootfs, config: release.config, image: "\(release.image)",
                                       directory: paths.instances + "/" + id, host: "127.0.0.1", port: port,
-                                      memoryBytes: spec.limits.memoryBytes, pids: spec.limits.pids)
-        return try await runners.runner(spec.runner).start(request)
+                                      memoryBytes: spec.limits.memoryBytes, pids: spec.limits.pids, privateNetwork: spec.network == .private,
+                                      capabilities: spec.capabilities)
+        return (try await runners.runner(spec.runner).start(request), tree)
     }
 
     private func watch(_ id: String, generation: Int, _ instance: any Instance) {
@@ -254,7 +266,7 @@ actor ServiceController {
         managed.generation += 1
         managed.restarts += 1
         do {
-            managed.instance = try await launch(id: id, release: managed.release, spec: managed.spec, port: managed.port)
+            (managed.instance, managed.tree) = try await launch(id: id, release: managed.release, spec: managed.spec, port: managed.port)
         } catch {
             instances[id] = managed
             // Try again later, with a longer backoff.
@@ -288,7 +300,8 @@ actor ServiceController {
                 if let status = managed.lastExit {
                     return "instance \(id) exited with status \(status) before it became healthy; its last output: \(logTail(id))"
                 }
-                if let problem = await probe.check(host: "127.0.0.1", port: managed.port, path: check.path, timeout: check.timeout) {
+                if let problem = await probe.check(host: "127.0.0.1", port: managed.port, namespace: managed.instance.network,
+                                                   path: check.path, timeout: check.timeout) {
                     passes[id] = 0
                     lastProblem[id] = problem
                 } else {
@@ -373,12 +386,25 @@ actor ServiceController {
         state.clear()
     }
 
+    /// Scans every release the instances run from again and compares it with its tree recorded at unpack.
+    func verifyReleases() -> [ReleaseCheck] {
+        let byRelease = Dictionary(grouping: instances.values, by: { $0.release.folder })
+        return byRelease.keys.sorted().map { folder in
+            let group = byRelease[folder]!.sorted { $0.id < $1.id }
+            let release = group[0].release
+            var check = ReleaseCheck(image: release.image, instances: group.map(\.id), tree: release.tree)
+            do throws(ReleaseError) { check.tree = try releases.verifyTree(release) } catch { check.problem = error.description }
+            return check
+        }
+    }
+
     func status() async -> ServiceStatus {
         // One moment's state: what follows awaits (pids, the front), and a rollout may move meanwhile.
         let (lastRollout, busy, serving, listening) = (self.lastRollout, self.busy, self.serving, self.listening)
         var list: [InstanceStatus] = []
         for managed in instances.values.sorted(by: { $0.id < $1.id }) {
-            list.append(InstanceStatus(id: managed.id, image: managed.release.image, port: managed.port,
+            list.append(InstanceStatus(id: managed.id, image: managed.release.image, manifest: managed.release.manifestDigest, tree: managed.tree,
+                                       port: managed.port,
                                        pid: managed.lastExit == nil ? await managed.instance.hostPID() : nil,
                                        serving: managed.inPool, restarts: managed.restarts, lastExit: managed.lastExit))
         }
@@ -501,7 +527,7 @@ extension ServiceController {
     private func saveInstances() {
         state.saveInstances(instances.values.sorted { $0.id < $1.id }.map {
             ServiceState.SavedInstance(record: $0.instance.record, image: $0.release.image, spec: $0.spec, port: $0.port,
-                                       wanted: $0.wanted, restarts: $0.restarts)
+                                       tree: $0.tree, wanted: $0.wanted, restarts: $0.restarts)
         })
     }
 
@@ -512,7 +538,7 @@ extension ServiceController {
             guard let runner = try? runners.runner(saved.spec.runner), let instance = runner.adopt(saved.record),
                   let release = releases.existing(saved.image) else { continue }
             instances[saved.record.id] = ManagedInstance(id: saved.record.id, release: release, spec: saved.spec, port: saved.port,
-                                                         instance: instance, wanted: saved.wanted, restarts: saved.restarts)
+                                                         instance: instance, tree: saved.tree ?? release.tree, wanted: saved.wanted, restarts: saved.restarts)
             if let number = saved.record.id.split(separator: "-").last.flatMap({ Int($0) }) { counter = max(counter, number) }
         }
         return Array(instances.keys)
@@ -596,6 +622,16 @@ extension ServiceController {
 }
 
 /// How a front upgrade went.
+/// What `imgdeploy verify` found for one release that instances run from.
+public struct ReleaseCheck: Sendable, Codable, Equatable {
+    public var image: PinnedImage
+    public var instances: [String]
+    /// The tree digest recorded when the release was unpacked.
+    public var tree: Digest?
+    /// Nil when the release's files are as unpacked; else what changed.
+    public var problem: String?
+}
+
 public struct FrontUpgrade: Sendable, Codable, Equatable {
     public var service: String
     public var oldPID: Int32

@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 import ReleaseSpec
 import Runtime
 
@@ -15,6 +16,8 @@ struct ServiceState: Sendable {
         var image: PinnedImage
         var spec: ReleaseSpec
         var port: Int
+        /// The release tree's digest checked when it started (nil in records of older daemons).
+        var tree: Digest?
         var wanted: Bool
         var restarts: Int
     }

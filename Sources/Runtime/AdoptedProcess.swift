@@ -1,3 +1,4 @@
+import InstanceNetwork
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -95,13 +96,16 @@ public struct InstanceRecord: Sendable, Codable, Equatable {
     /// The instance's folder (overlay root, log).
     public var directory: String
     public var stopSignal: Int32
+    /// The instance's private network, if it has one (records of older daemons have none).
+    public var network: NetworkNamespace?
 
-    public init(id: String, runner: Runner, pid: Int32, startTime: UInt64, directory: String, stopSignal: Int32) {
+    public init(id: String, runner: Runner, pid: Int32, startTime: UInt64, directory: String, stopSignal: Int32, network: NetworkNamespace?) {
         self.id = id
         self.runner = runner
         self.pid = pid
         self.startTime = startTime
         self.directory = directory
         self.stopSignal = stopSignal
+        self.network = network
     }
 }

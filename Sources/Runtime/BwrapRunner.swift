@@ -1,35 +1,59 @@
 import Foundation
+import InstanceNetwork
 
 /// Runs instances with bubblewrap (Debian package `bubblewrap`), the lighter option: the same overlay
-/// root and host network, new pid, ipc and uts namespaces (in a session of its own, outliving the daemon), and the image's user for real, since the
-/// sandbox is entered through `setpriv` as that user. No cgroup limits.
+/// root, new pid, ipc, uts and cgroup namespaces in a session of its own (outliving the daemon), the
+/// instance's private network (joined through `nsenter`) or the host's, and the image's user for real,
+/// since the sandbox is entered through `setpriv` as that user, with no new privileges. Every
+/// capability is dropped except those the spec allows, the seccomp profile of ``SeccompProfile`` is
+/// loaded before the image's command runs, and the kernel files runc masks are hidden. No cgroup limits.
 public struct BwrapRunner: InstanceRunner {
     let bwrap: String
     let setpriv: String
+    let nsenter: String
+    let shell: String
 
     public init() throws(RuntimeError) {
         guard let bwrap = findProgram("bwrap") else { throw .runtimeMissing(program: "bwrap", package: "bubblewrap") }
         guard let setpriv = findProgram("setpriv") else { throw .runtimeMissing(program: "setpriv", package: "util-linux") }
+        guard let nsenter = findProgram("nsenter") else { throw .runtimeMissing(program: "nsenter", package: "util-linux") }
+        guard let shell = findProgram("sh") else { throw .runtimeMissing(program: "sh", package: "dash") }
         self.bwrap = bwrap
         self.setpriv = setpriv
+        self.nsenter = nsenter
+        self.shell = shell
     }
 
     public func start(_ request: InstanceRequest) async throws(RuntimeError) -> any Instance {
         let rootfs = try InstanceRootfs.mount(release: request.releaseRootfs, at: request.directory)
         do throws(RuntimeError) {
             let process = try ProcessSpec(config: request.config, rootfs: rootfs.path, image: request.image, host: request.host, port: request.port)
-            var arguments = ["--reuid", String(process.uid), "--regid", String(process.gid), "--clear-groups", "--", bwrap,
-                             "--bind", rootfs.path, "/", "--proc", "/proc", "--dev", "/dev",
-                             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", request.id,
-                             "--new-session", "--chdir", process.workingDirectory, "--clearenv"]
+            let network = try request.makeNetwork()
+            try SeccompProfile.writeProgram(to: request.seccompPath)
+            var sandbox = [bwrap, "--bind", rootfs.path, "/", "--proc", "/proc", "--dev", "/dev"]
+            // bwrap makes /proc/sys, /proc/sysrq-trigger, /proc/irq and /proc/bus read-only itself.
+            for path in RuntimeBundle.maskedPaths where path.hasPrefix("/proc/") {
+                var isFolder: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { continue }
+                sandbox += isFolder.boolValue ? ["--tmpfs", path, "--remount-ro", path] : ["--ro-bind", "/dev/null", path]
+            }
+            sandbox += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", request.id,
+                        "--new-session", "--cap-drop", "ALL"]
+            for capability in request.capabilities { sandbox += ["--cap-add", "CAP_" + capability] }
+            sandbox += ["--seccomp", "3", "--chdir", process.workingDirectory, "--clearenv"]
             for variable in process.environment {
                 guard let equals = variable.firstIndex(of: "=") else { continue }
-                arguments += ["--setenv", String(variable[..<equals]), String(variable[variable.index(after: equals)...])]
+                sandbox += ["--setenv", String(variable[..<equals]), String(variable[variable.index(after: equals)...])]
             }
-            arguments += process.arguments
-            let child = try ChildProcess(executable: setpriv, arguments: arguments, logPath: request.logPath)
+            sandbox += process.arguments
+            // bwrap reads the seccomp program from a descriptor: the shell opens it as 3 (as root, before
+            // setpriv), since the process that starts children here passes no descriptor beyond 2.
+            var command = [shell, "-c", "exec 3< \"$1\" || exit 127; shift; exec \"$@\"", "imgdeploy-seccomp", request.seccompPath,
+                           setpriv, "--reuid", String(process.uid), "--regid", String(process.gid), "--clear-groups", "--nnp", "--"] + sandbox
+            if let network { command = [nsenter, "--net=" + network.path, "--"] + command }
+            let child = try ChildProcess(executable: command[0], arguments: Array(command.dropFirst()), logPath: request.logPath)
             return BwrapInstance(id: request.id, child: child, rootfs: rootfs, stopSignal: signalNumber(request.config.config?.stopSignal),
-                                 startTime: ProcessStart.of(child.pid) ?? 0)
+                                 startTime: ProcessStart.of(child.pid) ?? 0, network: network)
         } catch {
             rootfs.remove()
             throw error
@@ -39,7 +63,7 @@ public struct BwrapRunner: InstanceRunner {
     public func adopt(_ record: InstanceRecord) -> (any Instance)? {
         guard record.runner == .bwrap, let process = AdoptedProcess(pid: record.pid, startTime: record.startTime) else { return nil }
         return BwrapInstance(id: record.id, child: process, rootfs: InstanceRootfs(directory: record.directory), stopSignal: record.stopSignal,
-                             startTime: record.startTime)
+                             startTime: record.startTime, network: record.network)
     }
 
     public func removeLeftovers(instancesFolder: String, keeping: Set<String>) async {
@@ -55,9 +79,11 @@ struct BwrapInstance: Instance {
     let rootfs: InstanceRootfs
     let stopSignal: Int32
     let startTime: UInt64
+    let network: NetworkNamespace?
 
     var record: InstanceRecord {
-        InstanceRecord(id: id, runner: .bwrap, pid: child.pid, startTime: startTime, directory: rootfs.directory, stopSignal: stopSignal)
+        InstanceRecord(id: id, runner: .bwrap, pid: child.pid, startTime: startTime, directory: rootfs.directory, stopSignal: stopSignal,
+                       network: network)
     }
 
     func hostPID() async -> Int32? { child.exitStatus == nil ? child.pid : nil }

@@ -1,3 +1,4 @@
+import CIdmappedMount
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -17,32 +18,58 @@ public struct InstanceRootfs: Sendable {
 
     /// Mounts the overlay of `release` (a rootfs folder) at `directory/rootfs`, creating the folders the
     /// runtimes mount over (`proc`, `dev`, `sys`, `tmp`) in the upper layer.
-    public static func mount(release: String, at directory: String) throws(RuntimeError) -> InstanceRootfs {
+    ///
+    /// With `shift`, the lower layer is an idmapped view of the release (`directory/lower`) in which every
+    /// owner is moved into the user namespace's range, so the instance's root, host uid `shift.base`, owns
+    /// what the image's root owns; what it writes lands in the upper layer under those shifted ids.
+    /// Throws ``RuntimeError/idmapUnsupported(reason:)`` when the kernel or file system cannot idmap.
+    public static func mount(release: String, at directory: String, shift: UserMapping? = nil) throws(RuntimeError) -> InstanceRootfs {
         let rootfs = InstanceRootfs(directory: directory)
         let manager = FileManager.default
         do {
-            for folder in ["upper", "work", "rootfs"] {
+            for folder in ["upper", "work", "rootfs"] + (shift == nil ? [] : ["lower"]) {
                 try manager.createDirectory(atPath: directory + "/" + folder, withIntermediateDirectories: true)
             }
         } catch {
             throw .setupFailed(instance: directory, reason: "cannot create its folders: \(error.localizedDescription)")
         }
-        let options = "lowerdir=\(release),upperdir=\(directory)/upper,workdir=\(directory)/work"
+        var lower = release
+        if let shift {
+            let status = imgdeploy_idmapped_bind(release, directory + "/lower", shift.base, shift.size)
+            guard status == 0 else {
+                try? manager.removeItem(atPath: directory)
+                throw .idmapUnsupported(reason: String(cString: strerror(status)))
+            }
+            lower = directory + "/lower"
+            // The merged root is the upper folder itself: owned and moded as the release's root, shifted.
+            var info = stat()
+            if lstat(release, &info) == 0 {
+                chown(directory + "/upper", shift.base + info.st_uid, shift.base + info.st_gid)
+                chmod(directory + "/upper", info.st_mode & 0o7777)
+            }
+        }
+        let options = "lowerdir=\(lower),upperdir=\(directory)/upper,workdir=\(directory)/work"
         guard Glibc.mount("overlay", rootfs.path, "overlay", 0, options) == 0 else {
             let reason = String(cString: strerror(errno))
+            rootfs.remove()
             throw .setupFailed(instance: directory, reason: "cannot mount its overlay root (\(reason)); imgdeploy needs root and a kernel with overlayfs")
         }
         for folder in ["proc", "dev", "sys", "tmp"] {
             var info = stat()
             let full = rootfs.path + "/" + folder
-            if lstat(full, &info) != 0 { mkdir(full, folder == "tmp" ? 0o1777 : 0o755) }
+            if lstat(full, &info) != 0 {
+                mkdir(full, folder == "tmp" ? 0o1777 : 0o755)
+                if let shift { lchown(full, shift.base, shift.base) }
+            }
         }
         return rootfs
     }
 
-    /// Unmounts the overlay and removes the instance's folder.
+    /// Unmounts the overlay, unpins the instance's network namespace and removes the instance's folder.
     public func remove() {
         _ = umount2(path, Int32(MNT_DETACH))
+        _ = umount2(directory + "/lower", Int32(MNT_DETACH))
+        _ = umount2(directory + "/netns", Int32(MNT_DETACH))
         try? FileManager.default.removeItem(atPath: directory)
     }
 

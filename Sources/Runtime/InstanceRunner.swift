@@ -1,3 +1,5 @@
+import Foundation
+import InstanceNetwork
 import OCI
 
 /// What to start: one instance of a release.
@@ -16,9 +18,13 @@ public struct InstanceRequest: Sendable {
     public var port: Int
     public var memoryBytes: Int64?
     public var pids: Int?
+    /// A network namespace of its own (loopback only) instead of the host's: see ``NetworkNamespace``.
+    public var privateNetwork: Bool
+    /// The capabilities the instance keeps, named without `CAP_` (none by default).
+    public var capabilities: [String]
 
     public init(id: String, releaseRootfs: String, config: ImageConfig, image: String, directory: String, host: String, port: Int,
-                memoryBytes: Int64? = nil, pids: Int? = nil) {
+                memoryBytes: Int64? = nil, pids: Int? = nil, privateNetwork: Bool = true, capabilities: [String] = []) {
         self.id = id
         self.releaseRootfs = releaseRootfs
         self.config = config
@@ -28,9 +34,23 @@ public struct InstanceRequest: Sendable {
         self.port = port
         self.memoryBytes = memoryBytes
         self.pids = pids
+        self.privateNetwork = privateNetwork
+        self.capabilities = capabilities
     }
 
     public var logPath: String { directory + "/output.log" }
+    /// Where the instance's private network is pinned.
+    var networkPath: String { directory + "/netns" }
+    /// The instance's seccomp program, for runners that take it compiled.
+    var seccompPath: String { directory + "/seccomp.bpf" }
+
+    /// Creates the instance's private network, if it is to have one.
+    func makeNetwork() throws(RuntimeError) -> NetworkNamespace? {
+        guard privateNetwork else { return nil }
+        do { return try NetworkNamespace.create(at: networkPath) } catch {
+            throw .setupFailed(instance: id, reason: error.description)
+        }
+    }
 }
 
 /// A started instance.
@@ -38,6 +58,8 @@ public protocol Instance: Sendable {
     var id: String { get }
     /// What the next daemon needs to adopt this instance if this one stops.
     var record: InstanceRecord { get }
+    /// The instance's private network, through which it is reached; nil when it shares the host's.
+    var network: NetworkNamespace? { get }
     /// The instance's main process as the host sees it, once known.
     func hostPID() async -> Int32?
     /// Waits until the instance exits, for whatever reason, and returns its status.

@@ -1,9 +1,12 @@
 import Foundation
+import InstanceNetwork
 import OCI
 
-/// Runs instances with `runc` (Debian package `runc`): an OCI runtime bundle made from the image config,
-/// new pid, ipc, uts and mount namespaces, the host network (the instance listens on its own `$PORT`),
-/// an overlay root, and cgroup limits on memory and process count.
+/// Runs instances with `runc` (Debian package `runc`): an OCI runtime bundle made from the image config;
+/// a user namespace of its own (``UserMapping/instances``, wherever the kernel can idmap the release) and
+/// new pid, ipc, uts, mount and cgroup namespaces; the instance's private network (or the host's, when
+/// the spec asks); an overlay root; no capabilities beyond those the spec allows; the seccomp profile of
+/// ``SeccompProfile``; runc's masked paths; and cgroup limits on memory and process count.
 public struct RuncRunner: InstanceRunner {
     /// runc's own state folder (`runc --root`), so this deployer's containers are kept apart from others.
     public let stateRoot: String
@@ -16,10 +19,22 @@ public struct RuncRunner: InstanceRunner {
     }
 
     public func start(_ request: InstanceRequest) async throws(RuntimeError) -> any Instance {
-        let rootfs = try InstanceRootfs.mount(release: request.releaseRootfs, at: request.directory)
+        // A user namespace of its own wherever the kernel and file system can idmap the release.
+        var users: UserMapping? = .instances
+        var withoutUsers: String?
+        let rootfs: InstanceRootfs
+        do {
+            rootfs = try InstanceRootfs.mount(release: request.releaseRootfs, at: request.directory, shift: users)
+        } catch RuntimeError.idmapUnsupported {
+            withoutUsers = RuntimeError.idmapUnsupported(reason: "").description
+            users = nil
+            rootfs = try InstanceRootfs.mount(release: request.releaseRootfs, at: request.directory)
+        }
         do throws(RuntimeError) {
             let process = try ProcessSpec(config: request.config, rootfs: rootfs.path, image: request.image, host: request.host, port: request.port)
-            let bundle = RuntimeBundle(process: process, rootPath: rootfs.path, hostname: request.id, memoryBytes: request.memoryBytes, pids: request.pids)
+            let network = try request.makeNetwork()
+            let bundle = RuntimeBundle(process: process, rootPath: rootfs.path, hostname: request.id, memoryBytes: request.memoryBytes, pids: request.pids,
+                                       networkPath: network?.path, capabilities: request.capabilities, users: users)
             do { try bundle.json().write(to: URL(fileURLWithPath: request.directory + "/config.json")) } catch {
                 throw RuntimeError.setupFailed(instance: request.id, reason: "cannot write its config.json: \(error.localizedDescription)")
             }
@@ -27,9 +42,14 @@ public struct RuncRunner: InstanceRunner {
             _ = await runHelper(runc, ["--root", stateRoot, "delete", "--force", request.id])
             let child = try ChildProcess(executable: runc, arguments: ["--root", stateRoot, "run", "--bundle", request.directory, request.id],
                                          logPath: request.logPath)
+            if let withoutUsers, let log = FileHandle(forWritingAtPath: request.logPath) {
+                log.seekToEndOfFile()
+                log.write(Data("imgdeploy: this instance runs without a user namespace, its root is the host's (with no capabilities): \(withoutUsers)\n".utf8))
+                try? log.close()
+            }
             return RuncInstance(id: request.id, runc: runc, stateRoot: stateRoot, child: child, rootfs: rootfs,
                                 stopSignal: signalNumber(request.config.config?.stopSignal),
-                                startTime: ProcessStart.of(child.pid) ?? 0)
+                                startTime: ProcessStart.of(child.pid) ?? 0, network: network)
         } catch {
             rootfs.remove()
             throw error
@@ -39,7 +59,7 @@ public struct RuncRunner: InstanceRunner {
     public func adopt(_ record: InstanceRecord) -> (any Instance)? {
         guard record.runner == .runc, let process = AdoptedProcess(pid: record.pid, startTime: record.startTime) else { return nil }
         return RuncInstance(id: record.id, runc: runc, stateRoot: stateRoot, child: process, rootfs: InstanceRootfs(directory: record.directory),
-                            stopSignal: record.stopSignal, startTime: record.startTime)
+                            stopSignal: record.stopSignal, startTime: record.startTime, network: record.network)
     }
 
     public func removeLeftovers(instancesFolder: String, keeping: Set<String>) async {
@@ -63,9 +83,11 @@ struct RuncInstance: Instance {
     let rootfs: InstanceRootfs
     let stopSignal: Int32
     let startTime: UInt64
+    let network: NetworkNamespace?
 
     var record: InstanceRecord {
-        InstanceRecord(id: id, runner: .runc, pid: child.pid, startTime: startTime, directory: rootfs.directory, stopSignal: stopSignal)
+        InstanceRecord(id: id, runner: .runc, pid: child.pid, startTime: startTime, directory: rootfs.directory, stopSignal: stopSignal,
+                       network: network)
     }
 
     func hostPID() async -> Int32? {

@@ -8,6 +8,9 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
     case unknownUser(user: String, reason: String)
     /// A mount, a file or a process could not be set up.
     case setupFailed(instance: String, reason: String)
+    /// The kernel or the file system of the state folder cannot make idmapped mounts (Linux 5.12+ on
+    /// ext4, xfs, btrfs or tmpfs), which an instance in a user namespace needs.
+    case idmapUnsupported(reason: String)
 
     public var description: String {
         switch self {
@@ -19,6 +22,8 @@ public enum RuntimeError: Error, Equatable, CustomStringConvertible {
             return "the image's user '\(user)' cannot be resolved: \(reason); use a numeric 'uid:gid' in the Imagefile's config"
         case let .setupFailed(instance, reason):
             return "instance \(instance): \(reason)"
+        case let .idmapUnsupported(reason):
+            return "cannot make an idmapped view of the release (\(reason)): user namespaces need Linux 5.12 or later and a state folder on ext4, xfs, btrfs or tmpfs"
         }
     }
 }

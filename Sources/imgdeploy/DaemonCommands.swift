@@ -122,6 +122,34 @@ struct DownCommand: AsyncParsableCommand {
     }
 }
 
+struct VerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check that the files a service's instances run from are still those unpacked from the verified image.",
+        discussion: """
+        Each release's root is scanned again (every path, type, mode, owner and content hash) and compared \
+        with the tree digest recorded when it was unpacked. The same check runs before every instance \
+        starts, and a changed release does not start. Exits 1 when a release has changed, naming its paths.
+        """)
+
+    @OptionGroup var options: StateOptions
+    @Argument(help: "The service.") var service: String
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let checks = try await ControlClient(socket: options.paths.socket).verify(service)
+        if json { try printJSON(checks) } else {
+            for check in checks {
+                let instances = check.instances.joined(separator: ", ")
+                if let problem = check.problem { printError("\(check.image) (\(instances)): CHANGED: \(problem)") } else {
+                    print("\(check.image) (\(instances)): tree \(check.tree.map { "\($0)" } ?? "-") as unpacked")
+                }
+            }
+        }
+        if checks.contains(where: { $0.problem != nil }) { throw ExitCode(1) }
+    }
+}
+
 struct UpgradeFrontCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "upgrade-front",

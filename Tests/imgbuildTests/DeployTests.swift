@@ -76,7 +76,8 @@ struct HelloVersions {
 
     init() throws {
         store = makeTemporaryDirectory("deploy-store")
-        for version in ["1.0.0", "2.0.0", "3.0.0"] {
+        // 4.0.0 is 1.0.0 run as root, for the confinement tests.
+        for version in ["1.0.0", "2.0.0", "3.0.0", "4.0.0"] {
             let context = makeTemporaryDirectory("hello-\(version)")
             try FileManager.default.removeItem(atPath: context)
             try FileManager.default.copyItem(atPath: repositoryRoot + "/Imagefiles/hello", toPath: context)
@@ -92,6 +93,11 @@ struct HelloVersions {
                   to: context + "/www/cgi-bin/slow", mode: 0o755)
             write("#!/bin/busybox sh\nn=$(/bin/busybox head -c \"${CONTENT_LENGTH:-0}\" | /bin/busybox wc -c)\nprintf 'Content-Type: text/plain\\r\\n\\r\\nreceived %s\\n' \"$n\"\n",
                   to: context + "/www/cgi-bin/upload", mode: 0o755)
+            // What the instance may do, seen from inside: its credentials, and whether it can make a
+            // namespace, mount, or reach the host loopback port named in the query.
+            write(confinementProbe, to: context + "/www/cgi-bin/confinement", mode: 0o755)
+            if version == "4.0.0" { imagefile = imagefile.replacingOccurrences(of: "\"65534:65534\"", with: "\"0:0\"") }
+            write(imagefile, to: context + "/Imagefile")
             if version == "3.0.0" {
                 try FileManager.default.removeItem(atPath: context + "/www/healthz")
                 // Its own tests would catch the missing file; this version exists to fail at deploy time.
@@ -105,14 +111,14 @@ struct HelloVersions {
 
     /// A release spec for `version`.
     func spec(_ version: String, port: Int, strategy: String = "blue-green", replicas: Int = 2, runner: String = "runc",
-              deadline: String = "15s", extra: String = "") -> String {
+              deadline: String = "15s", instancePort: Int = 8080, extra: String = "") -> String {
         let path = makeTemporaryDirectory("spec") + "/release.yaml"
         write("""
         service: hello
         image: hello@\(digests[version]!)
         source: \(store)
         replicas: \(replicas)
-        port: 8080
+        port: \(instancePort)
         listen: 127.0.0.1:\(port)
         strategy: \(strategy)
         runner: \(runner)
@@ -123,6 +129,19 @@ struct HelloVersions {
         return path
     }
 }
+
+/// A CGI script that reports, one `name: value` per line, the instance's credentials and seccomp mode
+/// from /proc/self/status, and whether `unshare -U`, a mount, and a connection to the host's
+/// 127.0.0.1:$QUERY_STRING succeed.
+let confinementProbe = """
+    #!/bin/busybox sh
+    printf 'Content-Type: text/plain\\r\\n\\r\\n'
+    /bin/busybox grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|Seccomp|NoNewPrivs):' /proc/self/status
+    if /bin/busybox unshare -U /bin/busybox true 2>/dev/null; then echo 'unshare: allowed'; else echo 'unshare: refused'; fi
+    if /bin/busybox mount -t tmpfs none /tmp 2>/dev/null; then echo 'mount: allowed'; else echo 'mount: refused'; fi
+    if /bin/busybox nc -w 2 127.0.0.1 "$QUERY_STRING" </dev/null >/dev/null 2>&1; then echo 'host: reached'; else echo 'host: unreachable'; fi
+
+    """
 
 /// `fixtures/load/http_load.py` against the front, until `finish()`.
 final class LoadGenerator {
@@ -492,7 +511,8 @@ struct DeployTests {
         for name in ["alice", "mallory"] { #expect(try imgbuild(["keygen", keys + "/" + name]).status == 0) }
         // A store of its own, so the signatures do not leak into the other tests' images.
         let store = makeTemporaryDirectory("policy-store")
-        for version in ["1.0.0", "2.0.0", "3.0.0"] {
+        // 4.0.0 is 1.0.0 run as root, for the confinement tests.
+        for version in ["1.0.0", "2.0.0", "3.0.0", "4.0.0"] {
             #expect(try imgbuild(["copy", "hello@" + hello.digests[version]!, "oci:" + store + "-layout:" + version, "--store", hello.store]).status == 0)
             #expect(try imgbuild(["copy", "oci:" + store + "-layout:" + version, "hello:" + version, "--store", store]).status == 0)
         }

@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+
+/// A TCP listener on 127.0.0.1 that never answers: it only counts the connections that reached it.
+final class LoopbackSquatter {
+    let fd: Int32
+    let port: Int
+
+    /// Listens on `port` (0: any free one).
+    init(port: Int = 0) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        self.fd = fd
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+        guard bound, listen(fd, 64) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    }
+
+    /// The connections that arrived so far (each is accepted and closed).
+    func acceptedConnections() -> Int {
+        var count = 0
+        while true {
+            let connection = accept(fd, nil, nil)
+            guard connection >= 0 else { return count }
+            close(connection)
+            count += 1
+        }
+    }
+
+    deinit { close(fd) }
+}
+
+/// The `name: value` lines of the confinement probe (`cgi-bin/confinement`), asked through the front.
+func confinement(front: Int, hostPort: Int) throws -> [String: String] {
+    let answer = try run("/usr/bin/curl", ["-s", "--max-time", "20", "http://127.0.0.1:\(front)/cgi-bin/confinement?\(hostPort)"])
+    var fields: [String: String] = [:]
+    for line in answer.stdout.split(separator: "\n") {
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    return fields
+}
+
+extension DeployTests {
+    @Test("inside an instance under either runner, as root or not: no capability, seccomp filtering, no new privileges, no namespace, no mount, no host loopback",
+          arguments: ["runc", "bwrap"], ["1.0.0", "4.0.0"])
+    func confinedInstance(runner: String, version: String) throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let hostService = try LoopbackSquatter()
+        let port = freePort()
+        let result = try daemon.command(["apply", hello.spec(version, port: port, replicas: 1, runner: runner)])
+        try #require(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let inside = try confinement(front: port, hostPort: hostService.port)
+        #expect(inside["Seccomp"] == "2", "the seccomp filter is loaded: \(inside)")
+        #expect(inside["NoNewPrivs"] == "1", "\(inside)")
+        for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+            #expect(inside[set] == "0000000000000000", "\(set): no capability unless the spec allows it: \(inside)")
+        }
+        // bwrap started as root (for a root image) does not empty the bounding set; with no new
+        // privileges and nothing permitted, no capability in it can be gained again.
+        if runner == "runc" || version == "1.0.0" {
+            #expect(inside["CapBnd"] == "0000000000000000", "\(inside)")
+        }
+        #expect(inside["unshare"] == "refused", "\(inside)")
+        #expect(inside["mount"] == "refused", "\(inside)")
+        #expect(inside["host"] == "unreachable", "the host's loopback services are out of reach: \(inside)")
+        #expect(hostService.acceptedConnections() == 0)
+        let uid = version == "1.0.0" ? "65534" : "0"
+        #expect(inside["Uid"]?.split(separator: "\t").first.map(String.init) == uid, "the image's own user, as the image sees it: \(inside)")
+        // As the host sees it: under runc, ids in a user namespace of their own (1<<30 + the image's).
+        let instance = try #require((try daemon.status("hello")["instances"] as? [[String: Any]])?.first)
+        let pid = try #require(instance["pid"] as? Int)
+        let hostUid = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8).split(separator: "\n")
+            .first { $0.hasPrefix("Uid:") }?.split(separator: "\t").dropFirst().first.map(String.init)
+        if runner == "runc" {
+            #expect(hostUid == String((1 << 30) + Int(uid)!), "not the host's uid \(uid): \(hostUid ?? "-")")
+        } else if version == "1.0.0" {
+            #expect(hostUid == "65534")
+        }
+    }
+
+    @Test("a capability the spec allows is the only one an instance keeps", arguments: ["runc", "bwrap"])
+    func allowedCapability(runner: String) throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        let result = try daemon.command(["apply", hello.spec("4.0.0", port: port, replicas: 1, runner: runner, extra: "capabilities: [NET_BIND_SERVICE]")])
+        try #require(result.status == 0, "\(result.stdout)\(result.stderr)")
+        let inside = try confinement(front: port, hostPort: 1)
+        #expect(inside["CapEff"] == "0000000000000400", "CAP_NET_BIND_SERVICE (bit 10) alone: \(inside)")
+        #expect(inside["Seccomp"] == "2", "\(inside)")
+    }
+
+    @Test("a process that binds the instance's port on the host first never receives a request", arguments: ["runc", "bwrap"])
+    func portSquatting(runner: String) throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let squatter = try LoopbackSquatter()
+        let port = freePort()
+        let result = try daemon.command(["apply", hello.spec("1.0.0", port: port, runner: runner, instancePort: squatter.port)])
+        try #require(result.status == 0, "\(result.stdout)\(result.stderr)")
+        for _ in 0..<20 { #expect(try frontPage(port).contains("hello 1.0.0")) }
+        #expect(squatter.acceptedConnections() == 0, "neither the health checks nor the front reached the squatter")
+    }
+}
+
+extension DeployTests {
+    @Test("a byte flipped in an unpacked release is found by verify, with its path, and the release no longer starts")
+    func changedReleaseRefused() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        let spec = hello.spec("1.0.0", port: port, replicas: 1)
+        try #require(try daemon.command(["apply", spec]).status == 0)
+        let instance = try #require((try daemon.status("hello")["instances"] as? [[String: Any]])?.first)
+        let tree = try #require(instance["tree"] as? String)
+        #expect(tree.hasPrefix("sha256:") && tree.count == 71, "status shows the tree the instance started from: \(instance)")
+        #expect((instance["manifest"] as? String) == hello.digests["1.0.0"], "and its manifest: \(instance)")
+        let clean = try daemon.command(["verify", "hello"])
+        #expect(clean.status == 0 && clean.stdout.contains(tree), "\(clean.stdout)\(clean.stderr)")
+
+        let page = daemon.state + "/releases/sha256-" + hello.digests["1.0.0"]!.dropFirst(7) + "/rootfs/srv/www/index.html"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: page)))
+        bytes[0] ^= 0x01
+        // The release folder is read-only to instances, not to root: this is the hand (or disk) the check is for.
+        try Data(bytes).write(to: URL(fileURLWithPath: page))
+
+        let changed = try daemon.command(["verify", "hello"])
+        #expect(changed.status == 1, "\(changed.stdout)\(changed.stderr)")
+        #expect(changed.stderr.contains("changed /srv/www/index.html"), "\(changed.stderr)")
+
+        // A rollout that starts another instance of it is refused before anything starts, naming the path.
+        let grown = try daemon.command(["apply", hello.spec("1.0.0", port: port, replicas: 2)])
+        #expect(grown.status != 0, "\(grown.stdout)\(grown.stderr)")
+        #expect((grown.stdout + grown.stderr).contains("changed /srv/www/index.html"), "\(grown.stdout)\(grown.stderr)")
+    }
+}
