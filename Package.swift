@@ -31,6 +31,8 @@ let package = Package(
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         // openat2(2), which the C library does not wrap: reads that cannot leave an image's root.
         .systemLibrary(name: "COpenat2"),
+        // Extended attributes (file capabilities, ACLs), hashed into a release's tree.
+        .systemLibrary(name: "CXattr"),
 
         // Value types of the OCI image spec, digests and canonical JSON.
         .target(name: "OCI", dependencies: ["CCrypto"]),
@@ -88,7 +90,7 @@ let package = Package(
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
         .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount"]),
         // Releases: images fetched by digest, verified, and unpacked safely into read-only folders.
-        .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations"]),
+        .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations", "CXattr"]),
         // The HTTP reverse proxy at a service's front, with backends switched without dropping a request.
         .target(name: "LoadBalancer", dependencies: [
             "ProcessLimits", "InstanceNetwork",

@@ -88,7 +88,9 @@ public enum SBOMArtifact {
     }
 
     /// Checks that an SBOM refers to `image` and describes exactly that digest; throws why not.
-    public static func check(_ image: Digest, repository: RepositoryName, in store: Store) throws(SBOMError) {
+    /// Returns the digest of the SBOM found.
+    @discardableResult
+    public static func check(_ image: Digest, repository: RepositoryName, in store: Store) throws(SBOMError) -> Digest {
         let candidates = ReferrerArtifact.referring(to: image, artifactType: artifactType, repository: repository, in: store)
         guard !candidates.isEmpty else { throw .missing("\(repository)@\(image)") }
         var reasons: [String] = []
@@ -109,7 +111,7 @@ public enum SBOMArtifact {
                 reasons.append("\(digest): it describes another image (sha256:\(checksum ?? "none"))")
                 continue
             }
-            return
+            return digest
         }
         throw .rejected("\(repository)@\(image)", reasons)
     }

@@ -26,7 +26,9 @@ public enum TestResultsArtifact {
     }
 
     /// Checks that a test record refers to `image`, names its digest, and says it passed.
-    public static func check(_ image: Digest, repository: RepositoryName, in store: Store) throws(Failure) {
+    /// Returns the digest of the passing record found.
+    @discardableResult
+    public static func check(_ image: Digest, repository: RepositoryName, in store: Store) throws(Failure) -> Digest {
         let candidates = ReferrerArtifact.referring(to: image, artifactType: artifactType, repository: repository, in: store)
         guard !candidates.isEmpty else { throw .missing("\(repository)@\(image)") }
         var reasons: [String] = []
@@ -38,7 +40,7 @@ public enum TestResultsArtifact {
             }
             guard document["image"] as? String == image.description else { reasons.append("\(digest): it records another image"); continue }
             guard document["passed"] as? Bool == true else { reasons.append("\(digest): the tests failed"); continue }
-            return
+            return digest
         }
         throw .rejected("\(repository)@\(image)", reasons)
     }

@@ -17,8 +17,20 @@ public struct Release: Sendable {
     /// The ``ReleaseTree`` digest of `rootfs` as it was unpacked (nil for a release unpacked before trees
     /// were recorded, until its first ``ReleaseCache/verifyTree(_:)``).
     public var tree: Digest?
+    /// What the deploy policy checked before this release was admitted (nil without a `verify` policy).
+    public var admission: Admission? = nil
     /// The release's folder: `rootfs/`, `release.json` and `tree.txt`.
     public var folder: String { (rootfs as NSString).deletingLastPathComponent }
+}
+
+/// The artifacts that admitted a release under a `verify` policy: their digests in the deployer's store.
+public struct Admission: Sendable, Codable, Equatable {
+    /// The signatures that verified with the policy's key.
+    public var signatures: [Digest] = []
+    /// The passing test record.
+    public var testRecord: Digest?
+    /// The SBOM that describes the image.
+    public var sbom: Digest?
 }
 
 /// The deployer's releases: images fetched by digest into its own store (every blob checked against its
@@ -43,8 +55,11 @@ public struct ReleaseCache: Sendable {
         if verify == nil, let release = try? load(image, folder: folder) { return release }
         let store = try openStore()
         try await fetch(image, from: source, into: store, options: options)
-        if let verify { try check(image, against: verify, in: store) }
-        if let release = try? load(image, folder: folder) { return release }
+        let admission = try verify.map { policy throws(ReleaseError) in try check(image, against: policy, in: store) }
+        if var release = try? load(image, folder: folder) {
+            release.admission = admission
+            return release
+        }
         let (manifest, manifestDigest) = try runnableManifest(image, store: store)
         let config: ImageConfig
         do { config = try JSONDecoder().decode(ImageConfig.self, from: try store.readBlob(manifest.config.digest)) } catch {
@@ -52,32 +67,38 @@ public struct ReleaseCache: Sendable {
         }
         guard config.os == "linux" else { throw .notAnImage(image: "\(image)", reason: "it is built for \(config.os), not linux") }
         try unpack(image, manifest: manifest, manifestDigest: manifestDigest, config: config, store: store, folder: folder, policy: policy)
-        do { return try load(image, folder: folder) } catch {
+        do {
+            var release = try load(image, folder: folder)
+            release.admission = admission
+            return release
+        } catch {
             throw .stateUnwritable(path: folder, reason: "its release.json cannot be read back: \(error)")
         }
     }
 
-    private func check(_ image: PinnedImage, against policy: ReleaseSpec.VerifyPolicy, in store: Store) throws(ReleaseError) {
+    private func check(_ image: PinnedImage, against policy: ReleaseSpec.VerifyPolicy, in store: Store) throws(ReleaseError) -> Admission {
+        var admission = Admission()
         if let pem = policy.publicKeyPEM {
             let path = policy.keyPath ?? "verify.key"
             let key: VerifyingKey
             do { key = try VerifyingKey(pem: pem, path: path) } catch {
                 throw .policyRefused(image: "\(image)", reason: error.description)
             }
-            do { _ = try SignatureArtifact.verify(image.digest, repository: image.name, in: store, with: key) } catch {
+            do { admission.signatures = try SignatureArtifact.verify(image.digest, repository: image.name, in: store, with: key) } catch {
                 throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.key is \(path))")
             }
         }
         if policy.requireTests {
-            do { try TestResultsArtifact.check(image.digest, repository: image.name, in: store) } catch {
+            do { admission.testRecord = try TestResultsArtifact.check(image.digest, repository: image.name, in: store) } catch {
                 throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.requireTests is true)")
             }
         }
         if policy.requireSBOM {
-            do { try SBOMArtifact.check(image.digest, repository: image.name, in: store) } catch {
+            do { admission.sbom = try SBOMArtifact.check(image.digest, repository: image.name, in: store) } catch {
                 throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.requireSBOM is true)")
             }
         }
+        return admission
     }
 
     /// The release already unpacked for `image`, if any.

@@ -1,3 +1,4 @@
+import CXattr
 import Foundation
 import OCI
 
@@ -118,7 +119,32 @@ public struct ReleaseTree: Sendable, Equatable {
         case S_IFSOCK: what = "socket"
         default: what = "unknown"
         }
-        return "\(what) \(permissions) \(owner)"
+        let cPath = cPath ?? Array(path.utf8CString)
+        return "\(what) \(permissions) \(owner)" + (try extendedAttributes(cPath, path: path)).map { " xattr:\($0)" }.joined()
+    }
+
+    /// `name=sha256` of each extended attribute (file capabilities, ACLs, SELinux labels…), sorted: a
+    /// capability added to a binary changes the tree as much as its bytes would.
+    private static func extendedAttributes(_ cPath: [CChar], path: String) throws(ReleaseTreeError) -> [String] {
+        let size = llistxattr(cPath, nil, 0)
+        if size < 0, errno == ENOTSUP { return [] }
+        guard size >= 0 else { throw .unreadable(path: path, reason: "its extended attributes: \(String(cString: strerror(errno)))") }
+        guard size > 0 else { return [] }
+        var names = [CChar](repeating: 0, count: size)
+        let got = llistxattr(cPath, &names, size)
+        guard got >= 0 else { throw .unreadable(path: path, reason: "its extended attributes: \(String(cString: strerror(errno)))") }
+        var attributes: [String] = []
+        for name in names.prefix(got).split(separator: 0) {
+            let cName = Array(name) + [0]
+            let shown = escaped(name.map { UInt8(bitPattern: $0) })
+            let length = lgetxattr(cPath, cName, nil, 0)
+            guard length >= 0 else { throw .unreadable(path: path, reason: "its extended attribute \(shown): \(String(cString: strerror(errno)))") }
+            var value = [UInt8](repeating: 0, count: length)
+            let read = lgetxattr(cPath, cName, &value, length)
+            guard read >= 0 else { throw .unreadable(path: path, reason: "its extended attribute \(shown): \(String(cString: strerror(errno)))") }
+            attributes.append(shown + "=" + Digest.of(value.prefix(read)).hex)
+        }
+        return attributes.sorted()
     }
 
     /// Printable ASCII as itself, every other byte (and `%`) as `%XX`: any name fits one line.

@@ -1,5 +1,6 @@
 import Foundation
 import OCI
+import Releases
 import ReleaseSpec
 
 /// The states of a rollout, as Argo Rollouts and Kubernetes name them.
@@ -63,6 +64,8 @@ public struct InstanceStatus: Sendable, Codable, Equatable {
     /// The release tree's digest (``ReleaseTree``) checked just before it started; nil if not known
     /// (adopted from a daemon that did not record it).
     public var tree: Digest?
+    /// The signatures, test record and SBOM that the spec's `verify` policy admitted its release with.
+    public var admission: Admission?
     public var port: Int
     public var pid: Int32?
     /// Taking traffic at the front.

@@ -404,7 +404,7 @@ actor ServiceController {
         var list: [InstanceStatus] = []
         for managed in instances.values.sorted(by: { $0.id < $1.id }) {
             list.append(InstanceStatus(id: managed.id, image: managed.release.image, manifest: managed.release.manifestDigest, tree: managed.tree,
-                                       port: managed.port,
+                                       admission: managed.release.admission, port: managed.port,
                                        pid: managed.lastExit == nil ? await managed.instance.hostPID() : nil,
                                        serving: managed.inPool, restarts: managed.restarts, lastExit: managed.lastExit))
         }
@@ -527,7 +527,7 @@ extension ServiceController {
     private func saveInstances() {
         state.saveInstances(instances.values.sorted { $0.id < $1.id }.map {
             ServiceState.SavedInstance(record: $0.instance.record, image: $0.release.image, spec: $0.spec, port: $0.port,
-                                       tree: $0.tree, wanted: $0.wanted, restarts: $0.restarts)
+                                       tree: $0.tree, admission: $0.release.admission, wanted: $0.wanted, restarts: $0.restarts)
         })
     }
 
@@ -536,7 +536,8 @@ extension ServiceController {
     func adoptInstances() -> [String] {
         for saved in state.instances() {
             guard let runner = try? runners.runner(saved.spec.runner), let instance = runner.adopt(saved.record),
-                  let release = releases.existing(saved.image) else { continue }
+                  var release = releases.existing(saved.image) else { continue }
+            release.admission = saved.admission
             instances[saved.record.id] = ManagedInstance(id: saved.record.id, release: release, spec: saved.spec, port: saved.port,
                                                          instance: instance, tree: saved.tree ?? release.tree, wanted: saved.wanted, restarts: saved.restarts)
             if let number = saved.record.id.split(separator: "-").last.flatMap({ Int($0) }) { counter = max(counter, number) }

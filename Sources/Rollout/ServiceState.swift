@@ -1,6 +1,7 @@
 import Foundation
 import OCI
 import ReleaseSpec
+import Releases
 import Runtime
 
 /// What the daemon keeps on disk of a running service beyond its history, so that the next daemon can
@@ -18,6 +19,8 @@ struct ServiceState: Sendable {
         var port: Int
         /// The release tree's digest checked when it started (nil in records of older daemons).
         var tree: Digest?
+        /// What admitted its release under the spec's `verify` policy.
+        var admission: Admission?
         var wanted: Bool
         var restarts: Int
     }
