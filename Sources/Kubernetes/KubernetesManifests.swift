@@ -142,19 +142,12 @@ public struct KubernetesManifests: Sendable {
 
     /// `/tmp` and each volume, with names that are DNS labels.
     static func scratch(_ volumes: [String], image: String) throws(RenderError) -> [Scratch] {
-        var paths: Set<String> = ["/tmp"]
-        for volume in volumes {
-            var path = volume
-            while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
-            let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-            guard path.hasPrefix("/"), path != "/", !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
-                  path.utf8.count <= 4096, !path.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
-                throw .badVolume(image: image, path: volume)
-            }
-            paths.insert(path)
-        }
+        var execution = ImageConfig.Execution()
+        execution.volumes = Dictionary(volumes.map { ($0, EmptyObject()) }, uniquingKeysWith: { first, _ in first })
+        let paths: [String]
+        do { paths = try execution.writableFolders() } catch { throw .badVolume(image: image, path: error.path) }
         var counter = 0
-        return paths.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map { path in
+        return paths.map { path in
             if path == "/tmp" { return Scratch(name: "tmp", path: path) }
             counter += 1
             return Scratch(name: "volume-\(counter)", path: path)

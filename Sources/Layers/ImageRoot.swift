@@ -61,6 +61,28 @@ public struct ImageRoot: Sendable {
         return info
     }
 
+    /// Creates the folder `path` and its missing parents (mode 0755, owned by whoever calls), inside the
+    /// root: symlinks on the way are followed as the image would follow them, never out of it. A
+    /// component that exists and is not a folder is an error.
+    public func makeFolders(_ path: String) throws(ImageRootError) {
+        var prefix = ""
+        for component in path.split(separator: "/").map(String.init) {
+            let parent = prefix.isEmpty ? "/" : prefix
+            prefix += "/" + component
+            if let info = try status(prefix, followFinalSymlink: true) {
+                guard info.st_mode & S_IFMT == S_IFDIR else {
+                    throw .failed(root: self.path, path: prefix, reason: "it is a \(fileTypeName(info.st_mode)), not a folder")
+                }
+                continue
+            }
+            let parentFD = try resolve(parent, flags: O_RDONLY | O_DIRECTORY, followFinalSymlink: true)
+            defer { close(parentFD) }
+            guard mkdirat(parentFD, component, 0o755) == 0 || errno == EEXIST else {
+                throw .failed(root: self.path, path: prefix, reason: "mkdir: \(errnoText())")
+            }
+        }
+    }
+
     /// What may happen when a file holds more bytes than a reader takes.
     public enum Overflow: Sendable {
         /// The read fails with ``ImageRootError/tooLarge(root:path:limit:)``.

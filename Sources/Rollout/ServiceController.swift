@@ -236,7 +236,7 @@ actor ServiceController {
         let request = InstanceRequest(id: id, releaseRootfs: release.rootfs, config: release.config, image: "\(release.image)",
                                       directory: paths.instances + "/" + id, host: "127.0.0.1", port: port,
                                       memoryBytes: spec.limits.memoryBytes, pids: spec.limits.pids, privateNetwork: spec.network == .private,
-                                      capabilities: spec.capabilities)
+                                      capabilities: spec.capabilities, writableRoot: spec.writableRoot)
         return (try await runners.runner(spec.runner).start(request), tree)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import InstanceNetwork
+import Layers
 
 /// Runs instances with bubblewrap (Debian package `bubblewrap`), the lighter option: the same overlay
 /// root, new pid, ipc, uts and cgroup namespaces in a session of its own (outliving the daemon), the
@@ -37,6 +38,17 @@ public struct BwrapRunner: InstanceRunner {
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { continue }
                 sandbox += isFolder.boolValue ? ["--tmpfs", path, "--remount-ro", path] : ["--ro-bind", "/dev/null", path]
             }
+            // A read-only root, with empty tmpfs folders where the image may write; remounted last, since
+            // bwrap may need to create the mount points of what comes before.
+            let scratch = try request.scratchFolders()
+            // bwrap runs as the image's user, who may not create the mount points: they are made here first.
+            for folder in scratch {
+                do { try ImageRoot(rootfs.path).makeFolders(folder) } catch {
+                    throw .setupFailed(instance: request.id, reason: "cannot make the folder of the volume \(folder): \(error)")
+                }
+            }
+            for folder in scratch { sandbox += ["--perms", "1777", "--tmpfs", folder] }
+            if !scratch.isEmpty { sandbox += ["--remount-ro", "/"] }
             sandbox += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", request.id,
                         "--new-session", "--cap-drop", "ALL"]
             for capability in request.capabilities { sandbox += ["--cap-add", "CAP_" + capability] }

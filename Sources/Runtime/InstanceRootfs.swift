@@ -58,7 +58,9 @@ public struct InstanceRootfs: Sendable {
             var info = stat()
             let full = rootfs.path + "/" + folder
             if lstat(full, &info) != 0 {
-                mkdir(full, folder == "tmp" ? 0o1777 : 0o755)
+                mkdir(full, 0o755)
+                // Exactly, whatever the umask: runc gives a tmpfs mounted here this folder's mode.
+                chmod(full, folder == "tmp" ? 0o1777 : 0o755)
                 if let shift { lchown(full, shift.base, shift.base) }
             }
         }

@@ -22,9 +22,12 @@ public struct InstanceRequest: Sendable {
     public var privateNetwork: Bool
     /// The capabilities the instance keeps, named without `CAP_` (none by default).
     public var capabilities: [String]
+    /// Whether the instance may write to its root; if not, it writes only to empty tmpfs folders at `/tmp`
+    /// and at each of the image's `Volumes` (as Kubernetes' emptyDir, which `render --kubernetes` mounts there).
+    public var writableRoot: Bool
 
     public init(id: String, releaseRootfs: String, config: ImageConfig, image: String, directory: String, host: String, port: Int,
-                memoryBytes: Int64? = nil, pids: Int? = nil, privateNetwork: Bool = true, capabilities: [String] = []) {
+                memoryBytes: Int64? = nil, pids: Int? = nil, privateNetwork: Bool = true, capabilities: [String] = [], writableRoot: Bool = false) {
         self.id = id
         self.releaseRootfs = releaseRootfs
         self.config = config
@@ -36,6 +39,15 @@ public struct InstanceRequest: Sendable {
         self.pids = pids
         self.privateNetwork = privateNetwork
         self.capabilities = capabilities
+        self.writableRoot = writableRoot
+    }
+
+    /// The tmpfs folders over a read-only root: none when the root is writable.
+    func scratchFolders() throws(RuntimeError) -> [String] {
+        guard !writableRoot else { return [] }
+        do { return try (config.config ?? ImageConfig.Execution()).writableFolders() } catch {
+            throw .setupFailed(instance: id, reason: "the image declares the volume '\(error.path)', which is not a clean absolute folder path")
+        }
     }
 
     public var logPath: String { directory + "/output.log" }

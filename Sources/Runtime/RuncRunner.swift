@@ -34,7 +34,8 @@ public struct RuncRunner: InstanceRunner {
             let process = try ProcessSpec(config: request.config, rootfs: rootfs.path, image: request.image, host: request.host, port: request.port)
             let network = try request.makeNetwork()
             let bundle = RuntimeBundle(process: process, rootPath: rootfs.path, hostname: request.id, memoryBytes: request.memoryBytes, pids: request.pids,
-                                       networkPath: network?.path, capabilities: request.capabilities, users: users)
+                                       networkPath: network?.path, capabilities: request.capabilities, users: users,
+                                       scratch: try request.scratchFolders())
             do { try bundle.json().write(to: URL(fileURLWithPath: request.directory + "/config.json")) } catch {
                 throw RuntimeError.setupFailed(instance: request.id, reason: "cannot write its config.json: \(error.localizedDescription)")
             }

@@ -15,6 +15,8 @@ struct RuntimeBundle {
     var capabilities: [String] = []
     /// A user namespace of its own with these ids, whose root is not the host's.
     var users: UserMapping?
+    /// Folders that get an empty, world-writable tmpfs; when there are any the root is read-only.
+    var scratch: [String] = []
 
     /// What runc's and Docker's defaults hide from a container, plus what they make read-only.
     static let maskedPaths = ["/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -46,7 +48,7 @@ struct RuntimeBundle {
                 "rlimits": [["type": "RLIMIT_NOFILE", "hard": files, "soft": files]],
                 "noNewPrivileges": true,
             ] as [String: Any],
-            "root": ["path": rootPath, "readonly": false],
+            "root": ["path": rootPath, "readonly": !scratch.isEmpty],
             "hostname": hostname,
             "mounts": [
                 ["destination": "/proc", "type": "proc", "source": "proc"],
@@ -59,7 +61,10 @@ struct RuntimeBundle {
                 users == nil
                     ? ["destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]]
                     : ["destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "rro", "nosuid", "noexec", "nodev"]],
-            ],
+            // Owned by the image's user: runc gives the tmpfs the mode of the folder it covers, so ownership
+            // is what lets the user write to a volume the image made 0755.
+            ] + scratch.map { ["destination": $0, "type": "tmpfs", "source": "tmpfs",
+                               "options": ["nosuid", "nodev", "mode=1777", "uid=\(process.uid)", "gid=\(process.gid)"]] },
             "linux": [
                 // The instance's private network (or a new empty one); without either it shares the host's.
                 "namespaces": [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"], ["type": "cgroup"]] + network

@@ -113,6 +113,26 @@ struct ImageRootTests {
         #expect(watch.events() > 0, "the watch does see a read of the sentinel")
     }
 
+    @Test("folders are made inside the root: through symlinks as the image sees them, never in the host's folders", arguments: resolutions)
+    func makesFoldersInside(_ resolution: ImageRoot.Resolution) throws {
+        let hostile = try HostileRoot()
+        defer { try? FileManager.default.removeItem(atPath: hostile.folder) }
+        let root = ImageRoot(hostile.root, resolution: resolution)
+        let manager = FileManager.default
+        try root.makeFolders("/srv/data/deep")
+        var isFolder: ObjCBool = false
+        #expect(manager.fileExists(atPath: hostile.root + "/srv/data/deep", isDirectory: &isFolder) && isFolder.boolValue)
+        // x/esc is the root's parent for the host, the root itself for the image.
+        try root.makeFolders("x/esc/outside/made")
+        #expect(manager.fileExists(atPath: hostile.root + "/outside/made"))
+        #expect(!manager.fileExists(atPath: hostile.outside + "/made"), "nothing was made in the host's folder")
+        // hostabs names the host's folder by its host path: inside the root that path does not exist.
+        #expect(throws: ImageRootError.self) { try root.makeFolders("hostabs/made") }
+        #expect(!manager.fileExists(atPath: hostile.outside + "/etc/made"))
+        #expect(throws: ImageRootError.self) { try root.makeFolders("file/made") }
+        try root.makeFolders("/srv/data")  // already there: nothing to do
+    }
+
     @Test("status describes the path inside the root; a final symlink itself unless followed", arguments: resolutions)
     func status(_ resolution: ImageRoot.Resolution) throws {
         let hostile = try HostileRoot()

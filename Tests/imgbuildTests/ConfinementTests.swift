@@ -73,6 +73,8 @@ extension DeployTests {
         }
         #expect(inside["unshare"] == "refused", "\(inside)")
         #expect(inside["mount"] == "refused", "\(inside)")
+        #expect(inside["root"] == "read-only" && inside["tmp"] == "writable" && inside["volume"] == "writable",
+                "a read-only root with /tmp and the image's volume writable: \(inside)")
         #expect(inside["host"] == "unreachable", "the host's loopback services are out of reach: \(inside)")
         #expect(hostService.acceptedConnections() == 0)
         let uid = version == "1.0.0" ? "65534" : "0"
@@ -89,16 +91,17 @@ extension DeployTests {
         }
     }
 
-    @Test("a capability the spec allows is the only one an instance keeps", arguments: ["runc", "bwrap"])
+    @Test("a capability the spec allows is the only one an instance keeps, and writableRoot lets it write to its root", arguments: ["runc", "bwrap"])
     func allowedCapability(runner: String) throws {
         let hello = try DeployTests.versions.get()
         let daemon = try DeployDaemon()
         defer { daemon.stop() }
         let port = freePort()
-        let result = try daemon.command(["apply", hello.spec("4.0.0", port: port, replicas: 1, runner: runner, extra: "capabilities: [NET_BIND_SERVICE]")])
+        let result = try daemon.command(["apply", hello.spec("4.0.0", port: port, replicas: 1, runner: runner, extra: "capabilities: [NET_BIND_SERVICE]\nwritableRoot: true")])
         try #require(result.status == 0, "\(result.stdout)\(result.stderr)")
         let inside = try confinement(front: port, hostPort: 1)
         #expect(inside["CapEff"] == "0000000000000400", "CAP_NET_BIND_SERVICE (bit 10) alone: \(inside)")
+        #expect(inside["root"] == "writable", "\(inside)")
         #expect(inside["Seccomp"] == "2", "\(inside)")
     }
 

@@ -97,6 +97,8 @@ struct HelloVersions {
             // namespace, mount, or reach the host loopback port named in the query.
             write(confinementProbe, to: context + "/www/cgi-bin/confinement", mode: 0o755)
             if version == "4.0.0" { imagefile = imagefile.replacingOccurrences(of: "\"65534:65534\"", with: "\"0:0\"") }
+            // A volume: under a read-only root, an empty folder the image's user can write to.
+            imagefile = imagefile.replacingOccurrences(of: "  workdir: /srv/www\n", with: "  workdir: /srv/www\n  volumes: [/srv/data]\n")
             write(imagefile, to: context + "/Imagefile")
             if version == "3.0.0" {
                 try FileManager.default.removeItem(atPath: context + "/www/healthz")
@@ -131,14 +133,17 @@ struct HelloVersions {
 }
 
 /// A CGI script that reports, one `name: value` per line, the instance's credentials and seccomp mode
-/// from /proc/self/status, and whether `unshare -U`, a mount, and a connection to the host's
-/// 127.0.0.1:$QUERY_STRING succeed.
+/// from /proc/self/status, and whether `unshare -U`, a mount, writing to / and to /tmp, and a connection
+/// to the host's 127.0.0.1:$QUERY_STRING succeed.
 let confinementProbe = """
     #!/bin/busybox sh
     printf 'Content-Type: text/plain\\r\\n\\r\\n'
     /bin/busybox grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|Seccomp|NoNewPrivs):' /proc/self/status
     if /bin/busybox unshare -U /bin/busybox true 2>/dev/null; then echo 'unshare: allowed'; else echo 'unshare: refused'; fi
     if /bin/busybox mount -t tmpfs none /tmp 2>/dev/null; then echo 'mount: allowed'; else echo 'mount: refused'; fi
+    if echo x 2>/dev/null > /imgdeploy-probe; then echo 'root: writable'; else echo 'root: read-only'; fi
+    if echo x 2>/dev/null > /tmp/imgdeploy-probe; then echo 'tmp: writable'; else echo 'tmp: read-only'; fi
+    if echo x 2>/dev/null > /srv/data/imgdeploy-probe; then echo 'volume: writable'; else echo 'volume: read-only'; fi
     if /bin/busybox nc -w 2 127.0.0.1 "$QUERY_STRING" </dev/null >/dev/null 2>&1; then echo 'host: reached'; else echo 'host: unreachable'; fi
 
     """
