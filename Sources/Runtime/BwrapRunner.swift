@@ -3,9 +3,10 @@ import InstanceNetwork
 import Layers
 
 /// Runs instances with bubblewrap (Debian package `bubblewrap`), the lighter option: the same overlay
-/// root, new pid, ipc, uts and cgroup namespaces in a session of its own (outliving the daemon), the
-/// instance's private network (joined through `nsenter`) or the host's, and the image's user for real,
-/// since the sandbox is entered through `setpriv` as that user, with no new privileges. Every
+/// root, new user, pid, ipc, uts and cgroup namespaces in a session of its own (outliving the daemon),
+/// the instance's private network (joined through `nsenter`) or the host's. The sandbox is entered
+/// through `setpriv`, with no new privileges, as the image's user shifted into ``UserMapping/instances``
+/// (bwrap maps that one id back to the image's; the release is seen through an idmapped view). Every
 /// capability is dropped except those the spec allows, the seccomp profile of ``SeccompProfile`` is
 /// loaded before the image's command runs, and the kernel files runc masks are hidden. No cgroup limits.
 public struct BwrapRunner: InstanceRunner {
@@ -26,13 +27,20 @@ public struct BwrapRunner: InstanceRunner {
     }
 
     public func start(_ request: InstanceRequest) async throws(RuntimeError) -> any Instance {
-        let rootfs = try InstanceRootfs.mount(release: request.releaseRootfs, at: request.directory)
+        // A user namespace of its own wherever the kernel and file system can idmap the release: bwrap runs
+        // as the image's user shifted by the mapping's base, and maps that one id back to the image's.
+        let (rootfs, users, withoutUsers) = try request.mountRoot()
         do throws(RuntimeError) {
             let process = try ProcessSpec(config: request.config, rootfs: rootfs.path, image: request.image, host: request.host, port: request.port)
             let network = try request.makeNetwork()
             try SeccompProfile.writeProgram(to: request.seccompPath)
             var sandbox = [bwrap, "--bind", rootfs.path, "/", "--proc", "/proc", "--dev", "/dev"]
-            // bwrap makes /proc/sys, /proc/sysrq-trigger, /proc/irq and /proc/bus read-only itself.
+            // Kernel settings read-only, explicitly: bwrap's own attempt skips /proc/sys (its access check
+            // on the folder fails), and an instance without a user namespace is the host's root, which
+            // may write most settings without any capability.
+            for path in RuntimeBundle.readonlyPaths where FileManager.default.fileExists(atPath: path) {
+                sandbox += ["--ro-bind", path, path]
+            }
             for path in RuntimeBundle.maskedPaths where path.hasPrefix("/proc/") {
                 var isFolder: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { continue }
@@ -49,6 +57,7 @@ public struct BwrapRunner: InstanceRunner {
             }
             for folder in scratch { sandbox += ["--perms", "1777", "--tmpfs", folder] }
             if !scratch.isEmpty { sandbox += ["--remount-ro", "/"] }
+            if users != nil { sandbox += ["--unshare-user", "--uid", String(process.uid), "--gid", String(process.gid)] }
             sandbox += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", request.id,
                         "--new-session", "--cap-drop", "ALL"]
             for capability in request.capabilities { sandbox += ["--cap-add", "CAP_" + capability] }
@@ -60,10 +69,12 @@ public struct BwrapRunner: InstanceRunner {
             sandbox += process.arguments
             // bwrap reads the seccomp program from a descriptor: the shell opens it as 3 (as root, before
             // setpriv), since the process that starts children here passes no descriptor beyond 2.
+            let (hostUID, hostGID) = (process.uid + (users?.base ?? 0), process.gid + (users?.base ?? 0))
             var command = [shell, "-c", "exec 3< \"$1\" || exit 127; shift; exec \"$@\"", "imgdeploy-seccomp", request.seccompPath,
-                           setpriv, "--reuid", String(process.uid), "--regid", String(process.gid), "--clear-groups", "--nnp", "--"] + sandbox
+                           setpriv, "--reuid", String(hostUID), "--regid", String(hostGID), "--clear-groups", "--nnp", "--"] + sandbox
             if let network { command = [nsenter, "--net=" + network.path, "--"] + command }
             let child = try ChildProcess(executable: command[0], arguments: Array(command.dropFirst()), logPath: request.logPath)
+            if let withoutUsers { request.log("this instance runs without a user namespace, as the image's user on the host: \(withoutUsers)") }
             return BwrapInstance(id: request.id, child: child, rootfs: rootfs, stopSignal: signalNumber(request.config.config?.stopSignal),
                                  startTime: ProcessStart.of(child.pid) ?? 0, network: network)
         } catch {

@@ -56,6 +56,25 @@ public struct InstanceRequest: Sendable {
     /// The instance's seccomp program, for runners that take it compiled.
     var seccompPath: String { directory + "/seccomp.bpf" }
 
+    /// Mounts the instance's root shifted into ``UserMapping/instances`` for a user namespace, or, where
+    /// the kernel or file system cannot idmap, unshifted; returns the mapping used and, without one, why.
+    func mountRoot() throws(RuntimeError) -> (rootfs: InstanceRootfs, users: UserMapping?, withoutUsers: String?) {
+        do {
+            return (try InstanceRootfs.mount(release: releaseRootfs, at: directory, shift: .instances), .instances, nil)
+        } catch RuntimeError.idmapUnsupported(let reason) {
+            let rootfs = try InstanceRootfs.mount(release: releaseRootfs, at: directory)
+            return (rootfs, nil, RuntimeError.idmapUnsupported(reason: reason).description)
+        }
+    }
+
+    /// Adds a line of imgdeploy's own to the instance's log (once its process has started, which empties the log).
+    func log(_ note: String) {
+        guard let log = FileHandle(forWritingAtPath: logPath) else { return }
+        log.seekToEndOfFile()
+        log.write(Data("imgdeploy: \(note)\n".utf8))
+        try? log.close()
+    }
+
     /// Creates the instance's private network, if it is to have one.
     func makeNetwork() throws(RuntimeError) -> NetworkNamespace? {
         guard privateNetwork else { return nil }

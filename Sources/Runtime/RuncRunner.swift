@@ -20,16 +20,7 @@ public struct RuncRunner: InstanceRunner {
 
     public func start(_ request: InstanceRequest) async throws(RuntimeError) -> any Instance {
         // A user namespace of its own wherever the kernel and file system can idmap the release.
-        var users: UserMapping? = .instances
-        var withoutUsers: String?
-        let rootfs: InstanceRootfs
-        do {
-            rootfs = try InstanceRootfs.mount(release: request.releaseRootfs, at: request.directory, shift: users)
-        } catch RuntimeError.idmapUnsupported {
-            withoutUsers = RuntimeError.idmapUnsupported(reason: "").description
-            users = nil
-            rootfs = try InstanceRootfs.mount(release: request.releaseRootfs, at: request.directory)
-        }
+        let (rootfs, users, withoutUsers) = try request.mountRoot()
         do throws(RuntimeError) {
             let process = try ProcessSpec(config: request.config, rootfs: rootfs.path, image: request.image, host: request.host, port: request.port)
             let network = try request.makeNetwork()
@@ -43,11 +34,7 @@ public struct RuncRunner: InstanceRunner {
             _ = await runHelper(runc, ["--root", stateRoot, "delete", "--force", request.id])
             let child = try ChildProcess(executable: runc, arguments: ["--root", stateRoot, "run", "--bundle", request.directory, request.id],
                                          logPath: request.logPath)
-            if let withoutUsers, let log = FileHandle(forWritingAtPath: request.logPath) {
-                log.seekToEndOfFile()
-                log.write(Data("imgdeploy: this instance runs without a user namespace, its root is the host's (with no capabilities): \(withoutUsers)\n".utf8))
-                try? log.close()
-            }
+            if let withoutUsers { request.log("this instance runs without a user namespace, its root is the host's (with no capabilities): \(withoutUsers)") }
             return RuncInstance(id: request.id, runc: runc, stateRoot: stateRoot, child: child, rootfs: rootfs,
                                 stopSignal: signalNumber(request.config.config?.stopSignal),
                                 startTime: ProcessStart.of(child.pid) ?? 0, network: network)

@@ -133,8 +133,9 @@ struct HelloVersions {
 }
 
 /// A CGI script that reports, one `name: value` per line, the instance's credentials and seccomp mode
-/// from /proc/self/status, and whether `unshare -U`, a mount, writing to / and to /tmp, and a connection
-/// to the host's 127.0.0.1:$QUERY_STRING succeed.
+/// from /proc/self/status, and whether `unshare -U`, a mount, writing to / and to /tmp, writing a kernel
+/// setting (its own value back, so that a failing test changes nothing), and a connection to the host's
+/// 127.0.0.1:$QUERY_STRING succeed.
 let confinementProbe = """
     #!/bin/busybox sh
     printf 'Content-Type: text/plain\\r\\n\\r\\n'
@@ -144,6 +145,8 @@ let confinementProbe = """
     if echo x 2>/dev/null > /imgdeploy-probe; then echo 'root: writable'; else echo 'root: read-only'; fi
     if echo x 2>/dev/null > /tmp/imgdeploy-probe; then echo 'tmp: writable'; else echo 'tmp: read-only'; fi
     if echo x 2>/dev/null > /srv/data/imgdeploy-probe; then echo 'volume: writable'; else echo 'volume: read-only'; fi
+    if /bin/busybox cat /proc/sys/kernel/core_uses_pid 2>/dev/null > /proc/sys/kernel/core_uses_pid; then echo 'sysctl: written'; else echo 'sysctl: refused'; fi
+    if /bin/busybox cat /proc/sys/net/ipv4/ip_forward 2>/dev/null > /proc/sys/net/ipv4/ip_forward; then echo 'netsysctl: written'; else echo 'netsysctl: refused'; fi
     if /bin/busybox nc -w 2 127.0.0.1 "$QUERY_STRING" </dev/null >/dev/null 2>&1; then echo 'host: reached'; else echo 'host: unreachable'; fi
 
     """
@@ -609,7 +612,7 @@ struct DeployTests {
         }
     }
 
-    @Test("the bwrap runner runs the image as its own user")
+    @Test("the bwrap runner runs the image as its own user (shifted by the user namespace)")
     func bwrapRunner() throws {
         let hello = try DeployTests.versions.get()
         let daemon = try DeployDaemon()
@@ -621,7 +624,8 @@ struct DeployTests {
         let instance = try #require((try daemon.status("hello")["instances"] as? [[String: Any]])?.first)
         let pid = try #require(instance["pid"] as? Int)
         let uid = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8).split(separator: "\n").first { $0.hasPrefix("Uid:") }
-        #expect(uid?.split(separator: "\t").dropFirst().first == "65534", "the image's user 65534:65534: \(uid ?? "")")
+        #expect(uid?.split(separator: "\t").dropFirst().first.map(String.init) == String((1 << 30) + 65534),
+                "the image's user 65534:65534, shifted into the instances' user namespace range: \(uid ?? "")")
     }
 
     @Test("hostile images are refused and nothing is written outside the release folder", arguments: ["traversal", "symlink", "climbing-symlink", "device"])
