@@ -65,7 +65,8 @@ int imgdeploy_netns_create(const char *path) {
     return error;
 }
 
-int imgdeploy_netns_connect(const char *path, const char *ipv4, uint16_t port, int timeout_ms) {
+int imgdeploy_netns_connect(const char *path, const char *ipv4, uint16_t port, int *in_progress) {
+    *in_progress = 0;
     struct sockaddr_in address;
     memset(&address, 0, sizeof address);
     address.sin_family = AF_INET;
@@ -78,22 +79,17 @@ int imgdeploy_netns_connect(const char *path, const char *ipv4, uint16_t port, i
     if (setns(target, CLONE_NEWNET) != 0) { int error = errno; close(target); close(original); return -error; }
     close(target);
     // The socket belongs to the namespace it was created in, wherever it is used afterwards.
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int error = fd < 0 ? errno : 0;
     return_to(original);
     if (fd < 0) return -error;
-    struct timeval timeout = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
-        error = errno == EINPROGRESS ? ETIMEDOUT : errno;
+        if (errno == EINPROGRESS) { *in_progress = 1; return fd; }
+        error = errno;
         close(fd);
         return -error;
     }
-    struct timeval none = { 0, 0 };
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) { error = errno; close(fd); return -error; }
     return fd;
 }

@@ -1,4 +1,5 @@
 import CNetworkNamespace
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,7 +9,7 @@ import Glibc
 ///
 /// An instance in one listens on its own loopback, which nothing on the host can bind first, and it
 /// reaches nothing but itself: no host loopback service, no other instance, no outside network. The
-/// front and the health probe reach it through ``connect(host:port:timeout:)``.
+/// front and the health probe reach it through ``connect(host:port:timeout:completion:)``.
 public struct NetworkNamespace: Sendable, Hashable, Codable {
     public let path: String
 
@@ -31,16 +32,80 @@ public struct NetworkNamespace: Sendable, Hashable, Codable {
         unlink(path)
     }
 
-    /// A TCP connection to `host:port` (IPv4) made inside the namespace: a connected, non-blocking,
-    /// close-on-exec descriptor that the caller owns. Blocks up to `timeout`: call it off event loops.
-    public func connect(host: String, port: Int, timeout: Duration) throws(NetworkNamespaceError) -> Int32 {
-        guard let number = UInt16(exactly: port) else { throw .cannotConnect(host: host, port: port, namespace: path, reason: "no such port") }
-        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        let result = imgdeploy_netns_connect(path, host, number, max(1, milliseconds))
-        guard result >= 0 else {
-            throw .cannotConnect(host: host, port: port, namespace: path, reason: String(cString: strerror(-result)))
+    /// Connects to `host:port` (IPv4) inside the namespace and calls `completion` with a connected,
+    /// non-blocking, close-on-exec descriptor that the caller then owns, or with why there is none. No
+    /// thread waits: the socket is made here (joining the namespace for that one call), and a connection
+    /// not made at once is watched by a dispatch source until it is, or until `timeout`.
+    public func connect(host: String, port: Int, timeout: Duration,
+                        completion: @escaping @Sendable (Result<Int32, NetworkNamespaceError>) -> Void) {
+        guard let number = UInt16(exactly: port) else {
+            return completion(.failure(.cannotConnect(host: host, port: port, namespace: path, reason: "no such port")))
         }
-        return result
+        var inProgress: Int32 = 0
+        let fd = imgdeploy_netns_connect(path, host, number, &inProgress)
+        guard fd >= 0 else {
+            return completion(.failure(.cannotConnect(host: host, port: port, namespace: path, reason: String(cString: strerror(-fd)))))
+        }
+        guard inProgress != 0 else { return completion(.success(fd)) }
+        PendingConnection(fd: fd, failure: { reason in .cannotConnect(host: host, port: port, namespace: path, reason: reason) },
+                          completion: completion).watch(timeout: timeout)
+    }
+
+    /// ``connect(host:port:timeout:completion:)`` for async callers.
+    public func connect(host: String, port: Int, timeout: Duration) async throws(NetworkNamespaceError) -> Int32 {
+        let result = await withCheckedContinuation { continuation in
+            connect(host: host, port: port, timeout: timeout) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
+    }
+}
+
+/// A connection under way: finished by the first of its socket becoming writable or its deadline.
+private final class PendingConnection: @unchecked Sendable {
+    private static let queue = DispatchQueue(label: "imgdeploy.namespace-connect")
+    private let fd: Int32
+    private let failure: @Sendable (String) -> NetworkNamespaceError
+    private let completion: @Sendable (Result<Int32, NetworkNamespaceError>) -> Void
+    // Touched only on `queue`.
+    private var source: (any DispatchSourceWrite)?
+    private var result: Result<Int32, NetworkNamespaceError>?
+
+    init(fd: Int32, failure: @escaping @Sendable (String) -> NetworkNamespaceError,
+         completion: @escaping @Sendable (Result<Int32, NetworkNamespaceError>) -> Void) {
+        self.fd = fd
+        self.failure = failure
+        self.completion = completion
+    }
+
+    func watch(timeout: Duration) {
+        Self.queue.async { [self] in
+            let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: Self.queue)
+            self.source = source
+            source.setEventHandler { [self] in
+                var error: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+                finish(error == 0 ? .success(fd) : .failure(failure(String(cString: strerror(error)))))
+            }
+            // The descriptor is closed (on failure) or handed over only once the source lets go of it.
+            source.setCancelHandler { [self] in
+                guard let result else { return }
+                if case .failure = result { close(fd) }
+                completion(result)
+            }
+            source.resume()
+            let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+            Self.queue.asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) { [self] in
+                finish(.failure(failure("no connection within \(timeout)")))
+            }
+        }
+    }
+
+    private func finish(_ outcome: Result<Int32, NetworkNamespaceError>) {
+        guard result == nil else { return }
+        result = outcome
+        source?.cancel()
+        source = nil
     }
 }
 

@@ -1,4 +1,5 @@
 import InstanceNetwork
+import LoadBalancer
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -53,9 +54,7 @@ public struct HealthProbe: Sendable {
                          initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<any Channel> {
         let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(.milliseconds(timeout.milliseconds)).channelInitializer(initializer)
         guard let namespace else { return bootstrap.connect(host: host, port: port) }
-        return NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
-            try namespace.connect(host: host, port: port, timeout: timeout)
-        }.flatMap { descriptor in
+        return namespace.connect(host: host, port: port, timeout: timeout, on: eventLoop).flatMap { descriptor in
             ClientBootstrap(group: eventLoop).channelInitializer(initializer).withConnectedSocket(descriptor)
         }
     }

@@ -11,9 +11,11 @@
 /// and pins it at `path` (a file that must not exist yet). Needs CAP_SYS_ADMIN. Returns 0, or an errno value.
 int imgdeploy_netns_create(const char *path);
 
-/// Connects to `ipv4:port` (IPv4 text, port in host order) from inside the network namespace pinned at
-/// `path`, waiting at most `timeout_ms`. Returns a connected, non-blocking, close-on-exec TCP socket with
-/// TCP_NODELAY set, or -errno. The thread is back in its own namespace when this returns.
-int imgdeploy_netns_connect(const char *path, const char *ipv4, uint16_t port, int timeout_ms);
+/// Starts a TCP connection to `ipv4:port` (IPv4 text, port in host order) from inside the network
+/// namespace pinned at `path`, without waiting: returns a non-blocking, close-on-exec socket with
+/// TCP_NODELAY set, and sets `*in_progress` to 1 when the connection is not made yet (wait until the
+/// socket is writable, then read SO_ERROR), or returns -errno. The thread is back in its own namespace
+/// when this returns, after a moment measured in microseconds: it may be an event loop's.
+int imgdeploy_netns_connect(const char *path, const char *ipv4, uint16_t port, int *in_progress);
 
 #endif
