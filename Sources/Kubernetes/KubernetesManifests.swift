@@ -32,30 +32,43 @@ public struct KubernetesManifests: Sendable {
         /// The spec lets instances keep capabilities that the `restricted` profile does not let a container add.
         case capabilityNotAllowed(service: String, capabilities: [String])
         /// A volume the image declares cannot be mounted.
-        case badVolume(image: String, path: String)
+        case badVolume(image: String, path: String, reason: String)
+        /// The image's user or group is not a number Kubernetes takes (0 to 2147483647).
+        case badUserNumber(image: String, user: String)
+        /// The image names a user but no group: the runtime would pick one, root if the image's /etc/passwd lacks the user.
+        case noGroup(image: String, user: String)
 
         public var description: String {
             switch self {
             case .noRegistry(let service):
                 return "the release spec of \(service) fetches from a local store, which a cluster cannot pull from: give the registry the cluster pulls from with --registry HOST[:PORT] (after `imgbuild push`)"
             case let .rootUser(image, user):
-                return "\(image) runs as root (its config's user is \(user.isEmpty ? "not set" : "'\(user)'")), and the restricted Pod Security Standard admits only containers that run as a non-root user: "
+                return "\(image) runs as root (its config's user is \(user.isEmpty ? "not set" : "'\(shown(user))'")), and the restricted Pod Security Standard admits only containers that run as a non-root user: "
                     + Self.setUser
             case let .namedUser(image, user):
-                return "\(image) runs as '\(user)', a name: Kubernetes can check only a numeric user and group against runAsNonRoot (it does not read the image's /etc/passwd), so the Pod would never start. "
+                return "\(image) runs as '\(shown(user))', a name: Kubernetes can check only a numeric user and group against runAsNonRoot (it does not read the image's /etc/passwd), so the Pod would never start: "
                     + Self.setUser
             case let .rootGroup(image, user):
-                return "\(image) runs as '\(user)', whose group is root (gid 0), which the restricted Pod Security Standard's non-root groups rule forbids: "
+                return "\(image) runs as '\(shown(user))', whose group is root (gid 0): a non-root user with root's group can still read and write what root's group may, so imgdeploy refuses it: "
+                    + Self.setUser
+            case let .badUserNumber(image, user):
+                return "\(image) runs as '\(shown(user))', which is not a valid uid[:gid] (each a number from 1 to 2147483647, as the Kubernetes API takes them): "
+                    + Self.setUser
+            case let .noGroup(image, user):
+                return "\(image) runs as '\(shown(user))' with no group: the container runtime would pick one, root's (gid 0) if the image's /etc/passwd does not list the user. Add ':GID': "
                     + Self.setUser
             case let .usersDisagree(image, users):
-                return "the platforms of \(image) run as different users (\(users.map { "'\($0)'" }.joined(separator: ", "))), so one securityContext cannot fit them: give every platform the same numeric user in its Imagefile"
+                return "the platforms of \(image) run as different users (\(users.map { "'\(shown($0))'" }.joined(separator: ", "))), so one securityContext cannot fit them: give every platform the same numeric user in its Imagefile"
             case let .capabilityNotAllowed(service, capabilities):
                 return "the release spec of \(service) lets instances keep \(capabilities.joined(separator: ", ")), but the restricted Pod Security Standard lets a container add no capability other than NET_BIND_SERVICE: "
                     + "remove \(capabilities.count == 1 ? "it" : "them") from 'capabilities' to render for Kubernetes (imgdeploy's own runners may keep \(capabilities.count == 1 ? "it" : "them"))"
-            case let .badVolume(image, path):
-                return "\(image) declares the volume '\(path)', which cannot be mounted: a volume must be an absolute path other than '/', without '.' or '..' parts or control characters"
+            case let .badVolume(image, path, reason):
+                return "\(image) declares the volume '\(shown(path))', which cannot be mounted: \(reason)"
             }
         }
+
+        /// Text from the image's config, its control characters escaped so that it cannot rewrite the terminal.
+        private func shown(_ text: String) -> String { ImageConfig.Execution.escaped(text) }
 
         private static let setUser = "set a non-root numeric user and group in the Imagefile, e.g. `config: { user: \"1000:1000\" }`, build a new version and point the release spec at its digest"
     }
@@ -128,15 +141,22 @@ public struct KubernetesManifests: Sendable {
         let parts = user.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         func number(_ text: String) -> Int? {
             guard !text.isEmpty, text.count <= 10, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let value = Int(text),
-                  value <= 4_294_967_294 else { return nil }
+                  value <= 2_147_483_647 else { return nil }
             return value
+        }
+        /// A name as the image's /etc/passwd would hold one; anything else that is not a number is malformed.
+        func isName(_ text: String) -> Bool {
+            !text.isEmpty && text.utf8.first.map { !(0x30...0x39).contains($0) && $0 != 0x2D } == true
+                && text.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x41...0x5A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2D || $0 == 0x2E }
         }
         let uid = parts[0]
         if uid.isEmpty || uid == "root" || number(uid) == 0 { throw .rootUser(image: image, user: user) }
-        guard let userNumber = number(uid) else { throw .namedUser(image: image, user: user) }
-        guard parts.count == 2 else { return RunAs(user: userNumber, group: nil) }
+        guard let userNumber = number(uid) else { throw isName(uid) ? .namedUser(image: image, user: user) : .badUserNumber(image: image, user: user) }
+        guard parts.count == 2 else { throw .noGroup(image: image, user: user) }
         if parts[1] == "root" || number(parts[1]) == 0 { throw .rootGroup(image: image, user: user) }
-        guard let groupNumber = number(parts[1]) else { throw .namedUser(image: image, user: user) }
+        guard let groupNumber = number(parts[1]) else {
+            throw isName(parts[1]) ? .namedUser(image: image, user: user) : .badUserNumber(image: image, user: user)
+        }
         return RunAs(user: userNumber, group: groupNumber)
     }
 
@@ -145,7 +165,7 @@ public struct KubernetesManifests: Sendable {
         var execution = ImageConfig.Execution()
         execution.volumes = Dictionary(volumes.map { ($0, EmptyObject()) }, uniquingKeysWith: { first, _ in first })
         let paths: [String]
-        do { paths = try execution.writableFolders() } catch { throw .badVolume(image: image, path: error.path) }
+        do { paths = try execution.writableFolders() } catch { throw .badVolume(image: image, path: error.path, reason: error.reason) }
         var counter = 0
         return paths.map { path in
             if path == "/tmp" { return Scratch(name: "tmp", path: path) }

@@ -248,10 +248,11 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         check(limits.memoryBytes.map { $0 > 0 } ?? true, "'limits.memory' must be more than zero")
         check(limits.pids.map { (1...1_000_000).contains($0) } ?? true, "'limits.pids' must be from 1 to 1000000")
         check(unpack.maxBytes > 0, "'unpack.maxSize' must be more than zero")
-        for name in capabilities {
-            check(Self.capabilityNames.contains(name), "'capabilities' may hold only \(Self.capabilityNames.joined(separator: ", ")), not '\(name)'")
+        if let unknown = capabilities.first(where: { !Self.capabilityNames.contains($0) }) {
+            check(false, "'capabilities' may hold only \(Self.capabilityNames.joined(separator: ", ")), not '\(String(unknown.prefix(64)))'")
+        } else {
+            check(Set(capabilities).count == capabilities.count, "'capabilities' names a capability twice")
         }
-        check(Set(capabilities).count == capabilities.count, "'capabilities' names a capability twice")
         if let verify {
             check(verify.publicKeyPEM.map { $0.contains("-----BEGIN PUBLIC KEY-----") } ?? true, "'verify.key' must be a PEM public key")
             check(verify.publicKeyPEM != nil || verify.requireSBOM || verify.requireTests, "'verify' asks for nothing")

@@ -94,3 +94,54 @@ public enum ImageConfigReader {
         }
     }
 }
+
+extension ImageConfigReader {
+    /// The image's configs, or a `fetchFailed` once `deadline` has passed, however slowly the source
+    /// answers (a request's own timeouts do not bound a body that drips in byte by byte).
+    public static func configs(of image: PinnedImage, from source: ReleaseSpec.Source, within deadline: Duration) async throws(ReleaseError) -> [ImageConfig] {
+        let first = FirstResult<[ImageConfig], ReleaseError>()
+        let reading = Task {
+            do throws(ReleaseError) { first.set(.success(try await configs(of: image, from: source))) } catch {
+                first.set(.failure(error))
+            }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: deadline)
+            first.set(.failure(.fetchFailed(image: "\(image)", source: "\(source)", reason: "no complete answer within \(deadline)")))
+        }
+        let result = await first.value()
+        reading.cancel()
+        timer.cancel()
+        return try result.get()
+    }
+}
+
+/// The first of several results, for whoever waits for it.
+private final class FirstResult<Success: Sendable, Failure: Error>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<Success, Failure>?
+    private var waiter: CheckedContinuation<Result<Success, Failure>, Never>?
+
+    func set(_ value: Result<Success, Failure>) {
+        lock.lock()
+        guard result == nil else { lock.unlock(); return }
+        result = value
+        let waiting = waiter
+        waiter = nil
+        lock.unlock()
+        waiting?.resume(returning: value)
+    }
+
+    func value() async -> Result<Success, Failure> {
+        await withCheckedContinuation { continuation in
+            lock.lock()
+            if let result {
+                lock.unlock()
+                continuation.resume(returning: result)
+            } else {
+                waiter = continuation
+                lock.unlock()
+            }
+        }
+    }
+}

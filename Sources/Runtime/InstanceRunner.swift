@@ -46,7 +46,7 @@ public struct InstanceRequest: Sendable {
     func scratchFolders() throws(RuntimeError) -> [String] {
         guard !writableRoot else { return [] }
         do { return try (config.config ?? ImageConfig.Execution()).writableFolders() } catch {
-            throw .setupFailed(instance: id, reason: "the image declares the volume '\(error.path)', which is not a clean absolute folder path")
+            throw .setupFailed(instance: id, reason: "the image declares the volume '\(error.path)', which cannot be mounted: \(error.reason)")
         }
     }
 

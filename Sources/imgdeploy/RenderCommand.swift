@@ -29,15 +29,20 @@ struct RenderCommand: AsyncParsableCommand {
         _ = try KubernetesManifests(spec: parsed, image: nil, registry: registry, slot: slot)
         let image: KubernetesManifests.ImageSettings?
         do {
-            let configs = try await ImageConfigReader.configs(of: parsed.image, from: parsed.source)
+            let configs = try await ImageConfigReader.configs(of: parsed.image, from: parsed.source, within: .seconds(30))
             image = try KubernetesManifests.ImageSettings(configs: configs, image: "\(parsed.image)")
-        } catch ReleaseError.fetchFailed(_, _, let reason) {
+        } catch ReleaseError.fetchFailed(_, _, let reason) where { if case .registry = parsed.source { true } else { false } }() {
+            // Only a registry that cannot be reached is worked around; a local store that lacks the image is a mistake.
             printError("warning: cannot read the config of \(parsed.image) from \(parsed.source) (\(reason)): the manifests are rendered "
                        + "without the image's user (the kubelet will refuse to start it if it is root or not numeric) and without an "
                        + "emptyDir for each volume it declares (only /tmp is writable); render where the source is reachable to check both now")
             image = nil
         }
         let text = try KubernetesManifests(spec: parsed, image: image, registry: registry, slot: slot).render()
+        let limit = 1 << 20
+        guard text.utf8.count <= limit else {
+            throw ValidationError("the manifests would be \(text.utf8.count) bytes, more than the \(limit) a Kubernetes API server takes in one object")
+        }
         if let output {
             try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
         } else {

@@ -266,8 +266,10 @@ struct KubernetesSecurityTests {
                 && result.stderr.contains("user: \"1000:1000\""), "\(result.stderr)")
     }
 
-    @Test("a user given by name, or a root group, is refused: Kubernetes checks only numbers", arguments: [
-        ("hello", "a name"), ("1000:hello", "a name"), ("hello:1000", "a name"), ("1000:0", "non-root groups"),
+    @Test("a user given by name, a root group, or a number the Kubernetes API refuses is refused, saying which", arguments: [
+        ("hello", "a name"), ("1000:hello", "a name"), ("hello:1000", "a name"), ("1000:0", "root's group"),
+        ("2147483648:1000", "not a valid uid[:gid]"), ("1000:4294967294", "not a valid uid[:gid]"), ("-1:1000", "not a valid uid[:gid]"),
+        ("1000:", "not a valid uid[:gid]"), (" 1000:1000", "not a valid uid[:gid]"), ("1000:1000:1", "not a valid uid[:gid]"),
     ])
     func namedUserOrRootGroupRefused(user: String, message: String) throws {
         let image = try SecurityTestImage(user: user)
@@ -276,12 +278,31 @@ struct KubernetesSecurityTests {
         #expect(result.stderr.contains(message) && result.stderr.contains("'\(user)'") && result.stderr.contains("Imagefile"), "\(result.stderr)")
     }
 
-    @Test("a numeric user without a group sets runAsUser only")
+    @Test("a numeric user without a group is refused: the runtime would pick the group, root's if /etc/passwd lacks the user")
     func userWithoutGroup() throws {
         let image = try SecurityTestImage(user: "65534")
-        let manifests = try #require(try Self.render(image.spec()).manifests)
-        #expect(manifests.containerContext["runAsUser"] as? Int == 65534 && manifests.containerContext["runAsGroup"] == nil)
-        #expect(manifests.violations == [])
+        let (result, manifests) = try Self.render(image.spec())
+        #expect(result.status != 0 && manifests == nil)
+        #expect(result.stderr.contains("with no group") && result.stderr.contains("Add ':GID'"), "\(result.stderr)")
+    }
+
+    @Test("volumes the runtime owns, or too many of them, are refused with why", arguments: [
+        (["/proc/data"], "belong to the container runtime"), (["/dev"], "belong to the container runtime"),
+        ((0...256).map { "/v\($0)" }, "at most 256"),
+    ])
+    func refusedVolumes(volumes: [String], message: String) throws {
+        let image = try SecurityTestImage(user: "1000:1000", volumes: volumes)
+        let (result, manifests) = try Self.render(image.spec())
+        #expect(result.status != 0 && manifests == nil && result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    @Test("a user with control characters is shown escaped in the error, never written raw to the terminal")
+    func controlCharactersEscaped() throws {
+        // Written with YAML's escapes: ESC ] 0 ; owned BEL 1000, a terminal title change.
+        let image = try SecurityTestImage(user: "\\e]0;owned\\a1000")
+        let (result, _) = try Self.render(image.spec())
+        #expect(result.status != 0)
+        #expect(!result.stderr.contains("\u{1B}") && result.stderr.contains("\\u{1b}]0;owned\\u{7}1000"), "\(result.stderr)")
     }
 
     @Test("capabilities: NET_BIND_SERVICE is added back after dropping ALL; any other is refused by name")
@@ -320,9 +341,10 @@ struct KubernetesSecurityTests {
         #expect(mounts == ["/a", "/a/b", "/m", "/tmp", "/z"], "sorted by path")
     }
 
-    @Test("a source that cannot be read: rendered with a warning, still restricted, only /tmp writable")
+    @Test("a registry that cannot be reached: rendered with a warning, still restricted, only /tmp writable; a missing local store is an error")
     func unreadableSource() throws {
-        let spec = Self.spec(image: "hello@sha256:" + String(repeating: "5e", count: 32), source: makeTemporaryDirectory("no-store") + "/missing")
+        // A registry nobody answers for (a closed port on loopback): the one case that renders with a warning.
+        let spec = Self.spec(image: "hello@sha256:" + String(repeating: "5e", count: 32), source: "http://127.0.0.1:\(freePort())")
         let (result, rendered) = try Self.render(spec)
         #expect(result.status == 0 && result.stderr.contains("warning") && result.stderr.contains("cannot read the config"), "\(result.stderr)")
         let manifests = try #require(rendered)
@@ -331,6 +353,10 @@ struct KubernetesSecurityTests {
                 "the kubelet checks the image's user")
         #expect(Set(manifests.mounts.keys) == ["/tmp"])
         #expect(try Self.validate(manifests).status == 0)
+
+        let missingStore = Self.spec(image: "hello@sha256:" + String(repeating: "5e", count: 32), source: makeTemporaryDirectory("no-store") + "/missing")
+        let refused = try Self.render(missingStore)
+        #expect(refused.result.status != 0 && refused.manifests == nil && refused.result.stderr.contains("is not an imgbuild store"), "\(refused.result.stderr)")
     }
 
     @Test("a config that does not match its digest is refused, not rendered around")
@@ -374,7 +400,7 @@ struct ReleaseSpecSecurityFieldTests {
 
     func specPath(_ extra: String) -> String {
         let spec = makeTemporaryDirectory("spec") + "/release.yaml"
-        write("service: hello\nimage: hello@sha256:\(String(repeating: "a", count: 64))\nsource: /nonexistent\nport: 8080\nlisten: 127.0.0.1:9000\n" + extra, to: spec)
+        write("service: hello\nimage: hello@sha256:\(String(repeating: "a", count: 64))\nsource: http://127.0.0.1:1\nport: 8080\nlisten: 127.0.0.1:9000\n" + extra, to: spec)
         return spec
     }
 
