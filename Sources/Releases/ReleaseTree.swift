@@ -91,9 +91,14 @@ public struct ReleaseTree: Sendable, Equatable {
         switch info.st_mode & S_IFMT {
         case S_IFREG:
             let cPath = cPath ?? Array(path.utf8CString)
-            let fd = open(cPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+            // Without blocking, and checked again once open: a file swapped for a fifo cannot hang the scan.
+            let fd = open(cPath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
             guard fd >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
             defer { close(fd) }
+            var opened = stat()
+            guard fstat(fd, &opened) == 0, opened.st_mode & S_IFMT == S_IFREG, opened.st_ino == info.st_ino, opened.st_dev == info.st_dev else {
+                throw .unreadable(path: path, reason: "it changed while it was read")
+            }
             let hasher = SHA256Hasher()
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             var size = 0

@@ -229,9 +229,19 @@ actor ServiceController {
 
     /// Starts an instance of `release`, after checking that its files are still the ones unpacked and verified.
     private func launch(id: String, release: Release, spec: ReleaseSpec, port: Int) async throws(RuntimeError) -> (any Instance, Digest) {
+        // Hashing a release reads all of it: on a thread of its own, not the controller's.
+        let releases = self.releases
+        let checked: Result<Digest, ReleaseError> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                do throws(ReleaseError) { continuation.resume(returning: .success(try releases.verifyTree(release))) } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
         let tree: Digest
-        do { tree = try releases.verifyTree(release) } catch {
-            throw .setupFailed(instance: id, reason: error.description)
+        switch checked {
+        case .success(let digest): tree = digest
+        case .failure(let error): throw .setupFailed(instance: id, reason: error.description)
         }
         let request = InstanceRequest(id: id, releaseRootfs: release.rootfs, config: release.config, image: "\(release.image)",
                                       directory: paths.instances + "/" + id, host: "127.0.0.1", port: port,

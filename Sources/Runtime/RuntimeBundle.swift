@@ -21,7 +21,7 @@ struct RuntimeBundle {
     /// What runc's and Docker's defaults hide from a container, plus what they make read-only.
     static let maskedPaths = ["/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                               "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-                              "/sys/devices/virtual/powercap"]
+                              "/sys/devices/virtual/powercap", "/sys/fs/cgroup"]
     static let readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
     func json() throws -> Data {

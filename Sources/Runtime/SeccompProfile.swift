@@ -34,6 +34,10 @@ public enum SeccompProfile {
         0x0000_0080, // CLONE_NEWTIME
     ]
 
+    /// Socket families an instance may not open: AF_VSOCK (40), which a network namespace does not
+    /// isolate: it reaches the host's and the hypervisor's vsock services.
+    public static let deniedSocketFamilies: [UInt64] = [40]
+
     /// `clone3` passes its flags in memory, which a filter cannot read: it fails with ENOSYS, and the C
     /// library falls back to `clone`, whose flags are checked.
     static let enosys: UInt16 = 38
@@ -47,6 +51,10 @@ public enum SeccompProfile {
         for flag in namespaceFlags {
             rules.append(["names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": Int(EPERM),
                           "args": [["index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"]]])
+        }
+        for family in deniedSocketFamilies {
+            rules.append(["names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": Int(EAFNOSUPPORT),
+                          "args": [["index": 0, "value": family, "op": "SCMP_CMP_EQ"]]])
         }
         rules.append(["names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": Int(enosys)])
         return ["defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules]
@@ -74,6 +82,9 @@ public enum SeccompProfile {
         for name in denied { try add(name, error: UInt16(EPERM)) }
         for flag in namespaceFlags {
             try add("clone", error: UInt16(EPERM), argument: scmp_arg_cmp(arg: 0, op: SCMP_CMP_MASKED_EQ, datum_a: flag, datum_b: flag))
+        }
+        for family in deniedSocketFamilies {
+            try add("socket", error: UInt16(EAFNOSUPPORT), argument: scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: family, datum_b: 0))
         }
         try add("clone3", error: enosys)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
