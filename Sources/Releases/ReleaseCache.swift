@@ -198,17 +198,21 @@ public struct ReleaseCache: Sendable {
     }
 
     /// Scans the release's root again and compares it with the tree recorded when it was unpacked; throws
-    /// ``ReleaseError/treeChanged(image:folder:changes:)`` naming what differs. A release from before trees
-    /// were recorded has its tree recorded now. Returns the tree's digest.
+    /// ``ReleaseError/treeChanged(image:folder:changes:)`` naming what differs. Returns the tree's digest.
+    ///
+    /// A release without a recorded tree (unpacked by an older imgdeploy, or whose record lost it) is never
+    /// taken as it is now: the tree it must have is derived again from the verified blobs (see
+    /// ``verifyDeeply(_:policy:)``), and only a folder that matches it gets it recorded.
     @discardableResult
-    public func verifyTree(_ release: Release) throws(ReleaseError) -> Digest {
-        let now: ReleaseTree
-        do { now = try ReleaseTree.scan(release.rootfs) } catch {
-            throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: [error.description])
-        }
+    public func verifyTree(_ release: Release, policy: UnpackPolicy) throws(ReleaseError) -> Digest {
+        let now = try scan(release)
         let listingPath = release.folder + "/tree.txt"
         // A release value made before its tree was first recorded finds the record on disk.
         guard let recorded = release.tree ?? (try? load(release.image, folder: release.folder))?.tree else {
+            let expected = try derivedTree(release, policy: policy)
+            guard now.digest == expected.digest else {
+                throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: now.changes(from: expected))
+            }
             do {
                 try Data(now.listing.utf8).write(to: URL(fileURLWithPath: listingPath))
                 let record = ReleaseRecord(image: release.image, manifest: release.manifestDigest, config: release.config, tree: now.digest)
@@ -226,6 +230,65 @@ public struct ReleaseCache: Sendable {
                                changes: ["the tree is \(now.digest), not the \(recorded) recorded at unpack (and tree.txt, which lists its paths, was changed too)"])
         }
         throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: now.changes(from: listing))
+    }
+
+    /// Checks the release against what its pinned digest alone implies, trusting nothing in its folder:
+    /// the manifest and every layer in the deployer's store are hashed again, the layers are unpacked
+    /// afresh into a scratch folder, and that tree is compared with the folder's and with the digest its
+    /// `release.json` records (so a file changed together with `tree.txt` and `release.json` is found).
+    /// Reads and writes the whole image once. Returns the tree's digest.
+    @discardableResult
+    public func verifyDeeply(_ release: Release, policy: UnpackPolicy) throws(ReleaseError) -> Digest {
+        let expected = try derivedTree(release, policy: policy)
+        let now = try scan(release)
+        guard now.digest == expected.digest else {
+            throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: now.changes(from: expected))
+        }
+        let recorded = release.tree ?? (try? load(release.image, folder: release.folder))?.tree
+        guard recorded == expected.digest else {
+            throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: [
+                "release.json records the tree \(recorded.map { "\($0)" } ?? "(none)"), but the image's layers unpack to \(expected.digest): the record was changed",
+            ])
+        }
+        return expected.digest
+    }
+
+    private func scan(_ release: Release) throws(ReleaseError) -> ReleaseTree {
+        do { return try ReleaseTree.scan(release.rootfs) } catch {
+            throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: [error.description])
+        }
+    }
+
+    /// The tree `release`'s image unpacks to, made again from the blobs in the deployer's store, each
+    /// checked against its digest (the manifest against the pinned one), in a scratch folder removed after.
+    private func derivedTree(_ release: Release, policy: UnpackPolicy) throws(ReleaseError) -> ReleaseTree {
+        let image = "\(release.image)"
+        func refuse(_ problem: String) -> ReleaseError { .treeChanged(image: image, folder: release.folder, changes: [problem]) }
+        let store = try openStore()
+        func check(_ digest: Digest, _ what: String) throws(ReleaseError) {
+            let actual: Digest
+            do { actual = try Digest.ofFile(atPath: store.blobPath(digest)).digest } catch {
+                throw refuse("\(what) \(digest) cannot be read from the deployer's store (\(error)); remove the release folder to fetch the image again")
+            }
+            guard actual == digest else { throw refuse("\(what) \(digest) in the deployer's store hashes to \(actual)") }
+        }
+        try check(release.image.digest, "the manifest")
+        let (manifest, manifestDigest) = try runnableManifest(release.image, store: store)
+        guard manifestDigest == release.manifestDigest else {
+            throw refuse("release.json names the manifest \(release.manifestDigest), but the image's is \(manifestDigest)")
+        }
+        if manifestDigest != release.image.digest { try check(manifestDigest, "the manifest") }
+        for layer in manifest.layers { try check(layer.digest, "the layer") }
+        let scratch = releasesPath + "/.verify-\(release.image.digest.hex)-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        do {
+            try FileManager.default.createDirectory(atPath: scratch + "/rootfs", withIntermediateDirectories: true)
+            let layers = manifest.layers.map { (path: store.blobPath($0.digest), label: "layer \($0.digest)") }
+            _ = try RootfsUnpacker(policy: policy).unpack(layers: layers, into: scratch + "/rootfs")
+            return try ReleaseTree.scan(scratch + "/rootfs")
+        } catch {
+            throw refuse("its layers cannot be unpacked again to compare: \(error)")
+        }
     }
 }
 

@@ -91,7 +91,7 @@ public actor Deployer {
     /// dropping a request.
     /// Checks that every release `name`'s instances run from is still the tree that was unpacked.
     public func verify(_ name: String) async throws(DeployError) -> [ReleaseCheck] {
-        try await existing(name).verifyReleases()
+        await (try existing(name)).verifyReleases()
     }
 
     public func upgradeFront(_ name: String) async throws(DeployError) -> FrontUpgrade {

@@ -110,8 +110,7 @@ actor ServiceController {
         enter(.verifying, &record)
         let release: Release
         do {
-            let policy = UnpackPolicy(allowSetuid: spec.unpack.allowSetuid, maxBytes: spec.unpack.maxBytes)
-            release = try await releases.prepare(spec.image, from: spec.source, policy: policy, verify: spec.verify)
+            release = try await releases.prepare(spec.image, from: spec.source, policy: Self.policy(spec), verify: spec.verify)
         } catch {
             record.reason = error.description
             enter(.failed, &record, note: error.description)
@@ -233,7 +232,7 @@ actor ServiceController {
         let releases = self.releases
         let checked: Result<Digest, ReleaseError> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                do throws(ReleaseError) { continuation.resume(returning: .success(try releases.verifyTree(release))) } catch {
+                do throws(ReleaseError) { continuation.resume(returning: .success(try releases.verifyTree(release, policy: Self.policy(spec)))) } catch {
                     continuation.resume(returning: .failure(error))
                 }
             }
@@ -396,16 +395,29 @@ actor ServiceController {
         state.clear()
     }
 
-    /// Scans every release the instances run from again and compares it with its tree recorded at unpack.
-    func verifyReleases() -> [ReleaseCheck] {
+    /// Checks every release the instances run from against what its pinned digest implies
+    /// (``ReleaseCache/verifyDeeply(_:policy:)``), off the controller's thread: it unpacks each again.
+    func verifyReleases() async -> [ReleaseCheck] {
         let byRelease = Dictionary(grouping: instances.values, by: { $0.release.folder })
-        return byRelease.keys.sorted().map { folder in
-            let group = byRelease[folder]!.sorted { $0.id < $1.id }
-            let release = group[0].release
-            var check = ReleaseCheck(image: release.image, instances: group.map(\.id), tree: release.tree)
-            do throws(ReleaseError) { check.tree = try releases.verifyTree(release) } catch { check.problem = error.description }
-            return check
+        let groups = byRelease.keys.sorted().map { folder in byRelease[folder]!.sorted { $0.id < $1.id } }
+            .map { (release: $0[0].release, policy: Self.policy($0[0].spec), ids: $0.map(\.id)) }
+        let releases = self.releases
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: groups.map { group in
+                    var check = ReleaseCheck(image: group.release.image, instances: group.ids, tree: group.release.tree)
+                    do throws(ReleaseError) { check.tree = try releases.verifyDeeply(group.release, policy: group.policy) } catch {
+                        check.problem = error.description
+                    }
+                    return check
+                })
+            }
         }
+    }
+
+    /// How the spec lets its image be unpacked.
+    static func policy(_ spec: ReleaseSpec) -> UnpackPolicy {
+        UnpackPolicy(allowSetuid: spec.unpack.allowSetuid, maxBytes: spec.unpack.maxBytes)
     }
 
     func status() async -> ServiceStatus {

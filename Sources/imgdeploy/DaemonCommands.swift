@@ -127,9 +127,11 @@ struct VerifyCommand: AsyncParsableCommand {
         commandName: "verify",
         abstract: "Check that the files a service's instances run from are still those unpacked from the verified image.",
         discussion: """
-        Each release's root is scanned again (every path, type, mode, owner and content hash) and compared \
-        with the tree digest recorded when it was unpacked. The same check runs before every instance \
-        starts, and a changed release does not start. Exits 1 when a release has changed, naming its paths.
+        Nothing in the release folder is trusted: the image's manifest and layers in the deployer's store are \
+        hashed again and unpacked afresh, and that tree (every path, type, mode, owner, extended attribute \
+        and content hash) is compared with the folder's and with the digest recorded at unpack. Before every \
+        instance starts, the folder is compared with the recorded digest, and a changed release does not \
+        start. Exits 1 when a release has changed, naming its paths.
         """)
 
     @OptionGroup var options: StateOptions
