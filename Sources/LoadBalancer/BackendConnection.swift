@@ -2,32 +2,34 @@ import InstanceNetwork
 import NIOCore
 import NIOPosix
 
-extension FrontHandler {
-    /// A new connection to `backend`, its pipeline set up by `initializer`. An instance in a private
-    /// network is reached from inside that network: the socket is made there (joining the namespace
+/// New TCP connections to an instance, for the front and the health probe alike.
+public enum BackendConnection {
+    /// A connection to `host:port`, its pipeline set up by `initializer`. An instance in a private network
+    /// (`namespace`) is reached from inside that network: the socket is made there (joining the namespace
     /// takes this thread a few microseconds), connected without any thread waiting, and handed to the
     /// event loop once connected. A backend that accepts nothing holds up no other.
-    static func connect(to backend: Backend, on eventLoop: any EventLoop,
-                        initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<any Channel> {
+    public static func open(host: String, port: Int, namespace: String?, timeout: Duration, on eventLoop: any EventLoop,
+                            initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<any Channel> {
         let bootstrap: @Sendable () -> ClientBootstrap = {
             ClientBootstrap(group: eventLoop)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(5))
+                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
                 .channelInitializer(initializer)
         }
-        guard let namespace = backend.namespace else {
-            return bootstrap().channelOption(.socketOption(.so_reuseaddr), value: 1).connect(host: backend.host, port: backend.port)
+        guard let namespace else {
+            return bootstrap().channelOption(.socketOption(.so_reuseaddr), value: 1).connect(host: host, port: port)
         }
-        return NetworkNamespace(path: namespace).connect(host: backend.host, port: backend.port, timeout: .seconds(5), on: eventLoop)
-            .flatMap { descriptor in bootstrap().withConnectedSocket(descriptor) }
+        let promise = eventLoop.makePromise(of: Int32.self)
+        NetworkNamespace(path: namespace).connect(host: host, port: port, timeout: timeout) { promise.completeWith($0.mapError { $0 as any Error }) }
+        return promise.futureResult.flatMap { descriptor in bootstrap().withConnectedSocket(descriptor) }
     }
 }
 
-extension NetworkNamespace {
-    /// ``connect(host:port:timeout:completion:)`` as a future of `eventLoop`.
-    public func connect(host: String, port: Int, timeout: Duration, on eventLoop: any EventLoop) -> EventLoopFuture<Int32> {
-        let promise = eventLoop.makePromise(of: Int32.self)
-        connect(host: host, port: port, timeout: timeout) { promise.completeWith($0.mapError { $0 as any Error }) }
-        return promise.futureResult
+extension FrontHandler {
+    /// A new connection to `backend`, its pipeline set up by `initializer` (see ``BackendConnection``).
+    static func connect(to backend: Backend, on eventLoop: any EventLoop,
+                        initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<any Channel> {
+        BackendConnection.open(host: backend.host, port: backend.port, namespace: backend.namespace, timeout: .seconds(5), on: eventLoop,
+                               initializer: initializer)
     }
 }

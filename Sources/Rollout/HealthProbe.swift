@@ -15,7 +15,7 @@ public struct HealthProbe: Sendable {
         let answer = eventLoop.makePromise(of: HTTPResponseStatus.self)
         let channel: any Channel
         do {
-            channel = try await connect(host: host, port: port, namespace: namespace, timeout: timeout, on: eventLoop) { channel in
+            channel = try await BackendConnection.open(host: host, port: port, namespace: namespace?.path, timeout: timeout, on: eventLoop) { channel in
                 guard path != nil else { return channel.eventLoop.makeSucceededVoidFuture() }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(HTTPResponseDecoder())])
@@ -47,15 +47,6 @@ public struct HealthProbe: Sendable {
         case .success(let status) where (200..<400).contains(status.code): return nil
         case .success(let status): return "GET \(path) answered \(status.code) \(status.reasonPhrase)"
         case .failure(let problem): return "GET \(path) on port \(port) failed: \((problem as? ProbeFailure)?.reason ?? "\(problem)")"
-        }
-    }
-
-    private func connect(host: String, port: Int, namespace: NetworkNamespace?, timeout: Duration, on eventLoop: any EventLoop,
-                         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<any Channel> {
-        let bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(.milliseconds(timeout.milliseconds)).channelInitializer(initializer)
-        guard let namespace else { return bootstrap.connect(host: host, port: port) }
-        return namespace.connect(host: host, port: port, timeout: timeout, on: eventLoop).flatMap { descriptor in
-            ClientBootstrap(group: eventLoop).channelInitializer(initializer).withConnectedSocket(descriptor)
         }
     }
 }

@@ -26,8 +26,11 @@ final class DeployDaemon {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        for _ in 0..<200 where !FileManager.default.fileExists(atPath: state + "/imgdeploy.sock") { usleep(50_000) }
-        usleep(100_000)
+        // Until it answers: a socket file may be a killed daemon's, still there until this one replaces it.
+        for _ in 0..<200 {
+            if FileManager.default.fileExists(atPath: state + "/imgdeploy.sock"), (try? command(["status", "--json"]))?.status == 0 { break }
+            usleep(50_000)
+        }
     }
 
     @discardableResult
