@@ -6,6 +6,7 @@ import OCI
 import ReleaseSpec
 import Signing
 import Store
+import Synchronization
 
 /// An image unpacked for running: a read-only folder named by its digest.
 public struct Release: Sendable {
@@ -40,9 +41,20 @@ public struct ReleaseCache: Sendable {
     public let root: String
     public var storePath: String { root + "/store" }
     public var releasesPath: String { root + "/releases" }
+    /// The tree each release must have, as this process unpacked or derived it: never read back from the
+    /// release folder, which anyone who can change the files can change too.
+    private let trees = KnownTrees()
 
     public init(root: String) {
         self.root = root
+    }
+
+    /// Removes what an unpack or a verify cut short by a crash left in the releases folder.
+    public func removeScratch() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: releasesPath)) ?? []
+        for name in names where name.hasPrefix(".partial-") || name.hasPrefix(".verify-") {
+            try? FileManager.default.removeItem(atPath: releasesPath + "/" + name)
+        }
     }
 
     /// Fetches `image` from `source` unless it is already here, verifies it, and unpacks it under `policy`.
@@ -60,12 +72,7 @@ public struct ReleaseCache: Sendable {
             release.admission = admission
             return release
         }
-        let (manifest, manifestDigest) = try runnableManifest(image, store: store)
-        let config: ImageConfig
-        do { config = try JSONDecoder().decode(ImageConfig.self, from: try store.readBlob(manifest.config.digest)) } catch {
-            throw .notAnImage(image: "\(image)", reason: "its config blob is not an OCI image config: \(error)")
-        }
-        guard config.os == "linux" else { throw .notAnImage(image: "\(image)", reason: "it is built for \(config.os), not linux") }
+        let (manifest, manifestDigest, config) = try verifiedImage(image, store: store)
         try unpack(image, manifest: manifest, manifestDigest: manifestDigest, config: config, store: store, folder: folder, policy: policy)
         do {
             var release = try load(image, folder: folder)
@@ -174,6 +181,7 @@ public struct ReleaseCache: Sendable {
         do {
             _ = try RootfsUnpacker(policy: policy).unpack(layers: layers, into: staging + "/rootfs")
             let tree = try ReleaseTree.scan(staging + "/rootfs")
+            trees.remember(tree, for: image.digest)
             try Data(tree.listing.utf8).write(to: URL(fileURLWithPath: staging + "/tree.txt"))
             let record = ReleaseRecord(image: image, manifest: manifestDigest, config: config, tree: tree.digest)
             try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: staging + "/release.json"))
@@ -192,44 +200,57 @@ public struct ReleaseCache: Sendable {
         }
     }
 
+    /// The release unpacked in `folder` (complete once its release.json exists). What runs is not taken
+    /// from that record: the manifest and config are read from the deployer's store, each hashed against
+    /// its digest, the first against the pinned one.
     private func load(_ image: PinnedImage, folder: String) throws -> Release {
         let record = try JSONDecoder().decode(ReleaseRecord.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/release.json")))
-        return Release(image: image, manifestDigest: record.manifest, rootfs: folder + "/rootfs", config: record.config, tree: record.tree)
+        let (_, manifestDigest, config) = try verifiedImage(image, store: try openStore())
+        return Release(image: image, manifestDigest: manifestDigest, rootfs: folder + "/rootfs", config: config, tree: record.tree)
     }
 
-    /// Scans the release's root again and compares it with the tree recorded when it was unpacked; throws
+    /// The image's runnable manifest, its digest and its config, every blob read hashed against its digest.
+    private func verifiedImage(_ image: PinnedImage, store: Store) throws(ReleaseError) -> (ImageManifest, Digest, ImageConfig) {
+        func hashed(_ digest: Digest, _ what: String) throws(ReleaseError) -> Data {
+            let data: Data
+            do { data = try store.readBlob(digest) } catch {
+                throw .notAnImage(image: "\(image)", reason: "\(what) \(digest) cannot be read from the deployer's store: \(error)")
+            }
+            let actual = Digest.of(data)
+            guard actual == digest else { throw .notAnImage(image: "\(image)", reason: "\(what) \(digest) in the deployer's store hashes to \(actual)") }
+            return data
+        }
+        _ = try hashed(image.digest, "the manifest")
+        let (manifest, manifestDigest) = try runnableManifest(image, store: store)
+        if manifestDigest != image.digest { _ = try hashed(manifestDigest, "the manifest") }
+        let config: ImageConfig
+        do { config = try JSONDecoder().decode(ImageConfig.self, from: try hashed(manifest.config.digest, "the config")) } catch let error as ReleaseError {
+            throw error
+        } catch {
+            throw .notAnImage(image: "\(image)", reason: "its config blob is not an OCI image config: \(error)")
+        }
+        guard config.os == "linux" else { throw .notAnImage(image: "\(image)", reason: "it is built for \(config.os), not linux") }
+        return (manifest, manifestDigest, config)
+    }
+
+    /// Scans the release's root again and compares it with the tree it must have; throws
     /// ``ReleaseError/treeChanged(image:folder:changes:)`` naming what differs. Returns the tree's digest.
     ///
-    /// A release without a recorded tree (unpacked by an older imgdeploy, or whose record lost it) is never
-    /// taken as it is now: the tree it must have is derived again from the verified blobs (see
-    /// ``verifyDeeply(_:policy:)``), and only a folder that matches it gets it recorded.
+    /// The tree it must have is the one this process scanned when it unpacked the release, or else (a
+    /// release unpacked by an earlier daemon) one derived again from the verified blobs, once per process
+    /// (see ``verifyDeeply(_:policy:)``): nothing recorded in the release folder is trusted.
     @discardableResult
     public func verifyTree(_ release: Release, policy: UnpackPolicy) throws(ReleaseError) -> Digest {
+        let expected: ReleaseTree
+        if let known = trees.tree(for: release.image.digest) { expected = known } else {
+            expected = try derivedTree(release, policy: policy)
+            trees.remember(expected, for: release.image.digest)
+        }
         let now = try scan(release)
-        let listingPath = release.folder + "/tree.txt"
-        // A release value made before its tree was first recorded finds the record on disk.
-        guard let recorded = release.tree ?? (try? load(release.image, folder: release.folder))?.tree else {
-            let expected = try derivedTree(release, policy: policy)
-            guard now.digest == expected.digest else {
-                throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: now.changes(from: expected))
-            }
-            do {
-                try Data(now.listing.utf8).write(to: URL(fileURLWithPath: listingPath))
-                let record = ReleaseRecord(image: release.image, manifest: release.manifestDigest, config: release.config, tree: now.digest)
-                try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: release.folder + "/release.json"), options: .atomic)
-            } catch {
-                throw .stateUnwritable(path: release.folder, reason: "its tree cannot be recorded: \(error)")
-            }
-            return now.digest
+        guard now.digest == expected.digest else {
+            throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: now.changes(from: expected))
         }
-        guard now.digest != recorded else { return recorded }
-        // The listing names the paths; if it was changed too, only the digests can be compared.
-        let listing = (try? String(contentsOfFile: listingPath, encoding: .utf8)).flatMap(ReleaseTree.init(listing:))
-        guard let listing, listing.digest == recorded else {
-            throw .treeChanged(image: "\(release.image)", folder: release.folder,
-                               changes: ["the tree is \(now.digest), not the \(recorded) recorded at unpack (and tree.txt, which lists its paths, was changed too)"])
-        }
-        throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: now.changes(from: listing))
+        return expected.digest
     }
 
     /// Checks the release against what its pinned digest alone implies, trusting nothing in its folder:
@@ -240,11 +261,12 @@ public struct ReleaseCache: Sendable {
     @discardableResult
     public func verifyDeeply(_ release: Release, policy: UnpackPolicy) throws(ReleaseError) -> Digest {
         let expected = try derivedTree(release, policy: policy)
+        trees.remember(expected, for: release.image.digest)
         let now = try scan(release)
         guard now.digest == expected.digest else {
             throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: now.changes(from: expected))
         }
-        let recorded = release.tree ?? (try? load(release.image, folder: release.folder))?.tree
+        let recorded = (try? JSONDecoder().decode(ReleaseRecord.self, from: Data(contentsOf: URL(fileURLWithPath: release.folder + "/release.json"))))?.tree
         guard recorded == expected.digest else {
             throw .treeChanged(image: "\(release.image)", folder: release.folder, changes: [
                 "release.json records the tree \(recorded.map { "\($0)" } ?? "(none)"), but the image's layers unpack to \(expected.digest): the record was changed",
@@ -272,12 +294,8 @@ public struct ReleaseCache: Sendable {
             }
             guard actual == digest else { throw refuse("\(what) \(digest) in the deployer's store hashes to \(actual)") }
         }
-        try check(release.image.digest, "the manifest")
-        let (manifest, manifestDigest) = try runnableManifest(release.image, store: store)
-        guard manifestDigest == release.manifestDigest else {
-            throw refuse("release.json names the manifest \(release.manifestDigest), but the image's is \(manifestDigest)")
-        }
-        if manifestDigest != release.image.digest { try check(manifestDigest, "the manifest") }
+        let manifest: ImageManifest
+        do { (manifest, _, _) = try verifiedImage(release.image, store: store) } catch { throw refuse(error.description) }
         for layer in manifest.layers { try check(layer.digest, "the layer") }
         let scratch = releasesPath + "/.verify-\(release.image.digest.hex)-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -299,4 +317,12 @@ struct ReleaseRecord: Codable {
     var config: ImageConfig
     /// The ``ReleaseTree`` digest of `rootfs/` (whose listing is `tree.txt`); nil in records written before it existed.
     var tree: Digest?
+}
+
+/// Release trees by image digest, as this process came to know them.
+private final class KnownTrees: Sendable {
+    private let known = Mutex<[Digest: ReleaseTree]>([:])
+
+    func tree(for image: Digest) -> ReleaseTree? { known.withLock { $0[image] } }
+    func remember(_ tree: ReleaseTree, for image: Digest) { known.withLock { $0[image] = tree } }
 }

@@ -29,7 +29,7 @@ public enum ReleaseError: Error, CustomStringConvertible {
             return "cannot write the deployer's state at \(path): \(reason)"
         case let .treeChanged(image, folder, changes):
             let shown = changes.prefix(10).joined(separator: "; ") + (changes.count > 10 ? "; and \(changes.count - 10) more" : "")
-            return "the release of \(image) in \(folder) is not what was unpacked and verified: \(shown). Nothing was started from it; "
+            return "the release of \(image) in \(folder) is not what was unpacked and verified: \(shown). No new instance starts from it; "
                 + "find out who changed it, then remove that folder so the image is fetched, verified and unpacked again"
         }
     }

@@ -38,10 +38,11 @@ public struct ReleaseTree: Sendable, Equatable {
     /// Scans the tree below `root` without following any symbolic link.
     public static func scan(_ root: String) throws(ReleaseTreeError) -> ReleaseTree {
         var entries: [String: String] = [:]
-        try scanFolder(Array(root.utf8), shown: "", into: &entries)
+        var contents: [FileID: String] = [:]
+        try scanFolder(Array(root.utf8), shown: "", into: &entries, contents: &contents)
         var info = stat()
         guard lstat(root, &info) == 0 else { throw .unreadable(path: root, reason: String(cString: strerror(errno))) }
-        entries["/"] = try describe(root, info: info)
+        entries["/"] = try describe(root, info: info, contents: &contents)
         return ReleaseTree(entries: entries)
     }
 
@@ -59,7 +60,14 @@ public struct ReleaseTree: Sendable, Equatable {
         return changes
     }
 
-    private static func scanFolder(_ folder: [UInt8], shown: String, into entries: inout [String: String]) throws(ReleaseTreeError) {
+    /// A file as the kernel knows it: hard links to it share one.
+    struct FileID: Hashable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    private static func scanFolder(_ folder: [UInt8], shown: String, into entries: inout [String: String],
+                                   contents: inout [FileID: String]) throws(ReleaseTreeError) {
         let folderPath = String(decoding: folder, as: UTF8.self)
         guard let directory = opendir(folder.map { CChar(bitPattern: $0) } + [0]) else {
             throw .unreadable(path: folderPath, reason: String(cString: strerror(errno)))
@@ -79,16 +87,20 @@ public struct ReleaseTree: Sendable, Equatable {
             guard lstat(cPath, &info) == 0 else {
                 throw .unreadable(path: String(decoding: path, as: UTF8.self), reason: String(cString: strerror(errno)))
             }
-            entries[shownPath] = try describe(String(decoding: path, as: UTF8.self), info: info, cPath: cPath)
-            if info.st_mode & S_IFMT == S_IFDIR { try scanFolder(path, shown: shownPath, into: &entries) }
+            entries[shownPath] = try describe(String(decoding: path, as: UTF8.self), info: info, cPath: cPath, contents: &contents)
+            if info.st_mode & S_IFMT == S_IFDIR { try scanFolder(path, shown: shownPath, into: &entries, contents: &contents) }
         }
     }
 
-    private static func describe(_ path: String, info: stat, cPath: [CChar]? = nil) throws(ReleaseTreeError) -> String {
+    /// One entry's description. A file's content is hashed once per inode (`contents`): a hard link costs
+    /// nothing more, so a thousand links to one large file cannot make a scan read it a thousand times.
+    private static func describe(_ path: String, info: stat, cPath: [CChar]? = nil, contents: inout [FileID: String]) throws(ReleaseTreeError) -> String {
         let permissions = String(info.st_mode & 0o7777, radix: 8)
         let owner = "\(info.st_uid):\(info.st_gid)"
         let what: String
         switch info.st_mode & S_IFMT {
+        case S_IFREG where contents[FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))] != nil:
+            what = contents[FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))]!
         case S_IFREG:
             let cPath = cPath ?? Array(path.utf8CString)
             // Without blocking, and checked again once open: a file swapped for a fifo cannot hang the scan.
@@ -111,6 +123,7 @@ public struct ReleaseTree: Sendable, Equatable {
                 size += count
             }
             what = "file \(hasher.finalize()) \(size)"
+            contents[FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))] = what
         case S_IFDIR: what = "dir"
         case S_IFLNK:
             var target = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)

@@ -36,6 +36,7 @@ public actor Deployer {
             specs.append((controller, spec))
         }
         await runners.removeLeftovers(keeping: kept)
+        releases.removeScratch()
         for (controller, spec) in specs {
             Task {
                 _ = await controller.reattach(spec)

@@ -32,6 +32,11 @@ public struct BwrapRunner: InstanceRunner {
         let (rootfs, users, withoutUsers) = try request.mountRoot()
         do throws(RuntimeError) {
             let process = try ProcessSpec(config: request.config, rootfs: rootfs.path, image: request.image, host: request.host, port: request.port)
+            // Without a user namespace the image's root would be the host's (bwrap binds the host's device
+            // nodes, which their owner may chmod): refused, where runc would run it.
+            guard users != nil || (process.uid != 0 && process.gid != 0) else {
+                throw .setupFailed(instance: request.id, reason: "bwrap cannot run an image as root here without a user namespace (\(withoutUsers ?? "")): use `runner: runc`, or a non-root user in the Imagefile")
+            }
             let network = try request.makeNetwork()
             try SeccompProfile.writeProgram(to: request.seccompPath)
             var sandbox = [bwrap, "--bind", rootfs.path, "/", "--proc", "/proc", "--dev", "/dev"]
@@ -69,7 +74,8 @@ public struct BwrapRunner: InstanceRunner {
             sandbox += process.arguments
             // bwrap reads the seccomp program from a descriptor: the shell opens it as 3 (as root, before
             // setpriv), since the process that starts children here passes no descriptor beyond 2.
-            let (hostUID, hostGID) = (process.uid + (users?.base ?? 0), process.gid + (users?.base ?? 0))
+            let hostUID = try users?.hostID(process.uid, of: request.id) ?? process.uid
+            let hostGID = try users?.hostID(process.gid, of: request.id) ?? process.gid
             var command = [shell, "-c", "exec 3< \"$1\" || exit 127; shift; exec \"$@\"", "imgdeploy-seccomp", request.seccompPath,
                            setpriv, "--reuid", String(hostUID), "--regid", String(hostGID), "--clear-groups", "--nnp", "--"] + sandbox
             if let network { command = [nsenter, "--net=" + network.path, "--"] + command }

@@ -44,7 +44,11 @@ public struct InstanceRootfs: Sendable {
             // The merged root is the upper folder itself: owned and moded as the release's root, shifted.
             var info = stat()
             if lstat(release, &info) == 0 {
-                chown(directory + "/upper", shift.base + info.st_uid, shift.base + info.st_gid)
+                guard let uid = try? shift.hostID(info.st_uid, of: directory), let gid = try? shift.hostID(info.st_gid, of: directory) else {
+                    rootfs.remove()
+                    throw .setupFailed(instance: directory, reason: "the image's root folder is owned by \(info.st_uid):\(info.st_gid), beyond the ids of the instances' user namespace")
+                }
+                chown(directory + "/upper", uid, gid)
                 chmod(directory + "/upper", info.st_mode & 0o7777)
             }
         }

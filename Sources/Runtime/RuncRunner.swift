@@ -23,6 +23,10 @@ public struct RuncRunner: InstanceRunner {
         let (rootfs, users, withoutUsers) = try request.mountRoot()
         do throws(RuntimeError) {
             let process = try ProcessSpec(config: request.config, rootfs: rootfs.path, image: request.image, host: request.host, port: request.port)
+            if let users {
+                _ = try users.hostID(process.uid, of: request.id)
+                _ = try users.hostID(process.gid, of: request.id)
+            }
             let network = try request.makeNetwork()
             let bundle = RuntimeBundle(process: process, rootPath: rootfs.path, hostname: request.id, memoryBytes: request.memoryBytes, pids: request.pids,
                                        networkPath: network?.path, capabilities: request.capabilities, users: users,

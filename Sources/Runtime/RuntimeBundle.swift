@@ -89,4 +89,13 @@ public struct UserMapping: Sendable, Equatable, Codable {
     /// Every runc instance's: 65536 ids from 2^30, far above the ids of the host's own users, so the
     /// instance's root is an unprivileged id on the host that owns nothing outside the instance.
     public static let instances = UserMapping(base: 1 << 30, size: 65536)
+
+    /// The host's id for `id` inside; an id the namespace does not map is refused (the image must use ids
+    /// below `size`), never wrapped around into another.
+    public func hostID(_ id: UInt32, of instance: String) throws(RuntimeError) -> UInt32 {
+        guard id < size else {
+            throw .setupFailed(instance: instance, reason: "the image uses the id \(id), beyond the \(size) ids of the instances' user namespace: use user and group ids below \(size) in the Imagefile")
+        }
+        return base + id
+    }
 }

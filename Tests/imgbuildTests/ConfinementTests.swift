@@ -146,6 +146,9 @@ extension DeployTests {
         try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: folder + "/release.json"))
         let rewritten = try daemon.command(["verify", "hello"])
         #expect(rewritten.status == 1 && rewritten.stderr.contains("changed /srv/www/index.html"), "\(rewritten.stdout)\(rewritten.stderr)")
+        // And a start does not take the forged record either: the daemon knows the tree it unpacked.
+        let again = try daemon.command(["apply", hello.spec("1.0.0", port: port, replicas: 2)])
+        #expect(again.status != 0 && (again.stdout + again.stderr).contains("changed /srv/www/index.html"), "\(again.stdout)\(again.stderr)")
 
         // An extended attribute (as a file capability would be) changes the tree as much as a byte.
         let healthz = page.replacingOccurrences(of: "index.html", with: "healthz")
@@ -162,5 +165,44 @@ extension DeployTests {
         let grown = try daemon.command(["apply", hello.spec("1.0.0", port: port, replicas: 2)])
         #expect(grown.status != 0, "\(grown.stdout)\(grown.stderr)")
         #expect((grown.stdout + grown.stderr).contains("changed /srv/www/index.html"), "\(grown.stdout)\(grown.stderr)")
+    }
+
+    @Test("what runs comes from the verified config blob, not from the copy of the config in the release folder")
+    func forgedConfigIgnored() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        try #require(try daemon.command(["apply", hello.spec("1.0.0", port: port, replicas: 1)]).status == 0)
+        let record = daemon.state + "/releases/sha256-" + hello.digests["1.0.0"]!.dropFirst(7) + "/release.json"
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: record))) as? [String: Any] ?? [:]
+        var config = json["config"] as? [String: Any] ?? [:]
+        var execution = config["config"] as? [String: Any] ?? [:]
+        execution["User"] = "0:0"
+        execution["Env"] = ((execution["Env"] as? [String]) ?? []) + ["FORGED=1"]
+        config["config"] = execution
+        json["config"] = config
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: record))
+
+        let grown = try daemon.command(["apply", hello.spec("1.0.0", port: port, replicas: 2)])
+        try #require(grown.status == 0, "\(grown.stdout)\(grown.stderr)")
+        for instance in try daemon.status("hello")["instances"] as? [[String: Any]] ?? [] {
+            let pid = try #require(instance["pid"] as? Int)
+            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            let uid = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }?.split(separator: "\t").dropFirst().first.map(String.init)
+            #expect(uid == String((1 << 30) + 65534), "the image's user, not the forged root: \(uid ?? "-")")
+            let environment = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            #expect(!environment.contains("FORGED=1"))
+        }
+    }
+
+    @Test("an image whose user is beyond the instances' user namespace is refused with what to change", arguments: ["runc", "bwrap"])
+    func userBeyondNamespace(runner: String) throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let result = try daemon.command(["apply", hello.spec("5.0.0", port: freePort(), replicas: 1, runner: runner)])
+        #expect(result.status != 0 && (result.stdout + result.stderr).contains("beyond the 65536 ids"), "\(result.stdout)\(result.stderr)")
+        #expect(try daemon.command(["status", "--json"]).status == 0, "the daemon is still there")
     }
 }

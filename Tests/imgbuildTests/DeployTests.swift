@@ -79,8 +79,8 @@ struct HelloVersions {
 
     init() throws {
         store = makeTemporaryDirectory("deploy-store")
-        // 4.0.0 is 1.0.0 run as root, for the confinement tests.
-        for version in ["1.0.0", "2.0.0", "3.0.0", "4.0.0"] {
+        // 4.0.0 is 1.0.0 run as root, for the confinement tests; 5.0.0 as 70000, beyond the instances' user namespace.
+        for version in ["1.0.0", "2.0.0", "3.0.0", "4.0.0", "5.0.0"] {
             let context = makeTemporaryDirectory("hello-\(version)")
             try FileManager.default.removeItem(atPath: context)
             try FileManager.default.copyItem(atPath: repositoryRoot + "/Imagefiles/hello", toPath: context)
@@ -100,6 +100,7 @@ struct HelloVersions {
             // namespace, mount, or reach the host loopback port named in the query.
             write(confinementProbe, to: context + "/www/cgi-bin/confinement", mode: 0o755)
             if version == "4.0.0" { imagefile = imagefile.replacingOccurrences(of: "\"65534:65534\"", with: "\"0:0\"") }
+            if version == "5.0.0" { imagefile = imagefile.replacingOccurrences(of: "\"65534:65534\"", with: "\"70000:70000\"") }
             // A volume: under a read-only root, an empty folder the image's user can write to.
             imagefile = imagefile.replacingOccurrences(of: "  workdir: /srv/www\n", with: "  workdir: /srv/www\n  volumes: [/srv/data]\n")
             write(imagefile, to: context + "/Imagefile")
