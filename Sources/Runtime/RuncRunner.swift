@@ -30,7 +30,8 @@ public struct RuncRunner: InstanceRunner {
             let network = try request.makeNetwork()
             let bundle = RuntimeBundle(process: process, rootPath: rootfs.path, hostname: request.id, memoryBytes: request.memoryBytes, pids: request.pids,
                                        networkPath: network?.path, capabilities: request.capabilities, users: users,
-                                       scratch: try request.scratchFolders())
+                                       scratch: try request.scratchFolders(),
+                                       cgroupsPath: "imgdeploy-\(Digest.of(Data(stateRoot.utf8)).hex.prefix(12))-\(request.id)")
             do { try bundle.json().write(to: URL(fileURLWithPath: request.directory + "/config.json")) } catch {
                 throw RuntimeError.setupFailed(instance: request.id, reason: "cannot write its config.json: \(error.localizedDescription)")
             }

@@ -17,6 +17,9 @@ struct RuntimeBundle {
     var users: UserMapping?
     /// Folders that get an empty, world-writable tmpfs; when there are any the root is read-only.
     var scratch: [String] = []
+    /// The container's cgroup, relative to each hierarchy's root; runc's default is the container's id,
+    /// which two deployers (two state folders) running `hello-1` would share.
+    var cgroupsPath: String?
 
     /// What runc's and Docker's defaults hide from a container, plus what they make read-only.
     static let maskedPaths = ["/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -72,6 +75,7 @@ struct RuntimeBundle {
                 "uidMappings": users.map { [["containerID": 0, "hostID": $0.base, "size": $0.size]] } ?? [],
                 "gidMappings": users.map { [["containerID": 0, "hostID": $0.base, "size": $0.size]] } ?? [],
                 "resources": resources,
+                "cgroupsPath": cgroupsPath ?? hostname,
                 "seccomp": SeccompProfile.runtimeSpec(),
                 "maskedPaths": RuntimeBundle.maskedPaths,
                 "readonlyPaths": RuntimeBundle.readonlyPaths,
