@@ -59,7 +59,9 @@ public final class BackendPool: Sendable {
     }
 
     /// Assigns a request: to `preferred` while it is active (so a keep-alive connection keeps its backend),
-    /// else round-robin, skipping `excluding`. Nil when no backend is active.
+    /// else round-robin, skipping `excluding`. Nil when no backend is active. A retry (`excluding` not
+    /// empty) does not move the rotation: otherwise, with two backends, every request would start on the
+    /// one that fails.
     func acquire(preferred: String?, excluding: Set<String> = []) -> Backend? {
         state.withLock { state in
             var chosen: Backend?
@@ -71,7 +73,6 @@ public final class BackendPool: Sendable {
             } else {
                 let candidates = state.active.filter { !excluding.contains($0.id) }
                 if !candidates.isEmpty { chosen = candidates[state.next % candidates.count] }
-                state.next &+= 1
             }
             guard let chosen else { return nil }
             state.inFlight[chosen.id, default: 0] += 1
