@@ -56,7 +56,15 @@ actor ServiceController {
         var stopping = false
         var restarts = 0
         var lastExit: Int32?
+        /// Health checks failed in a row while serving, and passed in a row since it was taken out for them.
+        var failedChecks = 0
+        var passedChecks = 0
+        /// Out of the pool for failing its health checks while running (a hung or stalled instance).
+        var suspended = false
     }
+
+    /// Failed checks in a row that take a running instance out of the pool.
+    static let failuresBeforeSuspension = 3
 
     init(name: String, paths: DeployPaths, releases: ReleaseCache, probe: HealthProbe, runners: RunnerSet, launcher: FrontLauncher) {
         self.name = name
@@ -290,6 +298,7 @@ actor ServiceController {
         guard let current = instances[id], current.generation == managed.generation, current.wanted, !current.stopping else { return }
         if problem == nil {
             instances[id]?.inPool = true
+            instances[id]?.suspended = false
             await addActive(id)
         } else if current.lastExit == nil {
             // Running but never healthy: start it afresh after a longer backoff.
@@ -503,7 +512,47 @@ extension ServiceController {
         }
     }
 
+    /// Between rollouts, checks each serving instance as its spec says: one that fails
+    /// ``failuresBeforeSuspension`` checks in a row while running (hung, stalled, out of memory) leaves the
+    /// pool (unless it is the last one there), and comes back after `healthyAfter` passing ones. An
+    /// instance that exits is restarted instead.
+    private func checkServing() async {
+        guard !busy else { return }
+        let candidates = instances.values.filter { $0.wanted && !$0.stopping && $0.lastExit == nil && ($0.inPool || $0.suspended) }
+        for managed in candidates {
+            let problem = await probe.check(host: "127.0.0.1", port: managed.port, namespace: managed.instance.network,
+                                            path: managed.spec.health.path, timeout: managed.spec.health.timeout)
+            // A rollout, a restart or an exit may have happened meanwhile: only this run's state is touched.
+            guard !busy, var current = instances[managed.id], current.generation == managed.generation, current.wanted,
+                  !current.stopping, current.lastExit == nil else { continue }
+            if problem != nil {
+                current.failedChecks += 1
+                current.passedChecks = 0
+                // The last instance in the pool stays: a slow answer is better than none.
+                if current.inPool, current.failedChecks >= Self.failuresBeforeSuspension, active.count > 1 {
+                    current.inPool = false
+                    current.suspended = true
+                    instances[managed.id] = current
+                    await removeActive(managed.id)
+                    continue
+                }
+            } else {
+                current.failedChecks = 0
+                current.passedChecks += 1
+                if current.suspended, current.passedChecks >= current.spec.health.healthyAfter {
+                    current.suspended = false
+                    current.inPool = true
+                    instances[managed.id] = current
+                    await addActive(managed.id)
+                    continue
+                }
+            }
+            instances[managed.id] = current
+        }
+    }
+
     private func checkFront() async {
+        await checkServing()
         guard !busy, let listen = listening, (try? await front.state()) == nil else { return }
         // Asked again: a front being replaced is unreachable for an instant.
         try? await Task.sleep(for: .milliseconds(200))

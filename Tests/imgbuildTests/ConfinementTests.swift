@@ -205,4 +205,28 @@ extension DeployTests {
         #expect(result.status != 0 && (result.stdout + result.stderr).contains("beyond the 65536 ids"), "\(result.stdout)\(result.stderr)")
         #expect(try daemon.command(["status", "--json"]).status == 0, "the daemon is still there")
     }
+
+    @Test("an instance that stops answering leaves the pool while the others serve, and comes back once it answers again")
+    func hungInstanceSuspended() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        try #require(try daemon.command(["apply", hello.spec("1.0.0", port: port, replicas: 2)]).status == 0)
+        let first = try #require((try daemon.status("hello")["instances"] as? [[String: Any]])?.first)
+        let id = try #require(first["id"] as? String)
+        let pid = try #require(first["pid"] as? Int)
+        func serving() throws -> Bool? {
+            (try daemon.status("hello")["instances"] as? [[String: Any]])?.first { $0["id"] as? String == id }?["serving"] as? Bool
+        }
+        kill(pid_t(pid), SIGSTOP)
+        var out = false
+        for _ in 0..<300 where !out { usleep(100_000); out = try serving() == false }
+        kill(pid_t(pid), SIGCONT)
+        #expect(out, "the stopped instance left the pool")
+        var back = false
+        for _ in 0..<300 where !back { usleep(100_000); back = try serving() == true }
+        #expect(back, "it came back once it answered again")
+        for _ in 0..<10 { #expect(try frontPage(port).contains("hello 1.0.0")) }
+    }
 }
