@@ -55,7 +55,8 @@ public final class ProxyMetrics: Sendable {
 public final class LoadBalancer: Sendable {
     public let pool: BackendPool
     public let metrics = ProxyMetrics()
-    /// A client connection that sends nothing for this long between requests, or while sending one, is closed.
+    /// A client connection that sends nothing for this long between requests, or while sending one, is
+    /// closed; a request sent whole whose instance has not begun to answer in this time gets 504.
     public let idleTimeout: TimeAmount
     /// Client connections served at once; more wait in the kernel's queue until one closes.
     public let maxConnections: Int

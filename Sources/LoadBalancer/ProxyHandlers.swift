@@ -187,9 +187,21 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// The client sent nothing for the idle timeout: a connection between requests, or one stalled
-    /// half-way through sending a request, is closed. One waiting for its response is left alone.
+    /// half-way through sending a request, is closed. A request sent whole whose instance has not begun
+    /// to answer in that time gets 504 (the instance is hung); one whose answer is streaming is left alone.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            if let current = exchange, current.requestEnded, !current.responseStarted, !current.rejected {
+                if let backend = current.backend {
+                    pool.release(backend)
+                    pool.reportFailure(backend)
+                }
+                exchange!.backend = nil
+                exchange!.clientKeepAlive = false
+                dropUpstream()
+                reject(status: .gatewayTimeout, message: "the instance did not begin to answer within the load balancer's timeout")
+                return
+            }
             if exchange == nil || exchange?.requestEnded == false {
                 if exchange != nil { metrics.count(.failed) }
                 finishExchange()

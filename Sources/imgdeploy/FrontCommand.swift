@@ -16,7 +16,7 @@ struct FrontCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("The front's control socket.", valueName: "PATH")) var control: String
     @Flag(name: .customLong("take-over"), help: "Take the listening socket and backends from the front at --control.") var takeOver = false
-    @Option(name: .customLong("idle-timeout"), help: "Seconds a client may send nothing between requests or while sending one.") var idleTimeout: Int64 = 60
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a client may send nothing between requests or while sending one, and an instance may take to begin answering a request sent whole (then 504).") var idleTimeout: Int64 = 60
     @Option(name: .customLong("max-connections"), help: "Client connections served at once; more wait until one closes.") var maxConnections = 4096
     @Option(name: .customLong("drain-timeout"), help: "Seconds a stopping or replaced front waits for its connections.") var drainTimeout: Int64 = 30
 

@@ -87,10 +87,11 @@ private func closedPort() -> Int {
 }
 
 /// A load balancer on a free loopback port, stopped when the body ends.
-private func withFront(_ backends: [Backend], _ body: (LoadBalancer, String) async throws -> Void) async throws {
+private func withFront(_ backends: [Backend], idleSeconds: Int64 = 60,
+                       _ body: (LoadBalancer, String) async throws -> Void) async throws {
     let pool = BackendPool()
     pool.setActive(backends)
-    let balancer = LoadBalancer(pool: pool)
+    let balancer = LoadBalancer(pool: pool, idleTimeout: .seconds(idleSeconds))
     let port = try await balancer.start(host: "127.0.0.1", port: 0)
     do {
         try await body(balancer, "http://127.0.0.1:\(port)")
@@ -206,6 +207,28 @@ extension LoadBalancerTests {
             #expect(result.heads.hasPrefix("http/1.1 100 continue"), "\(result.heads)")
             #expect(result.heads.contains("http/1.1 200"))
             #expect(result.documents.first?["bodyLength"] as? Int == body.utf8.count)
+        }
+    }
+
+    @Test("a request sent whole to an instance that never begins to answer gets 504 after the timeout, and the connection closes")
+    func hungBackend() async throws {
+        // Listens and never accepts: the kernel completes the connection, nobody reads the request.
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        listen(fd, 8)
+        let hung = Backend(id: "hung", host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)))
+        try await withFront([hung], idleSeconds: 1) { balancer, front in
+            let result = try curl(["--max-time", "20", front + "/get"])
+            #expect(result.heads.hasPrefix("http/1.1 504"), "\(result.heads)")
+            #expect(result.body.contains("did not begin to answer"))
+            #expect(balancer.metrics.snapshot.failed == 1)
+            #expect(balancer.pool.totalInFlight == 0)
         }
     }
 }
