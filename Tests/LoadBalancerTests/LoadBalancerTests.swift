@@ -73,17 +73,23 @@ private func received(_ document: [String: Any]) -> [String: String] {
     return headers
 }
 
-/// A port on 127.0.0.1 where nothing listens (connections are refused).
-private func closedPort() -> Int {
+/// A TCP socket bound to a free port on 127.0.0.1 (not listening yet), and that port.
+private func boundLoopbackSocket() -> (fd: Int32, port: Int) {
     let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(socket) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return (socket, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// A port on 127.0.0.1 where nothing listens (connections are refused).
+private func closedPort() -> Int {
+    let (socket, port) = boundLoopbackSocket()
+    close(socket)
+    return port
 }
 
 /// A load balancer on a free loopback port, stopped when the body ends.
@@ -213,16 +219,10 @@ extension LoadBalancerTests {
     @Test("a request sent whole to an instance that never begins to answer gets 504 after the timeout, and the connection closes")
     func hungBackend() async throws {
         // Listens and never accepts: the kernel completes the connection, nobody reads the request.
-        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, port) = boundLoopbackSocket()
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         listen(fd, 8)
-        let hung = Backend(id: "hung", host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)))
+        let hung = Backend(id: "hung", host: "127.0.0.1", port: port)
         try await withFront([hung], idleSeconds: 1) { balancer, front in
             let result = try curl(["--max-time", "20", front + "/get"])
             #expect(result.heads.hasPrefix("http/1.1 504"), "\(result.heads)")
