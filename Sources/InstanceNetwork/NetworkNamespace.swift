@@ -50,14 +50,6 @@ public struct NetworkNamespace: Sendable, Hashable, Codable {
         PendingConnection(fd: fd, failure: { reason in .cannotConnect(host: host, port: port, namespace: path, reason: reason) },
                           completion: completion).watch(timeout: timeout)
     }
-
-    /// ``connect(host:port:timeout:completion:)`` for async callers.
-    public func connect(host: String, port: Int, timeout: Duration) async throws(NetworkNamespaceError) -> Int32 {
-        let result = await withCheckedContinuation { continuation in
-            connect(host: host, port: port, timeout: timeout) { continuation.resume(returning: $0) }
-        }
-        return try result.get()
-    }
 }
 
 /// A connection under way: finished by the first of its socket becoming writable or its deadline.
