@@ -91,12 +91,13 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount"]),
         // Releases: images fetched by digest, verified, and unpacked safely into read-only folders.
         .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations", "CXattr"]),
+        // HTTP/1.1 message boundaries for a relay: heads parsed and checked, bodies delimited, heads rewritten.
+        .target(name: "HTTPFraming"),
         // The HTTP reverse proxy at a service's front, with backends switched without dropping a request.
         .target(name: "LoadBalancer", dependencies: [
-            "ProcessLimits", "InstanceNetwork",
+            "ProcessLimits", "InstanceNetwork", "HTTPFraming",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // An instance's private network namespace: created with only loopback, and connected to from outside.
         .target(name: "CNetworkNamespace"),
@@ -149,6 +150,7 @@ let package = Package(
         .testTarget(name: "ImagefileTests", dependencies: ["Imagefile"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "OCI"]),
         .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer"]),
+        .testTarget(name: "HTTPFramingTests", dependencies: ["HTTPFraming"]),
         .testTarget(name: "RegistryRoutesTests", dependencies: ["RegistryRoutes", "OCI"]),
         .testTarget(name: "DistributionTests", dependencies: ["Distribution"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),

@@ -25,6 +25,7 @@ let harnesses: [(name: String, modules: [String])] = [
     ("FuzzArchiveImporter", ["Layers"]),
     ("FuzzRootfsUnpacker", ["Layers"]),
     ("FuzzRegistryRoutes", ["RegistryRoutes", "OCI"]),
+    ("FuzzHTTPFraming", ["HTTPFraming"]),
 ]
 
 /// Every Swift module is built with coverage instrumentation and AddressSanitizer. Harnesses are parsed

@@ -266,6 +266,36 @@ def routes():
         write(t, f"seed-{i:02d}", struct.pack("<q", sizes[i % len(sizes)]) + text.encode())
 
 
+def framing():
+    """Seeds for FuzzHTTPFraming: the first byte is the mode (0 request, 1 response, 3 response to HEAD; high
+    bits a split point), then a head and a body as a client or a backend sends them."""
+    t = "FuzzHTTPFraming"
+    clear(t)
+    requests = [
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        "PUT /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e=\"v\"\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+        "GET /a HTTP/1.0\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
+        "GET /b HTTP/1.1\r\nHost: x\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+        "\r\nGET / HTTP/1.1\nHost: x\n\n",
+    ]
+    responses = [
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        "HTTP/1.0 200 OK\r\n\r\nuntil close",
+        "HTTP/1.1 100 Continue\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+        "HTTP/1.1 200\r\nKeep-Alive: timeout=5\r\nConnection: close, X-A\r\nX-A: 1\r\n\r\n",
+    ]
+    for i, text in enumerate(requests):
+        write(t, f"request-{i:02d}", bytes([(i * 8) & 0xFC]) + text.encode())
+    for i, text in enumerate(responses):
+        write(t, f"response-{i:02d}", bytes([1 | ((i * 12) & 0xFC)]) + text.encode())
+    write(t, "response-to-head", bytes([3]) + b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+
+
 def archives():
     """Seeds for the two archive targets: real layers and hostile ones."""
     tars = {
@@ -346,7 +376,7 @@ def archives():
 
 
 if __name__ == "__main__":
-    for make in [semver, reference, manifest, glob, imagefile, releasespec, routes, archives]:
+    for make in [semver, reference, manifest, glob, imagefile, releasespec, routes, framing, archives]:
         make()
     for target in sorted(os.listdir(CORPUS)):
         folder = os.path.join(CORPUS, target)

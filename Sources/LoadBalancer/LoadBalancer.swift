@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import ProcessLimits
 import Synchronization
@@ -105,10 +104,7 @@ public final class LoadBalancer: Sendable {
                 .childChannelInitializer { channel in
                     self.track(channel)
                     return channel.eventLoop.makeCompletedFuture {
-                        // Header values were checked by the decoders on the way in (the client's request, the backend's
-                        // response), so they are not checked again on the way out.
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true, withOutboundHeaderValidation: false)
                         try channel.pipeline.syncOperations.addHandler(FrontHandler(pool: pool, metrics: metrics, draining: draining))
                     }
                 }

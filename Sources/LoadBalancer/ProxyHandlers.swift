@@ -1,51 +1,26 @@
+import HTTPFraming
 import NIOCore
-import NIOHTTP1
 import NIOPosix
-
-/// Headers that describe one hop of a connection and are never forwarded (RFC 9110 §7.6.1).
-private let hopByHopHeaders: Set<String> = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate", "proxy-authorization"]
-/// The lengths of those names: most headers are passed over without lower-casing them.
-private let hopByHopLengths: Set<Int> = Set(hopByHopHeaders.map(\.utf8.count))
-/// Headers that frame a message or name its target: a `Connection` header that names them is ignored
-/// for them, or a client could strip a body's framing and smuggle a second request to the backend.
-private let framingHeaders: Set<String> = ["content-length", "transfer-encoding", "host"]
-
-extension HTTPHeaders {
-    /// Removes the hop-by-hop headers, and those the Connection header names (`Connection: close,
-    /// X-Session` makes X-Session hop-by-hop) except the framing ones, in one pass over the headers,
-    /// touching nothing when there are none.
-    mutating func removeHopByHop() {
-        var names = Set<String>()
-        for header in self where hopByHopLengths.contains(header.name.utf8.count) {
-            let name = header.name.lowercased()
-            if hopByHopHeaders.contains(name) { names.insert(name) }
-        }
-        guard !names.isEmpty else { return }
-        if names.contains("connection") {
-            for token in self[canonicalForm: "connection"] {
-                let name = token.lowercased()
-                if !framingHeaders.contains(name) { names.insert(name) }
-            }
-        }
-        var kept = HTTPHeaders()
-        kept.reserveCapacity(count)
-        for (name, value) in self where !names.contains(name.lowercased()) { kept.add(name: name, value: value) }
-        self = kept
-    }
-}
 
 /// The largest request body kept for a retry on another backend.
 private let retryBufferLimit = 64 * 1024
+/// The largest header section accepted from a client or a backend.
+private let headLimit = 80 * 1024
+/// Bytes of pipelined requests held while a response is pending; past this, reading from the client pauses.
+private let pipelineLimit = 64 * 1024
 
-/// One client connection at the front: reads requests, relays each to a backend, relays the response back.
+/// One client connection at the front: relays each request to a backend and the response back, as
+/// bytes. Only what delimits messages is parsed (the heads, and the chunked framing of bodies), as
+/// haproxy does: bodies pass through untouched, and a head is rewritten only where it must change
+/// (hop-by-hop fields, the version, X-Forwarded-For).
 ///
 /// A keep-alive connection stays on its backend while that backend is active and moves to another at its
 /// next request once it is not. A request that fails before any response byte came back is retried on
 /// another backend when its body was kept and it is idempotent (reset, closed) or was never sent
 /// (connection refused).
 final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// The request being relayed.
     ///
@@ -53,15 +28,26 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// client pauses once more than `retryBufferLimit` waits), and after that only while it fits in the
     /// retry buffer.
     struct Exchange {
-        /// The head as it is sent to a backend: hop-by-hop headers removed, HTTP/1.1, X-Forwarded-For.
-        var head: HTTPRequestHead
-        /// The client's HTTP version and wish to keep its connection, which the response follows.
-        var clientVersion: HTTPVersion
+        /// The head as it is sent to a backend: hop-by-hop fields removed, HTTP/1.1, X-Forwarded-For.
+        var head: ByteBuffer
+        /// The client's HTTP minor version and wish to keep its connection, which the response follows.
+        var clientMinorVersion: Int
         var clientKeepAlive: Bool
+        /// A HEAD: its response has no body.
+        var isHead: Bool
+        /// Where the request body ends.
+        var requestBody: BodyReader
+        /// The body as it is sent (chunked framing included).
         var body: [ByteBuffer] = []
         var bodyBytes = 0
         var requestEnded = false
         var responseStarted = false
+        /// Where the response body ends, once its head has been relayed; nil before.
+        var responseBody: BodyReader?
+        /// The response body is passed on without its chunked framing (to an HTTP/1.0 client).
+        var dechunk = false
+        /// The response body ends when the backend closes the connection.
+        var responseUntilClose = false
         var backend: Backend?
         /// Backends that failed this request before answering (empty unless it was retried).
         var failedOn: Set<String> = []
@@ -69,7 +55,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         var idempotent: Bool
         /// Every body byte read so far is kept, so the request can be sent again.
         var bodyKept = true
-        /// No backend could take it: the rest of the request is read and dropped.
+        /// Answered already (by the front, or early by the backend): the rest of the request is read and dropped.
         var rejected = false
     }
 
@@ -79,7 +65,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         var backend: Backend
         /// Connected and ready for a request.
         var ready: Bool
-        /// The backend said it closes after this response.
+        /// The backend said it closes after this response, or sent more than the response.
         var closing = false
     }
 
@@ -89,13 +75,27 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     let draining: DrainSignal
     private var context: ChannelHandlerContext?
     /// The client's address, for X-Forwarded-For.
-    private var clientAddress: String?
+    private var clientAddress = ""
     private var exchange: Exchange?
     private var upstream: Upstream?
     /// Bumped for each new backend connection, so events of an old one are ignored.
     private var upstreamGeneration = 0
-    /// Reading from the client is paused: its body waits for a backend, or the backend cannot take more.
+    /// Reading from the client is paused: its body waits for a backend, the backend cannot take more, or
+    /// pipelined requests pile up behind a pending response.
     private var readingPaused = false
+    /// Bytes from the client not yet relayed: a head still arriving, or requests pipelined behind this one.
+    private var clientBytes: ByteBuffer?
+    /// Bytes from the backend not yet relayed: a response head still arriving.
+    private var backendBytes: ByteBuffer?
+    private var requestScanner = HeadScanner(limit: headLimit)
+    private var responseScanner = HeadScanner(limit: headLimit)
+    /// Reused for every head parsed and written on this connection.
+    private var fields: [HeaderField] = []
+    private var scratch: [UInt8] = []
+    /// Request bytes were written to the backend and wait for a flush.
+    private var upstreamUnflushed = false
+    /// The connection closes once its last answer is written: nothing more is read from it or relayed.
+    private var closing = false
 
     init(pool: BackendPool, metrics: ProxyMetrics, draining: DrainSignal = DrainSignal()) {
         self.pool = pool
@@ -105,7 +105,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        clientAddress = context.channel.remoteAddress?.ipAddress
+        clientAddress = context.channel.remoteAddress?.ipAddress ?? ""
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -122,38 +122,122 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelInactive()
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: Bytes from the client
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            metrics.count(.requests)
-            exchange = Exchange(head: forwardedHead(head), clientVersion: head.version, clientKeepAlive: head.isKeepAlive && !draining.isDraining,
-                                idempotent: FrontHandler.isIdempotent(head.method))
-            dispatch()
-        case .body(let buffer):
-            guard exchange != nil, exchange?.rejected == false else { return }
-            exchange!.bodyBytes += buffer.readableBytes
-            if let channel = sentUpstream {
-                channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-                if exchange!.bodyKept && exchange!.bodyBytes <= retryBufferLimit {
-                    exchange!.body.append(buffer)
-                } else {
-                    exchange!.bodyKept = false
-                    exchange!.body = []
-                }
-            } else {
-                // No backend has the request yet: every byte waits for one.
-                exchange!.body.append(buffer)
+        var incoming = unwrapInboundIn(data)
+        if clientBytes == nil || clientBytes!.readableBytes == 0 {
+            clientBytes = incoming
+        } else {
+            clientBytes!.discardReadBytes()
+            clientBytes!.writeBuffer(&incoming)
+        }
+        relayClientBytes()
+        flushUpstream()
+        updateClientReading()
+    }
+
+    /// Relays what can be relayed of the client's bytes: a head once it is whole, a body as it comes.
+    /// Bytes past the current request wait until its response has been relayed.
+    private func relayClientBytes() {
+        while context != nil, !closing, var bytes = clientBytes, bytes.readableBytes > 0 {
+            clientBytes = nil
+            defer { if clientBytes == nil { clientBytes = bytes } }
+            guard let current = exchange else {
+                guard startExchange(&bytes) else { return }
+                continue
             }
-            updateClientReading()
-        case .end(let trailers):
-            guard exchange != nil else { return }
-            exchange!.requestEnded = true
-            if exchange!.rejected {
-                exchange = nil
+            if current.requestEnded { return }
+            let consumed: Int
+            do {
+                consumed = try bytes.withUnsafeReadableBytes { (raw) throws(FramingError) -> Int in try exchange!.requestBody.read(raw) }
+            } catch {
+                bytes.clear()
+                requestBodyMalformed(error)
                 return
             }
-            sentUpstream?.writeAndFlush(HTTPClientRequestPart.end(trailers), promise: nil)
+            let part = bytes.readSlice(length: consumed)!
+            relayBody(part)
+            if exchange?.requestBody.isComplete == true { endRequest() }
         }
+    }
+
+    /// Reads a request head from the start of `bytes` and sends it on its way; false when it has not all
+    /// arrived yet, or was refused (and the connection is closing).
+    private func startExchange(_ bytes: inout ByteBuffer) -> Bool {
+        let skipped = bytes.withUnsafeReadableBytes { HeadScanner.leadingEmptyLines($0) }
+        if skipped > 0 {
+            bytes.moveReaderIndex(forwardBy: skipped)
+            requestScanner.restart()
+        }
+        fields.removeAll(keepingCapacity: true)
+        let parsed: RequestHead
+        do {
+            guard let end = try bytes.withUnsafeReadableBytes({ (raw) throws(FramingError) -> Int? in try requestScanner.end(in: raw) }) else {
+                return false
+            }
+            parsed = try bytes.withUnsafeReadableBytes { (raw) throws(FramingError) -> RequestHead in
+                try RequestHead.parse(raw, length: end, fields: &fields)
+            }
+        } catch {
+            bytes.clear()
+            refuseRequest(error)
+            return false
+        }
+        scratch.removeAll(keepingCapacity: true)
+        bytes.withUnsafeReadableBytes { raw in
+            ForwardedHead.request(raw, head: parsed, fields: fields, clientAddress: clientAddress, into: &scratch)
+        }
+        bytes.moveReaderIndex(forwardBy: parsed.length)
+        guard let context else { return false }
+        var head = context.channel.allocator.buffer(capacity: scratch.count)
+        head.writeBytes(scratch)
+        metrics.count(.requests)
+        exchange = Exchange(head: head, clientMinorVersion: parsed.minorVersion, clientKeepAlive: parsed.keepAlive && !draining.isDraining,
+                            isHead: parsed.isHead, requestBody: BodyReader(parsed.body), requestEnded: parsed.body == .none,
+                            idempotent: parsed.idempotent)
+        if parsed.isConnect {
+            exchange!.clientKeepAlive = false
+            reject(status: 405, reason: "Method Not Allowed", message: "the load balancer relays requests, not CONNECT tunnels")
+            return false
+        }
+        dispatch()
+        return true
+    }
+
+    /// A part of the request body: sent on if the backend has the head, kept otherwise.
+    private func relayBody(_ part: ByteBuffer) {
+        guard exchange != nil, !exchange!.rejected, part.readableBytes > 0 else { return }
+        exchange!.bodyBytes += part.readableBytes
+        if let channel = sentUpstream {
+            channel.write(part, promise: nil)
+            upstreamUnflushed = true
+            if exchange!.bodyKept && exchange!.bodyBytes <= retryBufferLimit {
+                exchange!.body.append(part)
+            } else {
+                exchange!.bodyKept = false
+                exchange!.body = []
+            }
+        } else {
+            // No backend has the request yet: every byte waits for one.
+            exchange!.body.append(part)
+        }
+    }
+
+    /// The request body has ended (or there was none).
+    private func endRequest() {
+        exchange!.requestEnded = true
+        if exchange!.rejected { exchange = nil }
+    }
+
+    private func flushUpstream() {
+        guard upstreamUnflushed else { return }
+        upstreamUnflushed = false
+        upstream?.channel.flush()
     }
 
     /// The backend connection the current request's head went to, if it went.
@@ -163,15 +247,16 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Pauses reading from the client while more than the retry buffer of its body waits for a backend,
-    /// or while the backend cannot take more (uploads flow no faster than the backend reads them).
+    /// while the backend cannot take more (uploads flow no faster than the backend reads them), or while
+    /// requests pipelined behind a pending response pile up.
     private func updateClientReading() {
         guard let context else { return }
-        var pause = false
+        var pause = (clientBytes?.readableBytes ?? 0) > pipelineLimit
         if let current = exchange, !current.rejected, !current.requestEnded {
             if let channel = sentUpstream {
-                pause = !channel.isWritable
+                pause = pause || !channel.isWritable
             } else {
-                pause = current.bodyBytes > retryBufferLimit
+                pause = pause || current.bodyBytes > retryBufferLimit
             }
         }
         guard pause != readingPaused else { return }
@@ -184,6 +269,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         upstreamGeneration += 1
         upstream?.channel.close(promise: nil)
         upstream = nil
+        backendBytes = nil
+        responseScanner.restart()
     }
 
     /// The client sent nothing for the idle timeout: a connection between requests, or one stalled
@@ -199,11 +286,11 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
                 exchange!.backend = nil
                 exchange!.clientKeepAlive = false
                 dropUpstream()
-                reject(status: .gatewayTimeout, message: "the instance did not begin to answer within the load balancer's timeout")
+                reject(status: 504, reason: "Gateway Timeout", message: "the instance did not begin to answer within the load balancer's timeout")
                 return
             }
             if exchange == nil || exchange?.requestEnded == false {
-                if exchange != nil { metrics.count(.failed) }
+                if exchange != nil && exchange?.rejected == false { metrics.count(.failed) }
                 finishExchange()
                 dropUpstream()
                 context.close(promise: nil)
@@ -213,31 +300,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    static func isIdempotent(_ method: HTTPMethod) -> Bool {
-        switch method {
-        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
-        default: return false
-        }
-    }
-
     // MARK: Choosing a backend and connecting
-
-    /// The request head as a backend receives it: without hop-by-hop headers, as HTTP/1.1, with the
-    /// client's address appended to X-Forwarded-For. Made once per request, and sent again on a retry.
-    private func forwardedHead(_ head: HTTPRequestHead) -> HTTPRequestHead {
-        var head = head
-        head.headers.removeHopByHop()
-        head.version = .http1_1
-        if let address = clientAddress {
-            if head.headers.contains(name: "x-forwarded-for") {
-                let previous = head.headers["x-forwarded-for"].joined(separator: ", ")
-                head.headers.replaceOrAdd(name: "x-forwarded-for", value: previous + ", " + address)
-            } else {
-                head.headers.add(name: "x-forwarded-for", value: address)
-            }
-        }
-        return head
-    }
 
     /// Assigns the current request to a backend and sends what has been read of it.
     private func dispatch() {
@@ -245,8 +308,11 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         // A retry must not go back to a backend that already failed it; otherwise a keep-alive
         // connection stays on its backend.
         guard let backend = pool.acquire(preferred: failedOn.isEmpty ? upstream?.backend.id : nil, excluding: failedOn) else {
-            reject(status: failedOn.isEmpty ? .serviceUnavailable : .badGateway,
-                   message: failedOn.isEmpty ? "no healthy instance is serving this service" : "no instance could answer the request")
+            if failedOn.isEmpty {
+                reject(status: 503, reason: "Service Unavailable", message: "no healthy instance is serving this service")
+            } else {
+                reject(status: 502, reason: "Bad Gateway", message: "no instance could answer the request")
+            }
             return
         }
         exchange!.backend = backend
@@ -259,10 +325,6 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let connecting = FrontHandler.connect(to: backend, on: context.eventLoop) { channel in
             channel.eventLoop.makeCompletedFuture {
-                // Interim answers (100 Continue) are passed on, so a client that waits for one before
-                // sending its body does not stall. Header values were checked when they came in.
-                let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)
-                try channel.pipeline.syncOperations.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder)])
                 try channel.pipeline.syncOperations.addHandler(UpstreamHandler(front: bound, generation: generation))
             }
         }
@@ -286,65 +348,170 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// waits here). Past the retry buffer, the sent bytes are not kept.
     private func sendRequest(on channel: Channel) {
         guard let current = exchange else { return }
-        channel.write(HTTPClientRequestPart.head(current.head), promise: nil)
-        for buffer in current.body { channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil) }
-        if current.requestEnded { channel.write(HTTPClientRequestPart.end(nil), promise: nil) }
+        exchange!.responseBody = nil
+        channel.write(current.head, promise: nil)
+        for buffer in current.body { channel.write(buffer, promise: nil) }
         channel.flush()
         if current.bodyBytes > retryBufferLimit {
             exchange!.bodyKept = false
             exchange!.body = []
         }
+        // Bytes that waited for this request to be sent (its body) are relayed now.
+        relayClientBytes()
+        flushUpstream()
         updateClientReading()
     }
 
-    // MARK: Events of the backend connection
+    // MARK: Bytes from the backend
 
-    func upstreamRead(_ part: HTTPClientResponsePart, generation: Int) {
-        guard generation == upstreamGeneration, let context, exchange != nil else { return }
-        switch part {
-        case .head(var head) where head.status.code / 100 == 1 && head.status != .switchingProtocols:
-            // An interim answer: the final one follows on the same exchange. HTTP/1.0 clients never get one.
-            guard exchange!.clientVersion.major > 1 || exchange!.clientVersion.minor >= 1 else { return }
-            head.headers.removeHopByHop()
-            head.version = exchange!.clientVersion
-            context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
-        case .head(let head) where head.status == .switchingProtocols:
-            // The front relays HTTP requests, not the protocols a backend may switch to.
-            exchange!.clientKeepAlive = false
+    func upstreamRead(_ incoming: ByteBuffer, generation: Int) {
+        guard generation == upstreamGeneration, context != nil, !closing else { return }
+        guard exchange != nil, !exchange!.rejected else {
+            // Nothing was asked: a backend that talks out of turn is not used again.
+            dropUpstream()
+            return
+        }
+        var incoming = incoming
+        if backendBytes == nil || backendBytes!.readableBytes == 0 {
+            backendBytes = incoming
+        } else {
+            backendBytes!.discardReadBytes()
+            backendBytes!.writeBuffer(&incoming)
+        }
+        relayBackendBytes()
+    }
+
+    /// Relays what can be relayed of the backend's bytes: interim answers, the response head once it is
+    /// whole, the body as it comes.
+    private func relayBackendBytes() {
+        while let context, exchange != nil, !exchange!.rejected, var bytes = backendBytes, bytes.readableBytes > 0 {
+            backendBytes = nil
+            defer { if backendBytes == nil && upstream != nil { backendBytes = bytes } }
+            guard var reader = exchange!.responseBody else {
+                guard relayResponseHead(&bytes, context: context) else { return }
+                continue
+            }
+            var payload: [Range<Int>] = []
+            let dechunk = exchange!.dechunk
+            let consumed: Int
+            do {
+                consumed = try bytes.withUnsafeReadableBytes { (raw) throws(FramingError) -> Int in
+                    try reader.read(raw) { if dechunk { payload.append($0) } }
+                }
+            } catch {
+                // The response is cut short: the client must see its connection end, not a spliced answer.
+                responseBroken()
+                return
+            }
+            if dechunk {
+                for range in payload where !range.isEmpty {
+                    context.write(wrapOutboundOut(bytes.getSlice(at: bytes.readerIndex + range.lowerBound, length: range.count)!), promise: nil)
+                }
+                bytes.moveReaderIndex(forwardBy: consumed)
+            } else if consumed > 0 {
+                context.write(wrapOutboundOut(bytes.readSlice(length: consumed)!), promise: nil)
+            }
+            exchange!.responseBody = reader
+            if reader.isComplete {
+                // Bytes past the response: the backend cannot be trusted with another request.
+                if bytes.readableBytes > 0 { upstream?.closing = true }
+                bytes.clear()
+                finishResponse()
+                return
+            }
+        }
+    }
+
+    /// Reads a response head from the start of `bytes` and relays it; false when it has not all arrived
+    /// yet, or the exchange ended with it.
+    private func relayResponseHead(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) -> Bool {
+        fields.removeAll(keepingCapacity: true)
+        let parsed: ResponseHead
+        do {
+            guard let end = try bytes.withUnsafeReadableBytes({ (raw) throws(FramingError) -> Int? in try responseScanner.end(in: raw) }) else {
+                return false
+            }
+            let toHead = exchange!.isHead
+            parsed = try bytes.withUnsafeReadableBytes { (raw) throws(FramingError) -> ResponseHead in
+                try ResponseHead.parse(raw, length: end, toHead: toHead, fields: &fields)
+            }
+        } catch {
+            bytes.clear()
+            backendAnswerRefused(message: "the instance's answer is not valid HTTP/1.1: \(error)")
+            return false
+        }
+        if parsed.status == 101 {
+            bytes.clear()
+            backendAnswerRefused(message: "the instance asked to switch protocols, which the load balancer does not relay")
+            return false
+        }
+        let client = exchange!.clientMinorVersion
+        if parsed.isInterim {
+            // An interim answer (100 Continue): the final one follows on the same exchange. HTTP/1.0 clients never get one.
+            if client == 1 { context.writeAndFlush(wrapOutboundOut(rewritten(bytes, parsed, keepAlive: true, dechunk: false)), promise: nil) }
+            bytes.moveReaderIndex(forwardBy: parsed.length)
+            return true
+        }
+        exchange!.responseStarted = true
+        if !parsed.keepAlive { upstream?.closing = true }
+        if draining.isDraining { exchange!.clientKeepAlive = false }
+        // HTTP/1.0 has no chunked framing: such a body is passed on dechunked and ends when the connection does.
+        let dechunk = client == 0 && parsed.body == .chunked
+        if dechunk || parsed.body == .untilClose { exchange!.clientKeepAlive = false }
+        exchange!.dechunk = dechunk
+        exchange!.responseUntilClose = parsed.body == .untilClose
+        let keepAlive = exchange!.clientKeepAlive
+        if ForwardedHead.responseUnchanged(parsed, clientMinorVersion: client, keepAlive: keepAlive) {
+            context.write(wrapOutboundOut(bytes.readSlice(length: parsed.length)!), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(rewritten(bytes, parsed, keepAlive: keepAlive, dechunk: client == 0)), promise: nil)
+            bytes.moveReaderIndex(forwardBy: parsed.length)
+        }
+        exchange!.responseBody = BodyReader(parsed.body)
+        if parsed.body == .none {
+            if bytes.readableBytes > 0 { upstream?.closing = true }
+            bytes.clear()
+            finishResponse()
+            return false
+        }
+        return true
+    }
+
+    /// The response head in `bytes` as the client receives it.
+    private func rewritten(_ bytes: ByteBuffer, _ head: ResponseHead, keepAlive: Bool, dechunk: Bool) -> ByteBuffer {
+        scratch.removeAll(keepingCapacity: true)
+        bytes.withUnsafeReadableBytes { raw in
+            ForwardedHead.response(raw, head: head, fields: fields, clientMinorVersion: exchange!.clientMinorVersion,
+                                   keepAlive: keepAlive, dechunked: dechunk, into: &scratch)
+        }
+        var buffer = context!.channel.allocator.buffer(capacity: scratch.count)
+        buffer.writeBytes(scratch)
+        return buffer
+    }
+
+    /// The response has been relayed whole: the connection goes on with the next request, or closes.
+    private func finishResponse() {
+        guard let context, exchange != nil else { return }
+        let keepAlive = exchange!.clientKeepAlive
+        // A backend that answered before the whole request body arrived may still be reading it: the
+        // rest of the body is read and dropped, and that backend connection is not used again (the next
+        // request would be read as the end of this body).
+        let bodyUnfinished = !exchange!.requestEnded
+        if upstream?.closing == true || bodyUnfinished { dropUpstream() }
+        if bodyUnfinished {
             if let backend = exchange!.backend { pool.release(backend) }
             exchange!.backend = nil
-            dropUpstream()
-            reject(status: .badGateway, message: "the instance asked to switch protocols, which the load balancer does not relay")
-        case .head(var head):
-            exchange!.responseStarted = true
-            if !head.isKeepAlive { upstream?.closing = true }
-            if draining.isDraining { exchange!.clientKeepAlive = false }
-            head.headers.removeHopByHop()
-            let client = exchange!.clientVersion
-            if client.major == 1 && client.minor == 0 && !head.headers.contains(name: "content-length") {
-                // HTTP/1.0 has no chunked framing: such a body ends when the connection does.
-                head.headers.remove(name: "transfer-encoding")
-                exchange!.clientKeepAlive = false
-            }
-            head.version = client
-            if !exchange!.clientKeepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-        case .body(let buffer):
-            // Flushed at the end of the response, or when the backend's read burst ends.
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        case .end(let trailers):
-            let keepAlive = exchange!.clientKeepAlive
-            // A backend that answered before the whole request body arrived may still be reading it: the
-            // rest of the body is dropped, so that connection is closed rather than used again (the next
-            // request would be read as the end of this body).
-            let bodyUnfinished = !exchange!.requestEnded
+            exchange!.rejected = true
+        } else {
             finishExchange()
-            if upstream?.closing == true || bodyUnfinished { dropUpstream() }
-            if keepAlive {
-                context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-            } else {
-                context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-            }
+        }
+        if keepAlive {
+            context.flush()
+            relayClientBytes()
+            flushUpstream()
+            updateClientReading()
+        } else {
+            closeAfterWrites(context)
         }
     }
 
@@ -354,20 +521,26 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         context?.flush()
     }
 
-    /// The backend connection failed or closed. A request that was never sent (the connection was
-    /// refused) may go to another backend whatever its method; one that was sent, only if idempotent.
+    /// The backend connection failed or closed. A response delimited by the connection's end is
+    /// complete. A request that was never sent (the connection was refused) may go to another backend
+    /// whatever its method; one that was sent, only if idempotent.
     func upstreamFailed(generation: Int, requestSent: Bool = true) {
         guard generation == upstreamGeneration else { return }
+        if exchange?.responseUntilClose == true, exchange?.rejected == false {
+            upstream = nil
+            exchange!.clientKeepAlive = false
+            finishResponse()
+            return
+        }
         upstream = nil
+        backendBytes = nil
+        responseScanner.restart()
         defer { updateClientReading() }
-        guard let backend = exchange?.backend else { return }
+        guard exchange?.rejected == false, let backend = exchange?.backend else { return }
         pool.release(backend)
         exchange!.backend = nil
         if exchange!.responseStarted {
-            // Part of a response went out: the client must see the connection end, not a spliced answer.
-            metrics.count(.failed)
-            exchange = nil
-            context?.close(promise: nil)
+            responseBroken()
             return
         }
         pool.reportFailure(backend)
@@ -376,8 +549,33 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             metrics.count(.retried)
             dispatch()
         } else {
-            reject(status: .badGateway, message: "the instance closed the connection before answering")
+            reject(status: 502, reason: "Bad Gateway", message: "the instance closed the connection before answering")
         }
+    }
+
+    /// Part of a response went out and the rest cannot follow: the client must see the connection end,
+    /// not a spliced answer.
+    private func responseBroken() {
+        metrics.count(.failed)
+        if let backend = exchange?.backend { pool.release(backend) }
+        exchange = nil
+        closing = true
+        clientBytes = nil
+        dropUpstream()
+        context?.flush()
+        context?.close(promise: nil)
+    }
+
+    /// The backend answered with something that cannot be relayed: 502, and that connection is dropped.
+    private func backendAnswerRefused(message: String) {
+        exchange!.clientKeepAlive = false
+        if let backend = exchange!.backend {
+            pool.release(backend)
+            pool.reportFailure(backend)
+        }
+        exchange!.backend = nil
+        dropUpstream()
+        reject(status: 502, reason: "Bad Gateway", message: message)
     }
 
     /// Relays backpressure: stop reading the backend while the client cannot take more.
@@ -400,32 +598,97 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         updateClientReading()
     }
 
-    private func reject(status: HTTPResponseStatus, message: String) {
+    /// A request whose head breaks the grammar: 400 (431, 505), and the connection closes, since where
+    /// the next request would begin is unknown.
+    private func refuseRequest(_ error: FramingError) {
+        guard let context else { return }
+        let (status, reason): (Int, String)
+        switch error {
+        case .headTooLarge: (status, reason) = (431, "Request Header Fields Too Large")
+        case .unsupportedVersion: (status, reason) = (505, "HTTP Version Not Supported")
+        default: (status, reason) = (400, "Bad Request")
+        }
+        let answer = FrontHandler.answer(status: status, reason: reason, message: "\(error)", minorVersion: 1, keepAlive: false,
+                                         allocator: context.channel.allocator)
+        context.write(wrapOutboundOut(answer), promise: nil)
+        closeAfterWrites(context)
+    }
+
+    /// A request body whose chunked framing is broken: 400 if nothing of an answer went out yet, else the
+    /// connection is cut. Either way it closes, since where the next request would begin is unknown.
+    private func requestBodyMalformed(_ error: FramingError) {
+        clientBytes = nil
+        guard exchange != nil, !exchange!.responseStarted || exchange!.rejected else {
+            responseBroken()
+            return
+        }
+        if exchange!.rejected {
+            exchange = nil
+            closing = true
+            context?.close(promise: nil)
+            return
+        }
+        if let backend = exchange!.backend { pool.release(backend) }
+        exchange = nil
+        dropUpstream()
+        refuseRequest(error)
+    }
+
+    private func reject(status: Int, reason: String, message: String) {
         guard let context, let current = exchange else { return }
         metrics.count(.failed)
-        var headers = HTTPHeaders()
-        let body = context.channel.allocator.buffer(string: message + "\n")
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(body.readableBytes))
-        if !current.clientKeepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: current.clientVersion, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        // The state is settled before the end is written: writing it can deliver a pipelined request at
-        // once, whose exchange must not be the one cleared here.
+        let answer = FrontHandler.answer(status: status, reason: reason, message: message, minorVersion: current.clientMinorVersion,
+                                         keepAlive: current.clientKeepAlive, allocator: context.channel.allocator)
+        // The state is settled before the answer is written: a request pipelined behind this one may be
+        // relayed at once, and its exchange must not be the one cleared here.
         if current.requestEnded {
             exchange = nil
         } else {
             exchange!.rejected = true
         }
         updateClientReading()
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !current.clientKeepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+        context.write(wrapOutboundOut(answer), promise: nil)
+        if !current.clientKeepAlive {
+            closeAfterWrites(context)
+        } else {
+            context.flush()
+            if current.requestEnded {
+                relayClientBytes()
+                flushUpstream()
+            }
+        }
+    }
+
+    /// Flushes what was written to the client, then closes its connection; nothing more is relayed.
+    private func closeAfterWrites(_ context: ChannelHandlerContext) {
+        closing = true
+        clientBytes = nil
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    /// A complete answer from the front itself.
+    static func answer(status: Int, reason: String, message: String, minorVersion: Int, keepAlive: Bool,
+                       allocator: ByteBufferAllocator) -> ByteBuffer {
+        let body = message + "\n"
+        var head = "HTTP/1.\(minorVersion) \(status) \(reason)\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\n"
+        if !keepAlive {
+            head += "connection: close\r\n"
+        } else if minorVersion == 0 {
+            head += "connection: keep-alive\r\n"
+        }
+        var buffer = allocator.buffer(capacity: head.utf8.count + body.utf8.count + 2)
+        buffer.writeString(head)
+        buffer.writeString("\r\n")
+        buffer.writeString(body)
+        return buffer
     }
 }
 
-/// Hands a backend connection's response parts and failures to its front connection.
+/// Hands a backend connection's bytes and failures to its front connection.
 final class UpstreamHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
 
     let front: NIOLoopBound<FrontHandler>
     let generation: Int

@@ -173,6 +173,102 @@ struct HostileFrontTests {
         #expect(text.hasSuffix("\r\n\r\nyou asked GET /old bodylen=0"), "\(text)")
     }
 
+    @Test("a head the grammar refuses gets 400 (431, 505, 405) and a closed connection; nothing of it reaches the backend", arguments: [
+        ("GET /fold HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n GET /smuggled HTTP/1.1\r\n\r\n", 400),
+        ("GET /bare HTTP/1.1\nHost: x\n\n", 400),
+        ("POST /both HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        ("POST /old HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        ("GET /space HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+        ("GET /nohost HTTP/1.1\r\n\r\n", 400),
+        ("GET /h2 HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        ("GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "b", count: 90_000) + "\r\n\r\n", 431),
+        ("CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n", 405),
+    ])
+    func refusedHeads(request: String, status: Int) throws {
+        let backend = try RawBackend("cl")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let connection = try RawConnection(port: front.port, timeout: 10)
+        connection.send(request + "GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        let answer = connection.readAnswer()
+        #expect(answer?.status == status, "\(String(describing: answer))")
+        #expect(answer?.headers["connection"] == "close")
+        #expect(connection.waitForClose(), "the connection stayed open after a request whose end is unknown")
+        usleep(200_000)
+        #expect(backend.requests.isEmpty, "the backend saw \(backend.requests)")
+    }
+
+    @Test("a head sent a byte at a time, and three requests pipelined in one write, are each relayed once and answered in order")
+    func trickledAndPipelined() throws {
+        let backend = try RawBackend("cl")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let trickled = try RawConnection(port: front.port, timeout: 10)
+        for byte in "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc".utf8 {
+            trickled.send(Data([byte]))
+            usleep(2_000)
+        }
+        #expect(trickled.readAnswer().map { String(decoding: $0.body, as: UTF8.self) } == "you asked POST /slow bodylen=3")
+        let pipelined = try RawConnection(port: front.port, timeout: 10)
+        pipelined.send((1...3).map { "POST /\($0) HTTP/1.1\r\nHost: x\r\nContent-Length: \($0)\r\n\r\n" + String(repeating: "p", count: $0) }.joined())
+        for index in 1...3 {
+            #expect(pipelined.readAnswer().map { String(decoding: $0.body, as: UTF8.self) } == "you asked POST /\(index) bodylen=\(index)")
+        }
+        #expect(backend.requests == ["POST /slow bodylen=3", "POST /1 bodylen=1", "POST /2 bodylen=2", "POST /3 bodylen=3"])
+    }
+
+    @Test("bytes a backend sends past its answer never reach the client as the answer to its next request")
+    func backendSaysTooMuch() throws {
+        let backend = try RawBackend("extra")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let connection = try RawConnection(port: front.port, timeout: 10)
+        connection.send("GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(connection.readAnswer().map { String(decoding: $0.body, as: UTF8.self) } == "you asked GET /1 bodylen=0")
+        usleep(100_000)
+        connection.send("GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(connection.readAnswer().map { String(decoding: $0.body, as: UTF8.self) } == "you asked GET /2 bodylen=0")
+    }
+
+    @Test("an answer delimited by the backend closing reaches an HTTP/1.1 client whole, and its connection closes after it")
+    func closeDelimitedAnswer() throws {
+        let backend = try RawBackend("close")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let connection = try RawConnection(port: front.port, timeout: 10)
+        connection.send("GET /all HTTP/1.1\r\nHost: x\r\n\r\n")
+        var raw = Data()
+        while true {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let count = connection.withDescriptor { recv($0, &buffer, buffer.count, 0) }
+            if count <= 0 { break }
+            raw.append(contentsOf: buffer[0..<count])
+        }
+        let text = String(decoding: raw, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n") && text.lowercased().contains("\r\nconnection: close\r\n"), "\(text.prefix(200))")
+        #expect(text.hasSuffix("\r\n\r\nyou asked GET /all bodylen=0 " + String(repeating: "z", count: 100_000)), "the body was cut: \(raw.count) bytes")
+    }
+
+    @Test("a chunked upload whose framing breaks half-way gets 400 and never completes as a request at the backend")
+    func brokenChunkedUpload() throws {
+        let backend = try RawBackend("cl")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let connection = try RawConnection(port: front.port, timeout: 10)
+        connection.send("POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        usleep(200_000)
+        connection.send("zz\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n0\r\n\r\n")
+        #expect(connection.readAnswer()?.status == 400)
+        #expect(connection.waitForClose())
+        usleep(200_000)
+        #expect(backend.requests.isEmpty, "the backend saw \(backend.requests)")
+    }
+
     @Test("idle and half-sent requests are closed after the idle timeout; connections past the limit wait")
     func idleAndLimit() throws {
         let backend = try RawBackend("cl")
