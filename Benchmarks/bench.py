@@ -291,6 +291,8 @@ backend back
 """
 
 def balancer():
+    """imgdeploy proxy, haproxy and nginx alone, alternated, at 16 and 64 connections; with
+    BENCH_PREVIOUS_IMGDEPLOY=PATH, that build of imgdeploy (an older commit) is measured beside them."""
     log("load balancer: imgdeploy proxy and haproxy in front of nginx")
     folder = WORK + "/lb"
     os.makedirs(folder + "/www", exist_ok=True)
@@ -298,37 +300,57 @@ def balancer():
     with open(folder + "/www/index.html", "w") as f: f.write("<!doctype html><title>hello</title>" + "x" * 512)
     backend = free_port()
     with open(folder + "/nginx.conf", "w") as f: f.write(NGINX_CONFIG.format(dir=folder, port=backend))
-    nginx = subprocess.Popen(["nginx", "-c", folder + "/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    front = free_port()
-    proxy = subprocess.Popen([IMGDEPLOY, "proxy", "--listen", f"127.0.0.1:{front}", "--backend", f"127.0.0.1:{backend}"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes = [subprocess.Popen(["nginx", "-c", folder + "/nginx.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    subjects = []
+    builds = [("imgdeploy proxy", IMGDEPLOY)]
+    previous = os.environ.get("BENCH_PREVIOUS_IMGDEPLOY")
+    if previous: builds.append(("imgdeploy proxy, previous build", previous))
+    for name, binary in builds:
+        port = free_port()
+        processes.append(subprocess.Popen([binary, "proxy", "--listen", f"127.0.0.1:{port}", "--backend", f"127.0.0.1:{backend}"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        subjects.append((name, port))
     haproxy_port = free_port()
     with open(folder + "/haproxy.cfg", "w") as f: f.write(HAPROXY_CONFIG.format(port=haproxy_port, backend=backend))
-    haproxy = subprocess.Popen(["haproxy", "-f", folder + "/haproxy.cfg"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes.append(subprocess.Popen(["haproxy", "-f", folder + "/haproxy.cfg"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    subjects += [("haproxy", haproxy_port), ("nginx directly", backend)]
     try:
-        for port in (backend, front, haproxy_port): wait_port(port)
-        rps, p99 = {}, {}
-        for run in range(RUNS):
-            for name, port in [("imgdeploy proxy", front), ("haproxy", haproxy_port), ("nginx directly", backend)]:
-                r, p, non2xx, socket_errors = wrk(f"http://127.0.0.1:{port}/index.html", seconds=4)
-                rps.setdefault(name, []).append(r); p99.setdefault(name, []).append(p)
-                log(f"  run {run + 1}/{RUNS} {name}: {r:.0f} req/s, p99 {p:.2f} ms, non-2xx {non2xx} {socket_errors}")
+        for _, port in subjects: wait_port(port)
+        for connections in (16, 64):
+            rps, p99 = {}, {}
+            for run in range(RUNS):
+                for name, port in subjects:
+                    r, p, non2xx, socket_errors = wrk(f"http://127.0.0.1:{port}/index.html", seconds=4, connections=connections)
+                    rps.setdefault(name, []).append(r); p99.setdefault(name, []).append(p)
+                    log(f"  run {run + 1}/{RUNS} {name}, {connections} connections: {r:.0f} req/s, p99 {p:.2f} ms, non-2xx {non2xx} {socket_errors}")
+            m = {name: statistics.median(values) for name, values in rps.items()}
+            q = {name: statistics.median(values) for name, values in p99.items()}
+            case = f"load balancer, {connections} connections (req/s)"
+            for name, _ in subjects:
+                if name.startswith("imgdeploy"):
+                    rows.append((case, name, m[name], "req/s", "haproxy", m[name] / m["haproxy"], "≥ 0.9×" if name == "imgdeploy proxy" else None))
+            rows.append((case, "haproxy", m["haproxy"], "req/s", "nginx directly", m["haproxy"] / m["nginx directly"], None))
+            rows.append((case, "nginx directly", m["nginx directly"], "req/s", None, None, None))
+            if connections == 64:
+                case = "load balancer, 64 connections (p99 latency)"
+                for name, _ in subjects:
+                    if name.startswith("imgdeploy"):
+                        rows.append((case, name, q[name], "ms", "haproxy", q[name] / q["haproxy"], "≤ 1.1×" if name == "imgdeploy proxy" else None))
+                rows.append((case, "haproxy", q["haproxy"], "ms", None, None, None))
         # Added latency: one connection, one request at a time, so the hop's own cost shows, not queueing.
         latency = {}
         for run in range(RUNS):
-            for name, port in [("imgdeploy proxy", front), ("haproxy", haproxy_port), ("nginx directly", backend)]:
+            for name, port in subjects:
                 r, p, non2xx, socket_errors = wrk(f"http://127.0.0.1:{port}/index.html", seconds=3, connections=1)
                 latency.setdefault(name, []).append(p)
                 log(f"  run {run + 1}/{RUNS} {name}, one connection: p99 {p:.3f} ms")
-        m = {name: statistics.median(values) for name, values in rps.items()}
         l = {name: statistics.median(values) for name, values in latency.items()}
-        rows.append(("load balancer (req/s)", "imgdeploy proxy", m["imgdeploy proxy"], "req/s", "haproxy", m["imgdeploy proxy"] / m["haproxy"], "≥ 0.8×"))
-        rows.append(("load balancer (req/s)", "haproxy", m["haproxy"], "req/s", "nginx directly", m["haproxy"] / m["nginx directly"], None))
-        rows.append(("load balancer (req/s)", "nginx directly", m["nginx directly"], "req/s", None, None, None))
-        rows.append(("load balancer: p99 latency added (1 connection)", "imgdeploy proxy", l["imgdeploy proxy"] - l["nginx directly"], "ms", None, None, "< 1 ms"))
-        rows.append(("load balancer: p99 latency added (1 connection)", "haproxy", l["haproxy"] - l["nginx directly"], "ms", None, None, None))
+        for name, _ in subjects:
+            if name != "nginx directly":
+                rows.append(("load balancer: p99 latency added (1 connection)", name, l[name] - l["nginx directly"], "ms", None, None,
+                             "< 1 ms" if name == "imgdeploy proxy" else None))
     finally:
-        for process in (proxy, haproxy, nginx):
+        for process in processes:
             process.terminate()
             try: process.wait(10)
             except subprocess.TimeoutExpired: process.kill()

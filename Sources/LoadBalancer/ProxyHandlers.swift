@@ -137,6 +137,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             clientBytes!.writeBuffer(&incoming)
         }
         relayClientBytes()
+        // A read buffer nothing refers to any more is reused by the next read (NIO's pooled allocator).
+        if clientBytes?.readableBytes == 0 { clientBytes = nil }
         flushUpstream()
         updateClientReading()
     }
@@ -322,10 +324,11 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         dropUpstream()
         let generation = upstreamGeneration
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        // Made here, on this connection's event loop, where the backend connection's pipeline is set up too.
+        let handler = NIOLoopBound(UpstreamHandler(front: self, generation: generation), eventLoop: context.eventLoop)
         let connecting = FrontHandler.connect(to: backend, on: context.eventLoop) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(UpstreamHandler(front: bound, generation: generation))
+                try channel.pipeline.syncOperations.addHandler(handler.value)
             }
         }
         connecting.assumeIsolated().whenComplete { result in
@@ -379,6 +382,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             backendBytes!.writeBuffer(&incoming)
         }
         relayBackendBytes()
+        if backendBytes?.readableBytes == 0 { backendBytes = nil }
     }
 
     /// Relays what can be relayed of the backend's bytes: interim answers, the response head once it is
@@ -686,32 +690,33 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Hands a backend connection's bytes and failures to its front connection.
+/// Hands a backend connection's bytes and failures to its front connection. Both connections are on
+/// the same event loop, so the front's handler is called directly.
 final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    let front: NIOLoopBound<FrontHandler>
+    let front: FrontHandler
     let generation: Int
 
-    init(front: NIOLoopBound<FrontHandler>, generation: Int) {
+    init(front: FrontHandler, generation: Int) {
         self.front = front
         self.generation = generation
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        front.value.upstreamRead(unwrapInboundIn(data), generation: generation)
+        front.upstreamRead(unwrapInboundIn(data), generation: generation)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        front.value.upstreamReadComplete(generation: generation)
+        front.upstreamReadComplete(generation: generation)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        front.value.upstreamWritabilityChanged(generation: generation)
+        front.upstreamWritabilityChanged(generation: generation)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        front.value.upstreamFailed(generation: generation)
+        front.upstreamFailed(generation: generation)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
