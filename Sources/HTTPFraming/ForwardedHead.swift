@@ -20,6 +20,9 @@ public enum ForwardedHead {
         out.append(ASCII.space)
         out.append(contentsOf: bytes[head.target])
         out.append(contentsOf: " HTTP/1.1\r\n".utf8)
+        // HTTP/1.1 needs a Host; an HTTP/1.0 request may come without one, and then goes with it empty
+        // (RFC 9112 §3.2: the authority is unknown).
+        if summary.hostCount == 0 { out.append(contentsOf: "Host: \r\n".utf8) }
         let named = connectionOptions(bytes, fields)
         var previous: [Range<Int>] = []
         for field in fields {

@@ -122,6 +122,7 @@ struct HTTPFramingTests {
                                       + "X-Secret: s\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Forwarded-For: 1.1.1.1\r\n"
                                       + "Content-Length: 3\r\nx-forwarded-for: 2.2.2.2 \r\n\r\n")
         #expect(rewritten == "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\n\r\n")
+        #expect(try forwarded("GET /old HTTP/1.0\r\n\r\n") == "GET /old HTTP/1.1\r\nHost: \r\nX-Forwarded-For: 10.0.0.9\r\n\r\n")
         #expect(try forwarded("GET / HTTP/1.1\r\nHost: x\r\nConnection:\r\n\r\n") == "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.9\r\n\r\n")
     }
 
