@@ -104,8 +104,8 @@ public final class LoadBalancer: Sendable {
                 .childChannelInitializer { channel in
                     self.track(channel)
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                        try channel.pipeline.syncOperations.addHandler(FrontHandler(pool: pool, metrics: metrics, draining: draining))
+                        try channel.pipeline.syncOperations.addHandler(FrontHandler(pool: pool, metrics: metrics, draining: draining,
+                                                                                    idleTimeout: idleTimeout))
                     }
                 }
                 .withBoundSocket(socket)

@@ -73,6 +73,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     let metrics: ProxyMetrics
     /// Set when the front is retiring: the connection closes after its current or next response.
     let draining: DrainSignal
+    /// How long the client may send nothing (see ``idle()``).
+    let idleTimeout: TimeAmount
     private var context: ChannelHandlerContext?
     /// The client's address, for X-Forwarded-For.
     private var clientAddress = ""
@@ -96,19 +98,42 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var upstreamUnflushed = false
     /// The connection closes once its last answer is written: nothing more is read from it or relayed.
     private var closing = false
+    /// The idle check runs every quarter of the idle timeout; these are the checks since the client last
+    /// sent anything. (A flag per read costs less than reading the clock per read.)
+    private var quietChecks = 0
+    private var idleCheck: Scheduled<Void>?
 
-    init(pool: BackendPool, metrics: ProxyMetrics, draining: DrainSignal = DrainSignal()) {
+    init(pool: BackendPool, metrics: ProxyMetrics, draining: DrainSignal = DrainSignal(), idleTimeout: TimeAmount = .seconds(60)) {
         self.pool = pool
         self.metrics = metrics
         self.draining = draining
+        self.idleTimeout = idleTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         clientAddress = context.channel.remoteAddress?.ipAddress ?? ""
+        scheduleIdleCheck(context)
+    }
+
+    /// Checks, every quarter of the idle timeout, whether the client has sent nothing for a whole timeout
+    /// (so an idle connection is noticed between one and one and a quarter timeouts after its last byte).
+    private func scheduleIdleCheck(_ context: ChannelHandlerContext) {
+        let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
+        idleCheck = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: interval) { [self] in
+            guard self.context != nil, !closing else { return }
+            quietChecks += 1
+            if quietChecks >= 4 {
+                quietChecks = 0
+                idle()
+            }
+            if let context = self.context, context.channel.isActive { scheduleIdleCheck(context) }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
         finishExchange()
         upstream?.channel.close(promise: nil)
         upstream = nil
@@ -129,6 +154,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Bytes from the client
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        quietChecks = 0
         var incoming = unwrapInboundIn(data)
         if clientBytes == nil || clientBytes!.readableBytes == 0 {
             clientBytes = incoming
@@ -278,28 +304,26 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The client sent nothing for the idle timeout: a connection between requests, or one stalled
     /// half-way through sending a request, is closed. A request sent whole whose instance has not begun
     /// to answer in that time gets 504 (the instance is hung); one whose answer is streaming is left alone.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            if let current = exchange, current.requestEnded, !current.responseStarted, !current.rejected {
-                if let backend = current.backend {
-                    pool.release(backend)
-                    pool.reportFailure(backend)
-                }
-                exchange!.backend = nil
-                exchange!.clientKeepAlive = false
-                dropUpstream()
-                reject(status: 504, reason: "Gateway Timeout", message: "the instance did not begin to answer within the load balancer's timeout")
-                return
+    private func idle() {
+        guard let context else { return }
+        if let current = exchange, current.requestEnded, !current.responseStarted, !current.rejected {
+            if let backend = current.backend {
+                pool.release(backend)
+                pool.reportFailure(backend)
             }
-            if exchange == nil || exchange?.requestEnded == false {
-                if exchange != nil && exchange?.rejected == false { metrics.count(.failed) }
-                finishExchange()
-                dropUpstream()
-                context.close(promise: nil)
-            }
+            exchange!.backend = nil
+            exchange!.clientKeepAlive = false
+            dropUpstream()
+            reject(status: 504, reason: "Gateway Timeout", message: "the instance did not begin to answer within the load balancer's timeout")
             return
         }
-        context.fireUserInboundEventTriggered(event)
+        if exchange == nil || exchange?.requestEnded == false {
+            if exchange != nil && exchange?.rejected == false { metrics.count(.failed) }
+            finishExchange()
+            dropUpstream()
+            closing = true
+            context.close(promise: nil)
+        }
     }
 
     // MARK: Choosing a backend and connecting
