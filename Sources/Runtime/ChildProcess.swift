@@ -6,11 +6,18 @@ public final class ChildProcess: Sendable {
     private let process: Process
     private let state = ExitState()
 
-    /// Starts `executable` with `arguments`, its output and errors appended to `logPath`, its input empty.
+    /// Starts `executable` with `arguments`, its output and errors appended to `logPath`, its input empty,
+    /// and every signal's handling back at its default.
+    ///
+    /// The daemon ignores SIGTERM and SIGINT (it hears them through dispatch sources), and an ignored
+    /// signal stays ignored across `exec`: without the reset, an instance would never hear the SIGTERM
+    /// that asks it to stop gracefully, and would wait out its stop timeout for SIGKILL. Foundation's
+    /// `Process` clears the signal mask but not the dispositions, so the child goes through coreutils'
+    /// `env --default-signal`, which resets them and then execs it (same pid).
     public init(executable: String, arguments: [String], environment: [String: String]? = nil, logPath: String) throws(RuntimeError) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["--default-signal", "--", executable] + arguments
         if let environment { process.environment = environment }
         FileManager.default.createFile(atPath: logPath, contents: nil)
         guard let log = FileHandle(forWritingAtPath: logPath) else {

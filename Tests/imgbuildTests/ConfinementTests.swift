@@ -82,6 +82,12 @@ extension DeployTests {
         let hostUid = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8).split(separator: "\n")
             .first { $0.hasPrefix("Uid:") }?.split(separator: "\t").dropFirst().first.map(String.init)
         #expect(hostUid == String((1 << 30) + Int(uid)!), "not the host's uid \(uid): \(hostUid ?? "-")")
+        // The daemon ignores SIGTERM and SIGINT; the image's processes must not inherit that, or a graceful
+        // stop waits out the stop timeout and ends in SIGKILL.
+        for field in ["SigIgn", "SigBlk"] {
+            let mask = try #require(inside[field].flatMap { UInt64($0, radix: 16) }, "\(inside)")
+            #expect(mask & (1 << (UInt64(SIGTERM) - 1) | 1 << (UInt64(SIGINT) - 1)) == 0, "\(field) \(String(mask, radix: 16)): SIGTERM or SIGINT is not heard")
+        }
     }
 
     @Test("a capability the spec allows is the only one an instance keeps, and writableRoot lets it write to its root", arguments: ["runc", "bwrap"])

@@ -136,14 +136,14 @@ struct HelloVersions {
     }
 }
 
-/// A CGI script that reports, one `name: value` per line, the instance's credentials and seccomp mode
-/// from /proc/self/status, and whether `unshare -U`, a mount, writing to / and to /tmp, writing a kernel
+/// A CGI script that reports, one `name: value` per line, the instance's credentials, seccomp mode and
+/// signals ignored or blocked from /proc/self/status, and whether `unshare -U`, a mount, writing to / and to /tmp, writing a kernel
 /// setting (its own value back, so that a failing test changes nothing), and a connection to the host's
 /// 127.0.0.1:$QUERY_STRING succeed.
 let confinementProbe = """
     #!/bin/busybox sh
     printf 'Content-Type: text/plain\\r\\n\\r\\n'
-    /bin/busybox grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|Seccomp|NoNewPrivs):' /proc/self/status
+    /bin/busybox grep -E '^(Uid|Gid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|Seccomp|NoNewPrivs|SigIgn|SigBlk):' /proc/self/status
     if /bin/busybox unshare -U /bin/busybox true 2>/dev/null; then echo 'unshare: allowed'; else echo 'unshare: refused'; fi
     if /bin/busybox mount -t tmpfs none /tmp 2>/dev/null; then echo 'mount: allowed'; else echo 'mount: refused'; fi
     if echo x 2>/dev/null > /imgdeploy-probe; then echo 'root: writable'; else echo 'root: read-only'; fi
