@@ -24,10 +24,11 @@ public struct FrontClient: Sendable {
         try await ask(FrontRequest(.state))
     }
 
-    /// Sends new requests to `backends`, all at once; returns the front's state after the change.
+    /// Sends new requests to `backends`, all at once, unless the front has applied a later `version`;
+    /// returns the front's state after the request (which shows what is in force).
     @discardableResult
-    public func setActive(_ backends: [Backend]) async throws(FrontError) -> FrontState {
-        try await ask(FrontRequest(.setActive, backends: backends))
+    public func setActive(_ backends: [Backend], version: UInt64? = nil) async throws(FrontError) -> FrontState {
+        try await ask(FrontRequest(.setActive, backends: backends, version: version))
     }
 
     /// Stops the front: it stops accepting, lets requests in flight finish, and exits.
@@ -35,13 +36,18 @@ public struct FrontClient: Sendable {
         _ = try await exchange(FrontRequest(.stop))
     }
 
-    /// Waits until the backend named `id` has no request in flight at the front, or `timeout` passes
-    /// (a front that cannot be asked counts as drained: it has no requests to finish); true when drained.
+    /// Waits until the backend named `id` has no request in flight at the front, or `timeout` passes;
+    /// true when drained. A front that is gone has no requests to finish; one that is only slow to
+    /// answer may still be relaying some, so it is asked again until the deadline.
     public func drain(_ id: String, timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
-            guard let state = try? await state() else { return true }
-            if !state.active.contains(where: { $0.id == id }), (state.inFlight[id] ?? 0) == 0 { return true }
+            do {
+                let state = try await state()
+                if !state.active.contains(where: { $0.id == id }), (state.inFlight[id] ?? 0) == 0 { return true }
+            } catch {
+                if error.frontGone { return true }
+            }
             if ContinuousClock.now >= deadline { return false }
             try? await Task.sleep(for: .milliseconds(20))
         }

@@ -44,6 +44,7 @@ public enum FrontProcess {
         let pool = BackendPool()
         let balancer = LoadBalancer(pool: pool, idleTimeout: options.idleTimeout, maxConnections: options.maxConnections)
         var predecessor: UnixConnection?
+        var activeVersion: UInt64 = 0
         let socket: Int32
         if options.takeOver {
             let connection = try UnixConnection.connect(to: options.controlPath, timeout: .seconds(10))
@@ -53,6 +54,7 @@ public enum FrontProcess {
                 throw FrontError("the running front did not hand over its socket: \(reply.error ?? "no descriptor came")")
             }
             pool.setActive(state.active)
+            activeVersion = state.activeVersion ?? 0
             balancer.metrics.add(state.counts)
             socket = descriptor
             predecessor = connection
@@ -70,7 +72,8 @@ public enum FrontProcess {
 
         let (endings, ending) = AsyncStream<Ending>.makeStream()
         let listener = try UnixListener(publishingAt: options.controlPath)
-        let control = ControlLoop(listener: listener, balancer: balancer, port: port, executable: executableIdentity(), ending: ending)
+        let control = ControlLoop(listener: listener, balancer: balancer, port: port, executable: executableIdentity(), ending: ending,
+                                  activeVersion: activeVersion)
         listener.path.publish()
         let published = inode(options.controlPath)
         control.controlPath = options.controlPath
@@ -133,13 +136,21 @@ final class ControlLoop: @unchecked Sendable {
     let executable: String
     let ending: AsyncStream<FrontProcess.Ending>.Continuation
     private let retiring = Atomic<Bool>(false)
+    /// Control connections being served; at ``connectionLimit`` the accept loop waits, and further
+    /// connections wait in the kernel's queue, so silent clients cannot make the front spawn threads
+    /// without bound (each is closed by its read timeout, 5 s).
+    private let serving = Atomic<Int>(0)
+    static let connectionLimit = 32
+    /// The version of the last `set-active` applied; checked and changed with the pool, under this lock.
+    private let activeVersion: Mutex<UInt64>
     private var thread: Thread?
     /// The control socket's path, and the inode it had when this front published it.
     var controlPath = ""
     var publishedInode: UInt?
 
     init(listener: UnixListener, balancer: LoadBalancer, port: Int, executable: String,
-         ending: AsyncStream<FrontProcess.Ending>.Continuation) {
+         ending: AsyncStream<FrontProcess.Ending>.Continuation, activeVersion: UInt64) {
+        self.activeVersion = Mutex(activeVersion)
         self.listener = listener
         self.balancer = balancer
         self.port = port
@@ -149,10 +160,16 @@ final class ControlLoop: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
-            while let connection = listener.accept(timeout: .seconds(5)) {
+            while true {
+                while serving.load(ordering: .relaxed) >= Self.connectionLimit { usleep(10_000) }
+                guard let connection = listener.accept(timeout: .seconds(5)) else { break }
                 // A connection of its own thread: one that sends nothing (or a successor between handover and
                 // retire) never holds up the daemon's requests.
-                Thread { [self] in serve(connection) }.start()
+                serving.wrappingAdd(1, ordering: .relaxed)
+                Thread { [self] in
+                    serve(connection)
+                    serving.wrappingSubtract(1, ordering: .relaxed)
+                }.start()
             }
             close(listener.fd)
         }
@@ -167,7 +184,8 @@ final class ControlLoop: @unchecked Sendable {
 
     var state: FrontState {
         let pool = balancer.pool
-        return FrontState(pid: getpid(), port: port, executable: executable, active: pool.active, inFlight: pool.inFlightByBackend,
+        let (active, version) = activeVersion.withLock { (pool.active, $0) }
+        return FrontState(pid: getpid(), port: port, executable: executable, active: active, activeVersion: version, inFlight: pool.inFlightByBackend,
                           counts: balancer.metrics.snapshot, connections: balancer.openConnections, retiring: retiring.load(ordering: .relaxed))
     }
 
@@ -199,7 +217,16 @@ final class ControlLoop: @unchecked Sendable {
                     try? connection.send(FrontReply(ok: false, error: "set-active needs 'backends'"))
                     continue
                 }
-                balancer.pool.setActive(backends)
+                // Applied only if no later one was: the reply's state then shows what is in force.
+                activeVersion.withLock { applied in
+                    guard let version = request.version else {
+                        balancer.pool.setActive(backends)
+                        return
+                    }
+                    guard version > applied else { return }
+                    balancer.pool.setActive(backends)
+                    applied = version
+                }
                 try? connection.send(FrontReply(ok: true, state: state))
             case .handover:
                 guard let socket = balancer.listeningSocketForHandover, !retiring.load(ordering: .relaxed) else {

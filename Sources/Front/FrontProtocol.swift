@@ -5,7 +5,7 @@ import LoadBalancer
 /// | op | what the front does | answer |
 /// |---|---|---|
 /// | `state` | nothing | its state |
-/// | `set-active` | sends new requests to `backends`, all at once | its state |
+/// | `set-active` | sends new requests to `backends`, all at once, unless it has applied a later `version` | its state |
 /// | `handover` | nothing yet | its state, with its listening socket attached (SCM_RIGHTS) |
 /// | `retire` | stops accepting, finishes every connection's requests, exits | `ok` |
 /// | `stop` | stops accepting, lets requests in flight finish, exits | `ok` |
@@ -20,10 +20,14 @@ public struct FrontRequest: Codable, Sendable {
 
     public var op: Operation
     public var backends: [Backend]?
+    /// A `set-active`'s place in the order the daemon made them: one that arrives after a later one
+    /// (its connection was slow, or timed out and was sent again) is not applied. Absent: always applied.
+    public var version: UInt64?
 
-    public init(_ op: Operation, backends: [Backend]? = nil) {
+    public init(_ op: Operation, backends: [Backend]? = nil, version: UInt64? = nil) {
         self.op = op
         self.backends = backends
+        self.version = version
     }
 }
 
@@ -49,6 +53,8 @@ public struct FrontState: Codable, Sendable, Equatable {
     /// newer can tell that the front should be replaced.
     public var executable: String
     public var active: [Backend]
+    /// The version of the `set-active` that made `active` (absent from fronts older than versions).
+    public var activeVersion: UInt64?
     /// Requests in flight, by backend name.
     public var inFlight: [String: Int]
     /// Counts since the first front of this line started (carried over each handover).

@@ -7,7 +7,13 @@ import Glibc
 /// Why talking to a front over its control socket failed.
 public struct FrontError: Error, CustomStringConvertible, Sendable {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// Nothing listens on the control socket (no socket file, or the connection was refused): the front
+    /// is gone, not merely slow to answer.
+    public let frontGone: Bool
+    public init(_ message: String, frontGone: Bool = false) {
+        self.message = message
+        self.frontGone = frontGone
+    }
     public var description: String { message }
 
     static func system(_ what: String) -> FrontError { FrontError("\(what): \(String(cString: strerror(errno)))") }
@@ -48,7 +54,10 @@ final class UnixConnection: @unchecked Sendable {
         let connection = UnixConnection(adopting: fd, timeout: timeout)
         var address = try UnixAddress(path)
         let connected = address.withSockAddr { Glibc.connect(fd, $0, $1) }
-        guard connected == 0 else { throw .system("cannot connect to \(path)") }
+        guard connected == 0 else {
+            let gone = errno == ENOENT || errno == ECONNREFUSED
+            throw FrontError("cannot connect to \(path): \(String(cString: strerror(errno)))", frontGone: gone)
+        }
         return connection
     }
 

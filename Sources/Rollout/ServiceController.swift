@@ -34,6 +34,9 @@ actor ServiceController {
     private var instances: [String: ManagedInstance] = [:]
     /// The backends the front sends new requests to, as this controller wants them.
     private var active: [Backend] = []
+    /// The version of the last pool sent to the front: a nanosecond clock reading, so that it grows across
+    /// restarts of the daemon too, and never less than one more than the front has applied.
+    private var activeVersion: UInt64 = 0
     private var lastRollout: RolloutRecord?
     /// A rollout, rollback or front upgrade is running; set before the first suspension, so two cannot both start.
     private var busy = false
@@ -469,13 +472,30 @@ extension ServiceController {
     }
 
     /// Tells the front the backends as they are now, and records the instances for the next daemon.
-    /// A front that cannot be reached is started again on the same address (it died or was killed).
+    /// A front that is gone is started again on the same address (it died or was killed); one that is
+    /// only slow to answer is told again by the watchdog (``checkFront()``), since each pool carries a
+    /// version and a late one is never applied over a newer one.
     private func publish() async {
         saveInstances()
         guard listening != nil else { return }
-        if (try? await front.setActive(active)) == nil, let listen = listening {
-            try? await relaunchFront(listen)
+        do {
+            var state = try await front.setActive(active, version: nextActiveVersion())
+            if let applied = state.activeVersion, applied > activeVersion {
+                // The front has applied a later pool than this daemon sent (another daemon's, or a clock that
+                // went back): this one's goes after it.
+                activeVersion = applied
+                state = try await front.setActive(active, version: nextActiveVersion())
+            }
+        } catch {
+            if error.frontGone, let listen = listening { try? await relaunchFront(listen) }
         }
+    }
+
+    private func nextActiveVersion() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        activeVersion = max(activeVersion + 1, UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec))
+        return activeVersion
     }
 
     /// Starts the service's front on `listen`, or adopts the one already serving there.
@@ -494,7 +514,7 @@ extension ServiceController {
             chmod(paths.fronts, 0o700)
             let socket = try ListeningSocket.bind(host: listen.host, port: listen.port)
             _ = try await launcher.start(socket: socket, controlPath: paths.frontControl(name), logPath: paths.frontLog(name))
-            _ = try await front.setActive(active)
+            _ = try await front.setActive(active, version: nextActiveVersion())
         } catch {
             throw .cannotListen(service: name, address: listen.description, reason: "\(error)")
         }
@@ -551,13 +571,26 @@ extension ServiceController {
         }
     }
 
+    /// Starts the front again if it is gone, and tells it the pool again if what it has is not the pool
+    /// (a `set-active` that timed out, or that a slow front answered too late).
     private func checkFront() async {
         await checkServing()
-        guard !busy, let listen = listening, (try? await front.state()) == nil else { return }
+        guard !busy, let listen = listening else { return }
+        do {
+            let state = try await front.state()
+            if state.active != active, !busy { await publish() }
+            return
+        } catch where !error.frontGone {
+            return
+        } catch {}
         // Asked again: a front being replaced is unreachable for an instant.
         try? await Task.sleep(for: .milliseconds(200))
-        guard !busy, listening != nil, (try? await front.state()) == nil else { return }
-        try? await relaunchFront(listen)
+        guard !busy, listening != nil else { return }
+        do {
+            _ = try await front.state()
+        } catch where error.frontGone {
+            try? await relaunchFront(listen)
+        } catch {}
     }
 
     /// Replaces the front with one started from the daemon's executable as it is on disk now: the new

@@ -63,7 +63,7 @@ struct ControlSocketTests {
 
 @Suite("imgdeploy front control socket against hostile clients")
 struct FrontControlTests {
-    @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused and the front goes on")
+    @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused; a late pool change is not applied over a later one; silent connections are served a bounded number at a time")
     func silentAndOversizedClients() throws {
         let result = try run("/usr/bin/python3", [repositoryRoot + "/fixtures/hostile/front_control.py", imgdeployBinary, makeTemporaryDirectory("front")])
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
@@ -72,6 +72,11 @@ struct FrontControlTests {
         #expect((object["bad_json"] as? String ?? "").contains("\"ok\":false") && (object["bad_json"] as? String ?? "").contains("not valid"), "\(object)")
         #expect((object["oversized"] as? String ?? "").contains("longer than 1 MiB") || (object["oversized"] as? String ?? "").hasPrefix("closed"), "\(object)")
         #expect(object["state_after"] as? Bool == true, "the front still answers: \(object)")
+        #expect(object["late_active"] as? [String] == ["a"] && object["late_version"] as? Int == 10,
+                "a pool change that arrives after a later one is not applied: \(object)")
+        #expect(object["unversioned_active"] as? [String] == ["c"], "\(object)")
+        #expect((object["threads_with_100_silent"] as? Int ?? 1000) < 64, "a thread per silent control connection: \(object)")
+        #expect(object["state_while_silent"] as? Bool == true, "the daemon's request is answered once silent ones time out: \(object)")
         #expect(object["exit"] as? Int == 0, "stop ends it cleanly: \(object)")
     }
 }
