@@ -92,7 +92,12 @@ public struct BodyReader: Sendable {
                 try endOfSize(byte, value: value)
             }
         case .sizeSpace(let value):
-            if !ASCII.isWhitespace(byte) { try endOfSize(byte, value: value) }
+            // Whitespace after the size may only come before an extension (BWS ";"), never before CRLF.
+            if byte == ASCII.semicolon {
+                state = .chunkExtension(value: value, length: 0)
+            } else if !ASCII.isWhitespace(byte) {
+                throw .malformedChunk
+            }
         case .chunkExtension(let value, let length):
             if byte == ASCII.cr {
                 state = .sizeLF(value: value)

@@ -60,6 +60,13 @@ extension UnsafeRawBufferPointer {
         return true
     }
 
+    /// Whether the bytes in `range` are exactly `text`.
+    func equals(_ range: Range<Int>, _ text: StaticString) -> Bool {
+        guard range.count == text.utf8CodeUnitCount else { return false }
+        for offset in 0..<range.count where self[range.lowerBound + offset] != text.utf8Start[offset] { return false }
+        return true
+    }
+
     /// Whether the bytes in `a` and `b` are equal ignoring ASCII case.
     func equalsIgnoringCase(_ a: Range<Int>, _ b: Range<Int>) -> Bool {
         guard a.count == b.count else { return false }

@@ -8,7 +8,8 @@ public enum ForwardedHead {
                                clientAddress: String, into out: inout [UInt8]) {
         out.reserveCapacity(out.count + head.length + 64)
         let summary = head.fields
-        if head.minorVersion == 1 && !summary.hopByHop && !summary.forwardedFor && !summary.connectionClose
+        let framingAsIs = summary.contentLengthFields <= 1 && (!summary.transferEncoding || summary.plainChunked)
+        if head.minorVersion == 1 && framingAsIs && !summary.hopByHop && !summary.forwardedFor && !summary.connectionClose
             && !summary.connectionKeepAlive && !summary.connectionNamesFields && !fields.contains(where: { $0.kind == .connection }) {
             // Nothing to remove: the head as it came, with one more field before the empty line.
             out.append(contentsOf: bytes[0..<head.length - 2])
@@ -25,6 +26,7 @@ public enum ForwardedHead {
         if summary.hostCount == 0 { out.append(contentsOf: "Host: \r\n".utf8) }
         let named = connectionOptions(bytes, fields)
         var previous: [Range<Int>] = []
+        var lengthWritten = false
         for field in fields {
             switch field.kind {
             case .connection, .hopByHop: continue
@@ -33,7 +35,17 @@ public enum ForwardedHead {
                 continue
             case .other where named.contains(where: { bytes.equalsIgnoringCase($0, field.name) }):
                 continue
-            case .other, .host, .contentLength, .transferEncoding:
+            case .contentLength:
+                // Several fields with one value (allowed) go on as one, which strict servers require.
+                guard !lengthWritten else { continue }
+                lengthWritten = true
+                out.append(contentsOf: bytes[field.line])
+                out.append(contentsOf: crlf)
+            case .transferEncoding:
+                // The only coding a request may carry here is chunked (RequestHead refuses others),
+                // written as every server reads it.
+                out.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
+            case .other, .host:
                 out.append(contentsOf: bytes[field.line])
                 out.append(contentsOf: crlf)
             }

@@ -24,6 +24,11 @@ public enum FramingError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidTransferEncoding
     /// Both Transfer-Encoding and Content-Length: the two framings may disagree (RFC 9112 §6.3).
     case lengthAndTransferEncoding
+    /// A request body in a transfer coding other than plain chunked (`gzip, chunked`): not decoded here,
+    /// and peers disagree on it (RFC 9112 §6.1: 501).
+    case unsupportedTransferCoding
+    /// A Connection header naming more options than any client needs (each is matched against every field).
+    case tooManyConnectionOptions(limit: Int)
     /// A chunk's size line, data end or trailer section is malformed.
     case malformedChunk
     /// The trailer section is longer than the limit.
@@ -42,6 +47,8 @@ public enum FramingError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidContentLength: return "Content-Length is not one decimal number"
         case .invalidTransferEncoding: return "Transfer-Encoding must end in 'chunked' (and HTTP/1.0 has none)"
         case .lengthAndTransferEncoding: return "a message has both Content-Length and Transfer-Encoding"
+        case .unsupportedTransferCoding: return "a request body may only be sent with 'Transfer-Encoding: chunked' or a Content-Length"
+        case .tooManyConnectionOptions(let limit): return "the Connection header names more than \(limit) options"
         case .malformedChunk: return "the chunked body is malformed"
         case .trailersTooLarge(let limit): return "the trailer section is larger than \(limit) bytes"
         }

@@ -15,7 +15,8 @@ public struct HeaderField: Equatable, Sendable {
     /// The fields a relay treats specially; every other is `.other`.
     public enum Kind: UInt8, Sendable {
         case other, host, contentLength, transferEncoding, connection, forwardedFor
-        /// Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Proxy-Authenticate, Proxy-Authorization.
+        /// Keep-Alive, Proxy-Connection, TE, Upgrade, Proxy-Authenticate, Proxy-Authorization (RFC 9110 §7.6.1;
+        /// Trailer is end-to-end since RFC 9110).
         case hopByHop
     }
 
@@ -95,6 +96,15 @@ public struct FieldSummary: Equatable, Sendable {
     /// A hop-by-hop field other than Connection is present.
     public var hopByHop = false
     public var forwardedFor = false
+    /// Connection options counted over all Connection fields.
+    public var connectionOptions = 0
+    /// Content-Length fields seen (several with one value are allowed, and passed on as one).
+    public var contentLengthFields = 0
+    /// Transfer-Encoding is exactly `chunked`, in one field, written so.
+    public var plainChunked = false
+
+    /// The most Connection options accepted in one head.
+    public static let connectionOptionLimit = 64
 }
 
 /// Reads the fields of a header section (after its first line) into `fields`, checking the grammar
@@ -148,6 +158,7 @@ private func interpret(_ bytes: UnsafeRawBufferPointer, name: Range<Int>, value:
         let length = try contentLength(bytes, value)
         if let previous = summary.contentLength, previous != length { throw .invalidContentLength }
         summary.contentLength = length
+        summary.contentLengthFields += 1
         return .contentLength
     case 17 where bytes.equalsIgnoringCase(name, "transfer-encoding"):
         let codings = bytes.listElements(value)
@@ -164,11 +175,16 @@ private func interpret(_ bytes: UnsafeRawBufferPointer, name: Range<Int>, value:
             }
         }
         guard !codings.isEmpty else { throw .invalidTransferEncoding }
+        summary.plainChunked = !summary.transferEncoding && bytes.equals(value, "chunked")
         summary.transferEncoding = true
         return .transferEncoding
     case 10 where bytes.equalsIgnoringCase(name, "connection"):
         for option in bytes.listElements(value) {
             guard bytes.isToken(option) else { throw .malformedField }
+            summary.connectionOptions += 1
+            guard summary.connectionOptions <= FieldSummary.connectionOptionLimit else {
+                throw .tooManyConnectionOptions(limit: FieldSummary.connectionOptionLimit)
+            }
             if bytes.equalsIgnoringCase(option, "close") {
                 summary.connectionClose = true
             } else if bytes.equalsIgnoringCase(option, "keep-alive") {
@@ -181,7 +197,6 @@ private func interpret(_ bytes: UnsafeRawBufferPointer, name: Range<Int>, value:
     case 10 where bytes.equalsIgnoringCase(name, "keep-alive"),
          16 where bytes.equalsIgnoringCase(name, "proxy-connection"),
          2 where bytes.equalsIgnoringCase(name, "te"),
-         7 where bytes.equalsIgnoringCase(name, "trailer"),
          7 where bytes.equalsIgnoringCase(name, "upgrade"),
          18 where bytes.equalsIgnoringCase(name, "proxy-authenticate"),
          19 where bytes.equalsIgnoringCase(name, "proxy-authorization"):
@@ -264,6 +279,10 @@ public struct RequestHead: Equatable, Sendable {
         if summary.transferEncoding {
             guard minor == 1, summary.chunkedLast else { throw .invalidTransferEncoding }
             guard summary.contentLength == nil else { throw .lengthAndTransferEncoding }
+            // Only plain chunked: a coding under it (`gzip, chunked`) is the backend's to decode, and
+            // servers disagree on accepting it; written otherwise (`CHUNKED`), it is passed on as `chunked`.
+            guard bytes.listElements(fields.last { $0.kind == .transferEncoding }!.value).count == 1,
+                  fields.filter({ $0.kind == .transferEncoding }).count == 1 else { throw .unsupportedTransferCoding }
             body = .chunked
         } else if let contentLength = summary.contentLength, contentLength > 0 {
             body = .length(contentLength)

@@ -101,6 +101,8 @@ public final class LoadBalancer: Sendable {
                 }
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
+                // A client that shuts its sending side after a request (half-close) still gets the answer.
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
                     self.track(channel)
                     return channel.eventLoop.makeCompletedFuture {

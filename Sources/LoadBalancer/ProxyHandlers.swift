@@ -55,6 +55,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         var idempotent: Bool
         /// Every body byte read so far is kept, so the request can be sent again.
         var bodyKept = true
+        /// Sent on a backend connection that had served a request before: if it closes before answering,
+        /// the backend may simply have timed it out, and one retry goes out on a fresh connection.
+        var sentOnReusedConnection = false
+        var retriedOnFreshConnection = false
         /// Answered already (by the front, or early by the backend): the rest of the request is read and dropped.
         var rejected = false
     }
@@ -101,6 +105,13 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The idle check runs every quarter of the idle timeout; these are the checks since the client last
     /// sent anything. (A flag per read costs less than reading the clock per read.)
     private var quietChecks = 0
+    /// Checks since a head began to arrive (any byte while no request is in progress), however slowly
+    /// it comes: a head must arrive whole within the idle timeout.
+    private var headChecks: Int?
+    /// Checks in a row that found the client not taking the answer (its connection not writable).
+    private var stalledChecks = 0
+    /// The client shut its sending side: what it sent is answered, then the connection closes.
+    private var inputClosed = false
     private var idleCheck: Scheduled<Void>?
 
     init(pool: BackendPool, metrics: ProxyMetrics, draining: DrainSignal = DrainSignal(), idleTimeout: TimeAmount = .seconds(60)) {
@@ -123,7 +134,18 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         idleCheck = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: interval) { [self] in
             guard self.context != nil, !closing else { return }
             quietChecks += 1
-            if quietChecks >= 4 {
+            if let checks = headChecks, exchange == nil { headChecks = checks + 1 }
+            if let context = self.context, exchange?.responseStarted == true, !context.channel.isWritable {
+                stalledChecks += 1
+            } else {
+                stalledChecks = 0
+            }
+            if stalledChecks >= 4 {
+                // The client has taken nothing of its answer for a whole timeout: its slot is given back.
+                responseBroken()
+            } else if let checks = headChecks, checks >= 4, exchange == nil {
+                refuseRequest(nil)
+            } else if quietChecks >= 4 {
                 quietChecks = 0
                 idle()
             }
@@ -134,17 +156,44 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         idleCheck?.cancel()
         idleCheck = nil
+        closing = true
         finishExchange()
-        upstream?.channel.close(promise: nil)
-        upstream = nil
+        // The generation moves too, so that a backend connection still being made is closed when it is.
+        dropUpstream()
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        closing = true
         finishExchange()
-        upstream?.channel.close(promise: nil)
-        upstream = nil
+        dropUpstream()
         context.fireChannelInactive()
+    }
+
+    /// The client shut its sending side (half-close): requests it sent whole are answered, then the
+    /// connection closes; a request cut short by it is dropped.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, event == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        inputClosed = true
+        if let current = exchange, !current.requestEnded {
+            if !current.rejected && !current.responseStarted { metrics.count(.failed) }
+            if let backend = current.backend { pool.release(backend) }
+            exchange = nil
+            dropUpstream()
+            closeAfterWrites(context)
+        } else {
+            closeIfClientDone()
+        }
+    }
+
+    /// After a half-close, once no request is in progress, the connection closes (anything left is an
+    /// incomplete head that can never be completed).
+    private func closeIfClientDone() {
+        guard inputClosed, exchange == nil, !closing, let context else { return }
+        closeAfterWrites(context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -197,6 +246,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Reads a request head from the start of `bytes` and sends it on its way; false when it has not all
     /// arrived yet, or was refused (and the connection is closing).
     private func startExchange(_ bytes: inout ByteBuffer) -> Bool {
+        if headChecks == nil { headChecks = 0 }
         let skipped = bytes.withUnsafeReadableBytes { HeadScanner.leadingEmptyLines($0) }
         if skipped > 0 {
             bytes.moveReaderIndex(forwardBy: skipped)
@@ -225,6 +275,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         var head = context.channel.allocator.buffer(capacity: scratch.count)
         head.writeBytes(scratch)
         metrics.count(.requests)
+        headChecks = nil
         exchange = Exchange(head: head, clientMinorVersion: parsed.minorVersion, clientKeepAlive: parsed.keepAlive && !draining.isDraining,
                             isHead: parsed.isHead, requestBody: BodyReader(parsed.body), requestEnded: parsed.body == .none,
                             idempotent: parsed.idempotent)
@@ -279,7 +330,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// requests pipelined behind a pending response pile up.
     private func updateClientReading() {
         guard let context else { return }
-        var pause = (clientBytes?.readableBytes ?? 0) > pipelineLimit
+        // Bytes wait unread only behind a request in progress; a head still arriving is read up to its limit.
+        var pause = exchange != nil && (clientBytes?.readableBytes ?? 0) > pipelineLimit
         if let current = exchange, !current.rejected, !current.requestEnded {
             if let channel = sentUpstream {
                 pause = pause || !channel.isWritable
@@ -343,9 +395,11 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         exchange!.backend = backend
         if let upstream, upstream.backend == backend, upstream.ready, !upstream.closing, upstream.channel.isActive {
+            exchange!.sentOnReusedConnection = true
             sendRequest(on: upstream.channel)
             return
         }
+        exchange!.sentOnReusedConnection = false
         dropUpstream()
         let generation = upstreamGeneration
         // Made here, on this connection's event loop, where the backend connection's pipeline is set up too.
@@ -538,6 +592,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             relayClientBytes()
             flushUpstream()
             updateClientReading()
+            closeIfClientDone()
         } else {
             closeAfterWrites(context)
         }
@@ -569,6 +624,14 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         exchange!.backend = nil
         if exchange!.responseStarted {
             responseBroken()
+            return
+        }
+        if exchange!.sentOnReusedConnection, !exchange!.retriedOnFreshConnection, exchange!.bodyKept, exchange!.idempotent {
+            // A kept-alive connection the backend closed as the request went out (its keep-alive timeout):
+            // not a failure of the backend. Once, on a new connection (to any backend, the same included).
+            exchange!.retriedOnFreshConnection = true
+            metrics.count(.retried)
+            dispatch()
             return
         }
         pool.reportFailure(backend)
@@ -608,6 +671,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Relays backpressure: stop reading the backend while the client cannot take more.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { stalledChecks = 0 }
         upstream?.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
         context.fireChannelWritabilityChanged()
     }
@@ -626,17 +690,21 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         updateClientReading()
     }
 
-    /// A request whose head breaks the grammar: 400 (431, 505), and the connection closes, since where
-    /// the next request would begin is unknown.
-    private func refuseRequest(_ error: FramingError) {
-        guard let context else { return }
+    /// A request whose head breaks the grammar: 400 (431, 501, 505), and the connection closes, since
+    /// where the next request would begin is unknown. Without an error: the head did not arrive whole
+    /// within the idle timeout (408).
+    private func refuseRequest(_ error: FramingError?) {
+        guard let context, !closing else { return }
         let (status, reason): (Int, String)
         switch error {
+        case nil: (status, reason) = (408, "Request Timeout")
         case .headTooLarge: (status, reason) = (431, "Request Header Fields Too Large")
         case .unsupportedVersion: (status, reason) = (505, "HTTP Version Not Supported")
+        case .unsupportedTransferCoding: (status, reason) = (501, "Not Implemented")
         default: (status, reason) = (400, "Bad Request")
         }
-        let answer = FrontHandler.answer(status: status, reason: reason, message: "\(error)", minorVersion: 1, keepAlive: false,
+        let message = error.map { "\($0)" } ?? "the request's head did not arrive whole within the load balancer's timeout"
+        let answer = FrontHandler.answer(status: status, reason: reason, message: message, minorVersion: 1, keepAlive: false,
                                          allocator: context.channel.allocator)
         context.write(wrapOutboundOut(answer), promise: nil)
         closeAfterWrites(context)
@@ -683,6 +751,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             if current.requestEnded {
                 relayClientBytes()
                 flushUpstream()
+                closeIfClientDone()
             }
         }
     }

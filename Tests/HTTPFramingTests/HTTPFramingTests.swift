@@ -71,8 +71,9 @@ struct HTTPFramingTests {
     func requestFraming() throws {
         let length = try #require(try request("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n")).0
         #expect(length.body == .length(12) && length.keepAlive && !length.idempotent)
-        let chunked = try #require(try request("PUT /up HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip, Chunked\r\n\r\n")).0
+        let chunked = try #require(try request("PUT /up HTTP/1.1\r\nhost: x\r\ntransfer-encoding:  Chunked \r\n\r\n")).0
         #expect(chunked.body == .chunked && chunked.idempotent)
+        #expect(throws: FramingError.unsupportedTransferCoding) { try request("PUT /up HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip, chunked\r\n\r\n") }
         let old = try #require(try request("GET / HTTP/1.0\r\n\r\n")).0
         #expect(old.body == .none && !old.keepAlive && old.minorVersion == 0)
         let oldKept = try #require(try request("HEAD / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")).0
@@ -109,6 +110,8 @@ struct HTTPFramingTests {
         ("GET / HTTPS/1.1\r\nHost: x\r\n\r\n", .malformedRequestLine),
         ("GET / HTTP/1.1 \r\nHost: x\r\n\r\n", .malformedRequestLine),
         ("GET / HTTP/1.1\r\nHost: x\r\nConnection: a b\r\n\r\n", .malformedField),
+        ("GET / HTTP/1.1\r\nHost: x\r\nConnection: " + (0...64).map { "o\($0)" }.joined(separator: ",") + "\r\n\r\n",
+         .tooManyConnectionOptions(limit: 64)),
     ])
     func refusedRequests(text: String, error: FramingError) {
         #expect(throws: error) { try request(text) }
@@ -124,6 +127,11 @@ struct HTTPFramingTests {
         #expect(rewritten == "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\n\r\n")
         #expect(try forwarded("GET /old HTTP/1.0\r\n\r\n") == "GET /old HTTP/1.1\r\nHost: \r\nX-Forwarded-For: 10.0.0.9\r\n\r\n")
         #expect(try forwarded("GET / HTTP/1.1\r\nHost: x\r\nConnection:\r\n\r\n") == "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.9\r\n\r\n")
+        // Framing as strict servers read it: one Content-Length, and `chunked` written plainly.
+        #expect(try forwarded("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\ncontent-length: 2\r\nTrailer: X-T\r\n\r\n")
+                == "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTrailer: X-T\r\nX-Forwarded-For: 10.0.0.9\r\n\r\n")
+        #expect(try forwarded("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\tCHUNKED\r\n\r\n")
+                == "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nX-Forwarded-For: 10.0.0.9\r\n\r\n")
     }
 
     @Test("responses: framing by status, method and fields; keep-alive; interim answers")
@@ -178,7 +186,7 @@ struct HTTPFramingTests {
     }
 
     @Test("broken chunked framing is an error, never a guess", arguments: [
-        "x\r\n", "\r\n", "5\nhello\r\n0\r\n\r\n", "5\r\nhelloX\r\n", "5 x\r\n", "1234567890abcdef0\r\n",
+        "x\r\n", "\r\n", "5\nhello\r\n0\r\n\r\n", "5 \r\nhello\r\n", "5\r\nhelloX\r\n", "5 x\r\n", "1234567890abcdef0\r\n",
         "5;a\u{1}\r\n", "0\r\n folded: t\r\n\r\n", "0\r\nX-T: a\nb\r\n\r\n", "0\r\n\r\r",
     ])
     func brokenChunks(body: String) {

@@ -269,6 +269,47 @@ struct HostileFrontTests {
         #expect(backend.requests.isEmpty, "the backend saw \(backend.requests)")
     }
 
+    /// Runs a scenario of `fixtures/hostile/front_attacks.py` against the front and returns what it saw.
+    private func attack(_ scenario: String) throws -> [String: Any] {
+        let result = try run("/usr/bin/python3", [repositoryRoot + "/fixtures/hostile/front_attacks.py", imgdeployBinary, scenario])
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        return try #require(object, "\(result.stdout)\(result.stderr)")
+    }
+
+    @Test("a backend connection still being made when its client leaves is closed once it is made, not kept")
+    func clientLeavesDuringConnect() throws {
+        let seen = try attack("pending-connect")
+        #expect((seen["accepted"] as? Int ?? 0) > 0, "the backend never saw the front's connections: \(seen)")
+        #expect(seen["left_open"] as? Int == 0, "connections kept open for clients that had gone: \(seen)")
+    }
+
+    @Test("a head of 70,000 bytes in two writes is read whole, and a Connection header with 20,000 options gets 400")
+    func largeHeads() throws {
+        #expect(try attack("split-head")["status"] as? Int == 200)
+        let flood = try attack("connection-flood")
+        #expect(flood["status"] as? Int == 400 && flood["after"] as? Int == 200, "\(flood)")
+    }
+
+    @Test("clients that take nothing of their answers, or send a head a byte at a time, lose their slot after the timeout")
+    func slotsGivenBack() throws {
+        let stalled = try attack("stalled-readers")
+        #expect(stalled["third_status"] as? Int == 200, "two clients that never read held the front's two slots: \(stalled)")
+        let slow = try attack("slow-heads")
+        #expect(slow["legit_status"] as? Int == 200, "two slow heads held the front's two slots: \(slow)")
+        #expect(slow["tricklers"] as? [String] == ["408", "408"], "\(slow)")
+    }
+
+    @Test("a client that shuts its sending side after its requests (half-close) gets every answer")
+    func halfClose() throws {
+        let seen = try attack("half-close")
+        #expect(seen["http10"] as? Int == 1 && seen["http11"] as? Int == 1 && seen["pipelined"] as? Int == 2, "\(seen)")
+    }
+
+    @Test("a GET on a kept-alive backend connection the backend closed instead of answering goes again on a new one; a POST does not")
+    func staleKeepAlive() throws {
+        #expect(try attack("stale-keepalive")["statuses"] as? [Int] == [200, 200, 502, 200])
+    }
+
     @Test("idle and half-sent requests are closed after the idle timeout; connections past the limit wait")
     func idleAndLimit() throws {
         let backend = try RawBackend("cl")
