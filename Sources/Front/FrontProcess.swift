@@ -58,6 +58,12 @@ public enum FrontProcess {
             balancer.metrics.add(state.counts)
             socket = descriptor
             predecessor = connection
+            if state.features?.contains("pause") == true {
+                // The old front stops accepting before this one starts, so the two never accept at once.
+                try connection.send(FrontRequest(.pause))
+                let (paused, _) = try connection.receive(FrontReply.self)
+                guard paused.ok else { throw FrontError("the running front did not stop accepting: \(paused.error ?? "no reason given")") }
+            }
         } else {
             var info = stat()
             guard fstat(0, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else {
@@ -182,16 +188,29 @@ final class ControlLoop: @unchecked Sendable {
         listener.shutdown()
     }
 
+    /// Stops or resumes accepting, waiting until it is done (this thread is the control connection's own).
+    private func setAccepting(_ accepting: Bool) {
+        let done = DispatchSemaphore(value: 0)
+        let balancer = self.balancer
+        Task {
+            await balancer.setAccepting(accepting)
+            done.signal()
+        }
+        done.wait()
+    }
+
     var state: FrontState {
         let pool = balancer.pool
         let (active, version) = activeVersion.withLock { (pool.active, $0) }
         return FrontState(pid: getpid(), port: port, executable: executable, active: active, activeVersion: version, inFlight: pool.inFlightByBackend,
-                          counts: balancer.metrics.snapshot, connections: balancer.openConnections, retiring: retiring.load(ordering: .relaxed))
+                          counts: balancer.metrics.snapshot, connections: balancer.openConnections, retiring: retiring.load(ordering: .relaxed),
+                          features: ["pause"])
     }
 
     /// Answers a connection's requests until it closes (a successor sends two: handover, then retire).
     private func serve(_ connection: UnixConnection) {
         var handedOver = false
+        var paused = false
         while true {
             let request: FrontRequest
             do {
@@ -206,6 +225,9 @@ final class ControlLoop: @unchecked Sendable {
                 if handedOver, FrontProcess.inode(controlPath) != publishedInode {
                     retiring.store(true, ordering: .relaxed)
                     ending.yield(.retire)
+                } else if paused {
+                    // The successor went before it served: this front accepts again.
+                    setAccepting(true)
                 }
                 return
             }
@@ -236,6 +258,14 @@ final class ControlLoop: @unchecked Sendable {
                 try? connection.send(FrontReply(ok: true, state: state), descriptor: socket)
                 connection.waitWithoutTimeout()
                 handedOver = true
+            case .pause:
+                guard handedOver else {
+                    try? connection.send(FrontReply(ok: false, error: "pause comes after handover, from the front that takes over"))
+                    continue
+                }
+                setAccepting(false)
+                paused = true
+                try? connection.send(FrontReply(ok: true))
             case .retire:
                 retiring.store(true, ordering: .relaxed)
                 try? connection.send(FrontReply(ok: true))

@@ -7,15 +7,17 @@ import LoadBalancer
 /// | `state` | nothing | its state |
 /// | `set-active` | sends new requests to `backends`, all at once, unless it has applied a later `version` | its state |
 /// | `handover` | nothing yet | its state, with its listening socket attached (SCM_RIGHTS) |
+/// | `pause` | stops accepting (its successor is about to start), until `retire`, or resumes if the successor goes | `ok` |
 /// | `retire` | stops accepting, finishes every connection's requests, exits | `ok` |
 /// | `stop` | stops accepting, lets requests in flight finish, exits | `ok` |
 ///
-/// `handover` then `retire` come from the front that replaces this one, on one connection.
+/// `handover`, `pause` (if the state lists it in `features`) and `retire` come from the front that
+/// replaces this one, on one connection.
 public struct FrontRequest: Codable, Sendable {
     public enum Operation: String, Codable, Sendable {
         case state
         case setActive = "set-active"
-        case handover, retire, stop
+        case handover, pause, retire, stop
     }
 
     public var op: Operation
@@ -61,4 +63,6 @@ public struct FrontState: Codable, Sendable, Equatable {
     public var counts: ProxyMetrics.Counts
     public var connections: Int
     public var retiring: Bool
+    /// Operations beyond the first version's that this front understands (`pause`); absent in older fronts.
+    public var features: [String]?
 }

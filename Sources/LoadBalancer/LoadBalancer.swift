@@ -101,8 +101,6 @@ public final class LoadBalancer: Sendable {
                 }
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
-                // A client that shuts its sending side after a request (half-close) still gets the answer.
-                .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
                     self.track(channel)
                     return channel.eventLoop.makeCompletedFuture {
@@ -133,6 +131,15 @@ public final class LoadBalancer: Sendable {
     private func track(_ channel: Channel) {
         connections.withLock { $0[ObjectIdentifier(channel)] = channel }
         channel.closeFuture.whenComplete { _ in _ = self.connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+    }
+
+    /// Stops or resumes accepting on the listening socket without closing it. A front that hands the
+    /// socket over stops before its successor starts, so the two never accept at once (each connection
+    /// would wake both, and one of them would find nothing to accept); connections wait in the kernel's
+    /// queue meanwhile. It resumes if the successor never takes over.
+    public func setAccepting(_ accepting: Bool) async {
+        guard let channel = server.withLock({ $0?.channel }) else { return }
+        try? await channel.setOption(.autoRead, value: accepting)
     }
 
     /// Closes this front's side of the listening socket (a front that took it over keeps accepting on it).

@@ -41,7 +41,12 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         var body: [ByteBuffer] = []
         var bodyBytes = 0
         var requestEnded = false
+        /// A byte of the answer went to the client: from here on, a failure cuts the connection.
         var responseStarted = false
+        /// The answer's head, held back while no byte of its body has come (see ``holdHead(_:)``).
+        var heldHead: ByteBuffer?
+        /// Which exchange of the connection this is, for timers that outlive it.
+        var serial = 0
         /// Where the response body ends, once its head has been relayed; nil before.
         var responseBody: BodyReader?
         /// The response body is passed on without its chunked framing (to an HTTP/1.0 client).
@@ -83,6 +88,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The client's address, for X-Forwarded-For.
     private var clientAddress = ""
     private var exchange: Exchange?
+    private var exchanges = 0
     private var upstream: Upstream?
     /// Bumped for each new backend connection, so events of an old one are ignored.
     private var upstreamGeneration = 0
@@ -110,8 +116,6 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var headChecks: Int?
     /// Checks in a row that found the client not taking the answer (its connection not writable).
     private var stalledChecks = 0
-    /// The client shut its sending side: what it sent is answered, then the connection closes.
-    private var inputClosed = false
     private var idleCheck: Scheduled<Void>?
 
     init(pool: BackendPool, metrics: ProxyMetrics, draining: DrainSignal = DrainSignal(), idleTimeout: TimeAmount = .seconds(60)) {
@@ -168,32 +172,6 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         finishExchange()
         dropUpstream()
         context.fireChannelInactive()
-    }
-
-    /// The client shut its sending side (half-close): requests it sent whole are answered, then the
-    /// connection closes; a request cut short by it is dropped.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard let event = event as? ChannelEvent, event == .inputClosed else {
-            context.fireUserInboundEventTriggered(event)
-            return
-        }
-        inputClosed = true
-        if let current = exchange, !current.requestEnded {
-            if !current.rejected && !current.responseStarted { metrics.count(.failed) }
-            if let backend = current.backend { pool.release(backend) }
-            exchange = nil
-            dropUpstream()
-            closeAfterWrites(context)
-        } else {
-            closeIfClientDone()
-        }
-    }
-
-    /// After a half-close, once no request is in progress, the connection closes (anything left is an
-    /// incomplete head that can never be completed).
-    private func closeIfClientDone() {
-        guard inputClosed, exchange == nil, !closing, let context else { return }
-        closeAfterWrites(context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -276,9 +254,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         head.writeBytes(scratch)
         metrics.count(.requests)
         headChecks = nil
+        exchanges += 1
         exchange = Exchange(head: head, clientMinorVersion: parsed.minorVersion, clientKeepAlive: parsed.keepAlive && !draining.isDraining,
                             isHead: parsed.isHead, requestBody: BodyReader(parsed.body), requestEnded: parsed.body == .none,
-                            idempotent: parsed.idempotent)
+                            serial: exchanges, idempotent: parsed.idempotent)
         if parsed.isConnect {
             exchange!.clientKeepAlive = false
             reject(status: 405, reason: "Method Not Allowed", message: "the load balancer relays requests, not CONNECT tunnels")
@@ -358,6 +337,11 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// to answer in that time gets 504 (the instance is hung); one whose answer is streaming is left alone.
     private func idle() {
         guard let context else { return }
+        if exchange?.heldHead != nil {
+            releaseHeldHead()
+            context.flush()
+            return
+        }
         if let current = exchange, current.requestEnded, !current.responseStarted, !current.rejected {
             if let backend = current.backend {
                 pool.release(backend)
@@ -485,6 +469,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
                 responseBroken()
                 return
             }
+            if consumed > 0 { releaseHeldHead() }
             if dechunk {
                 for range in payload where !range.isEmpty {
                     context.write(wrapOutboundOut(bytes.getSlice(at: bytes.readerIndex + range.lowerBound, length: range.count)!), promise: nil)
@@ -534,7 +519,6 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             bytes.moveReaderIndex(forwardBy: parsed.length)
             return true
         }
-        exchange!.responseStarted = true
         if !parsed.keepAlive { upstream?.closing = true }
         if draining.isDraining { exchange!.clientKeepAlive = false }
         // HTTP/1.0 has no chunked framing: such a body is passed on dechunked and ends when the connection does.
@@ -543,11 +527,19 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         exchange!.dechunk = dechunk
         exchange!.responseUntilClose = parsed.body == .untilClose
         let keepAlive = exchange!.clientKeepAlive
+        let head: ByteBuffer
         if ForwardedHead.responseUnchanged(parsed, clientMinorVersion: client, keepAlive: keepAlive) {
-            context.write(wrapOutboundOut(bytes.readSlice(length: parsed.length)!), promise: nil)
+            head = bytes.readSlice(length: parsed.length)!
         } else {
-            context.write(wrapOutboundOut(rewritten(bytes, parsed, keepAlive: keepAlive, dechunk: client == 0)), promise: nil)
+            head = rewritten(bytes, parsed, keepAlive: keepAlive, dechunk: client == 0)
             bytes.moveReaderIndex(forwardBy: parsed.length)
+        }
+        if parsed.body == .none || bytes.readableBytes > 0 {
+            // The usual case: the body (or the end) came with the head.
+            context.write(wrapOutboundOut(head), promise: nil)
+            exchange!.responseStarted = true
+        } else {
+            holdHead(head)
         }
         exchange!.responseBody = BodyReader(parsed.body)
         if parsed.body == .none {
@@ -557,6 +549,29 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             return false
         }
         return true
+    }
+
+    /// Holds back a response head that came without any of its body, for up to 50 ms: an instance that
+    /// dies between writing its head and its body (killed, crashed) has then sent the client nothing,
+    /// and an idempotent request goes to another instance instead of failing. A body that takes longer
+    /// to begin (a stream) gets its head after 50 ms.
+    private func holdHead(_ head: ByteBuffer) {
+        guard let context, exchange != nil else { return }
+        exchange!.heldHead = head
+        let serial = exchange!.serial
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .milliseconds(50)) { [self] in
+            guard exchange?.serial == serial, exchange?.heldHead != nil, let context = self.context else { return }
+            releaseHeldHead()
+            context.flush()
+        }
+    }
+
+    /// Writes the held response head, if there is one: the answer has begun.
+    private func releaseHeldHead() {
+        guard let context, let head = exchange?.heldHead else { return }
+        exchange!.heldHead = nil
+        exchange!.responseStarted = true
+        context.write(wrapOutboundOut(head), promise: nil)
     }
 
     /// The response head in `bytes` as the client receives it.
@@ -574,6 +589,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The response has been relayed whole: the connection goes on with the next request, or closes.
     private func finishResponse() {
         guard let context, exchange != nil else { return }
+        releaseHeldHead()
         let keepAlive = exchange!.clientKeepAlive
         // A backend that answered before the whole request body arrived may still be reading it: the
         // rest of the body is read and dropped, and that backend connection is not used again (the next
@@ -592,7 +608,6 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             relayClientBytes()
             flushUpstream()
             updateClientReading()
-            closeIfClientDone()
         } else {
             closeAfterWrites(context)
         }
@@ -626,6 +641,11 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             responseBroken()
             return
         }
+        // A head that was held back never reached the client: the request can still go elsewhere.
+        exchange!.heldHead = nil
+        exchange!.responseBody = nil
+        exchange!.responseUntilClose = false
+        exchange!.dechunk = false
         if exchange!.sentOnReusedConnection, !exchange!.retriedOnFreshConnection, exchange!.bodyKept, exchange!.idempotent {
             // A kept-alive connection the backend closed as the request went out (its keep-alive timeout):
             // not a failure of the backend. Once, on a new connection (to any backend, the same included).
@@ -751,7 +771,6 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             if current.requestEnded {
                 relayClientBytes()
                 flushUpstream()
-                closeIfClientDone()
             }
         }
     }

@@ -63,7 +63,7 @@ struct ControlSocketTests {
 
 @Suite("imgdeploy front control socket against hostile clients")
 struct FrontControlTests {
-    @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused; a late pool change is not applied over a later one; silent connections are served a bounded number at a time")
+    @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused; a late pool change is not applied over a later one; silent connections are served a bounded number at a time; a paused front accepts nothing until its successor goes")
     func silentAndOversizedClients() throws {
         let result = try run("/usr/bin/python3", [repositoryRoot + "/fixtures/hostile/front_control.py", imgdeployBinary, makeTemporaryDirectory("front")])
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
@@ -77,6 +77,9 @@ struct FrontControlTests {
         #expect(object["unversioned_active"] as? [String] == ["c"], "\(object)")
         #expect((object["threads_with_100_silent"] as? Int ?? 1000) < 64, "a thread per silent control connection: \(object)")
         #expect(object["state_while_silent"] as? Bool == true, "the daemon's request is answered once silent ones time out: \(object)")
+        #expect(object["pause_ok"] as? Bool == true && object["answered_while_paused"] as? Bool == false && object["successor_accepted"] as? Bool == true,
+                "a front that handed its socket over and paused accepts nothing; its successor does: \(object)")
+        #expect(object["answered_after"] as? Bool == true, "a successor that went without taking over leaves the front accepting again: \(object)")
         #expect(object["exit"] as? Int == 0, "stop ends it cleanly: \(object)")
     }
 }
