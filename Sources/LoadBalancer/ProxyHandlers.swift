@@ -45,8 +45,6 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         var responseStarted = false
         /// The answer's head, held back while no byte of its body has come (see ``holdHead(_:)``).
         var heldHead: ByteBuffer?
-        /// Which exchange of the connection this is, for timers that outlive it.
-        var serial = 0
         /// Where the response body ends, once its head has been relayed; nil before.
         var responseBody: BodyReader?
         /// The response body is passed on without its chunked framing (to an HTTP/1.0 client).
@@ -88,7 +86,6 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The client's address, for X-Forwarded-For.
     private var clientAddress = ""
     private var exchange: Exchange?
-    private var exchanges = 0
     private var upstream: Upstream?
     /// Bumped for each new backend connection, so events of an old one are ignored.
     private var upstreamGeneration = 0
@@ -138,6 +135,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         idleCheck = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: interval) { [self] in
             guard self.context != nil, !closing else { return }
             quietChecks += 1
+            if exchange?.heldHead != nil {
+                releaseHeldHead()
+                self.context?.flush()
+            }
             if let checks = headChecks, exchange == nil { headChecks = checks + 1 }
             if let context = self.context, exchange?.responseStarted == true, !context.channel.isWritable {
                 stalledChecks += 1
@@ -254,10 +255,9 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         head.writeBytes(scratch)
         metrics.count(.requests)
         headChecks = nil
-        exchanges += 1
         exchange = Exchange(head: head, clientMinorVersion: parsed.minorVersion, clientKeepAlive: parsed.keepAlive && !draining.isDraining,
                             isHead: parsed.isHead, requestBody: BodyReader(parsed.body), requestEnded: parsed.body == .none,
-                            serial: exchanges, idempotent: parsed.idempotent)
+                            idempotent: parsed.idempotent)
         if parsed.isConnect {
             exchange!.clientKeepAlive = false
             reject(status: 405, reason: "Method Not Allowed", message: "the load balancer relays requests, not CONNECT tunnels")
@@ -551,19 +551,15 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         return true
     }
 
-    /// Holds back a response head that came without any of its body, for up to 50 ms: an instance that
-    /// dies between writing its head and its body (killed, crashed) has then sent the client nothing,
-    /// and an idempotent request goes to another instance instead of failing. A body that takes longer
-    /// to begin (a stream) gets its head after 50 ms.
+    /// Holds back a response head that came without any of its body until the first body byte: an
+    /// instance that dies between writing its head and its body (killed, crashed) has then sent the
+    /// client nothing, and an idempotent request goes to another instance instead of failing. A body
+    /// that takes long to begin (a stream) gets its head at the next idle check, within a quarter of
+    /// the idle timeout. (No timer per response: servers such as nginx write the head and the body
+    /// apart, so this is the common path, and a timer each would cost a fifth of the throughput.)
     private func holdHead(_ head: ByteBuffer) {
-        guard let context, exchange != nil else { return }
+        guard exchange != nil else { return }
         exchange!.heldHead = head
-        let serial = exchange!.serial
-        context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .milliseconds(50)) { [self] in
-            guard exchange?.serial == serial, exchange?.heldHead != nil, let context = self.context else { return }
-            releaseHeldHead()
-            context.flush()
-        }
     }
 
     /// Writes the held response head, if there is one: the answer has begun.
