@@ -142,6 +142,9 @@ final class ControlLoop: @unchecked Sendable {
     let executable: String
     let ending: AsyncStream<FrontProcess.Ending>.Continuation
     private let retiring = Atomic<Bool>(false)
+    /// A successor has the socket and has not yet retired this front or gone: a second is refused, or two
+    /// could take over and one be left serving without a control socket.
+    private let handoverUnderWay = Atomic<Bool>(false)
     /// Control connections being served; at ``connectionLimit`` the accept loop waits, and further
     /// connections wait in the kernel's queue, so silent clients cannot make the front spawn threads
     /// without bound (each is closed by its read timeout, 5 s).
@@ -225,9 +228,12 @@ final class ControlLoop: @unchecked Sendable {
                 if handedOver, FrontProcess.inode(controlPath) != publishedInode {
                     retiring.store(true, ordering: .relaxed)
                     ending.yield(.retire)
-                } else if paused {
-                    // The successor went before it served: this front accepts again.
-                    setAccepting(true)
+                } else {
+                    if paused {
+                        // The successor went before it served: this front accepts again.
+                        setAccepting(true)
+                    }
+                    if handedOver { handoverUnderWay.store(false, ordering: .relaxed) }
                 }
                 return
             }
@@ -245,7 +251,8 @@ final class ControlLoop: @unchecked Sendable {
                         balancer.pool.setActive(backends)
                         return
                     }
-                    guard version > applied else { return }
+                    // Versions are nanosecond clock readings; one beyond 2^62 is nobody's, and would block every later one.
+                    guard version > applied, version < 1 << 62 else { return }
                     balancer.pool.setActive(backends)
                     applied = version
                 }
@@ -253,6 +260,10 @@ final class ControlLoop: @unchecked Sendable {
             case .handover:
                 guard let socket = balancer.listeningSocketForHandover, !retiring.load(ordering: .relaxed) else {
                     try? connection.send(FrontReply(ok: false, error: "this front is no longer listening"))
+                    continue
+                }
+                guard handoverUnderWay.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else {
+                    try? connection.send(FrontReply(ok: false, error: "another front is taking over from this one"))
                     continue
                 }
                 try? connection.send(FrontReply(ok: true, state: state), descriptor: socket)

@@ -215,7 +215,9 @@ final class ConnectionLimitHandler: ChannelDuplexHandler {
             handler.open -= 1
             if handler.waiting, handler.open < handler.limit {
                 handler.waiting = false
-                context.read()
+                // Not while accepting is paused (a handover): the successor accepts, and reading resumes
+                // with autoRead if this front accepts again.
+                if (try? context.channel.syncOptions?.getOption(.autoRead)) != false { context.read() }
             }
         }
         context.fireChannelRead(data)

@@ -113,6 +113,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var headChecks: Int?
     /// Checks in a row that found the client not taking the answer (its connection not writable).
     private var stalledChecks = 0
+    /// Checks since the backend last sent a byte of an answer that has begun.
+    private var backendQuietChecks = 0
     private var idleCheck: Scheduled<Void>?
 
     init(pool: BackendPool, metrics: ProxyMetrics, draining: DrainSignal = DrainSignal(), idleTimeout: TimeAmount = .seconds(60)) {
@@ -145,8 +147,13 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             } else {
                 stalledChecks = 0
             }
+            if exchange?.responseStarted == true, exchange?.rejected == false { backendQuietChecks += 1 } else { backendQuietChecks = 0 }
             if stalledChecks >= 4 {
                 // The client has taken nothing of its answer for a whole timeout: its slot is given back.
+                responseBroken()
+            } else if backendQuietChecks >= 4 {
+                // The instance began an answer and has sent nothing more for a whole timeout (hung): the
+                // client sees the connection end, as a proxy read timeout does.
                 responseBroken()
             } else if let checks = headChecks, checks >= 4, exchange == nil {
                 refuseRequest(nil)
@@ -431,6 +438,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func upstreamRead(_ incoming: ByteBuffer, generation: Int) {
         guard generation == upstreamGeneration, context != nil, !closing else { return }
+        backendQuietChecks = 0
         guard exchange != nil, !exchange!.rejected else {
             // Nothing was asked: a backend that talks out of turn is not used again.
             dropUpstream()

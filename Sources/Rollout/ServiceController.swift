@@ -494,7 +494,7 @@ extension ServiceController {
     private func nextActiveVersion() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        activeVersion = max(activeVersion + 1, UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec))
+        activeVersion = max(min(activeVersion, 1 << 62) + 1, UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec))
         return activeVersion
     }
 

@@ -66,7 +66,8 @@ struct FrontControlTests {
     @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused; a late pool change is not applied over a later one; silent connections are served a bounded number at a time; a paused front accepts nothing until its successor goes")
     func silentAndOversizedClients() throws {
         let result = try run("/usr/bin/python3", [repositoryRoot + "/fixtures/hostile/front_control.py", imgdeployBinary, makeTemporaryDirectory("front")])
-        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        let object = try #require((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any],
+                                  "the script said: \(result.stdout)\(result.stderr)")
         #expect(object["state_ok"] as? Bool == true, "\(result.stdout)\(result.stderr)")
         #expect(object["silent_still_open"] as? Bool == true, "the answer came while the silent connection was still open: \(object)")
         #expect((object["bad_json"] as? String ?? "").contains("\"ok\":false") && (object["bad_json"] as? String ?? "").contains("not valid"), "\(object)")
@@ -80,6 +81,7 @@ struct FrontControlTests {
         #expect(object["pause_ok"] as? Bool == true && object["answered_while_paused"] as? Bool == false && object["successor_accepted"] as? Bool == true,
                 "a front that handed its socket over and paused accepts nothing; its successor does: \(object)")
         #expect(object["answered_after"] as? Bool == true, "a successor that went without taking over leaves the front accepting again: \(object)")
+        #expect(object["second_handover"] as? Bool == false, "a second successor was handed the socket while the first was taking over: \(object)")
         #expect(object["exit"] as? Int == 0, "stop ends it cleanly: \(object)")
     }
 }

@@ -319,6 +319,12 @@ struct HostileFrontTests {
         #expect(slow["tricklers"] as? [String] == ["408", "408"], "\(slow)")
     }
 
+    @Test("an instance that begins an answer and then sends nothing is cut off after the idle timeout, not held open for good")
+    func silentAnswer() throws {
+        let seen = try attack("silent-answer")
+        #expect(seen["got_head"] as? Bool == true && seen["closed"] as? Bool == true, "\(seen)")
+    }
+
     @Test("a GET on a kept-alive backend connection the backend closed instead of answering goes again on a new one; a POST does not")
     func staleKeepAlive() throws {
         #expect(try attack("stale-keepalive")["statuses"] as? [Int] == [200, 200, 502, 200])
