@@ -190,18 +190,26 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         quietChecks = 0
-        var incoming = unwrapInboundIn(data)
-        if clientBytes == nil || clientBytes!.readableBytes == 0 {
-            clientBytes = incoming
-        } else {
-            clientBytes!.discardReadBytes()
-            clientBytes!.writeBuffer(&incoming)
-        }
+        FrontHandler.append(unwrapInboundIn(data), to: &clientBytes)
         relayClientBytes()
         // A read buffer nothing refers to any more is reused by the next read (NIO's pooled allocator).
         if clientBytes?.readableBytes == 0 { clientBytes = nil }
         flushUpstream()
         updateClientReading()
+    }
+
+    /// Adds a read to the bytes not yet relayed: the read itself when nothing waits (no copy), else
+    /// appended to what waits.
+    private static func append(_ incoming: ByteBuffer, to pending: inout ByteBuffer?) {
+        guard var waiting = pending, waiting.readableBytes > 0 else {
+            pending = incoming
+            return
+        }
+        pending = nil
+        var incoming = incoming
+        waiting.discardReadBytes()
+        waiting.writeBuffer(&incoming)
+        pending = waiting
     }
 
     /// Relays what can be relayed of the client's bytes: a head once it is whole, a body as it comes.
@@ -444,13 +452,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             dropUpstream()
             return
         }
-        var incoming = incoming
-        if backendBytes == nil || backendBytes!.readableBytes == 0 {
-            backendBytes = incoming
-        } else {
-            backendBytes!.discardReadBytes()
-            backendBytes!.writeBuffer(&incoming)
-        }
+        FrontHandler.append(incoming, to: &backendBytes)
         relayBackendBytes()
         if backendBytes?.readableBytes == 0 { backendBytes = nil }
     }
