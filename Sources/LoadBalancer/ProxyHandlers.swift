@@ -70,8 +70,6 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     struct Upstream {
         var channel: Channel
         var backend: Backend
-        /// Connected and ready for a request.
-        var ready: Bool
         /// The backend said it closes after this response, or sent more than the response.
         var closing = false
     }
@@ -315,7 +313,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The backend connection the current request's head went to, if it went.
     private var sentUpstream: Channel? {
-        guard let upstream, upstream.ready, let backend = exchange?.backend, backend.id == upstream.backend.id else { return nil }
+        guard let upstream, let backend = exchange?.backend, backend.id == upstream.backend.id else { return nil }
         return upstream.channel
     }
 
@@ -393,7 +391,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         exchange!.backend = backend
-        if let upstream, upstream.backend == backend, upstream.ready, !upstream.closing, upstream.channel.isActive {
+        if let upstream, upstream.backend == backend, !upstream.closing, upstream.channel.isActive {
             exchange!.sentOnReusedConnection = true
             sendRequest(on: upstream.channel)
             return
@@ -415,7 +413,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             switch result {
             case .success(let channel):
-                self.upstream = Upstream(channel: channel, backend: backend, ready: true)
+                self.upstream = Upstream(channel: channel, backend: backend)
                 if self.exchange?.backend == backend { self.sendRequest(on: channel) }
             case .failure:
                 self.upstream = nil
