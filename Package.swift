@@ -121,7 +121,7 @@ let package = Package(
         ]),
         // imgdeploy's daemon and its client: HTTP on a Unix socket.
         .target(name: "DeployControl", dependencies: [
-            "Rollout", "ReleaseSpec", "TerminationSignals", "Front",
+            "Rollout", "ReleaseSpec", "Releases", "TerminationSignals", "Front",
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -155,6 +155,7 @@ let package = Package(
         .testTarget(name: "DistributionTests", dependencies: ["Distribution"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
         .testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store"]),
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Releases", "ReleaseSpec", "Runtime", "Store", "OCI"]),
         .testTarget(name: "imgbuildTests", dependencies: ["OCI", .product(name: "Yams", package: "Yams")]),
     ]
 )

@@ -251,6 +251,7 @@ verify: {{ requireSBOM: true, requireTests: true }}
     write(t, "tag-refused", "service: hello\nimage: hello:1.0.0\nsource: /s\nport: 8080\nlisten: 127.0.0.1:9000\n")
     write(t, "capabilities", f"service: hello\nimage: hello@{DIGEST}\nsource: /s\nport: 80\nlisten: 127.0.0.1:80\n"
                              "capabilities: [CAP_NET_BIND_SERVICE, CHOWN]\nwritableRoot: true\n")
+    write(t, "keep", f"service: hello\nimage: hello@{DIGEST}\nsource: /s\nport: 80\nlisten: 127.0.0.1:80\nkeep: 5\n")
 
 
 def routes():

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOFoundationCompat
 import ReleaseSpec
+import Releases
 import Rollout
 
 /// What the control client reports.
@@ -61,6 +62,11 @@ public struct ControlClient: Sendable {
 
     public func upgradeFront(_ service: String) async throws(ControlError) -> FrontUpgrade {
         try await send(.POST, "/v1/upgrade-front/\(escape(service))")
+    }
+
+    /// Removes the releases outside every rollback window (with `dryRun`, lists them).
+    public func collectReleases(dryRun: Bool) async throws(ControlError) -> ReleaseCollection {
+        try await send(.POST, "/v1/gc" + (dryRun ? "?dry-run=true" : ""))
     }
 
     private func escape(_ text: String) -> String {

@@ -19,6 +19,7 @@ import TerminationSignals
 /// | `POST /v1/down/NAME` | `{}` |
 /// | `POST /v1/upgrade-front/NAME` | how the front upgrade went |
 /// | `POST /v1/verify/NAME` | each release's tree compared with the one recorded at unpack |
+/// | `POST /v1/gc[?dry-run=true]` | the releases and blobs removed (or that would be) |
 public enum ControlServer {
     /// Runs until SIGTERM or SIGINT, then exits leaving every service serving: fronts and instances are
     /// processes of their own, and the next daemon adopts them.
@@ -89,6 +90,10 @@ public enum ControlServer {
         router.post("/v1/upgrade-front/:service") { _, context -> Response in
             let name = context.parameters.get("service") ?? ""
             return await answer { () async throws(DeployError) in try await deployer.upgradeFront(name) }
+        }
+        router.post("/v1/gc") { request, _ -> Response in
+            let dryRun = request.uri.queryParameters.get("dry-run") == "true"
+            return await answer { () async throws(DeployError) in try await deployer.collectReleases(dryRun: dryRun) }
         }
         router.post("/v1/down/:service") { _, context -> Response in
             let name = context.parameters.get("service") ?? ""

@@ -226,7 +226,8 @@ public struct KubernetesManifests: Sendable {
             "replicas": spec.replicas,
             "selector": ["matchLabels": selector],
             "progressDeadlineSeconds": seconds.deadline,
-            "revisionHistoryLimit": 10,
+            // The old ReplicaSets kept for `kubectl rollout undo`: the same window as `keep` on one machine.
+            "revisionHistoryLimit": spec.keep - 1,
             "template": [
                 "metadata": ["labels": selector, "annotations": annotations],
                 "spec": [

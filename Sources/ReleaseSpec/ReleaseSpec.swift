@@ -14,6 +14,7 @@ import OCI
 /// capabilities: [NET_BIND_SERVICE]   # Linux capabilities an instance keeps (default: none)
 /// writableRoot: false                # true: the image may write to its root (default: read-only)
 /// network: private | host             # private (default): loopback only, reached by the front alone
+/// keep: 3                            # releases kept ready for rollback: the serving one and the 2 before it
 /// ```
 public struct ReleaseSpec: Sendable, Codable, Equatable {
     /// The service's name: a DNS label (lowercase letters, digits and '-'), as Kubernetes needs it.
@@ -42,6 +43,9 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
     public var writableRoot: Bool
     /// The network an instance is in.
     public var network: Network
+    /// How many releases stay unpacked for an instant rollback without the source: the serving one and the
+    /// `keep - 1` before it in the history. Older ones that no instance uses are removed after a rollout.
+    public var keep: Int
 
     /// Where the image is fetched from.
     public enum Source: Sendable, Codable, Equatable, CustomStringConvertible {
@@ -172,11 +176,15 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         self.capabilities = []
         self.writableRoot = false
         self.network = .private
+        self.keep = Self.defaultKeep
     }
+
+    /// Releases kept when a spec does not say: the serving one and two to roll back to.
+    public static let defaultKeep = 3
 
     enum CodingKeys: String, CodingKey {
         case service, image, source, replicas, port, listen, strategy, health, runner, stopTimeout, limits, unpack, verify
-        case capabilities, writableRoot, network
+        case capabilities, writableRoot, network, keep
     }
 
     /// Decodes a spec; `capabilities` and `writableRoot` may be missing (state written before they existed).
@@ -200,6 +208,7 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         // Specs saved before `network` existed get the default: an instance adopted from then is still
         // reached where it runs (its record says), and one started now gets a network of its own.
         network = try container.decodeIfPresent(Network.self, forKey: .network) ?? .private
+        keep = try container.decodeIfPresent(Int.self, forKey: .keep) ?? Self.defaultKeep
     }
 
     /// The Linux capability names (`capabilities(7)`) without their `CAP_` prefix, in the order of their
@@ -247,6 +256,7 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         check(stopTimeout >= .zero && stopTimeout <= .seconds(86_400), "'stopTimeout' must be from 0 to a day")
         check(limits.memoryBytes.map { $0 > 0 } ?? true, "'limits.memory' must be more than zero")
         check(limits.pids.map { (1...1_000_000).contains($0) } ?? true, "'limits.pids' must be from 1 to 1000000")
+        check((1...100).contains(keep), "'keep' must be from 1 to 100 releases (the serving one counts), not \(keep)")
         check(unpack.maxBytes > 0, "'unpack.maxSize' must be more than zero")
         if let unknown = capabilities.first(where: { !Self.capabilityNames.contains($0) }) {
             check(false, "'capabilities' may hold only \(Self.capabilityNames.joined(separator: ", ")), not '\(String(unknown.prefix(64)))'")

@@ -9,7 +9,7 @@ public typealias ReleaseSpecError = DocumentError
 extension ReleaseSpec {
     /// The keys a release spec may have at its top level.
     public static let topLevelKeys = ["service", "image", "source", "replicas", "port", "listen", "strategy", "health",
-                                      "runner", "stopTimeout", "limits", "unpack", "verify", "capabilities", "writableRoot", "network"]
+                                      "runner", "stopTimeout", "limits", "unpack", "verify", "capabilities", "writableRoot", "network", "keep"]
 
     /// Reads and validates the release spec at `path`. A relative store `source` is taken from the spec's folder.
     public static func load(path: String) throws(ReleaseSpecError) -> ReleaseSpec {
@@ -87,6 +87,7 @@ extension NodeReader {
             }
             spec.network = value
         }
+        if let node = keys["keep"]?.value { spec.keep = Int(try integer(node, what: "'keep'", range: 1...100)) }
         if let problem = spec.problems.first { throw error(root, problem) }
         return spec
     }

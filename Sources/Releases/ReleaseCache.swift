@@ -44,16 +44,18 @@ public struct ReleaseCache: Sendable {
     /// The tree each release must have, as this process unpacked or derived it: never read back from the
     /// release folder, which anyone who can change the files can change too.
     private let trees = KnownTrees()
+    /// Release folder sizes, measured once each.
+    let sizes = KnownSizes()
 
     public init(root: String) {
         self.root = root
     }
 
-    /// Removes what an unpack or a verify cut short by a crash left in the releases folder.
+    /// Removes what an unpack, a verify or a removal cut short by a crash left in the releases folder.
     public func removeScratch() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: releasesPath)) ?? []
-        for name in names where name.hasPrefix(".partial-") || name.hasPrefix(".verify-") {
-            try? FileManager.default.removeItem(atPath: releasesPath + "/" + name)
+        for name in names where name.hasPrefix(".partial-") || name.hasPrefix(".verify-") || name.hasPrefix(".removing-") {
+            Self.removeTree(releasesPath + "/" + name)
         }
     }
 
@@ -64,7 +66,14 @@ public struct ReleaseCache: Sendable {
                         verify: ReleaseSpec.VerifyPolicy? = nil,
                         options: RegistryOptions = RegistryOptions()) async throws(ReleaseError) -> Release {
         let folder = releasesPath + "/sha256-" + image.digest.hex
-        if verify == nil, let release = try? load(image, folder: folder) { return release }
+        if var release = try? load(image, folder: folder) {
+            // Unpacked here already: no network, unless the artifacts the policy needs are not here yet.
+            guard let verify else { return release }
+            if let store = try? openStore(), let admission = try? check(image, against: verify, in: store) {
+                release.admission = admission
+                return release
+            }
+        }
         let store = try openStore()
         try await fetch(image, from: source, into: store, options: options)
         let admission = try verify.map { policy throws(ReleaseError) in try check(image, against: policy, in: store) }

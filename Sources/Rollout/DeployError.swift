@@ -8,6 +8,8 @@ public enum DeployError: Error, CustomStringConvertible {
     case nothingToRollBack(service: String, reason: String)
     case cannotListen(service: String, address: String, reason: String)
     case frontUpgradeFailed(service: String, reason: String)
+    /// Releases outside the rollback windows could not be removed.
+    case cleanupFailed(reason: String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,8 @@ public enum DeployError: Error, CustomStringConvertible {
             return "\(service) cannot listen on \(address): \(reason)"
         case let .frontUpgradeFailed(service, reason):
             return "the front of \(service) was not replaced (the running one goes on serving): \(reason)"
+        case .cleanupFailed(let reason):
+            return "\(reason); every release still kept is complete, and `imgdeploy gc` tries again"
         }
     }
 }

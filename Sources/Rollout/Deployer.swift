@@ -9,6 +9,7 @@ public actor Deployer {
     private let releases: ReleaseCache
     private let runners: RunnerSet
     private let launcher: FrontLauncher
+    private let keeper: ReleaseKeeper
     private var controllers: [String: ServiceController] = [:]
 
     public init(paths: DeployPaths, launcher: FrontLauncher = FrontLauncher()) {
@@ -16,12 +17,14 @@ public actor Deployer {
         self.releases = ReleaseCache(root: paths.root)
         self.runners = RunnerSet(paths: paths)
         self.launcher = launcher
+        self.keeper = ReleaseKeeper(paths: paths, releases: releases)
     }
 
     /// Carries on from the daemon that ran before: adopts every service's running front and instances
     /// (restarting nothing that runs), cleans up what was left of the rest, and, in the background,
     /// aborts rollouts that were in flight, starts what is missing, and replaces fronts that run an older
-    /// executable. Returns the services being re-adopted.
+    /// executable; then removes what a removal cut short by a crash left (releases outside every rollback
+    /// window). Returns the services being re-adopted.
     public func start() async -> [String] {
         PrivateSocketPath.removeLeftovers(in: paths.fronts)
         var adopted: [String] = []
@@ -37,11 +40,17 @@ public actor Deployer {
         }
         await runners.removeLeftovers(keeping: kept)
         releases.removeScratch()
-        for (controller, spec) in specs {
-            Task {
-                _ = await controller.reattach(spec)
-                if await controller.frontIsOutdated() { _ = try? await controller.upgradeFront() }
+        let keeper = self.keeper
+        Task {
+            await withTaskGroup(of: Void.self) { group in
+                for (controller, spec) in specs {
+                    group.addTask {
+                        _ = await controller.reattach(spec)
+                        if await controller.frontIsOutdated() { _ = try? await controller.upgradeFront() }
+                    }
+                }
             }
+            _ = try? await keeper.collect(dryRun: false)
         }
         return adopted
     }
@@ -49,7 +58,7 @@ public actor Deployer {
     private func controller(_ name: String) -> ServiceController {
         if let existing = controllers[name] { return existing }
         let made = ServiceController(name: name, paths: paths, releases: releases, probe: HealthProbe(), runners: runners,
-                                     launcher: launcher)
+                                     launcher: launcher, keeper: keeper)
         controllers[name] = made
         return made
     }
@@ -97,6 +106,12 @@ public actor Deployer {
 
     public func upgradeFront(_ name: String) async throws(DeployError) -> FrontUpgrade {
         try await existing(name).upgradeFront()
+    }
+
+    /// Removes every release outside the services' rollback windows that no instance runs from, with the
+    /// store's blobs only they reach; with `dryRun`, only says what that would remove.
+    public func collectReleases(dryRun: Bool) async throws(DeployError) -> ReleaseCollection {
+        do { return try await keeper.collect(dryRun: dryRun) } catch { throw .cleanupFailed(reason: error.description) }
     }
 
     /// Lets go of every service without stopping it: fronts and instances keep serving, and the next

@@ -31,6 +31,14 @@ public struct RolloutRecord: Sendable, Codable, Equatable {
     public var started: Date
     public var finished: Date?
     public var transitions: [Transition]
+    /// A rollback whose release was no longer kept here (outside the rollback window), so it was fetched
+    /// again from the spec's source and verified like a new release.
+    public var refetched: Bool?
+    /// What was removed once it succeeded: the releases outside every service's rollback window that no
+    /// instance used, and the store's blobs that only they reached.
+    public var removed: ReleaseCollection?
+    /// Why that removal did not happen, when it did not (the rollout itself succeeded).
+    public var cleanupProblem: String?
 
     public struct Transition: Sendable, Codable, Equatable {
         public var state: RolloutState
@@ -89,4 +97,13 @@ public struct ServiceStatus: Sendable, Codable, Equatable {
     public var frontPID: Int32?
     /// A rollout, rollback or front upgrade is under way.
     public var rolloutRunning: Bool?
+    /// The releases kept for an instant rollback, newest (the serving one) first.
+    public var releases: [KeptRelease]?
+}
+
+/// One release in a service's rollback window, as `status` shows it.
+public struct KeptRelease: Sendable, Codable, Equatable {
+    public var image: PinnedImage
+    /// Its unpacked folder's size on disk; nil when it is not unpacked here (a rollback to it fetches it again).
+    public var bytes: Int64?
 }

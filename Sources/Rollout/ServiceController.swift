@@ -27,6 +27,7 @@ actor ServiceController {
     let state: ServiceState
     let front: FrontClient
     let launcher: FrontLauncher
+    let keeper: ReleaseKeeper
 
     /// The spec whose release serves, once one has succeeded.
     private(set) var serving: ReleaseSpec?
@@ -69,7 +70,8 @@ actor ServiceController {
     /// Failed checks in a row that take a running instance out of the pool.
     static let failuresBeforeSuspension = 3
 
-    init(name: String, paths: DeployPaths, releases: ReleaseCache, probe: HealthProbe, runners: RunnerSet, launcher: FrontLauncher) {
+    init(name: String, paths: DeployPaths, releases: ReleaseCache, probe: HealthProbe, runners: RunnerSet, launcher: FrontLauncher,
+         keeper: ReleaseKeeper) {
         self.name = name
         self.paths = paths
         self.releases = releases
@@ -79,6 +81,7 @@ actor ServiceController {
         self.state = ServiceState(paths: paths, service: name)
         self.front = FrontClient(controlPath: paths.frontControl(name))
         self.launcher = launcher
+        self.keeper = keeper
     }
 
     // MARK: Rollouts
@@ -95,19 +98,27 @@ actor ServiceController {
         return await rolloutRecorded(spec, kind: kind)
     }
 
-    /// Runs a rollout and records how it ended; the caller holds `busy`.
+    /// Runs a rollout and records how it ended; the caller holds `busy`. Once it has succeeded, the releases
+    /// outside every service's rollback window that nothing runs from are removed.
     private func rolloutRecorded(_ spec: ReleaseSpec, kind: String) async -> RolloutRecord {
         var record = RolloutRecord(service: name, image: spec.image, strategy: spec.strategy, kind: kind)
         lastRollout = record
         state.saveRollout(record)
+        // Kept from before it is looked for until it serves (or the rollout failed): a collection meanwhile leaves it.
+        await keeper.claim(spec.image.digest)
         await rollout(spec, &record)
         lastRollout = record
-        try? history.append(record)
         if record.state == .succeeded {
             serving = spec
             try? history.saveCurrent(spec)
+            do { record.removed = try await keeper.collect(dryRun: false) } catch {
+                record.cleanupProblem = "the releases outside the rollback window could not be removed: \(error.description)"
+            }
+            lastRollout = record
         }
+        try? history.append(record)
         state.saveRollout(record)
+        await keeper.unclaim(spec.image.digest)
         return record
     }
 
@@ -118,15 +129,21 @@ actor ServiceController {
     }
 
     private func rollout(_ spec: ReleaseSpec, _ record: inout RolloutRecord) async {
-        enter(.verifying, &record)
+        // A release that served before but is no longer here fell outside the rollback window: it is
+        // fetched again, and verified like any new release.
+        let refetched = record.kind == "rollback" && releases.existing(spec.image) == nil
+        enter(.verifying, &record, note: refetched ? "\(spec.image.digest) is no longer kept here (it fell outside the rollback window, keep: \(spec.keep)): "
+            + "fetching it again from \(spec.source) and verifying it like a new release" : nil)
         let release: Release
         do {
             release = try await releases.prepare(spec.image, from: spec.source, policy: Self.policy(spec), verify: spec.verify)
         } catch {
-            record.reason = error.description
-            enter(.failed, &record, note: error.description)
+            record.reason = (refetched ? "\(spec.image.digest) is no longer kept here (it fell outside the rollback window, keep: \(spec.keep)), and fetching it again failed: " : "")
+                + error.description
+            enter(.failed, &record, note: record.reason)
             return
         }
+        if refetched { record.refetched = true }
         let old = instances.values.filter(\.wanted).sorted { $0.id < $1.id }.map(\.id)
         switch spec.strategy {
         case .blueGreen: await blueGreen(spec, release, old: old, &record)
@@ -444,9 +461,17 @@ actor ServiceController {
         }
         let frontState = try? await front.state()
         let counts = frontState?.counts ?? ProxyMetrics.Counts()
+        // Measuring a release folder reads all of it the first time: off the controller's thread.
+        let window = ReleaseKeeper.window(current: serving, history: history.records())
+        let releases = self.releases
+        let kept = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: window.map { KeptRelease(image: $0, bytes: releases.bytesOnDisk($0.digest)) })
+            }
+        }
         return ServiceStatus(service: name, listen: listening?.description ?? "-", current: serving?.image, instances: list,
                              lastRollout: lastRollout, requests: counts.requests, failedRequests: counts.failed, retriedRequests: counts.retried,
-                             frontPID: frontState?.pid, rolloutRunning: busy)
+                             frontPID: frontState?.pid, rolloutRunning: busy, releases: kept)
     }
 }
 

@@ -43,14 +43,19 @@ extension Store {
     /// Records that `referrer` (a manifest of this repository) refers to `subject`, for the referrers API.
     public func addReferrer(_ name: RepositoryName, subject: Digest, referrer: Descriptor) throws(StoreError) {
         _ = try prepareRepository(name)
-        let directory = repositoryDirectory(name) + "/referrers/sha256-" + subject.hex
+        let directory = referrersDirectory(name, subject: subject)
         try FileSystem.makeDirectories(directory)
         try FileSystem.replace(directory + "/sha256-" + referrer.digest.hex, with: try! CanonicalJSON.encode(referrer), temporaryDirectory: temporaryDirectory)
     }
 
+    /// Where a repository records the manifests that refer to `subject`, one file each.
+    func referrersDirectory(_ name: RepositoryName, subject: Digest) -> String {
+        repositoryDirectory(name) + "/referrers/sha256-" + subject.hex
+    }
+
     /// The manifests of a repository that refer to `subject`, as descriptors with `artifactType`.
     public func referrers(_ name: RepositoryName, subject: Digest) -> [Descriptor] {
-        let directory = repositoryDirectory(name) + "/referrers/sha256-" + subject.hex
+        let directory = referrersDirectory(name, subject: subject)
         return FileSystem.list(directory).sorted().compactMap { file in
             (try? FileSystem.read(directory + "/" + file)).flatMap { try? JSONDecoder().decode(Descriptor.self, from: $0) }
         }

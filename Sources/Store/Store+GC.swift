@@ -10,6 +10,8 @@ public struct GCReport: Sendable {
     public var freedBytes: Int64 = 0
     public var keptBlobs = 0
     public var removedTemporaryFiles = 0
+    /// Images kept without a version that `forgetting` let go of (each counted once, whatever its repositories).
+    public var forgottenImages = 0
     /// Blobs that a descriptor types as a manifest but that are not one: kept, reaching nothing, and
     /// named here so that an operator can look at them (`imgbuild fsck` says which tags reach them).
     public var warnings: [String] = []
@@ -23,19 +25,62 @@ extension Store {
     /// nothing and says why: run `fsck`. A blob whose verified bytes are not the manifest its descriptor
     /// claims is a leaf: it is kept, reaches nothing, and is reported in ``GCReport/warnings``.
     /// `onWait` is called if builds, tags or a writable `imgbuild serve` hold the store, before waiting.
-    public func collectGarbage(onWait: () -> Void = {}) throws(StoreError) -> GCReport {
+    ///
+    /// `forgetting` first lets go of images kept without a version (pulled by digest): their pins in every
+    /// repository, and the referrers and artifact tags (signatures, SBOMs, test records) that refer to them.
+    /// A version tag still keeps such an image. With `dryRun` nothing changes: the report says what would go.
+    public func collectGarbage(forgetting images: Set<Digest> = [], dryRun: Bool = false, onWait: () -> Void = {}) throws(StoreError) -> GCReport {
         let lease = try acquireExclusiveLease(onWait: onWait)
         defer { withExtendedLifetime(lease) {} }
         var reachable = Set<Digest>()
         var report = GCReport()
+        var letGo: [(repository: RepositoryName, pins: [Digest], artifactTags: [String], subjects: [Digest])] = []
         do {
             for repository in repositories() {
+                let referrers = Set(images.flatMap { self.referrers(repository, subject: $0).map(\.digest) })
+                let subjectPrefixes = images.map { "sha256-" + $0.hex + "." }
+                var dropped: (pins: [Digest], artifactTags: [String]) = ([], [])
                 for (_, descriptor) in try tags(repository) { try mark(descriptor, into: &reachable, warnings: &report.warnings) }
-                for descriptor in try pins(repository) { try mark(descriptor, into: &reachable, warnings: &report.warnings) }
-                for (_, descriptor) in try artifactTags(repository) { try mark(descriptor, into: &reachable, warnings: &report.warnings) }
+                for descriptor in try pins(repository) {
+                    if images.contains(descriptor.digest) { dropped.pins.append(descriptor.digest); continue }
+                    try mark(descriptor, into: &reachable, warnings: &report.warnings)
+                }
+                for (tag, descriptor) in try artifactTags(repository) {
+                    if referrers.contains(descriptor.digest) || subjectPrefixes.contains(where: { tag.hasPrefix($0) }) {
+                        dropped.artifactTags.append(tag)
+                        continue
+                    }
+                    try mark(descriptor, into: &reachable, warnings: &report.warnings)
+                }
+                let subjects = images.filter { FileSystem.exists(referrersDirectory(repository, subject: $0)) }
+                if !dropped.pins.isEmpty || !dropped.artifactTags.isEmpty || !subjects.isEmpty {
+                    letGo.append((repository, dropped.pins, dropped.artifactTags, subjects.sorted { $0.hex < $1.hex }))
+                }
             }
         } catch {
             throw .gcRefused(reason: error.description)
+        }
+        report.forgottenImages = Set(letGo.flatMap(\.pins)).count
+        if !dryRun {
+            // What kept the forgotten images goes first: a crash after this leaves only unreachable blobs,
+            // which the next collection removes.
+            for entry in letGo {
+                let directory = repositoryDirectory(entry.repository)
+                for digest in entry.pins where unlink(directory + "/pins/sha256-" + digest.hex) != 0 && errno != ENOENT {
+                    throw FileSystem.failure(directory + "/pins/sha256-" + digest.hex)
+                }
+                for tag in entry.artifactTags where unlink(directory + "/artifacts/" + tag) != 0 && errno != ENOENT {
+                    throw FileSystem.failure(directory + "/artifacts/" + tag)
+                }
+                for subject in entry.subjects {
+                    let folder = referrersDirectory(entry.repository, subject: subject)
+                    for file in FileSystem.list(folder) { unlink(folder + "/" + file) }
+                    if rmdir(folder) != 0 && errno != ENOENT { throw FileSystem.failure(folder) }
+                }
+                for folder in ["/pins", "/artifacts", "/referrers"] where FileSystem.isDirectory(directory + folder) {
+                    try FileSystem.fsyncDirectory(directory + folder)
+                }
+            }
         }
         for name in FileSystem.list(blobsDirectory) {
             guard let digest = Digest(hex: name) else { continue }
@@ -44,10 +89,11 @@ extension Store {
                 continue
             }
             let size = (try? blobSize(digest)) ?? 0
-            guard unlink(blobPath(digest)) == 0 else { throw FileSystem.failure(blobPath(digest)) }
+            if !dryRun, unlink(blobPath(digest)) != 0 { throw FileSystem.failure(blobPath(digest)) }
             report.removedBlobs += 1
             report.freedBytes += size
         }
+        if dryRun { return report }
         try FileSystem.fsyncDirectory(blobsDirectory)
         // With the lease held exclusively no writer (and no writable server) is alive, so whatever is in
         // tmp/ and uploads/ was left by one that died or by clients that never finished an upload.

@@ -2,6 +2,7 @@ import ArgumentParser
 import DeployControl
 import Foundation
 import ReleaseSpec
+import Releases
 import Rollout
 
 struct UpCommand: AsyncParsableCommand {
@@ -57,6 +58,10 @@ struct StatusCommand: AsyncParsableCommand {
             for instance in status.instances {
                 let state = instance.serving ? "serving" : (instance.lastExit.map { "exited (\($0))" } ?? "not serving")
                 print("  \(instance.id)  127.0.0.1:\(instance.port)  pid \(instance.pid.map(String.init) ?? "-")  \(state)  restarts \(instance.restarts)  \(instance.image.digest)")
+            }
+            for (index, release) in (status.releases ?? []).enumerated() {
+                let size = release.bytes.map { "\(byteText($0)) on disk" } ?? "not here (a rollback to it fetches it again)"
+                print("  \(index == 0 ? "serving " : "kept    ") \(release.image)  \(size)")
             }
             if let rollout = status.lastRollout {
                 print("  last rollout: \(rollout.kind) of \(rollout.image.digest) (\(rollout.strategy.rawValue)): \(rollout.state.rawValue)")
@@ -171,11 +176,49 @@ struct UpgradeFrontCommand: AsyncParsableCommand {
     }
 }
 
+struct GCCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Remove the releases outside every service's rollback window that no instance runs from.",
+        discussion: """
+        Each service keeps its serving release and the `keep - 1` (default 2) distinct releases that served before it, \
+        ready for a rollback without the network. Everything else the deployer holds is removed: release folders, and \
+        the blobs, signatures and SBOMs in its store that only they reached. A service that is down keeps nothing. \
+        The daemon does the same after every rollout that succeeds.
+        """)
+
+    @OptionGroup var options: StateOptions
+    @Flag(name: .long, help: "Only say what would be removed.") var dryRun = false
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let collection = try await ControlClient(socket: options.paths.socket).collectReleases(dryRun: dryRun)
+        if json { return try printJSON(collection) }
+        printCollection(collection)
+    }
+}
+
+func printCollection(_ collection: ReleaseCollection) {
+    let verb = collection.dryRun ? "would remove" : "removed"
+    for release in collection.removed {
+        let names = release.names.isEmpty ? "" : " (\(release.names.joined(separator: ", ")))"
+        print("\(verb) \(release.digest)\(names)" + (release.folderBytes.map { ": its release folder, \(byteText($0))" } ?? ": its blobs only"))
+    }
+    print("\(verb) \(collection.removed.count) release(s) and \(collection.removedBlobs) blob(s): \(byteText(collection.freedBytes)) \(collection.dryRun ? "would be " : "")freed")
+}
+
+/// Bytes as people read them: 1.2 MB.
+func byteText(_ bytes: Int64) -> String {
+    ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)
+}
+
 func printRecord(_ record: RolloutRecord, json: Bool) throws {
     if json { return try printJSON(record) }
     for transition in record.transitions {
         print("\(transition.state.rawValue)\(transition.note.map { ": \($0)" } ?? "")")
     }
+    if let removed = record.removed, !removed.removed.isEmpty { printCollection(removed) }
+    if let problem = record.cleanupProblem { printError("note: \(problem)") }
     print("\(record.service) \(record.image): \(record.state.rawValue)")
     if let reason = record.reason { printError("why: \(reason)") }
 }

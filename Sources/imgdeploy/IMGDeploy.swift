@@ -9,7 +9,7 @@ struct IMGDeploy: AsyncParsableCommand {
         abstract: "Deploy images by digest: blue-green or rolling, with health checks, history and rollback.",
         version: "0.1.0",
         subcommands: [UpCommand.self, ApplyCommand.self, StatusCommand.self, HistoryCommand.self, RollbackCommand.self,
-                      DownCommand.self, VerifyCommand.self, UpgradeFrontCommand.self, RenderCommand.self, ProxyCommand.self, FrontCommand.self]
+                      DownCommand.self, GCCommand.self, VerifyCommand.self, UpgradeFrontCommand.self, RenderCommand.self, ProxyCommand.self, FrontCommand.self]
     )
 }
 

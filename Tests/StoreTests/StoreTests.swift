@@ -123,4 +123,48 @@ struct StoreTests {
         #expect(report.warnings.count == 1 && report.warnings.first?.contains(junkDigest.description) == true, "\(report.warnings)")
         #expect(store.hasBlob(junkDigest) && !store.hasBlob(unreachable) && report.removedBlobs == 1)
     }
+
+    @Test("forgetting pinned images frees what only they reach, with their referrers and artifact tags; a dry run changes nothing")
+    func forgetPinnedImages() throws {
+        let store = try newStore()
+        let name = try RepositoryName("deployer/hello")
+        func blob(_ text: String) throws -> Descriptor {
+            Descriptor(mediaType: MediaType.layerGzip, digest: try store.writeBlob(Data(text.utf8)), size: Int64(text.utf8.count))
+        }
+        let sharedLayer = try blob("a layer both images share"), ownLayer = try blob("a layer only the old image has")
+        let shared = sharedLayer.digest, own = ownLayer.digest
+        func image(_ seed: String, layers: [Descriptor]) throws -> Descriptor {
+            let configData = Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"seed":"\#(seed)"}"#.utf8)
+            let config = Descriptor(mediaType: MediaType.imageConfig, digest: try store.writeBlob(configData), size: Int64(configData.count))
+            let data = try CanonicalJSON.encode(ImageManifest(config: config, layers: layers))
+            return Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(data), size: Int64(data.count))
+        }
+        let old = try image("old", layers: [sharedLayer, ownLayer]), new = try image("new", layers: [sharedLayer])
+        try store.pin(name, old)
+        try store.pin(name, new)
+        // A signature-like artifact that refers to the old image, kept by its fallback tag.
+        let signatureData = try CanonicalJSON.encode(ImageManifest(config: Descriptor(mediaType: "application/vnd.dev.cosign.simplesigning.v1+json",
+                                                                                   digest: try store.writeBlob(Data("{}".utf8)), size: 2), layers: []))
+        let signature = Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(signatureData), size: Int64(signatureData.count))
+        try store.addReferrer(name, subject: old.digest, referrer: signature)
+        try store.setArtifactTag(name, "sha256-\(old.digest.hex).sig", signature)
+        let before = Set(try FileManager.default.contentsOfDirectory(atPath: store.root + "/blobs"))
+
+        let dry = try store.collectGarbage(forgetting: [old.digest], dryRun: true)
+        #expect(dry.forgottenImages == 1 && dry.removedBlobs == 5, "\(dry)")  // manifest, config, own layer, signature, its config
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: store.root + "/blobs")) == before)
+        #expect(try store.pins(name).count == 2 && store.referrers(name, subject: old.digest).count == 1)
+
+        let report = try store.collectGarbage(forgetting: [old.digest])
+        #expect(report.forgottenImages == 1 && report.removedBlobs == 5 && report.freedBytes == dry.freedBytes, "\(report)")
+        #expect(try store.pins(name).map(\.digest) == [new.digest])
+        #expect(try store.referrers(name, subject: old.digest).isEmpty && store.artifactTags(name).isEmpty)
+        #expect(store.hasBlob(shared) && !store.hasBlob(own) && !store.hasBlob(old.digest) && store.hasBlob(new.digest))
+        let fsck = store.fsck()
+        #expect(fsck.isClean, "\(fsck.problems)")
+        // A version tag keeps an image that is also pinned: forgetting the pin frees nothing it reaches.
+        try store.tag(name, try Version(parsing: "1.0.0"), new)
+        let tagged = try store.collectGarbage(forgetting: [new.digest])
+        #expect(tagged.removedBlobs == 0 && store.hasBlob(new.digest) && store.hasBlob(shared))
+    }
 }

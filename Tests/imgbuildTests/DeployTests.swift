@@ -676,6 +676,7 @@ struct DeployTests {
         ("strategy: canary\n", "'strategy' must be one of blue-green, rolling", 6),
         ("health: { path: healthz }\n", "'health.path' must start with '/'", 6),
         ("colour: blue\n", "unknown key 'colour'", 6),
+        ("keep: 0\n", "'keep' must be a whole number from 1 to 100, not '0'", 6),
         // A duration past what Int64 milliseconds hold trapped the reader (found by FuzzReleaseSpec).
         ("stopTimeout: 9999999999999999s\n", "'stopTimeout' must be a duration", 6),
     ])
