@@ -21,6 +21,14 @@ public enum LayerInventory {
     /// are hashed like any other bytes), checked against each file's declared size before it is read.
     public static let defaultMaxBytes: Int64 = 64 << 30
 
+    /// SPDX's package verification code of `files` (SPDX 2.3 §7.9): the SHA-1 of their SHA-1s in
+    /// lowercase hex, sorted and concatenated.
+    public static func verificationCode(of files: [InventoryFile]) -> String {
+        let hasher = EVPHasher(EVP_sha1())
+        for sha1 in files.map(\.sha1).sorted() { Array(sha1.utf8).withUnsafeBytes { hasher.update($0) } }
+        return hasher.hex()
+    }
+
     /// The files, sorted by path bytes, and the contents of those `keep` selects (at most 1 MiB each).
     public static func read(layers: [(path: String, digest: Digest)], maxBytes: Int64 = defaultMaxBytes, keep: (String) -> Bool) throws(LayerError)
         -> (files: [InventoryFile], kept: [String: [UInt8]]) {

@@ -79,7 +79,7 @@ struct SBOMCommand: ParsableCommand {
         discussion: "Lists every file with its SHA-1, SHA-256 and layer, and every Debian package (var/lib/dpkg/status.d) with its version, architecture and license. The document depends only on the image, so it is reproducible. It is tagged sha256-<hex>.sbom.")
 
     @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
-    @Flag(name: .long, help: "Also print the document.") var print = false
+    @Flag(name: .long, help: "Print the document on standard output (the summary line then goes to standard error).") var print = false
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
@@ -87,8 +87,15 @@ struct SBOMCommand: ParsableCommand {
         let lease = try store.acquireWriteLease()
         defer { withExtendedLifetime(lease) {} }
         let (artifact, document) = try SBOMArtifact.attach(image, repository: reference.name, in: store)
-        if print { Swift.print(String(decoding: document, as: UTF8.self)) }
-        Swift.print("sbom of \(reference.name)@\(image.digest): \(artifact.digest)")
+        let summary = "sbom of \(reference.name)@\(image.digest): \(artifact.digest)"
+        // With --print, standard output carries the document alone (a pipe into jq or a validator), and
+        // the summary goes to standard error.
+        if print {
+            FileHandle.standardOutput.write(document + Data("\n".utf8))
+            printError(summary)
+        } else {
+            Swift.print(summary)
+        }
     }
 }
 

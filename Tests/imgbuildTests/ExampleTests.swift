@@ -98,6 +98,8 @@ struct ExampleTests {
         #expect(run_["WorkingDir"] as? String == "/app")
         #expect((run_["ExposedPorts"] as? [String: Any]).map { Set($0.keys) } == ["8080/tcp", "9090/udp"])
         #expect((run_["Volumes"] as? [String: Any]).map { Set($0.keys) } == ["/var/lib/full"])
+        // Its SBOM (a Debian package, an archive and a download) is one the SPDX validator accepts.
+        try expectValidSBOM(store: store, reference: "examples/full:2.3.0-rc.1+build.7", packages: ["busybox-static"])
         #expect(run_["StopSignal"] as? String == "SIGTERM")
         #expect(config["created"] as? String == "2023-11-14T22:13:20Z")
         let history = config["history"] as! [[String: Any]]

@@ -38,6 +38,12 @@ struct ProvenanceTests {
         let builder = (predicate["runDetails"] as? [String: Any])?["builder"] as? [String: Any]
         #expect((builder?["version"] as? [String: String])?["imgbuild"] != nil)
 
+        // The in-toto attestation framework's own bindings accept the statement and its SLSA predicate.
+        let file = makeTemporaryDirectory("prov-statement") + "/statement.json"
+        try JSONSerialization.data(withJSONObject: statement).write(to: URL(fileURLWithPath: file))
+        let checked = try run(attestationTool("python"), [repositoryRoot + "/fixtures/attestations/check_provenance.py", file])
+        #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+
         // The same build elsewhere gives the same statement, byte for byte.
         let other = makeTemporaryDirectory("prov-store")
         #expect(try imgbuild(["build", repositoryRoot + "/Imagefiles/hello", "--store", other, "--provenance"]).lastLine == digest)

@@ -73,4 +73,27 @@ struct SBOMTests {
         #expect(try imgbuild(["pull", registry.url + "/hello:1.0.0", "--store", pulled]).status == 0)
         #expect(try document(store: pulled, digest: digest).document["spdxVersion"] as? String == "SPDX-2.3")
     }
+
+    @Test("the hello example's SBOM passes the SPDX project's validator, and sbom --print writes the document alone on stdout")
+    func spdxValidator() throws {
+        let store = makeTemporaryDirectory("sbom-store")
+        #expect(try imgbuild(["build", repositoryRoot + "/Imagefiles/hello", "--store", store]).status == 0)
+        try expectValidSBOM(store: store, reference: "hello:1.0.0", packages: ["busybox-static"])
+    }
+}
+
+/// Makes the image's SBOM with `sbom --print` and checks that standard output is that one JSON document,
+/// that the SPDX project's `pyspdxtools` accepts it, and that it lists `packages`.
+func expectValidSBOM(store: String, reference: String, packages: [String]) throws {
+    let printed = try imgbuild(["sbom", reference, "--print", "--store", store])
+    #expect(printed.status == 0 && printed.stderr.contains("sbom of "), "\(printed.stderr)")
+    let path = makeTemporaryDirectory("sbom-doc") + "/sbom.spdx.json"
+    write(printed.stdout, to: path)
+    let parsed = try run("/usr/bin/python3", ["-m", "json.tool", path])
+    #expect(parsed.status == 0, "stdout is one JSON document: \(parsed.stderr)")
+    let validated = try run(attestationTool("pyspdxtools"), ["-i", path])
+    #expect(validated.status == 0 && !validated.stderr.contains("invalid"), "\(validated.stdout)\(validated.stderr)")
+    let document = try JSONSerialization.jsonObject(with: Data(printed.stdout.utf8)) as? [String: Any] ?? [:]
+    let listed = Set((document["packages"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String })
+    #expect(listed.isSuperset(of: packages), "packages listed: \(listed)")
 }

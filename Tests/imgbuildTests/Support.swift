@@ -98,6 +98,14 @@ func snapshot(_ directory: String) -> [String] {
 
 /// The pinned busybox-static package (fetched by fixtures/debs/fetch).
 let busyboxDeb = repositoryRoot + "/fixtures/debs/busybox-static.deb"
+/// A program of the venv `.ci/install-deps --test` makes for the PyPI validators (pyspdxtools, and python
+/// with in-toto-attestation).
+func attestationTool(_ name: String) -> String {
+    let environment = ProcessInfo.processInfo.environment
+    let venv = environment["ATTEST_VENV"] ?? ((environment["HOME"] ?? "/root") + "/.cache/imgbuild/attest-venv")
+    return venv + "/bin/" + name
+}
+
 let busyboxSHA256 = "3d3fdbe91d4660c873e14b092c213fe81c1da6362daa236eb25d0171eb108744"
 
 /// The JSON object of a blob in a store.
