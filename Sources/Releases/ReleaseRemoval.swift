@@ -3,7 +3,7 @@ import OCI
 import Store
 import Synchronization
 
-/// What ``ReleaseCache/collect(keeping:dryRun:)`` removed, or would remove.
+/// What ``ReleaseCache/collect(_:dryRun:)`` removed, or would remove.
 public struct ReleaseCollection: Sendable, Codable, Equatable {
     /// One release removed: its digest, the repositories it was fetched as, and the bytes its folder held.
     public struct Removed: Sendable, Codable, Equatable {
@@ -18,9 +18,12 @@ public struct ReleaseCollection: Sendable, Codable, Equatable {
     /// Blobs of the deployer's store that nothing kept reaches any more, and their bytes.
     public var removedBlobs = 0
     public var freedBlobBytes: Int64 = 0
-
     /// Every byte freed: the folders and the blobs.
-    public var freedBytes: Int64 { removed.reduce(freedBlobBytes) { $0 + ($1.folderBytes ?? 0) } }
+    public var freedBytes: Int64 = 0
+    /// Why the store's blobs were not collected this time (a writer held it), when they were not.
+    public var storeNote: String?
+
+    public var isEmpty: Bool { removed.isEmpty && removedBlobs == 0 }
 }
 
 extension ReleaseCache {
@@ -39,18 +42,17 @@ extension ReleaseCache {
         return held
     }
 
-    /// Removes every image this deployer holds except those in `keeping`: the release folder of each first
-    /// (renamed out of the way in one step, so a release is either complete or gone, and a crash leaves
-    /// only a `.removing-` folder that ``removeScratch()`` deletes), then the blobs, referrers and pins
-    /// that only they reached in the deployer's store. With `dryRun` nothing changes.
+    /// Removes the images in `doomed`: the release folder of each first (renamed out of the way in one
+    /// step, so a release is either complete or gone, and a crash leaves only a `.removing-` folder that
+    /// ``removeScratch()`` deletes), then the pins, referrers and blobs that only they reached in the
+    /// deployer's store. A store that a writer holds is not waited for: its part is left for the next
+    /// collection (``ReleaseCollection/storeNote``). With `dryRun` nothing changes.
     ///
-    /// The caller makes sure that nothing starts to use an image between choosing `keeping` and the end
-    /// of this call.
-    public func collect(keeping: Set<Digest>, dryRun: Bool) throws(ReleaseError) -> ReleaseCollection {
+    /// The caller makes sure that nothing starts to use a doomed image until this returns.
+    public func collect(_ doomed: Set<Digest>, dryRun: Bool) throws(ReleaseError) -> ReleaseCollection {
         var collection = ReleaseCollection(dryRun: dryRun)
-        let doomed = heldImages().subtracting(keeping).sorted { $0.hex < $1.hex }
         let store = try? Store.open(at: storePath, create: false)
-        for digest in doomed {
+        for digest in doomed.sorted(by: { $0.hex < $1.hex }) {
             let names = store.map { store in store.repositories().filter { ((try? store.pins($0)) ?? []).contains { $0.digest == digest } }.map(\.value) } ?? []
             let folder = releasesPath + "/sha256-" + digest.hex
             var removed = ReleaseCollection.Removed(digest: digest, names: names, folderBytes: nil)
@@ -66,23 +68,28 @@ extension ReleaseCache {
             }
             collection.removed.append(removed)
         }
-        guard let store else { return collection }
-        do {
-            let report = try store.collectGarbage(forgetting: Set(doomed), dryRun: dryRun)
-            collection.removedBlobs = report.removedBlobs
-            collection.freedBlobBytes = report.freedBytes
-        } catch {
-            throw .stateUnwritable(path: storePath, reason: "its garbage cannot be collected: \(error)")
+        if let store {
+            do {
+                let report = try store.collectGarbage(forgetting: doomed, dryRun: dryRun, onWait: { () throws(StoreError) in throw .busy(path: storePath) })
+                collection.removedBlobs = report.removedBlobs
+                collection.freedBlobBytes = report.freedBytes
+            } catch .busy {
+                collection.storeNote = StoreError.busy(path: storePath).description
+            } catch {
+                throw .stateUnwritable(path: storePath, reason: "its garbage cannot be collected: \(error)")
+            }
         }
+        collection.freedBytes = collection.removed.reduce(collection.freedBlobBytes) { $0 + ($1.folderBytes ?? 0) }
         return collection
     }
 
     /// The bytes an image's release folder takes on disk (each file counted once, however many links it has),
     /// remembered per image: a release folder never changes. Nil when the image is not unpacked here.
     public func bytesOnDisk(_ image: Digest) -> Int64? {
-        if let known = sizes.size(of: image) { return known }
         let folder = releasesPath + "/sha256-" + image.hex
+        // Asked each time: a folder measured once may have been removed since.
         guard FileManager.default.fileExists(atPath: folder + "/release.json") else { return nil }
+        if let known = sizes.size(of: image) { return known }
         let bytes = Self.bytesOnDisk(folder)
         sizes.remember(bytes, for: image)
         return bytes

@@ -7,16 +7,19 @@ import Releases
 ///
 /// Kept are, for every service that is up, its rollback window (the serving release and the `keep - 1`
 /// distinct ones that served before it, newest first, from its history); every release an instance of
-/// any service runs from (its `instances.json`); and every release a rollout in flight has claimed.
+/// any service runs from (its `instances.json`); and every release a rollout or a verify has claimed.
 /// Everything else the deployer holds (release folders, and images in its store) is removed.
 ///
-/// A rollout claims its release before it looks for it, and a claim waits while a collection runs, so a
-/// collection never removes a release that a rollout is about to use: either the rollout's claim came
-/// first and the release is kept, or the collection came first and the rollout fetches it again.
+/// A rollout claims its release before it looks for it. Choosing what to remove happens in one step on
+/// this actor, and a claim for a release being removed waits until the removal is done, so a collection
+/// never removes a release that a rollout is about to use: either the claim came first and the release
+/// is kept, or the removal came first and the rollout fetches it again. Claims of other releases never wait.
 public actor ReleaseKeeper {
     let paths: DeployPaths
     let releases: ReleaseCache
     private var claims: [Digest: Int] = [:]
+    /// The images a collection is removing now.
+    private var removing: Set<Digest> = []
     private var collecting = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
@@ -25,9 +28,9 @@ public actor ReleaseKeeper {
         self.releases = releases
     }
 
-    /// Keeps `image` until ``unclaim(_:)``; waits while a collection runs.
+    /// Keeps `image` until ``unclaim(_:)``; waits while a collection removes it.
     func claim(_ image: Digest) async {
-        await waitForCollection()
+        while removing.contains(image) { await withCheckedContinuation { waiting.append($0) } }
         claims[image, default: 0] += 1
     }
 
@@ -36,31 +39,30 @@ public actor ReleaseKeeper {
         claims[image] = count > 1 ? count - 1 : nil
     }
 
-    /// Removes (or with `dryRun`, lists) every release nothing keeps, with the store's blobs that only they reach.
+    /// Removes (or with `dryRun`, lists) every release nothing keeps, with the store's blobs that only
+    /// they reach. One collection runs at a time.
     public func collect(dryRun: Bool) async throws(ReleaseError) -> ReleaseCollection {
-        await waitForCollection()
+        while collecting { await withCheckedContinuation { waiting.append($0) } }
         collecting = true
+        let doomed = releases.heldImages().subtracting(claims.keys).subtracting(Self.keptOnDisk(paths))
+        if !dryRun { removing = doomed }
         defer {
+            removing = []
             collecting = false
             let waiting = self.waiting
             self.waiting = []
             for continuation in waiting { continuation.resume() }
         }
-        let keeping = Set(claims.keys).union(Self.keptOnDisk(paths))
         let releases = self.releases
         // Reading and removing whole trees: on a thread of its own, not the cooperative pool's.
         let result: Result<ReleaseCollection, ReleaseError> = await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                do throws(ReleaseError) { continuation.resume(returning: .success(try releases.collect(keeping: keeping, dryRun: dryRun))) } catch {
+                do throws(ReleaseError) { continuation.resume(returning: .success(try releases.collect(doomed, dryRun: dryRun))) } catch {
                     continuation.resume(returning: .failure(error))
                 }
             }
         }
         return try result.get()
-    }
-
-    private func waitForCollection() async {
-        while collecting { await withCheckedContinuation { waiting.append($0) } }
     }
 
     /// What the state on disk keeps: every service's rollback window and its instances' releases.

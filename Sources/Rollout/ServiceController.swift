@@ -111,13 +111,17 @@ actor ServiceController {
         if record.state == .succeeded {
             serving = spec
             try? history.saveCurrent(spec)
+        }
+        // Recorded before anything is removed, so a crash during the removal loses no history.
+        try? history.append(record)
+        state.saveRollout(record)
+        if record.state == .succeeded {
+            // What the removal did is told to whoever asked for the rollout (and `status`), not recorded.
             do { record.removed = try await keeper.collect(dryRun: false) } catch {
                 record.cleanupProblem = "the releases outside the rollback window could not be removed: \(error.description)"
             }
             lastRollout = record
         }
-        try? history.append(record)
-        state.saveRollout(record)
         await keeper.unclaim(spec.image.digest)
         return record
     }
@@ -132,14 +136,13 @@ actor ServiceController {
         // A release that served before but is no longer here fell outside the rollback window: it is
         // fetched again, and verified like any new release.
         let refetched = record.kind == "rollback" && releases.existing(spec.image) == nil
-        enter(.verifying, &record, note: refetched ? "\(spec.image.digest) is no longer kept here (it fell outside the rollback window, keep: \(spec.keep)): "
-            + "fetching it again from \(spec.source) and verifying it like a new release" : nil)
+        let notKept = "\(spec.image.digest) is no longer kept here (outside the rollback window of keep: \(spec.keep) releases, or removed while the service was down)"
+        enter(.verifying, &record, note: refetched ? notKept + ": fetching it again from \(spec.source) and verifying it like a new release" : nil)
         let release: Release
         do {
             release = try await releases.prepare(spec.image, from: spec.source, policy: Self.policy(spec), verify: spec.verify)
         } catch {
-            record.reason = (refetched ? "\(spec.image.digest) is no longer kept here (it fell outside the rollback window, keep: \(spec.keep)), and fetching it again failed: " : "")
-                + error.description
+            record.reason = (refetched ? notKept + ", and fetching it again failed: " : "") + error.description
             enter(.failed, &record, note: record.reason)
             return
         }
@@ -305,9 +308,16 @@ actor ServiceController {
         do {
             (managed.instance, managed.tree) = try await launch(id: id, release: managed.release, spec: managed.spec, port: managed.port)
         } catch {
+            guard let current = instances[id], current.generation == managed.generation - 1, !current.stopping else { return }
             instances[id] = managed
             // Try again later, with a longer backoff.
             Task { [weak self] in await self?.exited(id, generation: managed.generation, status: -1) }
+            return
+        }
+        // Retired or taken down while it started: this run is nobody's, so it stops (its release may be
+        // removed once the instance is no longer recorded).
+        guard let current = instances[id], current.generation == managed.generation - 1, !current.stopping, current.wanted else {
+            await managed.instance.stop(timeout: managed.spec.stopTimeout)
             return
         }
         managed.lastExit = nil
@@ -430,10 +440,16 @@ actor ServiceController {
         let byRelease = Dictionary(grouping: instances.values, by: { $0.release.folder })
         let groups = byRelease.keys.sorted().map { folder in byRelease[folder]!.sorted { $0.id < $1.id } }
             .map { (release: $0[0].release, policy: Self.policy($0[0].spec), ids: $0.map(\.id)) }
+        // Kept while they are checked: an instance retired meanwhile must not let a collection remove
+        // the folder under the check (which would look like tampering).
+        for group in groups { await keeper.claim(group.release.image.digest) }
+        defer { Task { [keeper] in for group in groups { await keeper.unclaim(group.release.image.digest) } } }
+        // Those whose instances were all retired while the claims waited are no longer run from.
+        let running = groups.filter { $0.ids.contains { self.instances[$0] != nil } }
         let releases = self.releases
         return await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(returning: groups.map { group in
+                continuation.resume(returning: running.map { group in
                     var check = ReleaseCheck(image: group.release.image, instances: group.ids, tree: group.release.tree)
                     do throws(ReleaseError) { check.tree = try releases.verifyDeeply(group.release, policy: group.policy) } catch {
                         check.problem = error.description

@@ -126,15 +126,19 @@ enum FileSystem {
 final class FileLock {
     private let fd: Int32
 
-    /// Takes the lock, calling `onWait` once first if it is held elsewhere.
-    init(path: String, shared: Bool = false, onWait: () -> Void = {}) throws(StoreError) {
+    /// Takes the lock, calling `onWait` once first if it is held elsewhere; if `onWait` throws, the lock
+    /// is not waited for and its error is thrown.
+    init(path: String, shared: Bool = false, onWait: () throws(StoreError) -> Void = {}) throws(StoreError) {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileSystem.failure(path) }
         if flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 {
             self.fd = fd
             return
         }
-        onWait()
+        do { try onWait() } catch {
+            close(fd)
+            throw error
+        }
         while flock(fd, shared ? LOCK_SH : LOCK_EX) != 0 {
             if errno != EINTR {
                 let error = FileSystem.failure(path)

@@ -18,18 +18,20 @@ public struct GCReport: Sendable {
 }
 
 extension Store {
-    /// Removes every blob no tag reaches, and the temporary files of writers that died.
+    /// Removes every blob no tag reaches (nor a referrer of what a tag reaches), and the temporary files of
+    /// writers that died.
     ///
     /// It holds the write lease exclusively, so no build or tag is between writing a blob and tagging it
     /// while it runs. If it cannot tell what a tag reaches (an unreadable tag or manifest) it removes
     /// nothing and says why: run `fsck`. A blob whose verified bytes are not the manifest its descriptor
     /// claims is a leaf: it is kept, reaches nothing, and is reported in ``GCReport/warnings``.
-    /// `onWait` is called if builds, tags or a writable `imgbuild serve` hold the store, before waiting.
+    /// `onWait` is called if builds, tags or a writable `imgbuild serve` hold the store, before waiting;
+    /// if it throws, the collection does not wait and throws that error.
     ///
     /// `forgetting` first lets go of images kept without a version (pulled by digest): their pins in every
     /// repository, and the referrers and artifact tags (signatures, SBOMs, test records) that refer to them.
     /// A version tag still keeps such an image. With `dryRun` nothing changes: the report says what would go.
-    public func collectGarbage(forgetting images: Set<Digest> = [], dryRun: Bool = false, onWait: () -> Void = {}) throws(StoreError) -> GCReport {
+    public func collectGarbage(forgetting images: Set<Digest> = [], dryRun: Bool = false, onWait: () throws(StoreError) -> Void = {}) throws(StoreError) -> GCReport {
         let lease = try acquireExclusiveLease(onWait: onWait)
         defer { withExtendedLifetime(lease) {} }
         var reachable = Set<Digest>()
@@ -55,6 +57,22 @@ extension Store {
                 let subjects = images.filter { FileSystem.exists(referrersDirectory(repository, subject: $0)) }
                 if !dropped.pins.isEmpty || !dropped.artifactTags.isEmpty || !subjects.isEmpty {
                     letGo.append((repository, dropped.pins, dropped.artifactTags, subjects.sorted { $0.hex < $1.hex }))
+                }
+            }
+            // What refers to a kept manifest is kept with it: every signature and SBOM its repository lists
+            // for it, not only the one a fallback tag names (two signatures of one image share that tag).
+            // Referrers may have referrers of their own, hence the rounds.
+            var added = true
+            while added {
+                added = false
+                for repository in repositories() {
+                    for folder in FileSystem.list(repositoryDirectory(repository) + "/referrers") where folder.hasPrefix("sha256-") {
+                        guard let subject = Digest(hex: String(folder.dropFirst(7))), reachable.contains(subject), !images.contains(subject) else { continue }
+                        for referrer in referrers(repository, subject: subject) where !reachable.contains(referrer.digest) {
+                            try mark(referrer, into: &reachable, warnings: &report.warnings)
+                            added = true
+                        }
+                    }
                 }
             }
         } catch {

@@ -23,7 +23,7 @@ extension Store {
     }
 
     /// Takes the lease exclusively (waits for every writer to finish; `onWait` is told when it must).
-    func acquireExclusiveLease(onWait: () -> Void = {}) throws(StoreError) -> FileLock {
+    func acquireExclusiveLease(onWait: () throws(StoreError) -> Void = {}) throws(StoreError) -> FileLock {
         try FileLock(path: leasePath, shared: false, onWait: onWait)
     }
 }

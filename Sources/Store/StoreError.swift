@@ -30,6 +30,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case noMatchingVersion(repository: String, range: String, available: String)
     /// gc could not tell what is reachable, so it removed nothing.
     case gcRefused(reason: String)
+    /// gc would have to wait for the store's writers, and was asked not to.
+    case busy(path: String)
     /// A tag that is not a SemVer version.
     case invalidVersion(String, reason: String)
     /// A repository name with a component that a repository's own folder uses (`team/tags` would be
@@ -66,6 +68,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             return "no version of \(repository) matches '\(range)' (versions: \(available)); pre-releases match only when the range names one or --include-prerelease is given"
         case let .gcRefused(reason):
             return "gc removed nothing because it cannot tell what the tags reach (\(reason)): run 'imgbuild fsck' and repair the store first"
+        case let .busy(path):
+            return "the store at \(path) is in use by a writer (a build, a pull, a writable serve), so its garbage was not collected now: it is collected next time"
         case let .invalidVersion(text, reason):
             return "'\(text)' is not a version: \(reason)"
         case let .reservedRepositoryName(name, component):

@@ -205,11 +205,12 @@ func printCollection(_ collection: ReleaseCollection) {
         print("\(verb) \(release.digest)\(names)" + (release.folderBytes.map { ": its release folder, \(byteText($0))" } ?? ": its blobs only"))
     }
     print("\(verb) \(collection.removed.count) release(s) and \(collection.removedBlobs) blob(s): \(byteText(collection.freedBytes)) \(collection.dryRun ? "would be " : "")freed")
+    if let note = collection.storeNote { printError("note: \(note)") }
 }
 
 /// Bytes as people read them: 1.2 MB.
 func byteText(_ bytes: Int64) -> String {
-    ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)
+    bytes == 0 ? "0 bytes" : ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)
 }
 
 func printRecord(_ record: RolloutRecord, json: Bool) throws {
@@ -217,7 +218,7 @@ func printRecord(_ record: RolloutRecord, json: Bool) throws {
     for transition in record.transitions {
         print("\(transition.state.rawValue)\(transition.note.map { ": \($0)" } ?? "")")
     }
-    if let removed = record.removed, !removed.removed.isEmpty { printCollection(removed) }
+    if let removed = record.removed, !removed.isEmpty { printCollection(removed) }
     if let problem = record.cleanupProblem { printError("note: \(problem)") }
     print("\(record.service) \(record.image): \(record.state.rawValue)")
     if let reason = record.reason { printError("why: \(reason)") }

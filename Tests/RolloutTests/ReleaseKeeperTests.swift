@@ -144,4 +144,44 @@ struct ReleaseKeeperTests {
         _ = try await keeper.collect(dryRun: false)
         #expect(releases.heldImages().isEmpty)
     }
+
+    @Test("a store that a writer holds is not waited for: the folders go at once, the blobs at the next collection")
+    func busyStore() async throws {
+        let old = try hold("old"), kept = try hold("kept")
+        let history = ReleaseHistory(paths: paths, service: "hello")
+        try history.append(succeeded(old))
+        try history.append(succeeded(kept))
+        try history.saveCurrent(spec(kept, keep: 1))
+        // Another process holds the store's write lease, as a build or a long pull does.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["-s", paths.root + "/store/gc.lock", "sleep", "60"]
+        try holder.run()
+        defer { holder.terminate(); holder.waitUntilExit() }
+        func exclusiveIsFree() throws -> Bool {
+            let probe = Process()
+            probe.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+            probe.arguments = ["-n", "-x", paths.root + "/store/gc.lock", "true"]
+            try probe.run()
+            probe.waitUntilExit()
+            return probe.terminationStatus == 0
+        }
+        for _ in 0..<100 where try exclusiveIsFree() { usleep(20_000) }
+        #expect(try !exclusiveIsFree(), "the holder has the lease")
+
+        let keeper = ReleaseKeeper(paths: paths, releases: ReleaseCache(root: paths.root))
+        let first = try await keeper.collect(dryRun: false)
+        #expect(first.removed.map(\.digest) == [old.digest] && first.removedBlobs == 0, "\(first)")
+        #expect(first.storeNote?.contains("in use by a writer") == true, "\(first)")
+        #expect(unpacked() == ["sha256-" + kept.digest.hex])
+        // A claim of a release that is not being removed never waits for a collection.
+        await keeper.claim(kept.digest)
+        await keeper.unclaim(kept.digest)
+
+        holder.terminate()
+        holder.waitUntilExit()
+        let second = try await keeper.collect(dryRun: false)
+        #expect(second.removed.map(\.digest) == [old.digest] && second.removed.first?.folderBytes == nil && second.removedBlobs == 3, "\(second)")
+        #expect(try Store.open(at: paths.root + "/store", create: false).fsck().isClean)
+    }
 }

@@ -148,6 +148,18 @@ struct StoreTests {
         let signature = Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(signatureData), size: Int64(signatureData.count))
         try store.addReferrer(name, subject: old.digest, referrer: signature)
         try store.setArtifactTag(name, "sha256-\(old.digest.hex).sig", signature)
+        // Two signatures of the kept image: the fallback tag names only the second; the first is listed as a
+        // referrer alone, and must survive too.
+        func signatureOf(_ subject: Descriptor, _ seed: String) throws -> Descriptor {
+            let data = try CanonicalJSON.encode(ImageManifest(config: Descriptor(mediaType: "application/vnd.dev.cosign.simplesigning.v1+json",
+                                                                          digest: try store.writeBlob(Data(seed.utf8)), size: Int64(seed.utf8.count)),
+                                                        layers: [], subject: subject))
+            let descriptor = Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(data), size: Int64(data.count))
+            try store.addReferrer(name, subject: subject.digest, referrer: descriptor)
+            return descriptor
+        }
+        let firstOfNew = try signatureOf(new, "alice"), secondOfNew = try signatureOf(new, "bob")
+        try store.setArtifactTag(name, "sha256-\(new.digest.hex).sig", secondOfNew)
         let before = Set(try FileManager.default.contentsOfDirectory(atPath: store.root + "/blobs"))
 
         let dry = try store.collectGarbage(forgetting: [old.digest], dryRun: true)
@@ -158,13 +170,15 @@ struct StoreTests {
         let report = try store.collectGarbage(forgetting: [old.digest])
         #expect(report.forgottenImages == 1 && report.removedBlobs == 5 && report.freedBytes == dry.freedBytes, "\(report)")
         #expect(try store.pins(name).map(\.digest) == [new.digest])
-        #expect(try store.referrers(name, subject: old.digest).isEmpty && store.artifactTags(name).isEmpty)
+        #expect(try store.referrers(name, subject: old.digest).isEmpty && store.artifactTags(name).map(\.tag) == ["sha256-\(new.digest.hex).sig"])
         #expect(store.hasBlob(shared) && !store.hasBlob(own) && !store.hasBlob(old.digest) && store.hasBlob(new.digest))
+        #expect(store.hasBlob(firstOfNew.digest) && store.hasBlob(secondOfNew.digest), "every signature of a kept image stays")
         let fsck = store.fsck()
         #expect(fsck.isClean, "\(fsck.problems)")
-        // A version tag keeps an image that is also pinned: forgetting the pin frees nothing it reaches.
+        // A version tag keeps an image that is also pinned: forgetting it frees only its signatures
+        // (two manifests and their configs), nothing the image reaches.
         try store.tag(name, try Version(parsing: "1.0.0"), new)
         let tagged = try store.collectGarbage(forgetting: [new.digest])
-        #expect(tagged.removedBlobs == 0 && store.hasBlob(new.digest) && store.hasBlob(shared))
+        #expect(tagged.removedBlobs == 4 && store.hasBlob(new.digest) && store.hasBlob(shared), "\(tagged)")
     }
 }

@@ -114,7 +114,7 @@ extension DeployTests {
         // Outside it, with the source gone: a clear failure, and traffic stays where it was.
         let gone = try daemon.command(["rollback", "hello", "--to", series.digests[0]])
         #expect(gone.status != 0)
-        #expect(gone.stderr.contains("is no longer kept here (it fell outside the rollback window, keep: 3), and fetching it again failed")
+        #expect(gone.stderr.contains("is no longer kept here (outside the rollback window of keep: 3 releases, or removed while the service was down), and fetching it again failed")
             && gone.stderr.contains(series.store), "\(gone.stdout)\(gone.stderr)")
         for _ in 0..<5 { #expect(try frontPage(port).contains("hello 6.0.4")) }
 
@@ -129,6 +129,14 @@ extension DeployTests {
         #expect(releaseFolders(daemon.state) == folders(series, [0, 3, 5]))
         let removed = (record["removed"] as? [String: Any])?["removed"] as? [[String: Any]] ?? []
         #expect(removed.map { $0["digest"] as? String } == [series.digests[4]], "\(back.stdout)")
+
+        // A wider window takes in 6.0.5 again, which is no longer here: status says so instead of a stale size.
+        let wider = try daemon.command(["apply", series.spec(0, port: port, keep: 4)])
+        #expect(wider.status == 0, "\(wider.stdout)\(wider.stderr)")
+        let widened = (try daemon.status("hello")["releases"] as? [[String: Any]] ?? []).map { ($0["image"] as? String ?? "", $0["bytes"] as? Int) }
+        #expect(widened.map(\.0) == [0, 3, 5, 4].map { "hello@" + series.digests[$0] } && widened.last?.1 == nil && widened.dropLast().allSatisfy { $0.1 != nil },
+                "\(widened)")
+        #expect(try daemon.command(["status", "hello"]).stdout.contains("not here (a rollback to it fetches it again)"))
 
         // Nothing outside a window: gc has nothing to do. After `down`, the service keeps nothing.
         let idle = try daemon.command(["gc", "--dry-run", "--json"])
