@@ -75,6 +75,33 @@ public final class RegistryClient: @unchecked Sendable {
         self.auth = AuthState(credentials: options.credentials ?? DockerConfig.credentials(for: hostKey, environment: options.environment))
     }
 
+    /// A client of `base` (`https://HOST[:PORT]`) as docker reaches a registry written without a scheme:
+    /// HTTPS, unless the host is this machine (or `insecure` is set) and it does not speak TLS at all, in
+    /// which case plain HTTP. A registry that speaks TLS with a certificate that is not trusted stays on
+    /// HTTPS, so the error says so instead of falling back.
+    public static func negotiating(base: String, repository: String, push: Bool, options: RegistryOptions) async throws -> RegistryClient {
+        let secure = try RegistryClient(base: base, repository: repository, push: push, options: options)
+        guard let url = URL(string: base), let host = url.host, options.insecure || isThisMachine(host) else { return secure }
+        if await secure.speaksTLS() { return secure }
+        let plain = try RegistryClient(base: "http://" + base.dropFirst("https://".count), repository: repository, push: push, options: options)
+        await secure.shutdown()
+        return plain
+    }
+
+    /// Whether the registry speaks TLS: `GET /v2/` over HTTPS gets an answer (any status: 401 is one
+    /// too), or fails on the certificate rather than on the handshake.
+    func speaksTLS() async -> Bool {
+        var request = HTTPClientRequest(url: base + "/v2/")
+        request.method = .GET
+        do {
+            let response = try await http.execute(request, timeout: .seconds(10))
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            return true
+        } catch {
+            return "\(error)".contains("CERTIFICATE_VERIFY_FAILED")
+        }
+    }
+
     deinit { try? http.syncShutdown() }
 
     /// Releases the client's connections.

@@ -24,6 +24,8 @@ public struct Transfer: Sendable {
         guard let reference = from.reference else {
             throw DistributionError.invalidLocation("\(from)", reason: "name the image: add :VERSION or @sha256:<digest>")
         }
+        try refuseAmbiguous(from)
+        try refuseAmbiguous(to)
         var tag: String?
         switch (to.reference, reference) {
         case (.digest?, _): throw DistributionError.invalidLocation("\(to)", reason: "a destination takes a tag, not a digest (the digest is the image's own)")
@@ -32,31 +34,53 @@ public struct Transfer: Sendable {
         case (nil, .digest): tag = nil
         }
         if case .registry = from, let wire = tag { tag = WireTag.decode(wire) }
-        var copier = Copier(source: try source(from), destination: try destination(to), progress: progress)
+        var copier = Copier(source: try await source(from), destination: try await destination(to), progress: progress)
         copier.onBytes = onBytes
         copier.carryReferrers = carryReferrers
         return try await copier.copy(reference, tag: tag)
     }
 
-    private func source(_ location: ImageLocation) throws -> any ImageSource {
+    /// A registry written as `HOST/PATH` whose `HOST/PATH` is also a repository of the local store could
+    /// mean either: refused, saying how to write each.
+    private func refuseAmbiguous(_ location: ImageLocation) throws {
+        guard case .registry(let base, let repository, let reference, .bare) = location else { return }
+        let host = String(base.dropFirst("https://".count))
+        guard let name = try? RepositoryName(host + "/" + repository), let store = try? Store.open(at: storePath, create: false),
+              store.hasRepository(name) else { return }
+        let suffix = reference.map { reference -> String in
+            switch reference {
+            case .tag(let tag): return ":" + tag
+            case .digest(let digest): return "@" + digest.description
+            }
+        } ?? ""
+        throw DistributionError.invalidLocation(host + "/" + repository + suffix, reason: "it names the registry \(host), and the local store also has a repository "
+            + "'\(name)': write docker://\(host)/\(repository)\(suffix) for the registry, or store:\(name)\(suffix) for the store")
+    }
+
+    private func registry(_ base: String, _ repository: String, _ style: ImageLocation.RegistryStyle, push: Bool) async throws -> RegistryClient {
+        if style == .url { return try RegistryClient(base: base, repository: repository, push: push, options: options) }
+        return try await RegistryClient.negotiating(base: base, repository: repository, push: push, options: options)
+    }
+
+    private func source(_ location: ImageLocation) async throws -> any ImageSource {
         switch location {
         case .store(let name, _):
             return try StoreEndpoint(store: Store.open(at: storePath, create: false), repository: name, writing: false)
         case .layout(let directory, _):
             return LayoutEndpoint(directory: directory)
-        case .registry(let base, let repository, _):
-            return RegistryEndpoint(client: try RegistryClient(base: base, repository: repository, push: false, options: options))
+        case .registry(let base, let repository, _, let style):
+            return RegistryEndpoint(client: try await registry(base, repository, style, push: false))
         }
     }
 
-    private func destination(_ location: ImageLocation) throws -> any ImageDestination {
+    private func destination(_ location: ImageLocation) async throws -> any ImageDestination {
         switch location {
         case .store(let name, _):
             return try StoreEndpoint(store: Store.open(at: storePath, create: true), repository: name, writing: true)
         case .layout(let directory, _):
             return LayoutEndpoint(directory: directory)
-        case .registry(let base, let repository, _):
-            return RegistryEndpoint(client: try RegistryClient(base: base, repository: repository, push: true, options: options))
+        case .registry(let base, let repository, _, let style):
+            return RegistryEndpoint(client: try await registry(base, repository, style, push: true))
         }
     }
 }

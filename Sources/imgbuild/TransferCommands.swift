@@ -64,10 +64,10 @@ struct PushCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
         abstract: "Copy an image from the store to an OCI layout or a registry.",
-        discussion: "DEST is oci:DIR or http(s)://HOST[:PORT]/REPO. A version is pushed as the remote tag ('+' becomes '_'); a tag that exists remotely with another digest is refused."
+        discussion: "DEST is HOST[:PORT]/REPO[:TAG] or docker://… (HTTPS; plain HTTP to this machine, or elsewhere with --insecure, when the registry does not speak TLS), http(s)://HOST[:PORT]/REPO, or oci:DIR. A version is pushed as the remote tag ('+' becomes '_'); a tag that exists remotely with another digest is refused."
     )
     @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
-    @Argument(help: "oci:DIR or http(s)://HOST[:PORT]/REPO") var destination: String
+    @Argument(help: "HOST[:PORT]/REPO[:TAG], docker://HOST/REPO, http(s)://HOST[:PORT]/REPO or oci:DIR") var destination: String
     @OptionGroup var transfer: TransferOptions
     @OptionGroup var storeOptions: StoreOptions
 
@@ -82,7 +82,7 @@ struct PullCommand: AsyncParsableCommand {
         abstract: "Bring an image from a registry or an OCI layout into the store, verifying every byte.",
         discussion: "By version it is tagged locally ('_' becomes '+'); by digest it is pinned (kept without a version)."
     )
-    @Argument(help: "http(s)://HOST/REPO:VERSION, http(s)://HOST/REPO@sha256:<hex>, oci:DIR:TAG or oci:DIR@sha256:<hex>") var source: String
+    @Argument(help: "HOST[:PORT]/REPO:TAG or …@sha256:<hex> (also docker://… or http(s)://…), oci:DIR:TAG or oci:DIR@sha256:<hex>") var source: String
     @Option(name: .customLong("as"), help: "The local repository name (default: the remote repository's).") var name: String?
     @OptionGroup var transfer: TransferOptions
     @OptionGroup var storeOptions: StoreOptions
@@ -91,11 +91,12 @@ struct PullCommand: AsyncParsableCommand {
         let location = try ImageLocation(parsing: source)
         let local: String
         switch location {
-        case .registry(_, let repository, _): local = name ?? repository
+        case .registry(_, let repository, _, _): local = name ?? repository
         case .layout: guard let name else { throw ValidationError("an OCI layout has no repository name: give one with --as NAME") }; local = name
-        case .store: throw ValidationError("'\(source)' is already in the store: pull takes http(s)://… or oci:…")
+        case .store: throw ValidationError("'\(source)' is already in the store: pull takes HOST[:PORT]/REPO:TAG, docker://…, http(s)://… or oci:…")
         }
-        try await transfer.run(from: source, to: local, store: storeOptions)
+        // The local name is the store's, even when it looks like a registry (example.com/app).
+        try await transfer.run(from: source, to: "store:" + local, store: storeOptions)
     }
 }
 
