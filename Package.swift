@@ -132,11 +132,16 @@ let package = Package(
         // Kubernetes manifests of a release, pinned by digest.
         .target(name: "Kubernetes", dependencies: ["ReleaseSpec", "OCI", .product(name: "Yams", package: "Yams")]),
         // Thin command-line front end.
+        // What changed between two images: layers, files, Debian packages, configuration.
+        .target(name: "ImageDiff", dependencies: ["Store", "Layers", "OCI"]),
         .executableTarget(name: "imgbuild", dependencies: [
             "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
+            "ImageDiff",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
-        ]),
+        ], plugins: ["BuildInfoPlugin"]),
+        // Records the commit a binary is built from, for --version.
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Sources/BuildInfoPlugin"),
         // Thin command-line front end of the deployer.
         .executableTarget(name: "imgdeploy", dependencies: [
             "DeployControl", "Rollout", "ReleaseSpec", "Releases", "Kubernetes", "LoadBalancer", "Front", "TerminationSignals",

@@ -11,6 +11,8 @@ public struct CopyResult: Sendable {
     public var bytesSent: Int64 = 0
     /// Artifacts referring to the image (signatures, SBOMs, attestations) copied with it.
     public var referrersCopied = 0
+    /// The tag written at the destination; nil for an image copied by digest (kept untagged).
+    public var tag: String?
 }
 
 /// Copies an image from any source to any destination — store, OCI layout or registry — as one algorithm:

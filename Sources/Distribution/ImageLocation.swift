@@ -1,12 +1,13 @@
 import Foundation
 import OCI
+import Store
 
 /// A place images come from or go to, as the command line writes it:
 /// `NAME[:VERSION|@DIGEST]` or `store:NAME…` (the local store), `oci:DIR[:TAG|@DIGEST]` (an OCI image
 /// layout), and a registry written as docker, skopeo and crane write it — `HOST[:PORT]/PATH[:TAG|@DIGEST]`
 /// (a first component with a `.` or a `:`, or `localhost`, is a registry, as the distribution reference
 /// grammar says) or `docker://…` — or as a URL, `http(s)://HOST[:PORT]/PATH[:TAG|@DIGEST]`.
-public enum ImageLocation: Sendable, Equatable {
+public enum ImageLocation: Sendable, Equatable, CustomStringConvertible {
     case store(RepositoryName, ManifestReference?)
     case layout(directory: String, ManifestReference?)
     /// `base` is `https://HOST[:PORT]` or `http://…`; `style` says how it was written, which decides
@@ -27,6 +28,22 @@ public enum ImageLocation: Sendable, Equatable {
     public var reference: ManifestReference? {
         switch self {
         case .store(_, let r), .layout(_, let r), .registry(_, _, let r, _): return r
+        }
+    }
+
+    /// The location as the command line would write it (for messages).
+    public var description: String {
+        let suffix = reference.map { reference -> String in
+            switch reference {
+            case .tag(let tag): return ":" + tag
+            case .digest(let digest): return "@" + digest.description
+            }
+        } ?? ""
+        switch self {
+        case .store(let name, _): return name.value + suffix
+        case .layout(let directory, _): return "oci:" + directory + suffix
+        case .registry(let base, let repository, _, .url): return base + "/" + repository + suffix
+        case .registry(let base, let repository, _, _): return "docker://" + base.dropFirst("https://".count) + "/" + repository + suffix
         }
     }
 
@@ -68,7 +85,7 @@ public enum ImageLocation: Sendable, Equatable {
     /// Whether the first component of a reference names a registry host (the distribution reference
     /// grammar's rule): it has a `.` or a `:` (a port), or is `localhost`.
     static func namesRegistry(_ component: Substring) -> Bool {
-        component.contains(".") || component.contains(":") || component == "localhost"
+        component.contains(".") || component.contains(":") || component.lowercased() == "localhost"
     }
 
     private static func store(_ name: String, text: String) throws -> ImageLocation {
@@ -84,13 +101,18 @@ public enum ImageLocation: Sendable, Equatable {
         var host = "docker.io"
         var path = rest
         if let slash = rest.firstIndex(of: "/"), namesRegistry(rest[..<slash]) {
-            host = String(rest[..<slash])
+            // Host names are not case-sensitive.
+            host = rest[..<slash].lowercased()
             path = String(rest[rest.index(after: slash)...])
         }
         guard isValidHost(host) else {
-            throw DistributionError.invalidLocation(text, reason: "'\(host)' is not a registry host: HOST or HOST:PORT (a port from 1 to 65535), e.g. 127.0.0.1:5000")
+            throw DistributionError.invalidLocation(text, reason: "'\(host)' is not a registry host: HOST or HOST:PORT (a port from 1 to 65535), e.g. 127.0.0.1:5000; "
+                + "a store repository whose name starts so is written store:NAME")
         }
         var (repository, reference) = try splitReference(path, text: text)
+        if case .tag(let tag) = reference, !Store.isValidArtifactTag(tag.replacingOccurrences(of: "+", with: "_")) {
+            throw DistributionError.invalidLocation(text, reason: "'\(tag)' is not a tag: letters, digits, '_', '.', '-' (and '+', sent as '_'), at most 128, not starting with '.' or '-'")
+        }
         // Docker Hub's API host, and its official images' namespace, as docker and skopeo resolve them.
         if host == "docker.io" || host == "index.docker.io" {
             host = "registry-1.docker.io"
@@ -100,6 +122,32 @@ public enum ImageLocation: Sendable, Equatable {
             throw DistributionError.invalidLocation(text, reason: "'\(repository)' is not a valid repository name (lowercase letters, digits and . _ - between slashes)")
         }
         return .registry(base: "https://" + host, repository: repository, reference, style: style)
+    }
+
+    /// A registry as `login` and `logout` name it: `HOST[:PORT]` (HTTPS first, negotiated like a
+    /// docker-style reference) or `http(s)://HOST[:PORT]`. Docker Hub is `docker.io`. Returns the host
+    /// (the key its credentials are filed under), the base URL, and whether the scheme is to be negotiated.
+    public static func registryHost(_ text: String) throws -> (host: String, base: String, negotiate: Bool) {
+        var host = text.hasSuffix("/") ? String(text.dropLast()) : text
+        var scheme = "https://"
+        var negotiate = true
+        for prefix in ["https://", "http://"] where host.hasPrefix(prefix) {
+            scheme = prefix
+            negotiate = false
+            host = String(host.dropFirst(prefix.count))
+        }
+        guard !host.contains("/"), isValidHost(host) else {
+            throw DistributionError.invalidLocation(text, reason: "a registry is HOST[:PORT] (e.g. 127.0.0.1:5000 or registry.example), or http(s)://HOST[:PORT]")
+        }
+        let api = ["docker.io", "index.docker.io"].contains(host) ? "registry-1.docker.io" : host
+        return (host, scheme + api, negotiate)
+    }
+
+    /// The same location written as a registry reached docker's way (HTTPS first), for a command whose
+    /// end can only be a registry (`pull`'s source, `push`'s destination): no store name competes.
+    public var asRegistry: ImageLocation {
+        if case .registry(let base, let repository, let reference, .bare) = self { return .registry(base: base, repository: repository, reference, style: .docker) }
+        return self
     }
 
     /// `name`, `name:port`, `[v6]` or `[v6]:port`, with a port from 1 to 65535.
@@ -134,7 +182,11 @@ public enum ImageLocation: Sendable, Equatable {
             do { digest = try Digest(parsing: String(text[text.index(after: at)...])) } catch {
                 throw DistributionError.invalidLocation(whole, reason: error.description)
             }
-            return (String(text[..<at]), .digest(digest))
+            var name = String(text[..<at])
+            // `name:tag@digest`, as docker writes it: the digest decides, the tag is only a reminder.
+            let slash = name.lastIndex(of: "/") ?? name.startIndex
+            if let colon = name[slash...].lastIndex(of: ":"), !name[slash...].hasPrefix("[") { name = String(name[..<colon]) }
+            return (name, .digest(digest))
         }
         let lastSlash = text.lastIndex(of: "/") ?? text.startIndex
         if let colon = text[lastSlash...].lastIndex(of: ":") {

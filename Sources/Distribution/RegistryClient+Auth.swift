@@ -44,7 +44,8 @@ extension RegistryClient {
             }
             var query = components.queryItems ?? []
             if let service = parameters["service"] { query.append(URLQueryItem(name: "service", value: service)) }
-            query.append(URLQueryItem(name: "scope", value: "repository:\(repository):\(actions)"))
+            // A login check names no repository, and asks for no scope (as `docker login` does).
+            if !repository.isEmpty { query.append(URLQueryItem(name: "scope", value: "repository:\(repository):\(actions)")) }
             components.queryItems = query
             guard let url = components.string else { throw DistributionError.unauthorized(registry: base, detail: "bad token realm") }
             var request = HTTPClientRequest(url: url)
@@ -127,31 +128,5 @@ extension RegistryClient {
             parameters[key] = value
         }
         return (scheme, parameters)
-    }
-}
-
-/// Credentials from Docker's configuration (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`,
-/// `auths` entries with a base64 `user:password` in `auth`).
-enum DockerConfig {
-    static func credentials(for host: String, environment: [String: String]) -> RegistryCredentials? {
-        if let user = environment["IMGBUILD_USERNAME"], let password = environment["IMGBUILD_PASSWORD"], !user.isEmpty {
-            return RegistryCredentials(username: user, password: password)
-        }
-        let directory = environment["DOCKER_CONFIG"] ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.docker")
-        guard let data = FileManager.default.contents(atPath: directory + "/config.json") else { return nil }
-        struct Config: Decodable {
-            struct Entry: Decodable { var auth: String?; var username: String?; var password: String? }
-            var auths: [String: Entry]?
-        }
-        guard let config = try? JSONDecoder().decode(Config.self, from: data), let auths = config.auths else { return nil }
-        for key in [host, "https://\(host)", "http://\(host)", "https://\(host)/v2/", "http://\(host)/v2/"] {
-            guard let entry = auths[key] else { continue }
-            if let auth = entry.auth, let decoded = Data(base64Encoded: auth).map({ String(decoding: $0, as: UTF8.self) }),
-               let colon = decoded.firstIndex(of: ":") {
-                return RegistryCredentials(username: String(decoded[..<colon]), password: String(decoded[decoded.index(after: colon)...]))
-            }
-            if let user = entry.username, let password = entry.password { return RegistryCredentials(username: user, password: password) }
-        }
-        return nil
     }
 }

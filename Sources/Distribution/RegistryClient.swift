@@ -30,6 +30,9 @@ public struct RegistryOptions: Sendable {
     public var connectTimeout: TimeAmount = .seconds(10)
     /// Blobs larger than this are uploaded in chunks of this size (PATCH with Content-Range).
     public var chunkSize: Int64 = 16 << 20
+    /// Whether credentials (given, or filed for the registry) may be sent: false for plain HTTP to another
+    /// machine reached by falling back from HTTPS.
+    public var sendCredentials = true
     /// The environment, for DOCKER_CONFIG and HOME.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
 
@@ -72,33 +75,53 @@ public final class RegistryClient: @unchecked Sendable {
         }
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let hostKey = url.port.map { "\(host):\($0)" } ?? host
-        self.auth = AuthState(credentials: options.credentials ?? DockerConfig.credentials(for: hostKey, environment: options.environment))
+        self.auth = AuthState(credentials: options.sendCredentials
+            ? options.credentials ?? CredentialStore(environment: options.environment).credentials(for: hostKey) : nil)
     }
 
     /// A client of `base` (`https://HOST[:PORT]`) as docker reaches a registry written without a scheme:
     /// HTTPS, unless the host is this machine (or `insecure` is set) and it does not speak TLS at all, in
     /// which case plain HTTP. A registry that speaks TLS with a certificate that is not trusted stays on
     /// HTTPS, so the error says so instead of falling back.
+    ///
+    /// Only an answer that proves the server speaks plain HTTP (a TLS record it cannot have sent) makes
+    /// it fall back; a registry that is down, slow, or fails on its certificate stays on HTTPS, so the
+    /// error says what is wrong. Credentials are never sent over a fallback to another machine.
     public static func negotiating(base: String, repository: String, push: Bool, options: RegistryOptions) async throws -> RegistryClient {
         let secure = try RegistryClient(base: base, repository: repository, push: push, options: options)
         guard let url = URL(string: base), let host = url.host, options.insecure || isThisMachine(host) else { return secure }
-        if await secure.speaksTLS() { return secure }
-        let plain = try RegistryClient(base: "http://" + base.dropFirst("https://".count), repository: repository, push: push, options: options)
+        guard await secure.answersInPlainHTTP() else { return secure }
+        var plainOptions = options
+        if !isThisMachine(host) { plainOptions.sendCredentials = false }
+        let plain = try RegistryClient(base: "http://" + base.dropFirst("https://".count), repository: repository, push: push, options: plainOptions)
         await secure.shutdown()
         return plain
     }
 
-    /// Whether the registry speaks TLS: `GET /v2/` over HTTPS gets an answer (any status: 401 is one
-    /// too), or fails on the certificate rather than on the handshake.
-    func speaksTLS() async -> Bool {
+    /// Whether the client will answer a challenge with credentials.
+    public var sendsCredentials: Bool { options.sendCredentials }
+
+    /// Checks that the registry accepts the client's credentials (`GET /v2/` answered 200 once any
+    /// challenge is met), as `docker login` does; throws ``DistributionError/unauthorized(registry:detail:)`` if not.
+    public func checkLogin() async throws {
+        _ = try await send("log in", retryable: true, expecting: [200]) {
+            var request = HTTPClientRequest(url: base + "/v2/")
+            request.method = .GET
+            return request
+        }
+    }
+
+    /// Whether a TLS handshake with the registry failed because it answered with something that is not
+    /// TLS at all (BoringSSL's WRONG_VERSION_NUMBER: plain HTTP, most likely).
+    func answersInPlainHTTP() async -> Bool {
         var request = HTTPClientRequest(url: base + "/v2/")
         request.method = .GET
         do {
             let response = try await http.execute(request, timeout: .seconds(10))
             _ = try? await response.body.collect(upTo: 1 << 16)
-            return true
+            return false
         } catch {
-            return "\(error)".contains("CERTIFICATE_VERIFY_FAILED")
+            return "\(error)".contains("WRONG_VERSION_NUMBER")
         }
     }
 

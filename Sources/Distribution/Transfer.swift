@@ -37,7 +37,9 @@ public struct Transfer: Sendable {
         var copier = Copier(source: try await source(from), destination: try await destination(to), progress: progress)
         copier.onBytes = onBytes
         copier.carryReferrers = carryReferrers
-        return try await copier.copy(reference, tag: tag)
+        var result = try await copier.copy(reference, tag: tag)
+        result.tag = tag
+        return result
     }
 
     /// A registry written as `HOST/PATH` whose `HOST/PATH` is also a repository of the local store could
@@ -45,8 +47,14 @@ public struct Transfer: Sendable {
     private func refuseAmbiguous(_ location: ImageLocation) throws {
         guard case .registry(let base, let repository, let reference, .bare) = location else { return }
         let host = String(base.dropFirst("https://".count))
-        guard let name = try? RepositoryName(host + "/" + repository), let store = try? Store.open(at: storePath, create: false),
-              store.hasRepository(name) else { return }
+        // Docker Hub's names were rewritten (docker.io/app is registry-1.docker.io/library/app): check them as written too.
+        var written = [host + "/" + repository]
+        if host == "registry-1.docker.io" {
+            let short = repository.hasPrefix("library/") ? String(repository.dropFirst("library/".count)) : repository
+            written += ["docker.io/" + repository, "docker.io/" + short, "index.docker.io/" + repository, "index.docker.io/" + short]
+        }
+        guard let store = try? Store.open(at: storePath, create: false),
+              let name = written.compactMap({ try? RepositoryName($0) }).first(where: { store.hasRepository($0) }) else { return }
         let suffix = reference.map { reference -> String in
             switch reference {
             case .tag(let tag): return ":" + tag
@@ -59,7 +67,12 @@ public struct Transfer: Sendable {
 
     private func registry(_ base: String, _ repository: String, _ style: ImageLocation.RegistryStyle, push: Bool) async throws -> RegistryClient {
         if style == .url { return try RegistryClient(base: base, repository: repository, push: push, options: options) }
-        return try await RegistryClient.negotiating(base: base, repository: repository, push: push, options: options)
+        let client = try await RegistryClient.negotiating(base: base, repository: repository, push: push, options: options)
+        if client.base.hasPrefix("http://") {
+            progress("note: \(base.dropFirst("https://".count)) does not speak TLS: using plain HTTP"
+                + (client.sendsCredentials ? "" : ", without credentials (they never travel in the clear to another machine)"))
+        }
+        return client
     }
 
     private func source(_ location: ImageLocation) async throws -> any ImageSource {

@@ -11,6 +11,8 @@ public struct InventoryFile: Sendable, Equatable {
     public var sha256: String
     /// The layer blob the file's final version comes from.
     public var layer: Digest
+    /// Its permission bits (with setuid, setgid and sticky), as its layer gives them.
+    public var mode: UInt32 = 0o644
 }
 
 /// Reads an image's layers, in order, into the list of its files with their SHA-1 and SHA-256 (whiteouts
@@ -82,7 +84,8 @@ public enum LayerInventory {
                         if contents != nil, contents!.count + chunk.count <= 1 << 20 { contents!.append(contentsOf: chunk) }
                     }
                     total += size
-                    files[path] = (InventoryFile(path: path, size: size, sha1: sha1.hex(), sha256: sha256.hex(), layer: layer.digest), index)
+                    files[path] = (InventoryFile(path: path, size: size, sha1: sha1.hex(), sha256: sha256.hex(), layer: layer.digest,
+                                                 mode: UInt32(archive_entry_perm(entry)) & 0o7777), index)
                     if let contents { kept[path] = contents }
                 }
             }

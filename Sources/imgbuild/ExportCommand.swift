@@ -9,7 +9,7 @@ struct ExportCommand: AsyncParsableCommand {
         discussion: "The version becomes the layout's org.opencontainers.image.ref.name, so 'skopeo inspect oci:DIR:VERSION' finds it."
     )
 
-    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>")
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>", completion: StoreCompletion.references)
     var reference: String
 
     @Argument(help: "oci:DIR — the layout folder, created if absent.")
@@ -22,7 +22,8 @@ struct ExportCommand: AsyncParsableCommand {
             throw ValidationError("the destination must be oci:DIR (an OCI image layout folder), not '\(destination)'")
         }
         let transfer = Transfer(storePath: storeOptions.store ?? Store.defaultPath(), options: RegistryOptions())
-        let result = try await transfer.run(from: try ImageLocation(parsing: reference), to: try ImageLocation(parsing: destination))
+        let source = try ImageLocation(parsing: reference.hasPrefix("store:") ? reference : "store:" + reference)
+        let result = try await transfer.run(from: source, to: try ImageLocation(parsing: destination))
         print(result.descriptor.digest)
     }
 }

@@ -8,12 +8,21 @@ struct IMGBuild: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imgbuild",
         abstract: "Build reproducible OCI images from Imagefiles and keep them under immutable versions.",
-        version: "0.1.0",
+        version: IMGBuild.versionText,
         subcommands: [BuildCommand.self, InspectCommand.self, ExportCommand.self, TagCommand.self, TagsCommand.self,
-                      ResolveCommand.self, ImagesCommand.self, FsckCommand.self, GCCommand.self,
-                      PushCommand.self, PullCommand.self, CopyCommand.self, ServeCommand.self,
+                      ResolveCommand.self, ImagesCommand.self, DiffCommand.self, FsckCommand.self, GCCommand.self,
+                      PushCommand.self, PullCommand.self, CopyCommand.self, LoginCommand.self, LogoutCommand.self, ServeCommand.self,
                       KeygenCommand.self, SignCommand.self, VerifyCommand.self, SBOMCommand.self, TestCommand.self]
     )
+}
+
+extension IMGBuild {
+    /// This release of imgbuild.
+    static let version = "0.1.0"
+
+    /// What `--version` prints: the version, the commit it was built from, and the store format it reads
+    /// and writes (a store of another format is refused, not converted).
+    static let versionText = "imgbuild \(version) (commit \(buildCommit)) store format imgbuild-store/\(Store.formatVersion)"
 }
 
 /// `--store DIR`, shared by every command that uses the local store.

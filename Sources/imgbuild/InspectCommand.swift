@@ -9,10 +9,12 @@ struct InspectCommand: ParsableCommand {
         abstract: "Print an image's manifest and config as JSON."
     )
 
-    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>")
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>", completion: StoreCompletion.references)
     var reference: String
 
     @OptionGroup var storeOptions: StoreOptions
+    /// Accepted for uniformity: the output is JSON either way.
+    @OptionGroup var output: FormatOptions
 
     func run() throws {
         let reference = try Reference(parsing: self.reference)

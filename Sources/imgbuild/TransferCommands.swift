@@ -48,14 +48,20 @@ struct TransferOptions: ParsableArguments {
         return options
     }
 
-    func run(from: String, to: String, store: StoreOptions) async throws {
-        let display = ProgressDisplay(enabled: !quiet)
+    func run(from: ImageLocation, to: ImageLocation, store: StoreOptions, output: FormatOptions) async throws {
+        let display = ProgressDisplay(enabled: !quiet && !output.json)
         var transfer = Transfer(storePath: store.store ?? Store.defaultPath(), options: try registryOptions(),
                                 progress: { line in display.line(line) })
         transfer.onBytes = { digest, done, total in display.bytes(digest.description, done: done, total: total) }
         transfer.carryReferrers = !noReferrers
         defer { display.finish() }
-        let result = try await transfer.run(from: try ImageLocation(parsing: from), to: try ImageLocation(parsing: to))
+        let result = try await transfer.run(from: from, to: to)
+        if output.json {
+            return try printJSONDocument(JSONOutput.Copied(
+                source: from.description, destination: to.description, digest: result.descriptor.digest, mediaType: result.descriptor.mediaType, size: result.descriptor.size,
+                tag: result.tag, blobs: .init(sent: result.blobsSent, bytesSent: result.bytesSent, skipped: result.blobsSkipped),
+                referrers: result.referrersCopied))
+        }
         print(result.descriptor.digest)
     }
 }
@@ -66,13 +72,21 @@ struct PushCommand: AsyncParsableCommand {
         abstract: "Copy an image from the store to an OCI layout or a registry.",
         discussion: "DEST is HOST[:PORT]/REPO[:TAG] or docker://… (HTTPS; plain HTTP to this machine, or elsewhere with --insecure, when the registry does not speak TLS), http(s)://HOST[:PORT]/REPO, or oci:DIR. A version is pushed as the remote tag ('+' becomes '_'); a tag that exists remotely with another digest is refused."
     )
-    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>", completion: StoreCompletion.references) var reference: String
     @Argument(help: "HOST[:PORT]/REPO[:TAG], docker://HOST/REPO, http(s)://HOST[:PORT]/REPO or oci:DIR") var destination: String
     @OptionGroup var transfer: TransferOptions
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: FormatOptions
 
     func run() async throws {
-        try await transfer.run(from: reference, to: destination, store: storeOptions)
+        // The source is the store's, whatever its name looks like; the destination is never the store.
+        let source = try ImageLocation(parsing: reference.hasPrefix("store:") ? reference : "store:" + reference)
+        let target = try ImageLocation(parsing: destination)
+        if case .store = target {
+            throw ValidationError("'\(destination)' is not a registry or a layout: write HOST[:PORT]/REPO (e.g. 127.0.0.1:5000/team/hello), "
+                + "docker://HOST/REPO, http(s)://HOST[:PORT]/REPO or oci:DIR; to copy within the store, use copy")
+        }
+        try await transfer.run(from: source, to: target.asRegistry, store: storeOptions, output: output)
     }
 }
 
@@ -86,17 +100,21 @@ struct PullCommand: AsyncParsableCommand {
     @Option(name: .customLong("as"), help: "The local repository name (default: the remote repository's).") var name: String?
     @OptionGroup var transfer: TransferOptions
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: FormatOptions
 
     func run() async throws {
-        let location = try ImageLocation(parsing: source)
+        // The source is never the store: a name written HOST/PATH is a registry's, whatever the store holds.
+        let location = try ImageLocation(parsing: source).asRegistry
         let local: String
         switch location {
-        case .registry(_, let repository, _, _): local = name ?? repository
+        case .registry(let base, let repository, _, _):
+            // Docker Hub's official images are named without their library/ namespace, as docker names them.
+            local = name ?? (base.hasSuffix("registry-1.docker.io") && repository.hasPrefix("library/") ? String(repository.dropFirst(8)) : repository)
         case .layout: guard let name else { throw ValidationError("an OCI layout has no repository name: give one with --as NAME") }; local = name
         case .store: throw ValidationError("'\(source)' is already in the store: pull takes HOST[:PORT]/REPO:TAG, docker://…, http(s)://… or oci:…")
         }
         // The local name is the store's, even when it looks like a registry (example.com/app).
-        try await transfer.run(from: source, to: "store:" + local, store: storeOptions)
+        try await transfer.run(from: location, to: try ImageLocation(parsing: "store:" + local), store: storeOptions, output: output)
     }
 }
 
@@ -110,8 +128,9 @@ struct CopyCommand: AsyncParsableCommand {
     @Argument(help: "The destination.") var destination: String
     @OptionGroup var transfer: TransferOptions
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var output: FormatOptions
 
     func run() async throws {
-        try await transfer.run(from: source, to: destination, store: storeOptions)
+        try await transfer.run(from: try ImageLocation(parsing: source), to: try ImageLocation(parsing: destination), store: storeOptions, output: output)
     }
 }

@@ -36,7 +36,7 @@ struct SignCommand: ParsableCommand {
         abstract: "Sign an image in the store with an ECDSA P-256 key.",
         discussion: "The signature covers a simple-signing payload that binds the manifest digest and the repository name. It is kept as an artifact referring to the image, tagged sha256-<hex>.sig.")
 
-    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>", completion: StoreCompletion.references) var reference: String
     @Option(name: .long, help: ArgumentHelp("The private key (PEM).", valueName: "KEY")) var key: String
     @OptionGroup var storeOptions: StoreOptions
 
@@ -55,7 +55,7 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check that an image in the store has a signature by the key's owner, over this digest and repository.")
 
-    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>", completion: StoreCompletion.references) var reference: String
     @Option(name: .long, help: ArgumentHelp("The public key (PEM).", valueName: "PUB")) var key: String
     @OptionGroup var storeOptions: StoreOptions
 
@@ -78,7 +78,7 @@ struct SBOMCommand: ParsableCommand {
         abstract: "Make an image's SPDX 2.3 SBOM and keep it as an artifact referring to the image.",
         discussion: "Lists every file with its SHA-1, SHA-256 and layer, and every Debian package (var/lib/dpkg/status.d) with its version, architecture and license. The document depends only on the image, so it is reproducible. It is tagged sha256-<hex>.sbom.")
 
-    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>", completion: StoreCompletion.references) var reference: String
     @Flag(name: .long, help: "Print the document on standard output (the summary line then goes to standard error).") var print = false
     @OptionGroup var storeOptions: StoreOptions
 
@@ -105,7 +105,7 @@ struct TestCommand: AsyncParsableCommand {
         abstract: "Run an image's tests (the Imagefile's 'tests:', kept in the image) and record a pass as a referrer.",
         discussion: "File and config assertions need nothing; command tests run inside the image with runc (as root). Exits 1 and names each failed assertion with the value found.")
 
-    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>") var reference: String
+    @Argument(help: "NAME:VERSION or NAME@sha256:<hex>", completion: StoreCompletion.references) var reference: String
     @OptionGroup var storeOptions: StoreOptions
 
     func run() async throws {

@@ -58,13 +58,32 @@ struct ReferenceTests {
         // A repository whose first component has a dot, as a pull --as may name it.
         let pulled = try imgbuild(["pull", "oci:\(layout):1.0.0", "--as", "example.com/app", "--store", store])
         #expect(pulled.status == 0, "\(pulled.stderr)")
-        let refused = try imgbuild(["push", "example.com/app:1.0.0", "oci:\(layout)-2", "--store", store])
+        // copy could mean either: refused, with both spellings.
+        let refused = try imgbuild(["copy", "example.com/app:1.0.0", "oci:\(layout)-2", "--store", store])
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("names the registry example.com") && refused.stderr.contains("docker://example.com/app:1.0.0")
             && refused.stderr.contains("store:example.com/app:1.0.0"), "\(refused.stderr)")
         #expect(!FileManager.default.fileExists(atPath: layout + "-2"), "nothing was written")
-        let explicit = try imgbuild(["push", "store:example.com/app:1.0.0", "oci:\(layout)-2", "--store", store])
+        let explicit = try imgbuild(["copy", "store:example.com/app:1.0.0", "oci:\(layout)-2", "--store", store])
         #expect(explicit.status == 0 && explicit.lastLine == digest, "\(explicit.stderr)")
+        // push's source is always the store, and export's: no ambiguity, no network.
+        let pushed = try imgbuild(["push", "example.com/app:1.0.0", "oci:\(layout)-3", "--store", store])
+        #expect(pushed.status == 0 && pushed.lastLine == digest, "\(pushed.stderr)")
+        #expect(try imgbuild(["export", "example.com/app:1.0.0", "oci:\(layout)-4", "--store", store]).status == 0)
+        // push's destination is never the store.
+        let nowhere = try imgbuild(["push", "example.com/app:1.0.0", "127.0.0.1:5000", "--store", store])
+        #expect(nowhere.status != 0 && nowhere.stderr.contains("is not a registry or a layout"), "\(nowhere.stderr)")
+    }
+
+    @Test("name:tag@digest pulls by the digest, as docker reads it; an uppercase host is the same host")
+    func digestWithTag() throws {
+        let (store, digest) = try builtImage(seed: "refs-both")
+        let registry = try DistributionRegistry()
+        defer { registry.stop() }
+        #expect(try imgbuild(["push", "team/app:1.0.0", "127.0.0.1:\(registry.port)/team/app", "--store", store]).status == 0)
+        let pulled = makeTemporaryDirectory("pulled") + "/store"
+        let both = try imgbuild(["pull", "LOCALHOST:\(registry.port)/team/app:1.0.0@\(digest)", "--store", pulled])
+        #expect(both.status == 0 && both.lastLine == digest, "\(both.stderr)")
     }
 
     @Test("bad references get a clear error before any connection", arguments: [
@@ -72,6 +91,7 @@ struct ReferenceTests {
         ("127.0.0.1:5000/Team/App:1.0.0", "is not a valid repository name"),
         ("docker://127.0.0.1:5000/team/app:", "the tag after ':' is empty"),
         ("localhost:5000/team/app@sha256:abc", "sha256"),
+        ("127.0.0.1:5000/team/app:v1#x", "is not a tag"),
     ])
     func badReferences(reference: String, message: String) throws {
         let result = try imgbuild(["pull", reference, "--store", makeTemporaryDirectory("store") + "/store"])
