@@ -68,6 +68,9 @@ struct DiffTests {
 
         let result = try imgbuild(["diff", "diff/app:1.0.0", "diff/app:1.1.0", "--format", "json", "--store", store])
         #expect(result.status == 0, "\(result.stderr)")
+        let file = makeTemporaryDirectory("diff-json") + "/diff.json"
+        write(result.stdout, to: file)
+        #expect(try run("/usr/bin/python3", ["-m", "json.tool", file]).status == 0, "one JSON document: \(result.stdout)")
         let diff = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
 
         // Files, against tar's own listing of both images' layers.

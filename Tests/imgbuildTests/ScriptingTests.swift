@@ -130,9 +130,11 @@ struct ScriptingTests {
         let skopeoLogin = try run("/usr/bin/skopeo", ["login", "--tls-verify=false", "--authfile", authFile, "--username", "alice", "--password", "s3cret-pass", host])
         #expect(skopeoLogin.status == 0, "\(skopeoLogin.stderr)")
         let other = makeTemporaryDirectory("docker-empty")
+        let viaSkopeo = ["DOCKER_CONFIG": other, "REGISTRY_AUTH_FILE": authFile]
+        let pushed = try imgbuild(["push", "team/app:1.0.0", "\(host)/skopeo/app", "--store", store], environment: viaSkopeo)
+        #expect(pushed.status == 0 && pushed.lastLine == digest, "\(pushed.stderr)")
         let pulled = makeTemporaryDirectory("pulled") + "/store"
-        let pull = try imgbuild(["pull", "\(host)/team/app:1.0.0", "--store", pulled],
-                                environment: ["DOCKER_CONFIG": other, "REGISTRY_AUTH_FILE": authFile])
+        let pull = try imgbuild(["pull", "\(host)/skopeo/app:1.0.0", "--store", pulled], environment: viaSkopeo)
         #expect(pull.status == 0 && pull.lastLine == digest, "\(pull.stderr)")
 
         let logout = try imgbuild(["logout", host], environment: environment)
