@@ -86,7 +86,7 @@ public enum SBOMArtifact {
     public static func attach(_ image: Descriptor, repository: RepositoryName, in store: Store) throws -> (artifact: Descriptor, document: Data) {
         let document = try document(image, repository: repository, in: store)
         let artifact = try ReferrerArtifact.store(document, mediaType: artifactType, artifactType: artifactType, subject: image,
-                                                  repository: repository, in: store, tag: "sha256-\(image.digest.hex).sbom")
+                                                  repository: repository, in: store, tag: ReferrerTag.tag(subject: image.digest, suffix: ReferrerTag.sbom))
         return (artifact, document)
     }
 

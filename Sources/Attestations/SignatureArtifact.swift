@@ -15,7 +15,7 @@ public enum SignatureArtifact {
     public static let signatureAnnotation = "dev.cosignproject.cosign/signature"
 
     /// The tag a signature of `digest` carries where the referrers API is missing.
-    public static func tag(for digest: Digest) -> String { "sha256-\(digest.hex).sig" }
+    public static func tag(for digest: Digest) -> String { ReferrerTag.tag(subject: digest, suffix: ReferrerTag.signature) }
 
     /// Signs `image` (a manifest of `repository` in `store`) with `key`; returns the signature manifest's descriptor.
     public static func sign(_ image: Descriptor, repository: RepositoryName, in store: Store, with key: SigningKey) throws -> Descriptor {

@@ -10,7 +10,7 @@ public enum TestResultsArtifact {
     /// Keeps `document` (the test report, JSON) as a referrer of `image`.
     public static func attach(_ document: Data, to image: Descriptor, repository: RepositoryName, in store: Store) throws -> Descriptor {
         try ReferrerArtifact.store(document, mediaType: artifactType, artifactType: artifactType, subject: image,
-                                   repository: repository, in: store, tag: "sha256-\(image.digest.hex).tests")
+                                   repository: repository, in: store, tag: ReferrerTag.tag(subject: image.digest, suffix: ReferrerTag.tests))
     }
 
     /// Why an image has no passing test record.

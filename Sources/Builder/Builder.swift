@@ -128,7 +128,7 @@ public struct Builder: Sendable {
                                                baseDigest: base?.digest, contextFiles: contextFiles).statement()
                 let attestation = try ReferrerArtifact.store(statement, mediaType: Provenance.mediaType, artifactType: Provenance.mediaType,
                                                              subject: manifestDescriptor, repository: imagefile.name, in: store,
-                                                             tag: "sha256-\(manifestDescriptor.digest.hex).att")
+                                                             tag: ReferrerTag.tag(subject: manifestDescriptor.digest, suffix: ReferrerTag.attestation))
                 progress("provenance \(attestation.digest)")
             }
         } catch {

@@ -32,24 +32,6 @@ extension ImageSource {
     public func referrers(of subject: Digest) async throws -> [Descriptor] { [] }
 }
 
-/// The tag an artifact referring to `subject` carries on registries without the referrers API
-/// (cosign's scheme): `sha256-<hex>.sig` for signatures, `.sbom` for SBOMs, `.tests` for test records,
-/// `.att` for the rest.
-public enum ReferrerTag {
-    public static let suffixes = ["sig", "sbom", "att", "tests"]
-
-    public static func tag(subject: Digest, artifactType: String?) -> String {
-        let suffix: String
-        switch artifactType ?? "" {
-        case let type where type.contains("cosign.artifact.sig"): suffix = "sig"
-        case let type where type.contains("spdx") || type.contains("cyclonedx"): suffix = "sbom"
-        case let type where type.contains("test-results"): suffix = "tests"
-        default: suffix = "att"
-        }
-        return "sha256-\(subject.hex).\(suffix)"
-    }
-}
-
 /// An image destination receives blobs, then manifests, then tags. It verifies what it stores.
 public protocol ImageDestination: Sendable {
     var displayName: String { get }

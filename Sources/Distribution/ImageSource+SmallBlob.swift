@@ -6,7 +6,7 @@ extension ImageSource {
     /// A small blob, such as an image config, read whole into memory and checked against `descriptor`:
     /// exactly its size and its digest. A descriptor that claims more than `limit` bytes is refused before
     /// anything is read, and a source that sends more than it claims is cut off.
-    public func smallBlob(_ descriptor: Descriptor, limit: Int = 4 << 20) async throws -> Data {
+    public func smallBlob(_ descriptor: Descriptor, limit: Int = ManifestLimit.maxBytes) async throws -> Data {
         guard descriptor.size >= 0, descriptor.size <= Int64(limit) else {
             throw DistributionError.sizeMismatch(what: "blob \(descriptor.digest) (at most \(limit) bytes are read whole)",
                                                  expected: Int64(limit), actual: descriptor.size)

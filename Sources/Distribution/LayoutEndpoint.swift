@@ -53,7 +53,7 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, @unchecked Sen
             descriptor = Descriptor(mediaType: MediaType.imageManifest, digest: digest, size: Int64(size))
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: blobPath(descriptor.digest))[.size] as? Int) ?? 0
-        guard size <= 4 << 20 else { throw DistributionError.manifestTooLarge(size: size) }
+        guard size <= ManifestLimit.maxBytes else { throw DistributionError.manifestTooLarge(size: size) }
         let data = try Data(contentsOf: URL(fileURLWithPath: blobPath(descriptor.digest)))
         descriptor.annotations = nil
         if case .digest = reference {

@@ -18,12 +18,12 @@ extension RegistryClient {
         if response.status.code == 404 {
             throw DistributionError.notFound("\(base)/\(repository):\(reference)")
         }
-        if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > 4 << 20 {
+        if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > ManifestLimit.maxBytes {
             throw DistributionError.manifestTooLarge(size: length)
         }
         let body: ByteBuffer
-        do { body = try await response.body.collect(upTo: 4 << 20) } catch is NIOTooManyBytesError {
-            throw DistributionError.manifestTooLarge(size: (4 << 20) + 1)
+        do { body = try await response.body.collect(upTo: ManifestLimit.maxBytes) } catch is NIOTooManyBytesError {
+            throw DistributionError.manifestTooLarge(size: ManifestLimit.maxBytes + 1)
         }
         let data = Data(buffer: body)
         let actual = Digest.of(data)
@@ -48,14 +48,14 @@ extension RegistryClient {
         }
         let contentType = response.headers.first(name: "Content-Type") ?? ""
         if response.status.code == 200, contentType.contains(MediaType.imageIndex) {
-            let body = try await response.body.collect(upTo: 4 << 20)
+            let body = try await response.body.collect(upTo: ManifestLimit.maxBytes)
             if let index = try? JSONDecoder().decode(ImageIndex.self, from: Data(buffer: body)) { return index.manifests }
         } else {
             _ = try? await response.body.collect(upTo: 1 << 20)
         }
         var found: [Descriptor] = []
         for suffix in ReferrerTag.suffixes {
-            let tag = "sha256-\(subject.hex).\(suffix)"
+            let tag = ReferrerTag.tag(subject: subject, suffix: suffix)
             guard try await manifestDigest(tag) != nil else { continue }
             let (descriptor, data) = try await manifest(.tag(tag))
             guard case .image(let artifact)? = try? AnyManifest(decoding: data), artifact.subject?.digest == subject else { continue }

@@ -89,7 +89,7 @@ public final class StoreEndpoint: ImageSource, ImageDestination, @unchecked Send
 
 /// Checks manifest bytes against their descriptor and the 4 MiB limit.
 func verify(_ data: Data, _ descriptor: Descriptor) throws {
-    guard data.count <= 4 << 20 else { throw DistributionError.manifestTooLarge(size: data.count) }
+    guard data.count <= ManifestLimit.maxBytes else { throw DistributionError.manifestTooLarge(size: data.count) }
     let actual = Digest.of(data)
     guard actual == descriptor.digest else { throw DistributionError.digestMismatch(what: "manifest", expected: descriptor.digest, actual: actual) }
     guard Int64(data.count) == descriptor.size else {

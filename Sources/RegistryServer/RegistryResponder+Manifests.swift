@@ -88,7 +88,7 @@ extension RegistryResponder {
                 throw RegistryError(.conflict, .tagInvalid, "\(name):\(reference) already points at \(existing); versions are immutable, so it cannot point at \(digest): push a new version")
             }
         } else if let subject = subject(of: manifest), Store.isValidArtifactTag(reference),
-                  reference.hasPrefix("sha256-" + subject.digest.hex) {
+                  reference.hasPrefix(ReferrerTag.prefix(subject: subject.digest)) {
             // A tag that moves is only the tag scheme of referrers (cosign's sha256-<subject hex>.sig):
             // it must name its subject, so no runnable image gets a moving tag such as 'latest'.
             try store.writeBlob(data)

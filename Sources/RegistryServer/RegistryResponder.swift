@@ -21,7 +21,7 @@ struct RegistryResponder: HTTPResponder {
     /// Manifest bodies being received at once.
     let manifestBodies = Admission(limit: 32)
 
-    static let manifestLimit = 4 << 20
+    static let manifestLimit = ManifestLimit.maxBytes
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now

@@ -1,4 +1,5 @@
 import Foundation
+import OCI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -101,7 +102,7 @@ enum FileSystem {
     }
 
     /// Reads a whole small file (manifests, configs, tags).
-    static func read(_ path: String, limit: Int = 4 << 20) throws(StoreError) -> Data {
+    static func read(_ path: String, limit: Int = ManifestLimit.maxBytes) throws(StoreError) -> Data {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw failure(path) }
         defer { try? handle.close() }
         do {

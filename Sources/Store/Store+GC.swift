@@ -40,7 +40,7 @@ extension Store {
         do {
             for repository in repositories() {
                 let referrers = Set(images.flatMap { self.referrers(repository, subject: $0).map(\.digest) })
-                let subjectPrefixes = images.map { "sha256-" + $0.hex + "." }
+                let subjectPrefixes = images.map { ReferrerTag.prefix(subject: $0) }
                 var dropped: (pins: [Digest], artifactTags: [String]) = ([], [])
                 for (_, descriptor) in try tags(repository) { try mark(descriptor, into: &reachable, warnings: &report.warnings) }
                 for descriptor in try pins(repository) {
