@@ -10,12 +10,20 @@ struct BuildInfoPlugin: BuildToolPlugin {
         let output = context.pluginWorkDirectoryURL.appending(path: "BuildInfo")
         let script = #"""
             set -e
-            mkdir -p "$2"
-            commit=$(git -C "$1" rev-parse HEAD 2>/dev/null) || commit=unknown
-            if [ "$commit" != unknown ] && [ -n "$(git -C "$1" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-              commit="$commit-dirty"
+            root="$1"
+            out="$2"
+            mkdir -p "$out"
+            # Only the package's own checkout counts (not one it was unpacked inside), whoever owns it, and
+            # without taking git's optional index lock from under the user's own git commands.
+            g() { git --no-optional-locks -C "$root" -c safe.directory="$root" "$@"; }
+            commit=unknown
+            if [ "$(g rev-parse --show-toplevel 2>/dev/null)" = "$(cd "$root" && pwd -P)" ]; then
+              commit=$(g rev-parse HEAD 2>/dev/null) || commit=unknown
+              if [ "$commit" != unknown ] && [ -n "$(g status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+                commit="$commit-dirty"
+              fi
             fi
-            file="$2/BuildCommit.swift"
+            file="$out/BuildCommit.swift"
             printf '/// The commit this binary was built from (written by BuildInfoPlugin).\nlet buildCommit = "%s"\n' "$commit" > "$file.new"
             if cmp -s "$file.new" "$file"; then rm "$file.new"; else mv "$file.new" "$file"; fi
             """#

@@ -139,6 +139,7 @@ public enum ImageLocation: Sendable, Equatable, CustomStringConvertible {
         guard !host.contains("/"), isValidHost(host) else {
             throw DistributionError.invalidLocation(text, reason: "a registry is HOST[:PORT] (e.g. 127.0.0.1:5000 or registry.example), or http(s)://HOST[:PORT]")
         }
+        host = host.lowercased()
         let api = ["docker.io", "index.docker.io"].contains(host) ? "registry-1.docker.io" : host
         return (host, scheme + api, negotiate)
     }

@@ -74,9 +74,11 @@ public final class RegistryClient: @unchecked Sendable {
             configuration.tlsConfiguration = tls
         }
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        let hostKey = url.port.map { "\(host):\($0)" } ?? host
+        // Filed as docker files it: lowercase, an IPv6 address in brackets.
+        let bracketed = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        let hostKey = (url.port.map { "\(bracketed):\($0)" } ?? bracketed).lowercased()
         self.auth = AuthState(credentials: options.sendCredentials
-            ? options.credentials ?? CredentialStore(environment: options.environment).credentials(for: hostKey) : nil)
+            ? try options.credentials ?? CredentialStore(environment: options.environment).credentials(for: hostKey) : nil)
     }
 
     /// A client of `base` (`https://HOST[:PORT]`) as docker reaches a registry written without a scheme:

@@ -34,6 +34,16 @@ public struct ImageDiff: Encodable, Sendable, Equatable {
         public var change: Kind
         public var before: FileState?
         public var after: FileState?
+
+        /// Every key written, `null` where a side has none.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(path, forKey: .path)
+            try container.encode(change, forKey: .change)
+            try container.encode(before, forKey: .before)
+            try container.encode(after, forKey: .after)
+        }
+        enum CodingKeys: String, CodingKey { case path, change, before, after }
     }
 
     public struct PackageChange: Encodable, Sendable, Equatable {
@@ -42,6 +52,15 @@ public struct ImageDiff: Encodable, Sendable, Equatable {
         public var change: Kind
         public var before: String?
         public var after: String?
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(name, forKey: .name)
+            try container.encode(change, forKey: .change)
+            try container.encode(before, forKey: .before)
+            try container.encode(after, forKey: .after)
+        }
+        enum CodingKeys: String, CodingKey { case name, change, before, after }
     }
 
     public struct ConfigChange: Encodable, Sendable, Equatable {
@@ -49,6 +68,14 @@ public struct ImageDiff: Encodable, Sendable, Equatable {
         public var field: String
         public var before: String?
         public var after: String?
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(field, forKey: .field)
+            try container.encode(before, forKey: .before)
+            try container.encode(after, forKey: .after)
+        }
+        enum CodingKeys: String, CodingKey { case field, before, after }
     }
 
     public var from: Side
@@ -73,6 +100,10 @@ public struct ImageDiff: Encodable, Sendable, Equatable {
 
     /// One side: its manifest, config, files and packages.
     struct Image {
+        /// The most bytes a package record (or the whole `status` file) may have: far beyond Debian's
+        /// largest systems (a few MB), and bounded so a hostile image cannot make diff hold gigabytes.
+        static let packageRecordLimit = 64 << 20
+
         var digest: Digest
         var manifest: ImageManifest
         var config: ImageConfig
@@ -95,10 +126,15 @@ public struct ImageDiff: Encodable, Sendable, Equatable {
             self.manifest = manifest
             config = try store.imageConfig(manifest.config.digest).config
             let records = ArchiveImporter.packageRecordFolder + "/"
-            let (list, kept) = try LayerInventory.read(layers: manifest.layers.map { (store.blobPath($0.digest), $0.digest) }) { path in
+            let (list, kept) = try LayerInventory.read(layers: manifest.layers.map { (store.blobPath($0.digest), $0.digest) },
+                                                       keepLimit: Image.packageRecordLimit) { path in
                 path.hasPrefix(records) || path == "var/lib/dpkg/status"
             }
             files = Dictionary(list.map { ($0.path, $0) }, uniquingKeysWith: { $1 })
+            // A package record too large to keep would make its packages look removed: refuse instead.
+            if let skipped = list.first(where: { ($0.path.hasPrefix(records) || $0.path == "var/lib/dpkg/status") && kept[$0.path] == nil }) {
+                throw ImageDiffError.recordTooLarge(reference: "\(reference)", path: skipped.path, size: skipped.size, limit: Image.packageRecordLimit)
+            }
             var packages: [String: String] = [:]
             for (path, bytes) in kept {
                 // status.d holds one paragraph per file; the classic status file holds one per package.
@@ -183,10 +219,13 @@ public struct ImageDiff: Encodable, Sendable, Equatable {
 /// Why two images could not be compared.
 public enum ImageDiffError: Error, CustomStringConvertible {
     case noPlatform(reference: String, platform: String)
+    case recordTooLarge(reference: String, path: String, size: Int64, limit: Int)
 
     public var description: String {
         switch self {
         case let .noPlatform(reference, platform): return "\(reference) has no \(platform) image to compare"
+        case let .recordTooLarge(reference, path, size, limit):
+            return "\(reference): its package record /\(path) is \(size) bytes, more than the \(limit) diff reads, so its packages cannot be compared"
         }
     }
 }

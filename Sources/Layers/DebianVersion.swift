@@ -2,7 +2,7 @@
 /// orders versions: epochs numerically, then upstream and revision each by dpkg's rule (runs of
 /// non-digits compared character by character, letters before other characters and `~` before
 /// everything, even the end; runs of digits compared numerically).
-public struct DebianVersion: Comparable, Hashable, Sendable, CustomStringConvertible {
+public struct DebianVersion: Comparable, Sendable, CustomStringConvertible {
     public let epoch: Int
     public let upstream: String
     public let revision: String
@@ -20,6 +20,8 @@ public struct DebianVersion: Comparable, Hashable, Sendable, CustomStringConvert
         var revision = ""
         if let dash = rest.lastIndex(of: "-") {
             revision = String(rest[rest.index(after: dash)...])
+            // dpkg refuses an empty revision after a '-'.
+            guard !revision.isEmpty else { return nil }
             rest = rest[..<dash]
         }
         guard !rest.isEmpty else { return nil }
@@ -32,12 +34,6 @@ public struct DebianVersion: Comparable, Hashable, Sendable, CustomStringConvert
     public static func < (a: DebianVersion, b: DebianVersion) -> Bool { compare(a, b) < 0 }
 
     public static func == (a: DebianVersion, b: DebianVersion) -> Bool { compare(a, b) == 0 }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(epoch)
-        hasher.combine(upstream)
-        hasher.combine(revision)
-    }
 
     /// Negative, zero or positive as `a` sorts before, with, or after `b`.
     public static func compare(_ a: DebianVersion, _ b: DebianVersion) -> Int {

@@ -31,11 +31,15 @@ public enum LayerInventory {
         return hasher.hex()
     }
 
-    /// The files, sorted by path bytes, and the contents of those `keep` selects (at most 1 MiB each).
-    public static func read(layers: [(path: String, digest: Digest)], maxBytes: Int64 = defaultMaxBytes, keep: (String) -> Bool) throws(LayerError)
+    /// The files, sorted by path bytes, and the contents of those `keep` selects, each whole: a file
+    /// over `keepLimit` bytes is listed but its contents are not kept (never a part of them).
+    public static func read(layers: [(path: String, digest: Digest)], maxBytes: Int64 = defaultMaxBytes, keepLimit: Int = 1 << 20,
+                            keep: (String) -> Bool) throws(LayerError)
         -> (files: [InventoryFile], kept: [String: [UInt8]]) {
         var files: [String: (file: InventoryFile, layerIndex: Int)] = [:]
         var kept: [String: [UInt8]] = [:]
+        /// Every folder a layer has named or implied so far: an entry that replaces one drops what was below it.
+        var folders = Set<String>()
         var total: Int64 = 0
         for (index, layer) in layers.enumerated() {
             try withUTF8Locale { () throws(LayerError) in
@@ -58,6 +62,21 @@ public enum LayerInventory {
                         kept[hidden] = nil
                         return
                     }
+                    // An entry replaces what was at its path, as an unpack does: a folder replaces a file there, and
+                    // anything but a folder replaces a folder there together with everything below it.
+                    if UInt32(archive_entry_filetype(entry)) == ArchiveFileType.directory {
+                        files[path] = nil
+                        kept[path] = nil
+                        folders.insert(path)
+                    } else if folders.contains(path) {
+                        // Rare (a layer replacing a folder by a file or link): the one whole scan it costs.
+                        let below = path + "/"
+                        for key in Array(files.keys) where key.hasPrefix(below) { files[key] = nil }
+                        for key in Array(kept.keys) where key.hasPrefix(below) { kept[key] = nil }
+                        folders = folders.filter { $0 != path && !$0.hasPrefix(below) }
+                    }
+                    var ancestor = parent
+                    while let folder = ancestor, folders.insert(folder).inserted { ancestor = LayerPath.parent(of: folder) }
                     if let target = archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry) {
                         if let original = LayerPath.normalize(String(cString: target)).flatMap({ files[$0] }) {
                             var copy = original.file
@@ -81,12 +100,14 @@ public enum LayerInventory {
                     }) { chunk in
                         sha1.update(chunk)
                         sha256.update(chunk)
-                        if contents != nil, contents!.count + chunk.count <= 1 << 20 { contents!.append(contentsOf: chunk) }
+                        if contents != nil {
+                            if contents!.count + chunk.count <= keepLimit { contents!.append(contentsOf: chunk) } else { contents = nil }
+                        }
                     }
                     total += size
                     files[path] = (InventoryFile(path: path, size: size, sha1: sha1.hex(), sha256: sha256.hex(), layer: layer.digest,
                                                  mode: UInt32(archive_entry_perm(entry)) & 0o7777), index)
-                    if let contents { kept[path] = contents }
+                    if let contents { kept[path] = contents } else { kept[path] = nil }
                 }
             }
         }

@@ -28,7 +28,11 @@ struct LoginCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         var password: String?
         if passwordStdin {
-            password = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .newlines)
+            // One trailing line end goes, as docker takes it; anything else is part of the password.
+            var text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            if text.hasSuffix("\n") { text.removeLast() }
+            if text.hasSuffix("\r") { text.removeLast() }
+            password = text
         } else {
             password = environment["IMGBUILD_PASSWORD"] ?? ask("Password: ", secret: true)
         }
@@ -41,6 +45,11 @@ struct LoginCommand: AsyncParsableCommand {
         options.credentials = RegistryCredentials(username: username, password: password)
         let client = negotiate ? try await RegistryClient.negotiating(base: base, repository: "", push: false, options: options)
             : try RegistryClient(base: base, repository: "", push: false, options: options)
+        guard client.sendsCredentials else {
+            await client.shutdown()
+            throw ValidationError("\(host) does not speak TLS, and a password is never sent in the clear to another machine by falling back from HTTPS: "
+                + "if you mean plain HTTP, write http://\(host) with --insecure")
+        }
         do { try await client.checkLogin() } catch {
             await client.shutdown()
             throw error

@@ -74,7 +74,8 @@ enum JSONOutput {
         var digest: Digest
         var mediaType: String
         var size: Int64
-        /// The tag written at the destination; null for an image copied by digest (pinned).
+        /// The tag written at the destination as it holds it (a registry's with '+' as '_'); null for an
+        /// image copied by digest (pinned).
         var tag: String?
         var blobs: Blobs
         /// Signatures, SBOMs and attestations that refer to the image, copied with it.

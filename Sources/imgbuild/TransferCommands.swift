@@ -50,8 +50,12 @@ struct TransferOptions: ParsableArguments {
 
     func run(from: ImageLocation, to: ImageLocation, store: StoreOptions, output: FormatOptions) async throws {
         let display = ProgressDisplay(enabled: !quiet && !output.json)
+        let json = output.json
         var transfer = Transfer(storePath: store.store ?? Store.defaultPath(), options: try registryOptions(),
-                                progress: { line in display.line(line) })
+                                progress: { line in
+                                    // Notes are never dropped: with JSON on stdout they go to stderr alone.
+                                    if json { if line.hasPrefix("note:") { printError(line) } } else { display.line(line) }
+                                })
         transfer.onBytes = { digest, done, total in display.bytes(digest.description, done: done, total: total) }
         transfer.carryReferrers = !noReferrers
         defer { display.finish() }
@@ -59,11 +63,18 @@ struct TransferOptions: ParsableArguments {
         if output.json {
             return try printJSONDocument(JSONOutput.Copied(
                 source: from.description, destination: to.description, digest: result.descriptor.digest, mediaType: result.descriptor.mediaType, size: result.descriptor.size,
-                tag: result.tag, blobs: .init(sent: result.blobsSent, bytesSent: result.bytesSent, skipped: result.blobsSkipped),
+                tag: destinationTag(result.tag, to), blobs: .init(sent: result.blobsSent, bytesSent: result.bytesSent, skipped: result.blobsSkipped),
                 referrers: result.referrersCopied))
         }
         print(result.descriptor.digest)
     }
+}
+
+/// The tag as the destination holds it: a registry's in its wire form ('+' as '_').
+func destinationTag(_ tag: String?, _ destination: ImageLocation) -> String? {
+    guard let tag else { return nil }
+    if case .registry = destination { return WireTag.encode(tag) }
+    return tag
 }
 
 struct PushCommand: AsyncParsableCommand {
