@@ -26,12 +26,9 @@ struct Provenance {
         dependencies.append(["uri": "file:Imagefile", "digest": ["sha256": Digest.of(imagefileData).hex]])
         let root = imagefile.contextDirectory.hasSuffix("/") ? imagefile.contextDirectory : imagefile.contextDirectory + "/"
         for file in contextFiles.sorted(by: LayerPath.precedes) {
-            let hasher = SHA256Hasher()
-            guard let handle = FileHandle(forReadingAtPath: file) else { continue }
-            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(chunk) }
-            try handle.close()
+            let digest = try Digest.ofFile(atPath: file).digest
             let relative = file.hasPrefix(root) ? String(file.dropFirst(root.count)) : file
-            dependencies.append(["uri": "file:" + relative, "digest": ["sha256": hasher.finalize().hex]])
+            dependencies.append(["uri": "file:" + relative, "digest": ["sha256": digest.hex]])
         }
         for dependency in imagefile.dependencies {
             let uri: String

@@ -112,15 +112,9 @@ public struct ReleaseTree: Sendable, Equatable {
                 throw .unreadable(path: path, reason: "it changed while it was read")
             }
             let hasher = SHA256Hasher()
-            var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            var size = 0
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if count < 0, errno == EINTR { continue }
-                guard count >= 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
-                if count == 0 { break }
-                buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
-                size += count
+            let size: Int64
+            do { size = try FileChunks.forEach(fd: fd, path: path) { hasher.update($0) } } catch {
+                throw .unreadable(path: path, reason: (error as? FileChunks.ReadError)?.reason ?? "\(error)")
             }
             what = "file \(hasher.finalize()) \(size)"
             contents[FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))] = what
