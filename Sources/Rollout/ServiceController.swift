@@ -43,6 +43,8 @@ actor ServiceController {
     private var busy = false
     private var counter = 0
     private var frontWatch: Task<Void, Never>?
+    /// `down` has begun: the front is never started again, even by a check that was already under way.
+    private var takenDown = false
 
     struct ManagedInstance {
         var id: String
@@ -417,6 +419,7 @@ actor ServiceController {
     /// Stops the front and every instance; the history stays, and the service is not re-adopted when the
     /// deployer starts again.
     func down() async {
+        takenDown = true
         frontWatch?.cancel()
         frontWatch = nil
         let ids = Array(instances.keys)
@@ -550,11 +553,17 @@ extension ServiceController {
     }
 
     private func relaunchFront(_ listen: ReleaseSpec.ListenAddress) async throws(DeployError) {
+        guard !takenDown else { return }
         do {
             try FileManager.default.createDirectory(atPath: paths.fronts, withIntermediateDirectories: true)
             chmod(paths.fronts, 0o700)
             let socket = try ListeningSocket.bind(host: listen.host, port: listen.port)
             _ = try await launcher.start(socket: socket, controlPath: paths.frontControl(name), logPath: paths.frontLog(name))
+            // Taken down while it started (the watchdog found the old front gone as `down` stopped it): stop it again.
+            if takenDown {
+                try? await front.stop()
+                return
+            }
             _ = try await front.setActive(active, version: nextActiveVersion())
         } catch {
             throw .cannotListen(service: name, address: listen.description, reason: "\(error)")

@@ -205,3 +205,23 @@ extension DeployTests {
         #expect(try frontPage(port).contains("hello 6.0.6"))
     }
 }
+
+extension DeployTests {
+    @Test("down leaves no front behind, even when the daemon's watchdog finds the front gone while down stops it")
+    func downLeavesNoFront() throws {
+        let series = try DeployTests.series.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        for round in 0..<6 {
+            let applied = try daemon.command(["apply", series.spec(round % 2, port: port, keep: 1)])
+            #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")
+            #expect(try daemon.command(["down", "hello"]).status == 0)
+            // The watchdog checks every second: give it two chances to start a front again.
+            usleep(2_200_000)
+            let fronts = try run("/usr/bin/pgrep", ["-f", daemon.state + "/fronts/hello.sock"])
+            #expect(fronts.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "round \(round): a front still runs: \(fronts.stdout)")
+            #expect(try run("/usr/bin/curl", ["-s", "--max-time", "2", "http://127.0.0.1:\(port)/"]).status != 0, "round \(round): nothing answers")
+        }
+    }
+}
