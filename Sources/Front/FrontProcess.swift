@@ -42,7 +42,9 @@ public enum FrontProcess {
     /// Runs the front until it is stopped or replaced.
     public static func run(_ options: Options, log: @escaping @Sendable (String) -> Void) async throws {
         let pool = BackendPool()
-        let balancer = LoadBalancer(pool: pool, idleTimeout: options.idleTimeout, maxConnections: options.maxConnections)
+        let failures = FailureLog(log: log)
+        let balancer = LoadBalancer(pool: pool, idleTimeout: options.idleTimeout, maxConnections: options.maxConnections,
+                                    onFailure: { failures.note($0) })
         var predecessor: UnixConnection?
         var activeVersion: UInt64 = 0
         let socket: Int32

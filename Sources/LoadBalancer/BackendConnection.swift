@@ -8,11 +8,16 @@ public enum BackendConnection {
     /// (`namespace`) is reached from inside that network: the socket is made there (joining the namespace
     /// takes this thread a few microseconds), connected without any thread waiting, and handed to the
     /// event loop once connected. A backend that accepts nothing holds up no other.
+    ///
+    /// With `halfClosure`, the backend closing its side is an event (`ChannelEvent.inputClosed`) before the
+    /// connection closes, so what the kernel knows of it can still be read (see ``DeliveredBytes``).
     public static func open(host: String, port: Int, namespace: String?, timeout: Duration, on eventLoop: any EventLoop,
+                            halfClosure: Bool = false,
                             initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<any Channel> {
         let bootstrap: @Sendable () -> ClientBootstrap = {
             ClientBootstrap(group: eventLoop)
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelOption(.allowRemoteHalfClosure, value: halfClosure)
                 .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
                 .channelInitializer(initializer)
         }
@@ -30,6 +35,6 @@ extension FrontHandler {
     static func connect(to backend: Backend, on eventLoop: any EventLoop,
                         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<any Channel> {
         BackendConnection.open(host: backend.host, port: backend.port, namespace: backend.namespace, timeout: .seconds(5), on: eventLoop,
-                               initializer: initializer)
+                               halfClosure: true, initializer: initializer)
     }
 }

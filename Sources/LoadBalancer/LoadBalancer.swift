@@ -26,12 +26,19 @@ public final class ProxyMetrics: Sendable {
     private let requests = Atomic<Int>(0)
     private let failed = Atomic<Int>(0)
     private let retried = Atomic<Int>(0)
+    /// Hears why each failed request failed.
+    private let failureNotes: (@Sendable (String) -> Void)?
+
+    /// `onFailure` hears, for each request counted as failed, what the client got and why.
+    public init(onFailure: (@Sendable (String) -> Void)? = nil) {
+        failureNotes = onFailure
+    }
 
     public var snapshot: Counts {
         Counts(requests: requests.load(ordering: .relaxed), failed: failed.load(ordering: .relaxed), retried: retried.load(ordering: .relaxed))
     }
 
-    enum Counter { case requests, failed, retried }
+    enum Counter { case requests, retried }
 
     /// Adds counts carried over from a front this one replaced, so the totals span the handover.
     public func add(_ counts: Counts) {
@@ -43,9 +50,14 @@ public final class ProxyMetrics: Sendable {
     func count(_ counter: Counter) {
         switch counter {
         case .requests: requests.wrappingAdd(1, ordering: .relaxed)
-        case .failed: failed.wrappingAdd(1, ordering: .relaxed)
         case .retried: retried.wrappingAdd(1, ordering: .relaxed)
         }
+    }
+
+    /// Counts a failed request; `note` (what the client got and why) is made only if someone listens.
+    func countFailure(_ note: @autoclosure () -> String) {
+        failed.wrappingAdd(1, ordering: .relaxed)
+        failureNotes?(note())
     }
 }
 
@@ -53,7 +65,7 @@ public final class ProxyMetrics: Sendable {
 /// backends and lets backends be switched without dropping a request.
 public final class LoadBalancer: Sendable {
     public let pool: BackendPool
-    public let metrics = ProxyMetrics()
+    public let metrics: ProxyMetrics
     /// A client connection that sends nothing for this long between requests, or while sending one, is
     /// closed; a request sent whole whose instance has not begun to answer in this time gets 504.
     public let idleTimeout: TimeAmount
@@ -64,9 +76,11 @@ public final class LoadBalancer: Sendable {
     private let draining = DrainSignal()
     private let connections = Mutex<[ObjectIdentifier: Channel]>([:])
 
+    /// `onFailure` hears, for each request counted as failed, what its client got and why (see ``ProxyMetrics``).
     public init(pool: BackendPool, idleTimeout: TimeAmount = .seconds(60), maxConnections: Int = 4096,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, onFailure: (@Sendable (String) -> Void)? = nil) {
         self.pool = pool
+        self.metrics = ProxyMetrics(onFailure: onFailure)
         self.idleTimeout = idleTimeout
         self.maxConnections = maxConnections
         self.group = group

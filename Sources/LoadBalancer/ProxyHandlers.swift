@@ -62,6 +62,9 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// the backend may simply have timed it out, and one retry goes out on a fresh connection.
         var sentOnReusedConnection = false
         var retriedOnFreshConnection = false
+        /// Sent on a fresh connection past the retry buffer, and kept (reading from the client paused) until
+        /// the backend's kernel acknowledges a byte of it: until then it may not have reached the instance.
+        var awaitingDelivery = false
         /// Answered already (by the front, or early by the backend): the rest of the request is read and dropped.
         var rejected = false
     }
@@ -87,6 +90,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var upstream: Upstream?
     /// Bumped for each new backend connection, so events of an old one are ignored.
     private var upstreamGeneration = 0
+    /// What the backend connection that is ending had taken and given, read just before it closed.
+    private var endingDelivery: DeliveredBytes?
     /// Reading from the client is paused: its body waits for a backend, the backend cannot take more, or
     /// pipelined requests pile up behind a pending response.
     private var readingPaused = false
@@ -148,11 +153,11 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             if exchange?.responseStarted == true, exchange?.rejected == false { backendQuietChecks += 1 } else { backendQuietChecks = 0 }
             if stalledChecks >= 4 {
                 // The client has taken nothing of its answer for a whole timeout: its slot is given back.
-                responseBroken()
+                responseBroken(why: "the client took nothing of its answer for the idle timeout")
             } else if backendQuietChecks >= 4 {
                 // The instance began an answer and has sent nothing more for a whole timeout (hung): the
                 // client sees the connection end, as a proxy read timeout does.
-                responseBroken()
+                responseBroken(why: "the instance sent nothing more of its answer for the idle timeout")
             } else if let checks = headChecks, checks >= 4, exchange == nil {
                 refuseRequest(nil)
             } else if quietChecks >= 4 {
@@ -287,7 +292,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let channel = sentUpstream {
             channel.write(part, promise: nil)
             upstreamUnflushed = true
-            if exchange!.bodyKept && exchange!.bodyBytes <= retryBufferLimit {
+            if exchange!.bodyKept && (exchange!.bodyBytes <= retryBufferLimit || exchange!.awaitingDelivery) {
                 exchange!.body.append(part)
             } else {
                 exchange!.bodyKept = false
@@ -326,7 +331,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         var pause = exchange != nil && (clientBytes?.readableBytes ?? 0) > pipelineLimit
         if let current = exchange, !current.rejected, !current.requestEnded {
             if let channel = sentUpstream {
-                pause = pause || !channel.isWritable
+                pause = pause || !channel.isWritable || current.awaitingDelivery
             } else {
                 pause = pause || current.bodyBytes > retryBufferLimit
             }
@@ -367,7 +372,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         if exchange == nil || exchange?.requestEnded == false {
-            if exchange != nil && exchange?.rejected == false { metrics.count(.failed) }
+            if exchange != nil && exchange?.rejected == false { metrics.countFailure(self.failureNote("closed", "the client sent nothing more of its request for the idle timeout")) }
             finishExchange()
             dropUpstream()
             closing = true
@@ -431,13 +436,37 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         for buffer in current.body { channel.write(buffer, promise: nil) }
         channel.flush()
         if current.bodyBytes > retryBufferLimit {
-            exchange!.bodyKept = false
-            exchange!.body = []
+            if current.bodyKept && !current.sentOnReusedConnection {
+                exchange!.awaitingDelivery = true
+                checkDelivery(on: channel, generation: upstreamGeneration, after: .microseconds(200))
+            } else {
+                exchange!.bodyKept = false
+                exchange!.body = []
+            }
         }
         // Bytes that waited for this request to be sent (its body) are relayed now.
         relayClientBytes()
         flushUpstream()
         updateClientReading()
+    }
+
+    /// Checks, at growing intervals, whether the backend's kernel has acknowledged a byte of the request
+    /// sent on `channel`; once it has, the kept body is let go and the rest of it is read from the client.
+    /// After some six seconds without an acknowledgement the body is let go anyway, and streams on.
+    private func checkDelivery(on channel: Channel, generation: Int, after delay: TimeAmount) {
+        guard let context else { return }
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) { [self] in
+            guard generation == upstreamGeneration, exchange?.awaitingDelivery == true, sentUpstream === channel else { return }
+            let acknowledged = (DeliveredBytes.read(channel)?.requestBytesAcknowledged ?? 1) > 0
+            if acknowledged || delay >= .seconds(2) {
+                exchange!.awaitingDelivery = false
+                exchange!.bodyKept = false
+                exchange!.body = []
+                updateClientReading()
+            } else {
+                checkDelivery(on: channel, generation: generation, after: delay * 2)
+            }
+        }
     }
 
     // MARK: Bytes from the backend
@@ -474,7 +503,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             } catch {
                 // The response is cut short: the client must see its connection end, not a spliced answer.
-                responseBroken()
+                responseBroken(why: "the instance's answer broke its framing: \(error)")
                 return
             }
             if consumed > 0 { releaseHeldHead() }
@@ -623,11 +652,19 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         context?.flush()
     }
 
+    /// The backend connection `generation` is about to close; `delivered` is what its kernel counted.
+    func upstreamEnding(generation: Int, delivered: DeliveredBytes) {
+        guard generation == upstreamGeneration else { return }
+        endingDelivery = delivered
+    }
+
     /// The backend connection failed or closed. A response delimited by the connection's end is
     /// complete. A request that was never sent (the connection was refused) may go to another backend
     /// whatever its method; one that was sent, only if idempotent.
     func upstreamFailed(generation: Int, requestSent: Bool = true) {
         guard generation == upstreamGeneration else { return }
+        let delivery = endingDelivery
+        endingDelivery = nil
         if exchange?.responseUntilClose == true, exchange?.rejected == false {
             upstream = nil
             exchange!.clientKeepAlive = false
@@ -639,12 +676,13 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         responseScanner.restart()
         defer { updateClientReading() }
         guard exchange?.rejected == false, let backend = exchange?.backend else { return }
-        pool.release(backend)
-        exchange!.backend = nil
         if exchange!.responseStarted {
-            responseBroken()
+            responseBroken(why: "the instance closed the connection in the middle of its answer")
             return
         }
+        pool.release(backend)
+        exchange!.backend = nil
+        exchange!.awaitingDelivery = false
         // A head that was held back never reached the client: the request can still go elsewhere.
         exchange!.heldHead = nil
         exchange!.responseBody = nil
@@ -660,7 +698,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         pool.reportFailure(backend)
         exchange!.failedOn.insert(backend.id)
-        if exchange!.bodyKept && (exchange!.idempotent || !requestSent) {
+        // A request none of whose bytes the backend's kernel acknowledged, on a connection made for it, never
+        // reached the instance (see ``DeliveredBytes``): it goes elsewhere like a refused one, whatever its method.
+        let neverReached = !requestSent || (!exchange!.sentOnReusedConnection && delivery?.requestNeverReached == true)
+        if exchange!.bodyKept && (exchange!.idempotent || neverReached) {
             metrics.count(.retried)
             dispatch()
         } else {
@@ -670,8 +711,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Part of a response went out and the rest cannot follow: the client must see the connection end,
     /// not a spliced answer.
-    private func responseBroken() {
-        metrics.count(.failed)
+    private func responseBroken(why: String) {
+        metrics.countFailure(failureNote("cut", why))
         if let backend = exchange?.backend { pool.release(backend) }
         exchange = nil
         closing = true
@@ -739,7 +780,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func requestBodyMalformed(_ error: FramingError) {
         clientBytes = nil
         guard exchange != nil, !exchange!.responseStarted || exchange!.rejected else {
-            responseBroken()
+            responseBroken(why: "the client's request body broke its chunked framing after the answer began: \(error)")
             return
         }
         if exchange!.rejected {
@@ -756,7 +797,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func reject(status: Int, reason: String, message: String) {
         guard let context, let current = exchange else { return }
-        metrics.count(.failed)
+        metrics.countFailure(failureNote(String(status), message))
         let answer = FrontHandler.answer(status: status, reason: reason, message: message, minorVersion: current.clientMinorVersion,
                                          keepAlive: current.clientKeepAlive, allocator: context.channel.allocator)
         // The state is settled before the answer is written: a request pipelined behind this one may be
@@ -786,6 +827,20 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
+    }
+
+    /// What a failed request's client got (`outcome`: a status, "cut" or "closed") and why, with what the
+    /// front knew of the request, for the log.
+    private func failureNote(_ outcome: String, _ why: String) -> String {
+        guard let current = exchange else { return "\(outcome): \(why)" }
+        var facts = [current.idempotent ? "idempotent" : "not idempotent",
+                     "body \(current.bodyBytes) bytes\(current.requestEnded ? "" : " so far")"]
+        if !current.bodyKept { facts.append("body past the retry buffer") }
+        if let backend = current.backend { facts.append("on \(backend.id)") }
+        if current.sentOnReusedConnection { facts.append("sent on a reused backend connection") }
+        if !current.failedOn.isEmpty { facts.append("failed before on \(current.failedOn.sorted().joined(separator: ", "))") }
+        if current.responseStarted { facts.append("answer begun") }
+        return "\(outcome): \(why) (\(facts.joined(separator: "; ")))"
     }
 
     /// A complete answer from the front itself.
@@ -835,7 +890,26 @@ final class UpstreamHandler: ChannelInboundHandler {
         front.upstreamFailed(generation: generation)
     }
 
+    /// The backend closed its side (the connection allows half-closure, so the socket is still open and
+    /// what the kernel knows of it can be read before it is closed here).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            ending(context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        ending(context)
+    }
+
+    /// Tells the front whether the backend's kernel took any byte of the request before the connection
+    /// ended, then closes it.
+    private func ending(_ context: ChannelHandlerContext) {
+        if let transfer = DeliveredBytes.read(context.channel) {
+            front.upstreamEnding(generation: generation, delivered: transfer)
+        }
         context.close(promise: nil)
     }
 }

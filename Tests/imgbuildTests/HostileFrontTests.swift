@@ -102,6 +102,32 @@ struct HostileFrontTests {
         }
     }
 
+    @Test("an instance that took part of a 300 KB POST and died: 502, and the POST never reaches a second instance; a GET goes on to the healthy one")
+    func uploadTakenThenDeath() throws {
+        let dying = try RawBackend("takeanddie")
+        defer { dying.stop() }
+        let healthy = try RawBackend("cl")
+        defer { healthy.stop() }
+        let front = try Front(backends: [dying.port, healthy.port])
+        defer { front.stop() }
+        let body = String(repeating: "u", count: 300_000)
+        var failed = 0
+        for index in 0..<6 {
+            let answer = try front.send("POST /up\(index) HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body)
+            #expect(answer?.status == 200 || answer?.status == 502, "\(String(describing: answer))")
+            if answer?.status == 502 { failed += 1 }
+            for round in 0..<2 {
+                let get = try front.send("GET /g\(index)-\(round) HTTP/1.1\r\nHost: x\r\n\r\n")
+                #expect(get?.status == 200, "a GET is sent again to the healthy instance: \(String(describing: get))")
+            }
+        }
+        usleep(300_000)
+        let taken = Set(dying.requests.filter { $0.hasPrefix("POST") }.map { String($0.split(separator: " ")[1]) })
+        let served = Set(healthy.requests.filter { $0.hasPrefix("POST") }.map { String($0.split(separator: " ")[1]) })
+        #expect(taken.isDisjoint(with: served), "a POST the dying instance took was sent again: \(taken.intersection(served))")
+        #expect(failed == taken.count && failed > 0, "each POST the dying instance took got a 502 (\(failed) for \(taken.sorted()))")
+    }
+
     @Test("a backend that answers before the body arrives: the rest of the body never becomes a request")
     func earlyAnswer() throws {
         let backend = try RawBackend("early")
