@@ -22,10 +22,11 @@ final class FailureLog: Sendable {
         self.perSecond = perSecond
     }
 
-    /// Logs `note` unless this second's allowance is spent.
+    /// Logs `note` unless this second's allowance is spent; the first line of a later second says how many
+    /// lines the earlier ones left out.
     func note(_ note: String) {
-        let now = time(nil)
         let (write, skipped) = window.withLock { window -> (Bool, Int) in
+            let now = time(nil)
             var skipped = 0
             if window.second != now {
                 skipped = window.skipped
@@ -38,7 +39,8 @@ final class FailureLog: Sendable {
             window.written += 1
             return (true, skipped)
         }
-        if skipped > 0 { log("imgdeploy front: \(skipped) more failed request(s) not logged") }
-        if write { log("imgdeploy front: \(Date().formatted(.iso8601.time(includingFractionalSeconds: true))) failed request: \(note)") }
+        let stamp = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        if skipped > 0 { log("imgdeploy front: \(stamp) \(skipped) more failed request(s) before this were not logged") }
+        if write { log("imgdeploy front: \(stamp) failed request: \(note)") }
     }
 }

@@ -139,7 +139,9 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
         idleCheck = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: interval) { [self] in
             guard self.context != nil, !closing else { return }
-            quietChecks += 1
+            // While the front itself holds the client back (a body waiting for its acknowledgement), the
+            // client's silence is not counted against it.
+            if exchange?.awaitingDelivery != true { quietChecks += 1 }
             if exchange?.heldHead != nil {
                 releaseHeldHead()
                 self.context?.flush()
@@ -294,6 +296,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             upstreamUnflushed = true
             if exchange!.bodyKept && (exchange!.bodyBytes <= retryBufferLimit || exchange!.awaitingDelivery) {
                 exchange!.body.append(part)
+            } else if exchange!.bodyKept && !exchange!.sentOnReusedConnection && !acknowledged(channel) {
+                // Past the retry buffer before the instance took a byte: kept until it does.
+                exchange!.body.append(part)
+                awaitDelivery(on: channel)
             } else {
                 exchange!.bodyKept = false
                 exchange!.body = []
@@ -344,6 +350,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Closes the backend connection, so that nothing it sends or does afterwards touches this one.
     private func dropUpstream() {
         upstreamGeneration += 1
+        endingDelivery = nil
         upstream?.channel.close(promise: nil)
         upstream = nil
         backendBytes = nil
@@ -364,6 +371,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             if let backend = current.backend {
                 pool.release(backend)
                 pool.reportFailure(backend)
+                exchange!.failedOn.insert(backend.id)
             }
             exchange!.backend = nil
             exchange!.clientKeepAlive = false
@@ -437,8 +445,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         channel.flush()
         if current.bodyBytes > retryBufferLimit {
             if current.bodyKept && !current.sentOnReusedConnection {
-                exchange!.awaitingDelivery = true
-                checkDelivery(on: channel, generation: upstreamGeneration, after: .microseconds(200))
+                awaitDelivery(on: channel)
             } else {
                 exchange!.bodyKept = false
                 exchange!.body = []
@@ -450,15 +457,27 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         updateClientReading()
     }
 
+    /// Whether the backend's kernel has acknowledged a byte of the request sent on `channel` (true when
+    /// that cannot be known, so that nothing waits on it).
+    private func acknowledged(_ channel: Channel) -> Bool {
+        (DeliveredBytes.read(channel)?.requestBytesAcknowledged ?? 1) > 0
+    }
+
+    /// Keeps the body sent so far, pauses reading from the client, and checks for the acknowledgement.
+    private func awaitDelivery(on channel: Channel) {
+        guard exchange?.awaitingDelivery == false else { return }
+        exchange!.awaitingDelivery = true
+        checkDelivery(on: channel, generation: upstreamGeneration, after: .microseconds(200))
+    }
+
     /// Checks, at growing intervals, whether the backend's kernel has acknowledged a byte of the request
     /// sent on `channel`; once it has, the kept body is let go and the rest of it is read from the client.
-    /// After some six seconds without an acknowledgement the body is let go anyway, and streams on.
+    /// After some 1.6 s without an acknowledgement the body is let go anyway, and streams on.
     private func checkDelivery(on channel: Channel, generation: Int, after delay: TimeAmount) {
         guard let context else { return }
         context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) { [self] in
             guard generation == upstreamGeneration, exchange?.awaitingDelivery == true, sentUpstream === channel else { return }
-            let acknowledged = (DeliveredBytes.read(channel)?.requestBytesAcknowledged ?? 1) > 0
-            if acknowledged || delay >= .seconds(2) {
+            if acknowledged(channel) || delay >= .milliseconds(800) {
                 exchange!.awaitingDelivery = false
                 exchange!.bodyKept = false
                 exchange!.body = []
@@ -728,6 +747,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let backend = exchange!.backend {
             pool.release(backend)
             pool.reportFailure(backend)
+            exchange!.failedOn.insert(backend.id)
         }
         exchange!.backend = nil
         dropUpstream()
@@ -838,7 +858,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !current.bodyKept { facts.append("body past the retry buffer") }
         if let backend = current.backend { facts.append("on \(backend.id)") }
         if current.sentOnReusedConnection { facts.append("sent on a reused backend connection") }
-        if !current.failedOn.isEmpty { facts.append("failed before on \(current.failedOn.sorted().joined(separator: ", "))") }
+        if !current.failedOn.isEmpty { facts.append("failed on \(current.failedOn.sorted().joined(separator: ", "))") }
         if current.responseStarted { facts.append("answer begun") }
         return "\(outcome): \(why) (\(facts.joined(separator: "; ")))"
     }
@@ -894,7 +914,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     /// what the kernel knows of it can be read before it is closed here).
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
-            ending(context)
+            ending(context, finReceived: true)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -906,8 +926,8 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     /// Tells the front whether the backend's kernel took any byte of the request before the connection
     /// ended, then closes it.
-    private func ending(_ context: ChannelHandlerContext) {
-        if let transfer = DeliveredBytes.read(context.channel) {
+    private func ending(_ context: ChannelHandlerContext, finReceived: Bool = false) {
+        if let transfer = DeliveredBytes.read(context.channel, finReceived: finReceived) {
             front.upstreamEnding(generation: generation, delivered: transfer)
         }
         context.close(promise: nil)

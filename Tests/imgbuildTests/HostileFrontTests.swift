@@ -128,6 +128,24 @@ struct HostileFrontTests {
         #expect(failed == taken.count && failed > 0, "each POST the dying instance took got a 502 (\(failed) for \(taken.sorted()))")
     }
 
+    @Test("an instance whose kernel never acknowledges a byte and then resets or closes: each POST, whole or written in two parts, of 10 KB to 300 KB, reaches the healthy instance once and intact",
+          .enabled(if: getuid() == 0, "a network namespace and an iptables rule need root, as CI has"))
+    func neverAcknowledged() throws {
+        let result = try run("/usr/bin/unshare", ["-n", "/usr/bin/python3", repositoryRoot + "/fixtures/hostile/never_acknowledged.py", imgdeployBinary])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stderr)")
+        let requests = object["requests"] as? [[String: Any]] ?? []
+        let seen = object["seen"] as? [[String: Any]] ?? []
+        #expect(requests.count == 24)
+        for request in requests {
+            let target = request["target"] as? String ?? "?"
+            let expected = "\(request["length"] as? Int ?? -1) \(request["sha256"] as? String ?? "?")"
+            #expect((request["status"] as? String)?.hasPrefix("HTTP/1.1 200") == true && request["answer"] as? String == expected,
+                    "\(target): \(request["status"] ?? "") \(request["answer"] ?? "")")
+            let deliveries = seen.filter { $0["target"] as? String == target }
+            #expect(deliveries.count == 1, "\(target) reached the healthy instance \(deliveries.count) times")
+        }
+    }
+
     @Test("a backend that answers before the body arrives: the rest of the body never becomes a request")
     func earlyAnswer() throws {
         let backend = try RawBackend("early")
