@@ -66,6 +66,8 @@ let package = Package(
         .target(name: "RegistryRoutes", dependencies: ["OCI"]),
         // The process limits a server raises for the connections it admits (open files).
         .target(name: "ProcessLimits"),
+        // HOST:PORT, the one parser of where to listen or connect.
+        .target(name: "HostPort"),
         // SIGTERM and SIGINT as a call to drain a server before it ends.
         .target(name: "TerminationSignals"),
         // An OCI distribution-spec registry over the store, enforcing immutable versions.
@@ -86,7 +88,7 @@ let package = Package(
         // Artifacts that refer to images: signatures and SPDX SBOMs.
         .target(name: "Attestations", dependencies: ["OCI", "Store", "Signing", "Layers"]),
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
-        .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", .product(name: "Yams", package: "Yams")]),
+        .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", "HostPort", .product(name: "Yams", package: "Yams")]),
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
         .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount"]),
         // Releases: images fetched by digest, verified, and unpacked safely into read-only folders.
@@ -136,7 +138,7 @@ let package = Package(
         .target(name: "ImageDiff", dependencies: ["Store", "Layers", "OCI"]),
         .executableTarget(name: "imgbuild", dependencies: [
             "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
-            "ImageDiff",
+            "ImageDiff", "HostPort",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], plugins: ["BuildInfoPlugin"]),
@@ -144,7 +146,7 @@ let package = Package(
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Sources/BuildInfoPlugin"),
         // Thin command-line front end of the deployer.
         .executableTarget(name: "imgdeploy", dependencies: [
-            "DeployControl", "Rollout", "ReleaseSpec", "Releases", "Kubernetes", "LoadBalancer", "Front", "TerminationSignals",
+            "DeployControl", "Rollout", "ReleaseSpec", "Releases", "Kubernetes", "LoadBalancer", "Front", "TerminationSignals", "HostPort",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
@@ -156,6 +158,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "OCI"]),
         .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer"]),
         .testTarget(name: "HTTPFramingTests", dependencies: ["HTTPFraming"]),
+        .testTarget(name: "HostPortTests", dependencies: ["HostPort"]),
         .testTarget(name: "RegistryRoutesTests", dependencies: ["RegistryRoutes", "OCI"]),
         .testTarget(name: "DistributionTests", dependencies: ["Distribution"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),

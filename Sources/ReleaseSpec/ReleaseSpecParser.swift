@@ -1,5 +1,6 @@
 import DocumentReader
 import Foundation
+import HostPort
 import OCI
 import Yams
 
@@ -111,13 +112,14 @@ extension NodeReader {
 
     func listenAddress(_ node: Node) throws(ReleaseSpecError) -> ReleaseSpec.ListenAddress {
         let text = try nonEmptyString(node, what: "'listen'")
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
-            throw error(node, "'listen' must be HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9000, not '\(text)'")
+        do {
+            let address = try HostPort.parse(text)
+            return .init(host: address.host, port: address.port)
+        } catch .noHost {
+            throw error(node, "'listen' needs a host before the port, e.g. 127.0.0.1\(text)")
+        } catch {
+            throw self.error(node, "'listen' must be HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9000, not '\(text)'")
         }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw error(node, "'listen' needs a host before the port, e.g. 127.0.0.1:\(port)") }
-        return .init(host: host, port: port)
     }
 
     func duration(_ node: Node, what: String) throws(ReleaseSpecError) -> Duration {

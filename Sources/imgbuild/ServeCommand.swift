@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HostPort
 import NIOCore
 import RegistryServer
 import Store
@@ -25,12 +26,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may send nothing while idle, or take nothing of a response, before it is closed.") var idleTimeout: Int64 = 30
 
     func run() async throws {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:5000")
+        let address: HostPort
+        do { address = try HostPort.parse(listen, ports: 0...65535) } catch {
+            throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:5000 (port 0 picks a free one), and '\(listen)' is not: \(error)")
         }
         var configuration = RegistryServerConfiguration(storePath: storeOptions.store ?? Store.defaultPath())
-        configuration.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        configuration.port = port
+        configuration.host = address.host
+        configuration.port = address.port
         configuration.tlsCertificate = tlsCert
         configuration.tlsKey = tlsKey
         configuration.htpasswd = htpasswd

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HostPort
 import LoadBalancer
 import NIOCore
 import TerminationSignals
@@ -17,10 +18,12 @@ struct ProxyCommand: AsyncParsableCommand {
 
     func run() async throws {
         func split(_ text: String) throws -> (String, Int) {
-            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
-                throw ValidationError("'\(text)' is not HOST:PORT")
+            do {
+                let address = try HostPort.parse(text)
+                return (address.host, address.port)
+            } catch {
+                throw ValidationError("'\(text)' is not HOST:PORT: \(error)")
             }
-            return (String(text[..<colon]), port)
         }
         guard !backend.isEmpty else { throw ValidationError("give at least one --backend HOST:PORT") }
         let pool = BackendPool()
