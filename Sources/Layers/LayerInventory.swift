@@ -36,10 +36,8 @@ public enum LayerInventory {
     public static func read(layers: [(path: String, digest: Digest)], maxBytes: Int64 = defaultMaxBytes, keepLimit: Int = 1 << 20,
                             keep: (String) -> Bool) throws(LayerError)
         -> (files: [InventoryFile], kept: [String: [UInt8]]) {
-        var files: [String: (file: InventoryFile, layerIndex: Int)] = [:]
+        var files = MergedLayerPaths<InventoryFile>()
         var kept: [String: [UInt8]] = [:]
-        /// Every folder a layer has named or implied so far: an entry that replaces one drops what was below it.
-        var folders = Set<String>()
         var total: Int64 = 0
         for (index, layer) in layers.enumerated() {
             try withUTF8Locale { () throws(LayerError) in
@@ -47,50 +45,24 @@ public enum LayerInventory {
                 try reader.forEachEntry { entry throws(LayerError) in
                     let raw = (archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry)).map { String(cString: $0) } ?? ""
                     guard let path = LayerPath.normalize(raw), !path.isEmpty else { return }
-                    let name = path.split(separator: "/").last.map(String.init) ?? path
-                    let parent = LayerPath.parent(of: path)
-                    if name == ".wh..wh..opq" {
-                        let prefix = (parent ?? "") + "/"
-                        for key in Array(files.keys) where (parent == nil || key.hasPrefix(prefix)) && files[key]!.layerIndex < index {
-                            files[key] = nil
-                        }
+                    if let whiteout = Whiteout.of(path: path) {
+                        files.apply(whiteout, layer: index)
                         return
                     }
-                    if name.hasPrefix(".wh.") {
-                        let hidden = LayerPath.join(parent ?? "", String(name.dropFirst(4)))
-                        for key in Array(files.keys) where key == hidden || key.hasPrefix(hidden + "/") { files[key] = nil }
-                        kept[hidden] = nil
-                        return
-                    }
-                    // An entry replaces what was at its path, as an unpack does: a folder replaces a file there, and
-                    // anything but a folder replaces a folder there together with everything below it.
-                    if UInt32(archive_entry_filetype(entry)) == ArchiveFileType.directory {
-                        files[path] = nil
-                        kept[path] = nil
-                        folders.insert(path)
-                    } else if folders.contains(path) {
-                        // Rare (a layer replacing a folder by a file or link): the one whole scan it costs.
-                        let below = path + "/"
-                        for key in Array(files.keys) where key.hasPrefix(below) { files[key] = nil }
-                        for key in Array(kept.keys) where key.hasPrefix(below) { kept[key] = nil }
-                        folders = folders.filter { $0 != path && !$0.hasPrefix(below) }
-                    }
-                    var ancestor = parent
-                    while let folder = ancestor, folders.insert(folder).inserted { ancestor = LayerPath.parent(of: folder) }
+                    files.replace(path, isFolder: UInt32(archive_entry_filetype(entry)) == ArchiveFileType.directory)
                     if let target = archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry) {
-                        if let original = LayerPath.normalize(String(cString: target)).flatMap({ files[$0] }) {
-                            var copy = original.file
+                        kept[path] = nil
+                        if let originalPath = LayerPath.normalize(String(cString: target)), let original = files[originalPath] {
+                            var copy = original
                             copy.path = path
                             copy.layer = layer.digest
-                            files[path] = (copy, index)
+                            files.set(path, copy, layer: index)
+                            kept[path] = kept[originalPath]
                         }
                         return
                     }
-                    // Anything but a regular file replaces what was at the path (a folder keeps its contents).
-                    guard UInt32(archive_entry_filetype(entry)) == ArchiveFileType.regular else {
-                        if UInt32(archive_entry_filetype(entry)) != ArchiveFileType.directory { files[path] = nil }
-                        return
-                    }
+                    // Only regular files are listed (what stood at the path is gone already).
+                    guard UInt32(archive_entry_filetype(entry)) == ArchiveFileType.regular else { return }
                     let sha1 = EVPHasher(EVP_sha1())
                     let sha256 = EVPHasher(EVP_sha256())
                     var contents: [UInt8]? = keep(path) ? [] : nil
@@ -105,13 +77,14 @@ public enum LayerInventory {
                         }
                     }
                     total += size
-                    files[path] = (InventoryFile(path: path, size: size, sha1: sha1.hex(), sha256: sha256.hex(), layer: layer.digest,
-                                                 mode: UInt32(archive_entry_perm(entry)) & 0o7777), index)
-                    if let contents { kept[path] = contents } else { kept[path] = nil }
+                    files.set(path, InventoryFile(path: path, size: size, sha1: sha1.hex(), sha256: sha256.hex(), layer: layer.digest,
+                                                  mode: UInt32(archive_entry_perm(entry)) & 0o7777), layer: index)
+                    // Contents kept from an earlier file at this path are never this one's.
+                    kept[path] = contents
                 }
             }
         }
-        let sorted = files.keys.sorted(by: LayerPath.precedes).map { files[$0]!.file }
+        let sorted = files.values.keys.sorted(by: LayerPath.precedes).map { files[$0]! }
         return (sorted, kept.filter { files[$0.key] != nil })
     }
 }
@@ -120,25 +93,24 @@ extension LayerInventory {
     /// The owner (uid, gid) the layers give every path, later layers and whiteouts applied: what an
     /// unpack by root would set, for checks made without root.
     public static func owners(layers: [(path: String, digest: Digest)]) throws(LayerError) -> [String: (uid: UInt32, gid: UInt32)] {
-        var owners: [String: (uid: UInt32, gid: UInt32)] = [:]
-        for layer in layers {
+        var owners = MergedLayerPaths<(uid: UInt32, gid: UInt32)>()
+        for (index, layer) in layers.enumerated() {
             try withUTF8Locale { () throws(LayerError) in
                 let reader = try ArchiveReader(path: layer.path, label: "layer \(layer.digest)", formats: .tar)
                 try reader.forEachEntry { entry throws(LayerError) in
                     let raw = (archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry)).map { String(cString: $0) } ?? ""
                     guard let path = LayerPath.normalize(raw), !path.isEmpty else { return }
-                    let name = path.split(separator: "/").last.map(String.init) ?? path
-                    if name.hasPrefix(".wh.") {
-                        guard name != ".wh..wh..opq" else { return }
-                        let hidden = LayerPath.join(LayerPath.parent(of: path) ?? "", String(name.dropFirst(4)))
-                        for key in Array(owners.keys) where key == hidden || key.hasPrefix(hidden + "/") { owners[key] = nil }
+                    if let whiteout = Whiteout.of(path: path) {
+                        owners.apply(whiteout, layer: index)
                         return
                     }
-                    owners[path] = (UInt32(truncatingIfNeeded: archive_entry_uid(entry)), UInt32(truncatingIfNeeded: archive_entry_gid(entry)))
+                    owners.replace(path, isFolder: UInt32(archive_entry_filetype(entry)) == ArchiveFileType.directory)
+                    owners.set(path, (UInt32(truncatingIfNeeded: archive_entry_uid(entry)), UInt32(truncatingIfNeeded: archive_entry_gid(entry))),
+                               layer: index)
                 }
             }
         }
-        return owners
+        return owners.values.mapValues { $0.value }
     }
 }
 

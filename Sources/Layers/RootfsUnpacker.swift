@@ -110,21 +110,23 @@ private struct LayerSession {
         }
         let name = components.removeLast()
 
-        if name == ".wh..wh..opq" {
+        switch Whiteout.of(path: path) {
+        case .opaque:
             summary.whiteouts += 1
             let directory = try openDirectory(components, create: true, entry: raw)
             defer { close(directory) }
             try clearOpaque(directory, prefix: components.joined(separator: "/"), entry: raw)
             return
-        }
-        if name.hasPrefix(".wh.") {
+        case .hides:
             summary.whiteouts += 1
-            let hidden = String(name.dropFirst(4))
-            guard !hidden.isEmpty, hidden != ".", hidden != ".." else { throw refuse(raw, "a whiteout that names no file") }
             guard let parent = try openDirectoryIfPresent(components, entry: raw) else { return }
             defer { close(parent) }
-            try removeTree(parent, hidden, entry: raw)
+            try removeTree(parent, String(name.dropFirst(4)), entry: raw)
             return
+        case .namesNothing:
+            throw refuse(raw, "a whiteout that names no file")
+        case nil:
+            break
         }
 
         let parent = try openDirectory(components, create: true, entry: raw)

@@ -32,6 +32,27 @@ struct LayerInventoryTests {
         #expect(files.first?.mode == 0o600)
     }
 
+    @Test("owners follow the same rules as the file list: an opaque folder hides what earlier layers put in it, a whiteout hides its path, a file replacing a folder takes what was below it")
+    func ownersFollowTheMergeRules() throws {
+        let first = try layer { tar in
+            tar.header("d/", type: "5", size: 0, mode: 0o755)
+            tar.file("d/x", Array("x".utf8))
+            tar.header("e/", type: "5", size: 0, mode: 0o755)
+            tar.file("e/old", Array("old".utf8))
+            tar.file("gone", Array("gone".utf8))
+        }
+        let second = try layer { tar in
+            tar.file("d", Array("now a file".utf8))
+            tar.file("e/.wh..wh..opq", [])
+            tar.file("e/new", Array("new".utf8))
+            tar.file(".wh.gone", [])
+        }
+        let owners = try LayerInventory.owners(layers: [first, second])
+        #expect(Set(owners.keys) == ["d", "e", "e/new"], "\(owners.keys.sorted())")
+        let (files, _) = try LayerInventory.read(layers: [first, second]) { _ in false }
+        #expect(files.map(\.path) == ["d", "e/new"], "\(files.map(\.path))")
+    }
+
     @Test("a kept file over the limit is listed but not kept, never in part")
     func keepLimit() throws {
         let big = [UInt8](repeating: 0x61, count: 3000)
