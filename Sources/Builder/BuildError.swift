@@ -17,8 +17,16 @@ public enum BuildError: Error, CustomStringConvertible {
     case dependencyMismatch(SourceLocation, source: String, expected: Digest, actual: Digest)
     /// A URL dependency could not be fetched.
     case fetchFailed(SourceLocation, url: String, reason: String)
-    /// An option or environment value is invalid.
-    case invalidOption(String)
+    /// An environment variable the build reads holds a value it cannot use.
+    case invalidEnvironment(name: String, value: String, expected: String)
+    /// The Imagefile's base image cannot be built on.
+    case unusableBase(imagefile: String, base: String, reason: String)
+    /// The image's platform is not its base image's.
+    case platformMismatch(imagefile: String, platform: Platform, base: Platform)
+    /// The image could not be encoded, or its tests could not be run (which is not their failing).
+    case imageNotChecked(reason: String)
+    /// The image is built and tagged, but its attestations (test results, SBOM, provenance) are not all written.
+    case attestationsNotWritten(reference: String, reason: String)
     /// The store refused or failed.
     case store(StoreError)
     /// Writing a layer failed.
@@ -38,8 +46,16 @@ public enum BuildError: Error, CustomStringConvertible {
             return "\(location): '\(source)' does not match its pinned digest: the Imagefile expects \(expected) but the file is \(actual); if the new file is the one you want, update 'sha256' to \(actual.hex)"
         case let .fetchFailed(location, url, reason):
             return "\(location): cannot fetch '\(url)': \(reason)"
-        case let .invalidOption(message):
-            return message
+        case let .invalidEnvironment(name, value, expected):
+            return "\(name)='\(value)' is not \(expected): unset it or fix it"
+        case let .unusableBase(imagefile, base, reason):
+            return "\(imagefile): base image \(base) is not usable: \(reason)"
+        case let .platformMismatch(imagefile, platform, base):
+            return "\(imagefile): platform \(platform) differs from the base image's \(base)"
+        case let .imageNotChecked(reason):
+            return "cannot encode or test the image: \(reason)"
+        case let .attestationsNotWritten(reference, reason):
+            return "\(reference) was built and tagged, but its attestations could not be written: \(reason)"
         case let .store(error):
             return error.description
         case let .testsFailed(reference, details):

@@ -104,7 +104,7 @@ public struct Builder: Sendable {
         } catch let error as BuildError {
             throw error
         } catch {
-            throw .invalidOption("cannot encode or test the image: \(error)")
+            throw .imageNotChecked(reason: "\(error)")
         }
         progress(outcome == .created ? "tagged \(imagefile.name):\(version)" : "\(imagefile.name):\(version) already points at this digest")
         do {
@@ -132,7 +132,7 @@ public struct Builder: Sendable {
                 progress("provenance \(attestation.digest)")
             }
         } catch {
-            throw .invalidOption("the image was built and tagged, but its attestations could not be written: \(error)")
+            throw .attestationsNotWritten(reference: "\(imagefile.name):\(version)", reason: "\(error)")
         }
         return BuildResult(reference: "\(imagefile.name):\(version)", manifest: manifestDescriptor, newlyTagged: outcome == .created)
     }
@@ -156,7 +156,7 @@ public struct Builder: Sendable {
         if let epoch = imagefile.sourceDateEpoch { return epoch }
         if let text = options.environment["SOURCE_DATE_EPOCH"], !text.isEmpty {
             guard let epoch = Int64(text), epoch >= 0 else {
-                throw .invalidOption("SOURCE_DATE_EPOCH='\(text)' is not a whole number of seconds since 1970: unset it or fix it")
+                throw .invalidEnvironment(name: "SOURCE_DATE_EPOCH", value: text, expected: "a whole number of seconds since 1970")
             }
             return epoch
         }
@@ -175,14 +175,15 @@ public struct Builder: Sendable {
             let store = try Store.open(at: options.storePath, create: false)
             _ = try store.resolve(reference)
             guard case .image(let manifest) = try store.manifest(digest).manifest else {
-                throw BuildError.invalidOption("\(imagefile.path): base \(reference) is an image index; name the platform's image manifest by its digest")
+                throw BuildError.unusableBase(imagefile: imagefile.path, base: "\(reference)",
+                                              reason: "it is an image index; name the platform's image manifest by its digest")
             }
             let config = try store.imageConfig(manifest.config.digest).config
             return BaseImage(digest: digest, manifest: manifest, config: config)
         } catch let error as BuildError {
             throw error
         } catch {
-            throw .invalidOption("\(imagefile.path): base image \(reference) is not usable: \(error)")
+            throw .unusableBase(imagefile: imagefile.path, base: "\(reference)", reason: "\(error)")
         }
     }
 
@@ -190,7 +191,7 @@ public struct Builder: Sendable {
         let basePlatform = base?.config.platform
         if let wanted = imagefile.platform {
             if let basePlatform, basePlatform.os != wanted.os || basePlatform.architecture != wanted.architecture {
-                throw .invalidOption("\(imagefile.path): platform \(wanted) differs from the base image's \(basePlatform)")
+                throw .platformMismatch(imagefile: imagefile.path, platform: wanted, base: basePlatform)
             }
             return wanted
         }

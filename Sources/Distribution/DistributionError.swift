@@ -1,7 +1,8 @@
 import OCI
 import Store
 
-/// Why a push, pull or copy failed. Messages never contain credentials.
+/// Why a push, pull or copy failed. Messages never contain credentials, and say what to do in the
+/// registry's terms; a command line adds its flags (imgbuild's `CommandLineRemedy`).
 public enum DistributionError: Error, CustomStringConvertible {
     /// A source or destination string that is not understood.
     case invalidLocation(String, reason: String)
@@ -35,7 +36,7 @@ public enum DistributionError: Error, CustomStringConvertible {
         case let .registry(operation, status, detail):
             return "\(operation): the registry answered \(status)\(detail.isEmpty ? "" : ": \(detail)")"
         case let .unauthorized(registry, detail):
-            return "\(registry) refused access (\(detail)): give credentials with --username and --password-stdin, IMGBUILD_USERNAME/IMGBUILD_PASSWORD, or ~/.docker/config.json, and check that they may read (pull) or write (push) this repository"
+            return "\(registry) refused access (\(detail)): give credentials for it, and check that they may read (pull) or write (push) this repository"
         case let .transport(operation, reason):
             return "\(operation) failed after retries: \(reason)"
         case let .digestMismatch(what, expected, actual):
@@ -51,9 +52,9 @@ public enum DistributionError: Error, CustomStringConvertible {
         case let .store(error):
             return error.description
         case let .untrustedCertificate(registry, detail):
-            return "\(registry)'s TLS certificate is not trusted (\(detail)): pass --ca-file with the PEM of the CA that signed it; imgbuild never skips certificate checks"
+            return "\(registry)'s TLS certificate is not trusted (\(detail)): trust the CA that signed it; certificate checks are never skipped"
         case let .insecureRefused(url):
-            return "'\(url)' is plain HTTP to another machine: pass --insecure to allow it (HTTPS is verified against the system's trust store, or --ca-file)"
+            return "'\(url)' is plain HTTP to another machine: use HTTPS (verified against the system's trust store or a CA given for it), or allow plain HTTP to it explicitly"
         }
     }
 }

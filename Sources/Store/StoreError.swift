@@ -1,6 +1,7 @@
 import OCI
 
-/// Everything the store can refuse or fail at. Each message says what to do next.
+/// Everything the store can refuse or fail at. Each message says what to do next in the store's own terms;
+/// a command line adds its flags (imgbuild's `CommandLineRemedy`).
 public enum StoreError: Error, Equatable, CustomStringConvertible {
     /// The folder exists, holds files, and is not an imgbuild store.
     case notAStore(path: String)
@@ -41,33 +42,33 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .notAStore(path):
-            return "'\(path)' is not an imgbuild store (it has no imgbuild-store.json): pass --store with an existing store, or, to create one, a new or empty folder"
+            return "'\(path)' is not an imgbuild store (it has no imgbuild-store.json): use an existing store, or a new or empty folder to create one"
         case let .unsupportedFormat(path, found):
             return "the store at '\(path)' has format \(found), which this imgbuild cannot read: use the imgbuild version that wrote it, or a new store"
         case let .readOnly(path, reason):
-            return "cannot write to the store at '\(path)' (\(reason)): use a writable folder with --store or IMGBUILD_STORE"
+            return "cannot write to the store at '\(path)' (\(reason)): use a store in a folder this user can write to"
         case let .io(path, reason):
             return "store file '\(path)': \(reason)"
         case let .blobMissing(digest):
             return "blob \(digest) is not in the store: the image is incomplete; pull or build it again"
         case let .blobCorrupt(expected, actual):
-            return "blob \(expected) is corrupt: its bytes hash to \(actual); run 'imgbuild fsck' and restore it by pulling or building again"
+            return "blob \(expected) is corrupt: its bytes hash to \(actual); check the whole store (fsck) and restore the blob by pulling or building again"
         case let .digestMismatch(expected, actual):
             return "content expected to be \(expected) hashes to \(actual): nothing was stored"
         case let .tagImmutable(repository, version, existing, requested):
             return "\(repository):\(version) already points at \(existing) and versions are immutable, so it cannot point at \(requested): release a new version instead"
         case let .corruptTag(repository, version, path):
-            return "the tag \(repository):\(version) is unreadable ('\(path)' is truncated or damaged): run 'imgbuild fsck'"
+            return "the tag \(repository):\(version) is unreadable ('\(path)' is truncated or damaged): check the whole store (fsck)"
         case let .unknownTag(repository, version):
-            return "\(repository):\(version) is not in the store: list versions with 'imgbuild tags \(repository)'"
+            return "\(repository):\(version) is not in the store"
         case let .unknownRepository(name):
-            return "there is no repository '\(name)' in the store: list them with 'imgbuild images'"
+            return "there is no repository '\(name)' in the store"
         case let .invalidManifest(digest, reason):
             return "\(digest) is not a valid OCI manifest or config: \(reason)"
         case let .noMatchingVersion(repository, range, available):
-            return "no version of \(repository) matches '\(range)' (versions: \(available)); pre-releases match only when the range names one or --include-prerelease is given"
+            return "no version of \(repository) matches '\(range)' (versions: \(available)); pre-releases match only when the range names one or pre-releases are asked for"
         case let .gcRefused(reason):
-            return "gc removed nothing because it cannot tell what the tags reach (\(reason)): run 'imgbuild fsck' and repair the store first"
+            return "gc removed nothing because it cannot tell what the tags reach (\(reason)): check the store (fsck) and repair it first"
         case let .busy(path):
             return "the store at \(path) is in use by a writer (a build, a pull, a writable serve), so its garbage was not collected now: it is collected next time"
         case let .invalidVersion(text, reason):

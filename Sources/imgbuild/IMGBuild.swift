@@ -14,6 +14,20 @@ struct IMGBuild: AsyncParsableCommand {
                       PushCommand.self, PullCommand.self, CopyCommand.self, LoginCommand.self, LogoutCommand.self, ServeCommand.self,
                       KeygenCommand.self, SignCommand.self, VerifyCommand.self, SBOMCommand.self, TestCommand.self]
     )
+
+    /// Runs the command; a library's error is printed with what imgbuild's own flags offer against it.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: CommandLineRemedy.explained(error))
+        }
+    }
 }
 
 extension IMGBuild {

@@ -172,7 +172,7 @@ struct BadInputTests {
         write("precious\n", to: folder + "/notes.txt")
         let result = try imgbuild(["build", context, "--store", folder])
         #expect(result.status != 0)
-        #expect(result.stderr.contains("is not an imgbuild store"))
+        #expect(result.stderr.contains("is not an imgbuild store") && result.stderr.contains("--store DIR"), "imgbuild names its flag: \(result.stderr)")
         #expect(snapshot(folder) == ["notes.txt 9"])
     }
 }

@@ -357,6 +357,7 @@ struct KubernetesSecurityTests {
         let missingStore = Self.spec(image: "hello@sha256:" + String(repeating: "5e", count: 32), source: makeTemporaryDirectory("no-store") + "/missing")
         let refused = try Self.render(missingStore)
         #expect(refused.result.status != 0 && refused.manifests == nil && refused.result.stderr.contains("is not an imgbuild store"), "\(refused.result.stderr)")
+        #expect(!refused.result.stderr.contains("--store"), "imgdeploy has no --store flag to suggest: \(refused.result.stderr)")
     }
 
     @Test("a config that does not match its digest is refused, not rendered around")
