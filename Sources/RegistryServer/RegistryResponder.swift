@@ -5,6 +5,7 @@ import OCI
 import RegistryRoutes
 import SemVer
 import Store
+import Synchronization
 
 /// Answers the OCI distribution spec v1.1 over a ``Store``: reads are anonymous; writes need htpasswd
 /// credentials when a file is given, and are refused when read-only. Versions never move.
@@ -188,26 +189,25 @@ struct RegistryResponder: HTTPResponder {
 }
 
 /// A count of things in progress with a limit: `enter` says no once `limit` are in.
-final class Admission: @unchecked Sendable {
+final class Admission: Sendable {
     let limit: Int
-    private let lock = NSLock()
-    private var count = 0
+    private let count = Mutex(0)
 
     init(limit: Int) { self.limit = limit }
 
     func enter() -> Bool {
-        lock.withLock {
+        count.withLock { count in
             guard count < limit else { return false }
             count += 1
             return true
         }
     }
 
-    func leave() { lock.withLock { count -= 1 } }
+    func leave() { count.withLock { $0 -= 1 } }
 }
 
 /// Counts requests in flight; once draining starts, refuses new ones and reports when none is left.
-final class InFlight: @unchecked Sendable {
+final class InFlight: Sendable {
     /// One request in flight: it ends when the ticket is released, however the request ends.
     final class Ticket: Sendable {
         let owner: InFlight
@@ -215,29 +215,34 @@ final class InFlight: @unchecked Sendable {
         deinit { owner.end() }
     }
 
-    private let lock = NSLock()
-    private var count = 0
-    private var draining = false
+    private struct State {
+        var count = 0
+        var draining = false
+    }
+
+    private let state = Mutex(State())
 
     /// Registers a request; nil once draining has started.
     func begin() -> Ticket? {
-        lock.lock(); defer { lock.unlock() }
-        guard !draining else { return nil }
-        count += 1
-        return Ticket(self)
+        let admitted = state.withLock { state -> Bool in
+            guard !state.draining else { return false }
+            state.count += 1
+            return true
+        }
+        return admitted ? Ticket(self) : nil
     }
 
     /// Requests in flight now.
-    var current: Int { lock.withLock { count } }
+    var current: Int { state.withLock { $0.count } }
 
-    private func end() { lock.withLock { count -= 1 } }
+    private func end() { state.withLock { $0.count -= 1 } }
 
     /// Refuses new requests and returns once every request in flight has been answered in full, or
     /// when `patience` has passed, whichever comes first: no client can hold a shutdown for ever.
     /// Returns the number of requests still in flight.
     @discardableResult
     func drain(within patience: Duration) async -> Int {
-        lock.withLock { draining = true }
+        state.withLock { $0.draining = true }
         let deadline = ContinuousClock.now + patience
         while ContinuousClock.now < deadline {
             if current == 0 { return 0 }

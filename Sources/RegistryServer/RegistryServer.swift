@@ -8,6 +8,7 @@ import NIOSSL
 import NIOCore
 import ProcessLimits
 import Store
+import Synchronization
 import TerminationSignals
 
 /// How `imgbuild serve` runs.
@@ -116,24 +117,27 @@ func isLoopback(_ host: String) -> Bool {
 }
 
 /// Open connections, and whether new ones are accepted: not while draining, nor while `limit` are open.
-final class ConnectionTracker: @unchecked Sendable {
-    private let lock = NSLock()
-    private var open = 0
-    private var accepting = true
+final class ConnectionTracker: Sendable {
+    private struct State {
+        var open = 0
+        var accepting = true
+    }
+
+    private let state = Mutex(State())
     let limit: Int
 
     init(limit: Int) { self.limit = limit }
 
-    func opened() { lock.withLock { open += 1 } }
-    func closed() { lock.withLock { open -= 1 } }
-    var isAccepting: Bool { lock.withLock { accepting && open < limit } }
+    func opened() { state.withLock { $0.open += 1 } }
+    func closed() { state.withLock { $0.open -= 1 } }
+    var isAccepting: Bool { state.withLock { $0.accepting && $0.open < limit } }
 
     /// Stops accepting and waits until every connection has closed, or `patience` has passed.
     func closeAll(within patience: Duration) async {
-        lock.withLock { accepting = false }
+        state.withLock { $0.accepting = false }
         let deadline = ContinuousClock.now + patience
         while ContinuousClock.now < deadline {
-            if lock.withLock({ open }) <= 0 { return }
+            if state.withLock({ $0.open }) <= 0 { return }
             try? await Task.sleep(for: .milliseconds(50))
         }
     }
