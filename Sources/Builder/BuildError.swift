@@ -20,13 +20,13 @@ public enum BuildError: Error, CustomStringConvertible {
     /// An environment variable the build reads holds a value it cannot use.
     case invalidEnvironment(name: String, value: String, expected: String)
     /// The Imagefile's base image cannot be built on.
-    case unusableBase(imagefile: String, base: String, reason: String)
+    case unusableBase(imagefile: String, base: String, reason: String, cause: (any Error)? = nil)
     /// The image's platform is not its base image's.
     case platformMismatch(imagefile: String, platform: Platform, base: Platform)
     /// The image could not be encoded, or its tests could not be run (which is not their failing).
     case imageNotChecked(reason: String)
     /// The image is built and tagged, but its attestations (test results, SBOM, provenance) are not all written.
-    case attestationsNotWritten(reference: String, reason: String)
+    case attestationsNotWritten(reference: String, cause: any Error)
     /// The store refused or failed.
     case store(StoreError)
     /// Writing a layer failed.
@@ -48,14 +48,14 @@ public enum BuildError: Error, CustomStringConvertible {
             return "\(location): cannot fetch '\(url)': \(reason)"
         case let .invalidEnvironment(name, value, expected):
             return "\(name)='\(value)' is not \(expected): unset it or fix it"
-        case let .unusableBase(imagefile, base, reason):
+        case let .unusableBase(imagefile, base, reason, _):
             return "\(imagefile): base image \(base) is not usable: \(reason)"
         case let .platformMismatch(imagefile, platform, base):
             return "\(imagefile): platform \(platform) differs from the base image's \(base)"
         case let .imageNotChecked(reason):
             return "cannot encode or test the image: \(reason)"
-        case let .attestationsNotWritten(reference, reason):
-            return "\(reference) was built and tagged, but its attestations could not be written: \(reason)"
+        case let .attestationsNotWritten(reference, cause):
+            return "\(reference) was built and tagged, but its attestations could not be written: \(cause)"
         case let .store(error):
             return error.description
         case let .testsFailed(reference, details):

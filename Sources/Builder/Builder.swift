@@ -132,7 +132,7 @@ public struct Builder: Sendable {
                 progress("provenance \(attestation.digest)")
             }
         } catch {
-            throw .attestationsNotWritten(reference: "\(imagefile.name):\(version)", reason: "\(error)")
+            throw .attestationsNotWritten(reference: "\(imagefile.name):\(version)", cause: error)
         }
         return BuildResult(reference: "\(imagefile.name):\(version)", manifest: manifestDescriptor, newlyTagged: outcome == .created)
     }
@@ -183,7 +183,7 @@ public struct Builder: Sendable {
         } catch let error as BuildError {
             throw error
         } catch {
-            throw .unusableBase(imagefile: imagefile.path, base: "\(reference)", reason: "\(error)")
+            throw .unusableBase(imagefile: imagefile.path, base: "\(reference)", reason: "\(error)", cause: error)
         }
     }
 

@@ -13,6 +13,8 @@ enum CommandLineRemedy {
         case let error as StoreError: hint(store: error)
         case let error as DistributionError: hint(distribution: error)
         case let BuildError.store(error): hint(store: error)
+        case let BuildError.unusableBase(_, _, _, cause?): hint(for: cause)
+        case let BuildError.attestationsNotWritten(_, cause): hint(for: cause)
         default: nil
         }
     }
@@ -26,7 +28,7 @@ enum CommandLineRemedy {
 
     private static func hint(store error: StoreError) -> String? {
         switch error {
-        case .notAStore, .readOnly: "imgbuild: the store is --store DIR, else $IMGBUILD_STORE, else ~/.local/share/imgbuild"
+        case .notAStore, .readOnly: "imgbuild: the store is --store DIR, else $IMGBUILD_STORE, else $XDG_DATA_HOME/imgbuild, else ~/.local/share/imgbuild"
         case .blobCorrupt, .corruptTag, .gcRefused: "imgbuild: 'imgbuild fsck' checks every blob and tag"
         case let .unknownTag(repository, _): "imgbuild: 'imgbuild tags \(repository)' lists its versions"
         case .unknownRepository: "imgbuild: 'imgbuild images' lists the repositories"

@@ -174,5 +174,11 @@ struct BadInputTests {
         #expect(result.status != 0)
         #expect(result.stderr.contains("is not an imgbuild store") && result.stderr.contains("--store DIR"), "imgbuild names its flag: \(result.stderr)")
         #expect(snapshot(folder) == ["notes.txt 9"])
+        // The same store error met while loading a base image keeps the flag too.
+        write("name: good/app\nversion: 1.0.0\nbase: hello@sha256:\(String(repeating: "0", count: 64))\ncode:\n  - copy: a.txt\n    to: /a.txt\n",
+              to: context + "/Imagefile")
+        let withBase = try imgbuild(["build", context, "--store", folder])
+        #expect(withBase.status != 0 && withBase.stderr.contains("base image") && withBase.stderr.contains("--store DIR"), "\(withBase.stderr)")
+        #expect(snapshot(folder) == ["notes.txt 9"])
     }
 }
