@@ -19,12 +19,15 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
         case portOutOfRange(Int, ClosedRange<Int>)
         /// Nothing before the colon.
         case noHost
+        /// A `[` or `]` that does not enclose the whole host (an IPv6 literal is written `[::1]:9000`).
+        case unbalancedBrackets
 
         public var description: String {
             switch self {
             case .noPort: "it does not end in :PORT"
             case .portOutOfRange(let port, let range): "its port \(port) is not from \(range.lowerBound) to \(range.upperBound)"
             case .noHost: "it has no host before the port"
+            case .unbalancedBrackets: "its host has a bracket that does not enclose it whole (write an IPv6 host as [::1])"
             }
         }
     }
@@ -36,6 +39,7 @@ public struct HostPort: Sendable, Equatable, CustomStringConvertible {
         guard ports.contains(port) else { throw .portOutOfRange(port, ports) }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.contains("["), !host.contains("]") else { throw .unbalancedBrackets }
         guard !host.isEmpty else { throw .noHost }
         return HostPort(host: host, port: port)
     }

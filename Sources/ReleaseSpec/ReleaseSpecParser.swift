@@ -116,7 +116,7 @@ extension NodeReader {
             let address = try HostPort.parse(text)
             return .init(host: address.host, port: address.port)
         } catch .noHost {
-            throw error(node, "'listen' needs a host before the port, e.g. 127.0.0.1\(text)")
+            throw error(node, "'listen' needs a host before the port, e.g. 127.0.0.1:9000, not '\(text)'")
         } catch {
             throw self.error(node, "'listen' must be HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9000, not '\(text)'")
         }

@@ -17,6 +17,7 @@ struct HostPortTests {
         ("127.0.0.1", HostPort.ParseError.noPort), ("127.0.0.1:", .noPort), ("127.0.0.1:http", .noPort),
         ("127.0.0.1:0", .portOutOfRange(0, 1...65535)), ("127.0.0.1:65536", .portOutOfRange(65536, 1...65535)),
         ("127.0.0.1:-1", .portOutOfRange(-1, 1...65535)), (":9000", .noHost), ("[]:9000", .noHost),
+        ("[::1:9000", .unbalancedBrackets), ("::1]:9000", .unbalancedBrackets), ("[a]b]:9000", .unbalancedBrackets),
     ])
     func invalid(text: String, expected: HostPort.ParseError) {
         #expect(throws: expected) { try HostPort.parse(text) }
