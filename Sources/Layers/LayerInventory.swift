@@ -57,7 +57,7 @@ public enum LayerInventory {
                             copy.path = path
                             copy.layer = layer.digest
                             files.set(path, copy, layer: index)
-                            kept[path] = kept[originalPath]
+                            kept[path] = keep(path) ? kept[originalPath] : nil
                         }
                         return
                     }
@@ -105,6 +105,12 @@ extension LayerInventory {
                         return
                     }
                     owners.replace(path, isFolder: UInt32(archive_entry_filetype(entry)) == ArchiveFileType.directory)
+                    // A hard link is its target's inode: it has the target's owner, whatever its own entry says.
+                    if let target = archive_entry_hardlink_utf8(entry) ?? archive_entry_hardlink(entry),
+                       let owner = LayerPath.normalize(String(cString: target)).flatMap({ owners[$0] }) {
+                        owners.set(path, owner, layer: index)
+                        return
+                    }
                     owners.set(path, (UInt32(truncatingIfNeeded: archive_entry_uid(entry)), UInt32(truncatingIfNeeded: archive_entry_gid(entry))),
                                layer: index)
                 }

@@ -37,7 +37,7 @@ struct MergedLayerPaths<Value> {
         switch whiteout {
         case .opaque(let folder):
             let prefix = (folder ?? "") + "/"
-            for (key, entry) in values where (folder == nil || key.hasPrefix(prefix)) && entry.layer < layer { values[key] = nil }
+            for key in Array(values.keys) where (folder == nil || key.hasPrefix(prefix)) && values[key]!.layer < layer { values[key] = nil }
         case .hides(let hidden):
             let below = hidden + "/"
             for key in Array(values.keys) where key == hidden || key.hasPrefix(below) { values[key] = nil }

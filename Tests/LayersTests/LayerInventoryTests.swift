@@ -53,6 +53,17 @@ struct LayerInventoryTests {
         #expect(files.map(\.path) == ["d", "e/new"], "\(files.map(\.path))")
     }
 
+    @Test("a hard link is listed with its target's hashes, and its contents are kept only if it is asked for")
+    func hardLinks() throws {
+        let only = try layer { tar in
+            tar.file("var/lib/dpkg/status", Array("Package: a\n".utf8))
+            tar.header("backup/status", type: "1", size: 0, link: "var/lib/dpkg/status")
+        }
+        let (files, kept) = try LayerInventory.read(layers: [only]) { $0 == "var/lib/dpkg/status" }
+        #expect(files.map(\.path) == ["backup/status", "var/lib/dpkg/status"] && files[0].sha256 == files[1].sha256, "\(files)")
+        #expect(Set(kept.keys) == ["var/lib/dpkg/status"], "\(kept.keys.sorted())")
+    }
+
     @Test("a kept file over the limit is listed but not kept, never in part")
     func keepLimit() throws {
         let big = [UInt8](repeating: 0x61, count: 3000)
