@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // System libraries: module maps only.
@@ -50,8 +52,9 @@ let package = Package(
         .target(name: "Imagefile", dependencies: ["OCI", "SemVer", "Glob", "DocumentReader", .product(name: "Yams", package: "Yams")]),
         // Imagefile -> layers -> image in the store.
         .target(name: "Builder", dependencies: [
-            "Imagefile", "DocumentReader", "Layers", "Store", "OCI", "Attestations", "ImageChecks",
+            "Imagefile", "DocumentReader", "Layers", "Store", "OCI", "SemVer", "Attestations", "ImageChecks",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ]),
         // OCI distribution: push, pull and copy between the store, OCI layouts and registries.
         .target(name: "Distribution", dependencies: [
@@ -78,6 +81,8 @@ let package = Package(
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
@@ -116,7 +121,7 @@ let package = Package(
         ]),
         // The rollout controller: instances, health checks, blue-green and rolling rollouts, history, rollback.
         .target(name: "Rollout", dependencies: [
-            "ReleaseSpec", "Releases", "Runtime", "LoadBalancer", "Front", "Layers", "InstanceNetwork",
+            "OCI", "ReleaseSpec", "Releases", "Runtime", "LoadBalancer", "Front", "Layers", "InstanceNetwork",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -124,6 +129,7 @@ let package = Package(
         // imgdeploy's daemon and its client: HTTP on a Unix socket.
         .target(name: "DeployControl", dependencies: [
             "Rollout", "ReleaseSpec", "Releases", "TerminationSignals", "Front",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -138,7 +144,7 @@ let package = Package(
         .target(name: "ImageDiff", dependencies: ["Store", "Layers", "OCI"]),
         .executableTarget(name: "imgbuild", dependencies: [
             "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
-            "ImageDiff", "HostPort",
+            "ImageDiff", "HostPort", "Layers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], plugins: ["BuildInfoPlugin"]),
@@ -153,9 +159,9 @@ let package = Package(
 
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "SemVerTests", dependencies: ["SemVer"]),
-        .testTarget(name: "LayersTests", dependencies: ["Layers", "OCI"]),
-        .testTarget(name: "ImagefileTests", dependencies: ["Imagefile"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "OCI"]),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "OCI", "Glob"]),
+        .testTarget(name: "ImagefileTests", dependencies: ["Imagefile", "OCI"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "OCI", "SemVer"]),
         .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer"]),
         .testTarget(name: "HTTPFramingTests", dependencies: ["HTTPFraming"]),
         .testTarget(name: "HostPortTests", dependencies: ["HostPort"]),
