@@ -52,10 +52,12 @@ let package = Package(
         .target(name: "Imagefile", dependencies: ["OCI", "SemVer", "Glob", "DocumentReader", .product(name: "Yams", package: "Yams")]),
         // Imagefile -> layers -> image in the store.
         .target(name: "Builder", dependencies: [
-            "Imagefile", "DocumentReader", "Layers", "Store", "OCI", "SemVer", "Attestations", "ImageChecks",
+            "Imagefile", "DocumentReader", "Layers", "Store", "OCI", "SemVer",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        // After the build: an image's tests, its version tag, and its attestations, in that order.
+        .target(name: "BuildPipeline", dependencies: ["Builder", "ImageChecks", "Attestations", "Imagefile", "Layers", "OCI", "Store"]),
         // OCI distribution: push, pull and copy between the store, OCI layouts and registries.
         .target(name: "Distribution", dependencies: [
             "OCI", "Store", "SemVer",
@@ -90,7 +92,7 @@ let package = Package(
         .target(name: "Signing", dependencies: ["OCI", "CCrypto"]),
         // An Imagefile's tests run against a built image: files, config, and commands under runc.
         .target(name: "ImageChecks", dependencies: ["Imagefile", "Layers", "OCI", "Runtime", "Store"]),
-        // Artifacts that refer to images: signatures and SPDX SBOMs.
+        // Artifacts that refer to images: signatures, SPDX SBOMs, provenance statements and test records.
         .target(name: "Attestations", dependencies: ["OCI", "Store", "Signing", "Layers"]),
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
         .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", "HostPort", .product(name: "Yams", package: "Yams")]),
@@ -143,7 +145,7 @@ let package = Package(
         // What changed between two images: layers, files, Debian packages, configuration.
         .target(name: "ImageDiff", dependencies: ["Store", "Layers", "OCI"]),
         .executableTarget(name: "imgbuild", dependencies: [
-            "Builder", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
+            "Builder", "BuildPipeline", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
             "ImageDiff", "HostPort", "Layers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -23,16 +23,12 @@ public enum BuildError: Error, CustomStringConvertible {
     case unusableBase(imagefile: String, base: String, reason: String, cause: (any Error)? = nil)
     /// The image's platform is not its base image's.
     case platformMismatch(imagefile: String, platform: Platform, base: Platform)
-    /// The image could not be encoded, or its tests could not be run (which is not their failing).
-    case imageNotChecked(reason: String)
-    /// The image is built and tagged, but its attestations (test results, SBOM, provenance) are not all written.
-    case attestationsNotWritten(reference: String, cause: any Error)
+    /// The image's config or manifest could not be encoded.
+    case imageNotEncoded(reason: String)
     /// The store refused or failed.
     case store(StoreError)
     /// Writing a layer failed.
     case layer(LayerError)
-    /// The image's tests failed, so its version was not tagged.
-    case testsFailed(reference: String, details: String)
 
     public var description: String {
         switch self {
@@ -52,14 +48,10 @@ public enum BuildError: Error, CustomStringConvertible {
             return "\(imagefile): base image \(base) is not usable: \(reason)"
         case let .platformMismatch(imagefile, platform, base):
             return "\(imagefile): platform \(platform) differs from the base image's \(base)"
-        case let .imageNotChecked(reason):
-            return "cannot encode or test the image: \(reason)"
-        case let .attestationsNotWritten(reference, cause):
-            return "\(reference) was built and tagged, but its attestations could not be written: \(cause)"
+        case let .imageNotEncoded(reason):
+            return "cannot encode the image's config or manifest: \(reason)"
         case let .store(error):
             return error.description
-        case let .testsFailed(reference, details):
-            return "\(reference) failed its tests, so the version was not tagged:\n\(details)"
         case let .layer(error):
             return error.description
         }

@@ -1,7 +1,9 @@
 import Foundation
+import Imagefile
 import Layers
 import OCI
 import SemVer
+import Store
 
 /// What to build, where to put it, and the knobs that may change the digest (compression, epoch,
 /// version) or only the speed (threads).
@@ -19,10 +21,6 @@ public struct BuildOptions: Sendable {
     public var zstdThreads: Int = ProcessInfo.processInfo.activeProcessorCount
     /// Where URL dependencies are cached by digest.
     public var cacheDirectory: String = BuildOptions.defaultCacheDirectory()
-    /// Also keep an SPDX SBOM of the image as a referrer.
-    public var attachSBOM = false
-    /// Also keep an in-toto SLSA provenance statement of the build as a referrer.
-    public var attachProvenance = false
     /// The environment, read for `SOURCE_DATE_EPOCH`.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
 
@@ -40,12 +38,24 @@ public struct BuildOptions: Sendable {
     }
 }
 
-/// What a build produced.
-public struct BuildResult: Sendable {
-    /// `name:version`
-    public var reference: String
+/// An image the builder wrote into the store, not yet tagged, with what went into it.
+public struct WrittenImage: Sendable {
+    public var imagefile: Imagefile
+    /// The version to tag: the Imagefile's, or the one the options name.
+    public var version: Version
     /// The manifest's descriptor.
     public var manifest: OCI.Descriptor
-    /// Whether the version was newly tagged (false when it already pointed at the same digest).
-    public var newlyTagged: Bool
+    public var store: Store
+    /// Keeps `gc` from collecting the image's blobs until it is tagged: drop it after the tag.
+    public var lease: Store.WriteLease
+    public var epoch: Int64
+    public var platform: Platform
+    public var compression: Compression
+    /// The base image's manifest digest, when the Imagefile names one.
+    public var baseDigest: Digest?
+    /// Every context file copied into the `runtime` and `code` layers, by path on this machine.
+    public var contextFiles: [String]
+
+    /// `name:version`
+    public var reference: String { "\(imagefile.name):\(version)" }
 }

@@ -1,6 +1,4 @@
-import Attestations
 import Foundation
-import ImageChecks
 import Imagefile
 import Layers
 import OCI
@@ -30,7 +28,9 @@ public struct Builder: Sendable {
         var entries: [LayerEntry]
     }
 
-    public func build() async throws(BuildError) -> BuildResult {
+    /// Writes the image's layers, config and manifest into the store. The version is not tagged yet: the
+    /// returned image holds the store's write lease until it is tagged (see `BuildPipeline`).
+    public func build() async throws(BuildError) -> WrittenImage {
         let imagefile = try loadImagefile()
         let epoch = try sourceDateEpoch(imagefile)
         let version = options.version ?? imagefile.version
@@ -50,7 +50,6 @@ public struct Builder: Sendable {
         } catch {
             throw .store(error)
         }
-        defer { withExtendedLifetime(lease) {} }
         let writer = LayerWriter(compression: options.compression, mtime: epoch, zstdThreads: options.zstdThreads)
         var descriptors = base?.manifest.layers ?? []
         var diffIDs = base?.config.rootfs.diffIDs ?? []
@@ -70,7 +69,7 @@ public struct Builder: Sendable {
         if !imagefile.tests.isEmpty {
             // The suite travels in the image, so `imgbuild test` can run it again at any time.
             var labels = execution?.labels ?? [:]
-            labels[ImageTestSuite.label] = String(decoding: (try? CanonicalJSON.encode(imagefile.tests)) ?? Data(), as: UTF8.self)
+            do { labels[ImageTestSuite.label] = try imagefile.tests.labelValue() } catch { throw .imageNotEncoded(reason: "\(error)") }
             if execution == nil { execution = ImageConfig.Execution() }
             execution?.labels = labels
         }
@@ -78,63 +77,32 @@ public struct Builder: Sendable {
                                  rootfs: .init(diffIDs: diffIDs), history: history)
         var annotations = [AnnotationKey.created: created, AnnotationKey.version: version.description]
         if let base { annotations[AnnotationKey.baseDigest] = base.digest.description }
-        let manifestDescriptor: Descriptor
-        let outcome: TagOutcome
-        var testReport: Data?
+        let configData: Data
+        let manifestData: Data
         do {
-            let configData = try CanonicalJSON.encode(config)
-            let configDigest = try store.writeBlob(configData)
-            let manifest = ImageManifest(config: Descriptor(mediaType: MediaType.imageConfig, digest: configDigest, size: Int64(configData.count)),
-                                         layers: descriptors, annotations: annotations)
-            let manifestData = try CanonicalJSON.encode(manifest)
-            let manifestDigest = try store.writeBlob(manifestData)
-            manifestDescriptor = Descriptor(mediaType: MediaType.imageManifest, digest: manifestDigest, size: Int64(manifestData.count))
-            if !imagefile.tests.isEmpty {
-                progress("testing \(imagefile.name)@\(manifestDigest)")
-                let report = try await ImageTester(store: store).run(imagefile.tests, image: manifestDigest)
-                for result in report.results { progress("  \(result.passed ? "✓" : "✗") \(result.check)\(result.actual.map { ": \($0)" } ?? "")") }
-                guard report.passed else {
-                    throw BuildError.testsFailed(reference: "\(imagefile.name):\(version)", details: report.failureText)
-                }
-                testReport = try report.document()
-            }
-            outcome = try store.tag(imagefile.name, version, manifestDescriptor)
-        } catch let error as StoreError {
+            configData = try CanonicalJSON.encode(config)
+            let configDescriptor = Descriptor(mediaType: MediaType.imageConfig, digest: Digest.of(configData), size: Int64(configData.count))
+            manifestData = try CanonicalJSON.encode(ImageManifest(config: configDescriptor, layers: descriptors, annotations: annotations))
+        } catch {
+            throw .imageNotEncoded(reason: "\(error)")
+        }
+        let manifestDigest: Digest
+        do {
+            _ = try store.writeBlob(configData)
+            manifestDigest = try store.writeBlob(manifestData)
+        } catch {
             throw .store(error)
-        } catch let error as BuildError {
-            throw error
-        } catch {
-            throw .imageNotChecked(reason: "\(error)")
         }
-        progress(outcome == .created ? "tagged \(imagefile.name):\(version)" : "\(imagefile.name):\(version) already points at this digest")
-        do {
-            if let testReport {
-                let record = try TestResultsArtifact.attach(testReport, to: manifestDescriptor, repository: imagefile.name, in: store)
-                progress("test results \(record.digest)")
+        let contextFiles = layers.filter { $0.section != "dependencies" }.flatMap { layer in
+            layer.entries.compactMap { entry -> String? in
+                if case .regularFile(.file(let path, _, _)) = entry.kind { return path }
+                return nil
             }
-            if options.attachSBOM {
-                let sbom = try SBOMArtifact.attach(manifestDescriptor, repository: imagefile.name, in: store).artifact
-                progress("sbom \(sbom.digest)")
-            }
-            if options.attachProvenance {
-                let contextFiles = layers.filter { $0.section != "dependencies" }.flatMap { layer in
-                    layer.entries.compactMap { entry -> String? in
-                        if case .regularFile(.file(let path, _, _)) = entry.kind { return path }
-                        return nil
-                    }
-                }
-                let statement = try Provenance(imagefile: imagefile, image: manifestDescriptor, version: version.description,
-                                               compression: options.compression, epoch: epoch, platform: platform,
-                                               baseDigest: base?.digest, contextFiles: contextFiles).statement()
-                let attestation = try ReferrerArtifact.store(statement, mediaType: Provenance.mediaType, artifactType: Provenance.mediaType,
-                                                             subject: manifestDescriptor, repository: imagefile.name, in: store,
-                                                             tag: ReferrerTag.tag(subject: manifestDescriptor.digest, suffix: ReferrerTag.attestation))
-                progress("provenance \(attestation.digest)")
-            }
-        } catch {
-            throw .attestationsNotWritten(reference: "\(imagefile.name):\(version)", cause: error)
         }
-        return BuildResult(reference: "\(imagefile.name):\(version)", manifest: manifestDescriptor, newlyTagged: outcome == .created)
+        return WrittenImage(imagefile: imagefile, version: version,
+                            manifest: Descriptor(mediaType: MediaType.imageManifest, digest: manifestDigest, size: Int64(manifestData.count)),
+                            store: store, lease: lease, epoch: epoch, platform: platform, compression: options.compression,
+                            baseDigest: base?.digest, contextFiles: contextFiles)
     }
 
     // MARK: Steps

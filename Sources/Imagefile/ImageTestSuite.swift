@@ -1,3 +1,6 @@
+import Foundation
+import OCI
+
 /// The `tests:` section of an Imagefile: what must hold of the built image before its version is tagged.
 ///
 /// It is kept in the image config's `dev.imgbuild.tests` label (as JSON), so `imgbuild test REF` can run
@@ -17,6 +20,27 @@ public struct ImageTestSuite: Sendable, Codable, Equatable {
 
     /// The label that carries the suite in the image config.
     public static let label = "dev.imgbuild.tests"
+
+    /// The suite as its label's value: canonical JSON, so the same suite gives the same image config.
+    public func labelValue() throws -> String {
+        String(decoding: try CanonicalJSON.encode(self), as: UTF8.self)
+    }
+
+    /// The suite that an image config's labels carry, or nil when they carry none.
+    public static func carried(in labels: [String: String]?) throws(LabelError) -> ImageTestSuite? {
+        guard let text = labels?[label] else { return nil }
+        do { return try JSONDecoder().decode(ImageTestSuite.self, from: Data(text.utf8)) } catch {
+            throw LabelError(reason: "\(error)")
+        }
+    }
+
+    /// The image's `dev.imgbuild.tests` label is not a suite this version of imgbuild can read.
+    public struct LabelError: Error, CustomStringConvertible {
+        public var reason: String
+        public var description: String {
+            "the image's '\(ImageTestSuite.label)' label is not a test suite (\(reason)): build the image again from its Imagefile"
+        }
+    }
 
     /// A file of the image: present or absent, and optionally its mode, owner and contents.
     public struct FileCheck: Sendable, Codable, Equatable {

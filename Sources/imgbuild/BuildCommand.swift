@@ -1,5 +1,6 @@
 import ArgumentParser
 import Builder
+import BuildPipeline
 import Foundation
 import Layers
 import SemVer
@@ -50,11 +51,14 @@ struct BuildCommand: AsyncParsableCommand {
             do { options.version = try Version(parsing: version) } catch { throw ValidationError(error.description) }
         }
         if let zstdThreads { options.zstdThreads = max(1, zstdThreads) }
-        options.attachSBOM = sbom
-        options.attachProvenance = provenance
         let quiet = self.quiet
-        let builder = Builder(options: options, progress: { line in if !quiet { printError(line) } })
-        let result = try await builder.build()
+        let progress: @Sendable (String) -> Void = { line in if !quiet { printError(line) } }
+        let image: WrittenImage
+        do { image = try await Builder(options: options, progress: progress).build() } catch { throw PipelineError.build(error) }
+        var pipeline = BuildPipeline(progress: progress)
+        pipeline.attachSBOM = sbom
+        pipeline.attachProvenance = provenance
+        let result = try await pipeline.publish(image)
         print(result.manifest.digest)
     }
 }

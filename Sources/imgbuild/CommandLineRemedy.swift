@@ -1,5 +1,6 @@
 import ArgumentParser
 import Builder
+import BuildPipeline
 import Distribution
 import Store
 
@@ -14,7 +15,10 @@ enum CommandLineRemedy {
         case let error as DistributionError: hint(distribution: error)
         case let BuildError.store(error): hint(store: error)
         case let BuildError.unusableBase(_, _, _, cause?): hint(for: cause)
-        case let BuildError.attestationsNotWritten(_, cause): hint(for: cause)
+        case let PipelineError.build(error): hint(for: error)
+        case let PipelineError.store(error): hint(store: error)
+        case let PipelineError.attestationsNotWritten(_, cause): hint(for: cause)
+        case let PipelineError.testsNotRun(_, cause): hint(for: cause)
         default: nil
         }
     }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Attestations
-import ImageChecks
-import Imagefile
+import BuildPipeline
 import Foundation
 import OCI
 import Signing
@@ -110,25 +109,15 @@ struct TestCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (reference, store, image) = try storeOptions.resolve(self.reference)
-        guard case .image(let manifest) = try store.manifest(image.digest).manifest else {
-            throw ValidationError("\(reference) is not an image manifest")
-        }
-        let config = try store.imageConfig(manifest.config.digest).config
-        guard let text = config.config?.labels?[ImageTestSuite.label] else {
-            throw ValidationError("\(reference) carries no tests: add a 'tests:' section to its Imagefile and build a new version")
-        }
-        let suite = try JSONDecoder().decode(ImageTestSuite.self, from: Data(text.utf8))
-        let report = try await ImageTester(store: store).run(suite, image: image.digest)
-        for result in report.results {
-            print("\(result.passed ? "✓" : "✗") \(result.check)\(result.actual.map { ": \($0)" } ?? "")")
-        }
+        let pipeline = BuildPipeline()
+        let suite = try BuildPipeline.suite(of: image.digest, reference: "\(reference)", in: store)
+        let report = try await pipeline.test(suite, image: image.digest, reference: "\(reference)", in: store)
+        for result in report.results { print(result.line) }
         guard report.passed else {
             printError("\(reference.name)@\(image.digest) failed \(report.failures.count) of \(report.results.count) tests")
             throw ExitCode.failure
         }
-        let lease = try store.acquireWriteLease()
-        defer { withExtendedLifetime(lease) {} }
-        let record = try TestResultsArtifact.attach(try report.document(), to: image, repository: reference.name, in: store)
+        let record = try pipeline.recordPass(report, of: image, repository: reference.name, in: store)
         print("passed: \(report.results.count) tests; recorded as \(record.digest)")
     }
 }
