@@ -168,7 +168,9 @@ let package = Package(
         .testTarget(name: "HTTPFramingTests", dependencies: ["HTTPFraming"]),
         .testTarget(name: "HostPortTests", dependencies: ["HostPort"]),
         .testTarget(name: "RegistryRoutesTests", dependencies: ["RegistryRoutes", "OCI"]),
-        .testTarget(name: "DistributionTests", dependencies: ["Distribution"]),
+        .testTarget(name: "DistributionTests", dependencies: [
+            "Distribution", "OCI", "Store", .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
         .testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Releases", "ReleaseSpec", "Runtime", "Store", "OCI"]),

@@ -88,7 +88,6 @@ public struct Copier: Sendable {
             try await destination.keep(root)
         }
         if carryReferrers { result.referrersCopied = try await copyReferrers(of: root.digest) }
-        try await destination.finish()
         progress("\(tag.map { "\(destination.displayName):\($0)" } ?? destination.displayName) \(root.digest): \(result.blobsSent) blob(s) sent (\(result.bytesSent) bytes), \(result.blobsSkipped) already there")
         return result
     }

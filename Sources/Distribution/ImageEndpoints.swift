@@ -14,10 +14,21 @@ public enum ManifestReference: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Where images come from or go to: an image source can hand out manifests and blobs.
-public protocol ImageSource: Sendable {
+/// What every source and destination has: a name for messages, and resources to let go of.
+public protocol ImageEndpoint: Sendable {
     /// A name for messages.
     var displayName: String { get }
+    /// Releases what the endpoint holds (a store's write lease, a registry client's connections,
+    /// scratch files), whether or not the copy succeeded. Whoever opened the endpoint closes it, once.
+    func close() async
+}
+
+extension ImageEndpoint {
+    public func close() async {}
+}
+
+/// Where images come from: an image source can hand out manifests and blobs.
+public protocol ImageSource: ImageEndpoint {
     /// The manifest (or index) bytes and their descriptor; the bytes are checked against the digest.
     func manifest(_ reference: ManifestReference) async throws -> (descriptor: Descriptor, data: Data)
     /// The blob's bytes from `offset`.
@@ -33,8 +44,7 @@ extension ImageSource {
 }
 
 /// An image destination receives blobs, then manifests, then tags. It verifies what it stores.
-public protocol ImageDestination: Sendable {
-    var displayName: String { get }
+public protocol ImageDestination: ImageEndpoint {
     func hasBlob(_ descriptor: Descriptor) async throws -> Bool
     /// Stores a blob read through `open`, verifying its digest and size. Returns the bytes sent.
     func putBlob(_ descriptor: Descriptor, open: @escaping BlobOpener) async throws -> Int64
@@ -52,8 +62,6 @@ public protocol ImageDestination: Sendable {
     /// Stores an artifact manifest that refers to `subject`, where the referrers API (or, failing that,
     /// `fallbackTag`) finds it.
     func putReferrer(_ data: Data, descriptor: Descriptor, subject: Digest, fallbackTag: String) async throws
-    /// Called once everything is written (releases locks, connections).
-    func finish() async throws
 }
 
 extension ImageDestination {
@@ -62,7 +70,6 @@ extension ImageDestination {
     }
     public func mountBlob(_ descriptor: Descriptor, from source: any ImageSource) async throws -> Bool { false }
     public func keep(_ descriptor: Descriptor) async throws {}
-    public func finish() async throws {}
 }
 
 /// Remote tags cannot hold `+`: SemVer build metadata maps to `_` on the wire, as Helm does.

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import OCI
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,13 +9,13 @@ import Glibc
 /// An OCI image layout folder (`oci-layout`, `index.json`, `blobs/sha256/…`) as a source or destination.
 /// Tags are the `org.opencontainers.image.ref.name` annotations of `index.json`. As a destination the
 /// folder is created if absent and blobs it already holds are reused.
-public final class LayoutEndpoint: ImageSource, ImageDestination, @unchecked Sendable {
+public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
     public let directory: String
     public var displayName: String { "oci:" + directory }
     public var registryLocation: (base: String, repository: String)? { nil }
 
-    private let preparation = NSLock()
-    private var prepared = false
+    /// Whether the layout's skeleton exists.
+    private let prepared = Mutex(false)
 
     public init(directory: String) {
         self.directory = directory
@@ -74,20 +75,20 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, @unchecked Sen
 
     /// Creates the layout's skeleton once (blob writers run in parallel).
     func prepare() throws {
-        preparation.lock()
-        defer { preparation.unlock() }
-        guard !prepared else { return }
-        if FileManager.default.fileExists(atPath: directory),
-           !FileManager.default.fileExists(atPath: directory + "/oci-layout"),
-           !((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).isEmpty {
-            throw DistributionError.invalidLocation(displayName, reason: "the folder exists, is not empty and is not an OCI image layout: choose a new or empty folder")
+        try prepared.withLock { prepared in
+            guard !prepared else { return }
+            if FileManager.default.fileExists(atPath: directory),
+               !FileManager.default.fileExists(atPath: directory + "/oci-layout"),
+               !((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).isEmpty {
+                throw DistributionError.invalidLocation(displayName, reason: "the folder exists, is not empty and is not an OCI image layout: choose a new or empty folder")
+            }
+            try FileManager.default.createDirectory(atPath: blobsDirectory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
+            if !FileManager.default.fileExists(atPath: directory + "/oci-layout") {
+                try replace(directory + "/oci-layout", with: try CanonicalJSON.encode(ImageLayoutHeader()))
+            }
+            prepared = true
         }
-        try FileManager.default.createDirectory(atPath: blobsDirectory, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: directory + "/oci-layout") {
-            try replace(directory + "/oci-layout", with: try CanonicalJSON.encode(ImageLayoutHeader()))
-        }
-        prepared = true
     }
 
     public func putBlob(_ descriptor: Descriptor, open: @escaping BlobOpener) async throws -> Int64 {
@@ -95,7 +96,7 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, @unchecked Sen
         let temporary = temporaryDirectory + "/blob-\(getpid())-\(UUID().uuidString)"
         let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
         guard fd >= 0 else { throw DistributionError.transport(operation: "write \(temporary)", reason: String(cString: strerror(errno))) }
-        defer { close(fd); unlink(temporary) }
+        defer { Glibc.close(fd); unlink(temporary) }
         let size = try await open(0).writeVerified(to: fd, expecting: descriptor)
         fsync(fd)
         guard rename(temporary, blobPath(descriptor.digest)) == 0 else {
@@ -138,7 +139,7 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, @unchecked Sen
         try replace(directory + "/index.json", with: try CanonicalJSON.encode(index))
     }
 
-    public func finish() async throws {
+    public func close() async {
         try? FileManager.default.removeItem(atPath: temporaryDirectory)
     }
 
@@ -147,7 +148,7 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, @unchecked Sen
         try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
         try data.write(to: URL(fileURLWithPath: temporary))
         let fd = open(temporary, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
+        if fd >= 0 { fsync(fd); Glibc.close(fd) }
         guard rename(temporary, path) == 0 else {
             unlink(temporary)
             throw DistributionError.transport(operation: "write \(path)", reason: String(cString: strerror(errno)))

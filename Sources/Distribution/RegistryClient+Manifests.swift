@@ -148,5 +148,5 @@ public final class RegistryEndpoint: ImageSource, ImageDestination, @unchecked S
         try await client.putManifest(data, mediaType: descriptor.mediaType, reference: .tag(fallbackTag))
     }
 
-    public func finish() async throws { await client.shutdown() }
+    public func close() async { await client.shutdown() }
 }

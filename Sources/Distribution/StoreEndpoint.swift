@@ -3,15 +3,16 @@ import NIOCore
 import OCI
 import SemVer
 import Store
+import Synchronization
 
 /// A repository of the local store as a source or destination.
 ///
-/// As a destination it holds the store's write lease from creation to ``finish()``, so `gc` never
+/// As a destination it holds the store's write lease from creation to ``close()``, so `gc` never
 /// removes blobs it has written but not yet tagged, and it verifies every byte before a blob is visible.
-public final class StoreEndpoint: ImageSource, ImageDestination, @unchecked Sendable {
+public final class StoreEndpoint: ImageSource, ImageDestination, Sendable {
     public let store: Store
     public let repository: RepositoryName
-    private var lease: Store.WriteLease?
+    private let lease: Mutex<Store.WriteLease?>
 
     public var displayName: String { repository.value }
     public var registryLocation: (base: String, repository: String)? { nil }
@@ -19,7 +20,7 @@ public final class StoreEndpoint: ImageSource, ImageDestination, @unchecked Send
     public init(store: Store, repository: RepositoryName, writing: Bool) throws {
         self.store = store
         self.repository = repository
-        if writing { lease = try store.acquireWriteLease() }
+        lease = Mutex(writing ? try store.acquireWriteLease() : nil)
     }
 
     public func manifest(_ reference: ManifestReference) async throws -> (descriptor: Descriptor, data: Data) {
@@ -84,7 +85,7 @@ public final class StoreEndpoint: ImageSource, ImageDestination, @unchecked Send
     /// Keeps an image fetched by digest (no version) in the repository.
     public func keep(_ descriptor: Descriptor) async throws { try store.pin(repository, descriptor) }
 
-    public func finish() async throws { lease = nil }
+    public func close() async { lease.withLock { $0 = nil } }
 }
 
 /// Checks manifest bytes against their descriptor and the 4 MiB limit.

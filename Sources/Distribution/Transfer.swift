@@ -34,10 +34,13 @@ public struct Transfer: Sendable {
         case (nil, .digest): tag = nil
         }
         if case .registry = from, let wire = tag { tag = WireTag.decode(wire) }
-        var copier = Copier(source: try await source(from), destination: try await destination(to), progress: progress)
-        copier.onBytes = onBytes
-        copier.carryReferrers = carryReferrers
-        var result = try await copier.copy(reference, tag: tag)
+        let opener = EndpointOpener(storePath: storePath, options: options, progress: progress)
+        var result = try await opener.withEndpoints(from: from, to: to) { source, destination in
+            var copier = Copier(source: source, destination: destination, progress: progress)
+            copier.onBytes = onBytes
+            copier.carryReferrers = carryReferrers
+            return try await copier.copy(reference, tag: tag)
+        }
         result.tag = tag
         return result
     }
@@ -63,37 +66,5 @@ public struct Transfer: Sendable {
         } ?? ""
         throw DistributionError.invalidLocation(host + "/" + repository + suffix, reason: "it names the registry \(host), and the local store also has a repository "
             + "'\(name)': write docker://\(host)/\(repository)\(suffix) for the registry, or store:\(name)\(suffix) for the store")
-    }
-
-    private func registry(_ base: String, _ repository: String, _ style: ImageLocation.RegistryStyle, push: Bool) async throws -> RegistryClient {
-        if style == .url { return try RegistryClient(base: base, repository: repository, push: push, options: options) }
-        let client = try await RegistryClient.negotiating(base: base, repository: repository, push: push, options: options)
-        if client.base.hasPrefix("http://") {
-            progress("note: \(base.dropFirst("https://".count)) does not speak TLS: using plain HTTP"
-                + (client.sendsCredentials ? "" : ", without credentials (they never travel in the clear to another machine)"))
-        }
-        return client
-    }
-
-    private func source(_ location: ImageLocation) async throws -> any ImageSource {
-        switch location {
-        case .store(let name, _):
-            return try StoreEndpoint(store: Store.open(at: storePath, create: false), repository: name, writing: false)
-        case .layout(let directory, _):
-            return LayoutEndpoint(directory: directory)
-        case .registry(let base, let repository, _, let style):
-            return RegistryEndpoint(client: try await registry(base, repository, style, push: false))
-        }
-    }
-
-    private func destination(_ location: ImageLocation) async throws -> any ImageDestination {
-        switch location {
-        case .store(let name, _):
-            return try StoreEndpoint(store: Store.open(at: storePath, create: true), repository: name, writing: true)
-        case .layout(let directory, _):
-            return LayoutEndpoint(directory: directory)
-        case .registry(let base, let repository, _, let style):
-            return RegistryEndpoint(client: try await registry(base, repository, style, push: true))
-        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import OCI
 import Store
+import Synchronization
 
 /// The blob upload sessions of one running server.
 ///
@@ -10,7 +11,7 @@ import Store
 /// idle longer than `idleLimit` are removed, with their bytes, whenever a session is opened. Sessions
 /// live as long as the server; files an earlier run left in `uploads/` are not touched (another server
 /// may share the store) and `imgbuild gc`, which runs alone, removes them.
-final class UploadSessions: @unchecked Sendable {
+final class UploadSessions: Sendable {
     /// Why a request cannot use a session.
     enum Refusal: Error, Equatable {
         case unknown
@@ -30,8 +31,7 @@ final class UploadSessions: @unchecked Sendable {
     let store: Store
     let limit: Int
     let idleLimit: Duration
-    private let lock = NSLock()
-    private var sessions: [String: Session] = [:]
+    private let sessions = Mutex<[String: Session]>([:])
 
     init(store: Store, limit: Int = 256, idleLimit: Duration = .seconds(15 * 60)) {
         self.store = store
@@ -42,14 +42,14 @@ final class UploadSessions: @unchecked Sendable {
     /// Opens a session for `repository` and `user`, held by the caller until ``release(_:)``.
     func open(_ repository: RepositoryName, user: String?) throws -> String {
         let now = ContinuousClock.now
-        let stale: [String] = lock.withLock {
+        let stale: [String] = sessions.withLock { sessions in
             let idle = sessions.filter { !$0.value.busy && now - $0.value.lastUsed > idleLimit }.map(\.key)
             for id in idle { sessions[id] = nil }
             return idle
         }
         for id in stale { store.cancelUpload(id) }
         let id = try store.newUploadSession()
-        let admitted = lock.withLock {
+        let admitted = sessions.withLock { sessions in
             guard sessions.count < limit else { return false }
             sessions[id] = Session(repository: repository, user: user, busy: true)
             return true
@@ -63,24 +63,24 @@ final class UploadSessions: @unchecked Sendable {
 
     /// Takes the session for one request; the same repository and user that opened it only.
     func acquire(_ id: String, _ repository: RepositoryName, user: String?) throws(Refusal) -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        guard var session = sessions[id], session.repository == repository, session.user == user,
-              let path = store.uploadPath(id) else { throw .unknown }
-        guard !session.busy else { throw .busy }
-        session.busy = true
-        sessions[id] = session
-        return path
+        try sessions.withLock { sessions throws(Refusal) in
+            guard var session = sessions[id], session.repository == repository, session.user == user,
+                  let path = store.uploadPath(id) else { throw .unknown }
+            guard !session.busy else { throw .busy }
+            session.busy = true
+            sessions[id] = session
+            return path
+        }
     }
 
     /// Whether the session exists for this repository and user.
     func owns(_ id: String, _ repository: RepositoryName, user: String?) -> Bool {
-        lock.withLock { sessions[id].map { $0.repository == repository && $0.user == user } ?? false }
+        sessions.withLock { $0[id].map { $0.repository == repository && $0.user == user } ?? false }
     }
 
     /// Gives a session back after a request, for the next one.
     func release(_ id: String) {
-        lock.withLock {
+        sessions.withLock { sessions in
             sessions[id]?.busy = false
             sessions[id]?.lastUsed = .now
         }
@@ -88,7 +88,7 @@ final class UploadSessions: @unchecked Sendable {
 
     /// Ends a session held by the caller; its file is gone or was committed.
     func close(_ id: String) {
-        lock.withLock { sessions[id] = nil }
+        sessions.withLock { $0[id] = nil }
         store.cancelUpload(id)
     }
 }

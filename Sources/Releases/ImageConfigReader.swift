@@ -3,6 +3,7 @@ import Foundation
 import OCI
 import ReleaseSpec
 import Store
+import Synchronization
 
 /// The configs of an image pinned by digest, read from where a release spec fetches it, without its
 /// layers and without writing anything: what a description of how the image runs elsewhere (Kubernetes
@@ -25,21 +26,16 @@ public enum ImageConfigReader {
     /// match its digest or is not an image.
     public static func configs(of image: PinnedImage, from source: ReleaseSpec.Source,
                                options: RegistryOptions = ImageConfigReader.options) async throws(ReleaseError) -> [ImageConfig] {
-        let origin: any ImageSource
+        // Errors of the reading itself are ReleaseErrors already; any other is the source's opening.
         do {
-            switch source {
-            case .store(let path):
-                origin = try StoreEndpoint(store: try Store.open(at: path, create: false), repository: image.name, writing: false)
-            case .registry(let base):
-                origin = RegistryEndpoint(client: try RegistryClient(base: base, repository: image.name.value, push: false, options: options))
+            return try await source.withImage(image, options: options) { origin in
+                try await configs(of: image, in: origin, source: source)
             }
+        } catch let error as ReleaseError {
+            throw error
         } catch {
             throw .fetchFailed(image: "\(image)", source: "\(source)", reason: "\(error)")
         }
-        let result: Result<[ImageConfig], ReleaseError>
-        do { result = .success(try await configs(of: image, in: origin, source: source)) } catch { result = .failure(error) }
-        if let registry = origin as? RegistryEndpoint { await registry.client.shutdown() }
-        return try result.get()
     }
 
     private static func configs(of image: PinnedImage, in origin: any ImageSource, source: ReleaseSpec.Source) async throws(ReleaseError) -> [ImageConfig] {
@@ -117,31 +113,33 @@ extension ImageConfigReader {
 }
 
 /// The first of several results, for whoever waits for it.
-private final class FirstResult<Success: Sendable, Failure: Error>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var result: Result<Success, Failure>?
-    private var waiter: CheckedContinuation<Result<Success, Failure>, Never>?
+private final class FirstResult<Success: Sendable, Failure: Error>: Sendable {
+    private struct State {
+        var result: Result<Success, Failure>?
+        var waiter: CheckedContinuation<Result<Success, Failure>, Never>?
+    }
+
+    private let state = Mutex(State())
 
     func set(_ value: Result<Success, Failure>) {
-        lock.lock()
-        guard result == nil else { lock.unlock(); return }
-        result = value
-        let waiting = waiter
-        waiter = nil
-        lock.unlock()
-        waiting?.resume(returning: value)
+        // Only the first result is kept; its waiter, if one is waiting already, is woken with it.
+        let waiter = state.withLock { state -> CheckedContinuation<Result<Success, Failure>, Never>? in
+            guard state.result == nil else { return nil }
+            state.result = value
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: value)
     }
 
     func value() async -> Result<Success, Failure> {
         await withCheckedContinuation { continuation in
-            lock.lock()
-            if let result {
-                lock.unlock()
-                continuation.resume(returning: result)
-            } else {
-                waiter = continuation
-                lock.unlock()
+            let ready = state.withLock { state -> Result<Success, Failure>? in
+                if let result = state.result { return result }
+                state.waiter = continuation
+                return nil
             }
+            if let ready { continuation.resume(returning: ready) }
         }
     }
 }

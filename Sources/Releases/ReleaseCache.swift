@@ -132,16 +132,12 @@ public struct ReleaseCache: Sendable {
 
     private func fetch(_ image: PinnedImage, from source: ReleaseSpec.Source, into store: Store, options: RegistryOptions) async throws(ReleaseError) {
         do {
-            let origin: any ImageSource
-            switch source {
-            case .store(let path):
-                origin = try StoreEndpoint(store: try Store.open(at: path, create: false), repository: image.name, writing: false)
-            case .registry(let base):
-                origin = RegistryEndpoint(client: try RegistryClient(base: base, repository: image.name.value, push: false, options: options))
+            let destination = EndpointOpener(storePath: storePath, options: options)
+            let result = try await source.withImage(image, options: options) { origin in
+                try await destination.withDestination(.store(image.name, nil)) { destination in
+                    try await Copier(source: origin, destination: destination).copy(.digest(image.digest), tag: nil)
+                }
             }
-            let destination = try StoreEndpoint(store: store, repository: image.name, writing: true)
-            let result = try await Copier(source: origin, destination: destination).copy(.digest(image.digest), tag: nil)
-            if let registry = origin as? RegistryEndpoint { await registry.client.shutdown() }
             guard result.descriptor.digest == image.digest else {
                 throw DistributionError.digestMismatch(what: "the manifest", expected: image.digest, actual: result.descriptor.digest)
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 extension Store {
     /// A promise not to collect garbage while it is held: every process that writes blobs it is about to
@@ -29,25 +30,24 @@ extension Store {
 }
 
 /// The shared leases this process holds, one lock per store, counted.
-private final class LeaseRegistry: @unchecked Sendable {
+private final class LeaseRegistry: Sendable {
     static let shared = LeaseRegistry()
-    private let mutex = NSLock()
-    private var held: [String: (lock: FileLock, count: Int)] = [:]
+    private let held = Mutex<[String: (lock: FileLock, count: Int)]>([:])
 
     func acquire(_ path: String) throws(StoreError) {
-        mutex.lock()
-        defer { mutex.unlock() }
-        if let entry = held[path] {
-            held[path] = (entry.lock, entry.count + 1)
-            return
+        try held.withLock { held throws(StoreError) in
+            if let entry = held[path] {
+                held[path] = (entry.lock, entry.count + 1)
+                return
+            }
+            held[path] = (try FileLock(path: path, shared: true), 1)
         }
-        held[path] = (try FileLock(path: path, shared: true), 1)
     }
 
     func release(_ path: String) {
-        mutex.lock()
-        defer { mutex.unlock() }
-        guard let entry = held[path] else { return }
-        held[path] = entry.count > 1 ? (entry.lock, entry.count - 1) : nil
+        held.withLock { held in
+            guard let entry = held[path] else { return }
+            held[path] = entry.count > 1 ? (entry.lock, entry.count - 1) : nil
+        }
     }
 }

@@ -1,0 +1,77 @@
+import Distribution
+import Foundation
+import OCI
+import Store
+import Testing
+
+@Suite("Endpoints are opened in one place and closed by whoever opened them")
+struct EndpointOpenerTests {
+    struct Deliberate: Error {}
+
+    func scratch() throws -> String {
+        let path = NSTemporaryDirectory() + "endpoint-opener-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Whether this process could take the store's gc lock exclusively now (a write lease holds it shared).
+    func gcCouldRun(_ storePath: String) -> Bool {
+        let fd = open(storePath + "/gc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return false }
+        flock(fd, LOCK_UN)
+        return true
+    }
+
+    @Test("a store destination holds the write lease while open and lets it go when closed, also after a failure")
+    func storeLease() async throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let storePath = root + "/store"
+        let opener = EndpointOpener(storePath: storePath, options: RegistryOptions())
+        let name = try RepositoryName("app")
+        await #expect(throws: Deliberate.self) {
+            try await opener.withDestination(.store(name, nil)) { _ in
+                #expect(!gcCouldRun(storePath), "gc must wait while a destination is open")
+                throw Deliberate()
+            }
+        }
+        #expect(gcCouldRun(storePath))
+    }
+
+    @Test("a layout destination removes its scratch folder when closed, also after a failure")
+    func layoutScratch() async throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let layout = root + "/layout"
+        let opener = EndpointOpener(storePath: root + "/unused", options: RegistryOptions())
+        let blob = Data("{}".utf8)
+        await #expect(throws: Deliberate.self) {
+            try await opener.withDestination(.layout(directory: layout, nil)) { destination in
+                _ = try await destination.putBlob(Descriptor(mediaType: MediaType.emptyJSON, digest: Digest.of(blob), size: 2)) { _ in
+                    BlobStream { continuation in
+                        continuation.yield(.init(bytes: blob))
+                        continuation.finish()
+                    }
+                }
+                #expect(FileManager.default.fileExists(atPath: layout + "/.imgbuild-tmp"))
+                throw Deliberate()
+            }
+        }
+        #expect(FileManager.default.fileExists(atPath: layout + "/blobs/sha256/" + Digest.of(blob).hex))
+        #expect(!FileManager.default.fileExists(atPath: layout + "/.imgbuild-tmp"))
+    }
+
+    @Test("a store source needs the store to exist, and the error names it")
+    func missingStore() async throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let opener = EndpointOpener(storePath: root + "/absent", options: RegistryOptions())
+        let error = await #expect(throws: (any Error).self) {
+            try await opener.withSource(.store(try RepositoryName("app"), .tag("1.0.0"))) { _ in }
+        }
+        #expect("\(error.map { "\($0)" } ?? "")".contains(root + "/absent"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/absent"), "reading never creates a store")
+    }
+}
