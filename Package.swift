@@ -173,7 +173,7 @@ let package = Package(
         ]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
         .testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store"]),
-        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Releases", "ReleaseSpec", "Runtime", "Store", "OCI"]),
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Releases", "ReleaseSpec", "Runtime", "Store", "OCI", "Front"]),
         .testTarget(name: "imgbuildTests", dependencies: ["OCI", .product(name: "Yams", package: "Yams")]),
     ]
 )

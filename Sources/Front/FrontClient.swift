@@ -86,6 +86,8 @@ public struct FrontLauncher: Sendable {
     public var idleTimeout: Int = 60
     public var maxConnections: Int = 4096
     public var drainTimeout: Int = 30
+    /// How long a front started may take to answer on its control socket.
+    public var startTimeout: Duration = .seconds(15)
 
     public init(executable: String = FrontLauncher.currentExecutable()) {
         self.executable = executable
@@ -145,13 +147,13 @@ public struct FrontLauncher: Sendable {
 
     private func waitForFront(at controlPath: String, other: Int32?, logPath: String) async throws(FrontError) -> FrontState {
         let client = FrontClient(controlPath: controlPath)
-        let deadline = ContinuousClock.now + .seconds(15)
+        let deadline = ContinuousClock.now + startTimeout
         while ContinuousClock.now < deadline {
             if let state = try? await client.state(), state.pid != other { return state }
             try? await Task.sleep(for: .milliseconds(25))
         }
         let tail = (FileManager.default.contents(atPath: logPath).map { String(decoding: $0.suffix(600), as: UTF8.self) } ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        throw FrontError("the front did not start serving within 15 s; its log (\(logPath)) ends: \(tail.isEmpty ? "(empty)" : tail)")
+        throw FrontError("the front did not start serving within \(startTimeout); its log (\(logPath)) ends: \(tail.isEmpty ? "(empty)" : tail)")
     }
 }

@@ -40,12 +40,15 @@ public actor Deployer {
         }
         await runners.removeLeftovers(keeping: kept)
         releases.removeScratch()
+        // Begun before this returns, so that no rollout asked for through the control socket runs beside one.
+        var readoptions: [(ServiceController, Task<RolloutRecord, Never>)] = []
+        for (controller, spec) in specs { readoptions.append((controller, await controller.beginReattach(spec))) }
         let keeper = self.keeper
         Task {
             await withTaskGroup(of: Void.self) { group in
-                for (controller, spec) in specs {
+                for (controller, readoption) in readoptions {
                     group.addTask {
-                        _ = await controller.reattach(spec)
+                        _ = await readoption.value
                         if await controller.frontIsOutdated() { _ = try? await controller.upgradeFront() }
                     }
                 }

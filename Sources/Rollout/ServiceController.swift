@@ -11,8 +11,9 @@ import Runtime
 ///
 /// A rollout goes Pending → Verifying → Provisioning → HealthChecking → Shifting → ScaleDownDelay →
 /// Succeeded, or → Aborting → Failed when the new version cannot be fetched, started or made healthy
-/// before its deadline, in which case traffic stays on (or returns to) the old version. Instances that
-/// exit while serving are restarted with exponential backoff and take traffic again once healthy.
+/// before its deadline, in which case traffic stays on (or returns to) the old version. What to do at
+/// each step is decided by ``RolloutMachine``; this actor does it. Instances that exit while serving are
+/// restarted with exponential backoff (``RestartBackoff``) and take traffic again once healthy.
 ///
 /// The front is a process of its own (``FrontProcess``) and the instances outlive the daemon too: this
 /// controller tells the front where to send requests, and records its instances and the rollout in
@@ -39,8 +40,11 @@ actor ServiceController {
     /// restarts of the daemon too, and never less than one more than the front has applied.
     private var activeVersion: UInt64 = 0
     private var lastRollout: RolloutRecord?
-    /// A rollout, rollback or front upgrade is running; set before the first suspension, so two cannot both start.
+    /// A rollout, rollback, re-adoption or front upgrade is running; set before the first suspension, so two
+    /// cannot both start.
     private var busy = false
+    /// The re-adoption after the daemon started again, while it runs: a rollout asked for meanwhile waits for it.
+    private var readoption: Task<RolloutRecord, Never>?
     private var counter = 0
     private var frontWatch: Task<Void, Never>?
     /// `down` has begun: the front is never started again, even by a check that was already under way.
@@ -90,6 +94,8 @@ actor ServiceController {
 
     /// Rolls out `spec`; returns the finished record (Succeeded or Failed). Throws only for requests refused outright.
     func apply(_ spec: ReleaseSpec, kind: String = "deploy") async throws(DeployError) -> RolloutRecord {
+        if let readoption { _ = await readoption.value }
+        // From here to `busy = true` nothing suspends: of two callers, the second sees the first's.
         if busy { throw .rolloutInProgress(service: name, image: lastRollout?.image ?? spec.image, state: lastRollout?.state ?? .pending) }
         if let listening, listening != spec.listen {
             throw .listenChanged(service: name, from: listening.description, to: spec.listen.description)
@@ -150,90 +156,57 @@ actor ServiceController {
         }
         if refetched { record.refetched = true }
         let old = instances.values.filter(\.wanted).sorted { $0.id < $1.id }.map(\.id)
-        switch spec.strategy {
-        case .blueGreen: await blueGreen(spec, release, old: old, &record)
-        case .rolling: await rolling(spec, release, old: old, &record)
-        }
-    }
-
-    private func blueGreen(_ spec: ReleaseSpec, _ release: Release, old: [String], _ record: inout RolloutRecord) async {
-        enter(.provisioning, &record, note: "starting \(spec.replicas) instance(s) of \(spec.image.digest)")
-        var fresh: [String] = []
-        for _ in 0..<spec.replicas {
-            do { fresh.append(try await startInstance(release, spec)) } catch {
-                await abort(&record, reason: error.description, stopping: fresh, restoring: [])
-                return
+        // What an abort starts again when a rolling rollout had retired old instances already.
+        let previous = serving.flatMap { previous in releases.existing(previous.image).map { (spec: previous, release: $0) } }
+        var machine = RolloutMachine(strategy: spec.strategy, replicas: spec.replicas, old: old, image: spec.image.digest.description,
+                                     canRestore: previous != nil)
+        var outcome = RolloutMachine.Outcome.done
+        while !machine.isFinished {
+            for action in machine.next(outcome) {
+                outcome = await perform(action, new: (spec, release), previous: previous, &record)
             }
         }
-        enter(.healthChecking, &record)
-        if let problem = await waitHealthy(fresh, spec) {
-            await abort(&record, reason: problem, stopping: fresh, restoring: [])
-            return
-        }
-        enter(.shifting, &record, note: "all traffic to \(fresh.joined(separator: ", "))")
-        for id in fresh { instances[id]?.wanted = true; instances[id]?.inPool = true }
-        for id in old { instances[id]?.wanted = false; instances[id]?.inPool = false }
-        await setActive(fresh.compactMap { backend($0) })
-        enter(.scaleDownDelay, &record, note: old.isEmpty ? nil : "draining \(old.joined(separator: ", "))")
-        await retire(old)
-        enter(.succeeded, &record)
     }
 
-    private func rolling(_ spec: ReleaseSpec, _ release: Release, old: [String], _ record: inout RolloutRecord) async {
-        var fresh: [String] = []
-        var retired: [String] = []
-        for step in 0..<max(spec.replicas, old.count) {
-            if step < spec.replicas {
-                enter(.provisioning, &record, note: "instance \(step + 1) of \(spec.replicas)")
-                let id: String
-                do { id = try await startInstance(release, spec) } catch {
-                    await abort(&record, reason: error.description, stopping: fresh, restoring: retired)
-                    return
-                }
-                fresh.append(id)
-                enter(.healthChecking, &record, note: id)
-                if let problem = await waitHealthy([id], spec) {
-                    await abort(&record, reason: problem, stopping: fresh, restoring: retired)
-                    return
-                }
-                enter(.shifting, &record, note: "\(id) takes traffic")
+    /// Does one action of a rollout and says what came of it.
+    private func perform(_ action: RolloutMachine.Action, new: (spec: ReleaseSpec, release: Release),
+                         previous: (spec: ReleaseSpec, release: Release)?, _ record: inout RolloutRecord) async -> RolloutMachine.Outcome {
+        func side(_ side: RolloutMachine.Side) -> (spec: ReleaseSpec, release: Release) {
+            switch side {
+            case .new: return new
+            case .previous:
+                guard let previous else { preconditionFailure("the rollout machine restores only when told it can") }
+                return previous
+            }
+        }
+        switch action {
+        case let .enter(state, note):
+            enter(state, &record, note: note)
+        case .start(let which):
+            let (spec, release) = side(which)
+            do { return .started(try await startInstance(release, spec)) } catch { return .notStarted(error.description) }
+        case let .waitHealthy(ids, which):
+            if let problem = await waitHealthy(ids, side(which).spec) { return .unhealthy(problem) }
+            return .healthy
+        case let .switchTraffic(to, from):
+            for id in to { instances[id]?.wanted = true; instances[id]?.inPool = true }
+            for id in from { instances[id]?.wanted = false; instances[id]?.inPool = false }
+            await setActive(to.compactMap { backend($0) })
+        case .serve(let ids):
+            for id in ids {
                 instances[id]?.wanted = true
                 instances[id]?.inPool = true
                 await addActive(id)
             }
-            if step < old.count {
-                let id = old[step]
-                enter(.scaleDownDelay, &record, note: "draining \(id)")
-                retired.append(id)
-                await retire([id])
-            }
+        case .unserve(let ids):
+            for id in ids { instances[id]?.wanted = false; instances[id]?.inPool = false }
+        case .retire(let ids):
+            await retire(ids)
+        case let .finish(state, reason):
+            if let reason { record.reason = reason }
+            enter(state, &record, note: reason)
         }
-        enter(.succeeded, &record)
-    }
-
-    /// Takes the new instances out and brings the old version back to full strength, then marks the rollout failed.
-    private func abort(_ record: inout RolloutRecord, reason: String, stopping fresh: [String], restoring retired: [String]) async {
-        enter(.aborting, &record, note: reason)
-        var restoreProblem: String?
-        if !retired.isEmpty, let previous = serving, let release = releases.existing(previous.image) {
-            var restored: [String] = []
-            for _ in retired {
-                do { restored.append(try await startInstance(release, previous)) } catch {
-                    restoreProblem = error.description
-                    break
-                }
-            }
-            if restoreProblem == nil, let problem = await waitHealthy(restored, previous) { restoreProblem = problem }
-            for id in restored where restoreProblem == nil {
-                instances[id]?.wanted = true
-                instances[id]?.inPool = true
-                await addActive(id)
-            }
-        }
-        for id in fresh { instances[id]?.wanted = false; instances[id]?.inPool = false }
-        await retire(fresh)
-        record.reason = reason + (restoreProblem.map { "; restoring the previous version also failed: \($0)" } ?? "")
-        enter(.failed, &record, note: record.reason)
+        return .done
     }
 
     // MARK: Instances
@@ -297,8 +270,7 @@ actor ServiceController {
         instances[id] = managed
         await removeActive(id)
         guard managed.wanted else { return }
-        let backoff = Duration.milliseconds(min(30_000, 500 << min(managed.restarts, 6)))
-        try? await Task.sleep(for: backoff)
+        try? await Task.sleep(for: RestartBackoff.delay(afterRestarts: managed.restarts))
         await restart(id, generation: generation)
     }
 
@@ -646,6 +618,7 @@ extension ServiceController {
     /// Replaces the front with one started from the daemon's executable as it is on disk now: the new
     /// front takes the listening socket over, the old one finishes every connection it holds and exits.
     func upgradeFront() async throws(DeployError) -> FrontUpgrade {
+        if let readoption { _ = await readoption.value }
         guard listening != nil else { throw .unknownService(name) }
         if busy { throw .rolloutInProgress(service: name, image: lastRollout?.image ?? serving!.image, state: lastRollout?.state ?? .pending) }
         busy = true
@@ -699,12 +672,24 @@ extension ServiceController {
         return Array(instances.keys)
     }
 
-    /// Carries on serving `spec` (the release that last succeeded) after the daemon restarted: re-attaches
-    /// to the running front and adopted instances without restarting them, aborts a rollout that was in
-    /// flight (traffic stays on, or returns to, `spec`'s release), and starts only what is missing.
-    func reattach(_ spec: ReleaseSpec) async -> RolloutRecord {
+    /// Begins carrying on serving `spec` (the release that last succeeded) after the daemon restarted, and
+    /// holds the controller until that is done: from the moment this returns, a rollout asked for waits for
+    /// the re-adoption instead of running beside it. The re-adoption re-attaches to the running front and
+    /// adopted instances without restarting them, aborts a rollout that was in flight (traffic stays on,
+    /// or returns to, `spec`'s release), and starts only what is missing.
+    func beginReattach(_ spec: ReleaseSpec) -> Task<RolloutRecord, Never> {
         busy = true
-        defer { busy = false }
+        let task = Task { await self.reattach(spec) }
+        readoption = task
+        return task
+    }
+
+    /// The re-adoption itself; `busy` is held already.
+    private func reattach(_ spec: ReleaseSpec) async -> RolloutRecord {
+        defer {
+            busy = false
+            readoption = nil
+        }
         serving = spec
         var record = RolloutRecord(service: name, image: spec.image, strategy: spec.strategy, kind: "readopt")
         lastRollout = record
@@ -730,13 +715,11 @@ extension ServiceController {
                 return record
             }
         }
-        let inFront = Set(running?.active.map(\.id) ?? [])
         // Until told otherwise the front goes on with the adopted instances it was sending requests to.
         active = (running?.active ?? []).filter { instances[$0.id] != nil }
-        // The release that serves keeps (up to `replicas`) its running instances, those taking traffic first.
-        let keepers = instances.values.filter { $0.release.image == spec.image && $0.lastExit == nil }
-            .sorted { (inFront.contains($0.id) ? 0 : 1, $0.id) < (inFront.contains($1.id) ? 0 : 1, $1.id) }
-            .prefix(spec.replicas).map(\.id)
+        let plan = ReadoptionPlan(instances: instances.values.map { ($0.id, $0.release.image, $0.lastExit == nil) },
+                                  inFront: Set(running?.active.map(\.id) ?? []), serving: spec.image, replicas: spec.replicas)
+        let keepers = plan.keep
         guard !keepers.isEmpty else {
             // Nothing of it runs: roll it out afresh; whatever else runs is retired once it serves.
             for id in instances.keys { instances[id]?.wanted = true }
@@ -744,7 +727,7 @@ extension ServiceController {
         }
         record.enter(.healthChecking, note: "adopted \(keepers.joined(separator: ", ")), still running")
         lastRollout = record
-        let others = instances.keys.filter { !keepers.contains($0) }.sorted()
+        let others = plan.retire
         for id in keepers {
             instances[id]?.wanted = true
             instances[id]?.inPool = true
@@ -756,9 +739,9 @@ extension ServiceController {
             record.enter(.scaleDownDelay, note: "draining \(others.joined(separator: ", ")) (not of the release that serves)")
             await retire(others)
         }
-        if keepers.count < spec.replicas, let release = releases.existing(spec.image) {
-            record.enter(.provisioning, note: "starting \(spec.replicas - keepers.count) missing instance(s)")
-            for _ in keepers.count..<spec.replicas {
+        if plan.missing > 0, let release = releases.existing(spec.image) {
+            record.enter(.provisioning, note: "starting \(plan.missing) missing instance(s)")
+            for _ in 0..<plan.missing {
                 guard let id = try? await startInstance(release, spec) else { continue }
                 if await waitHealthy([id], spec) == nil {
                     instances[id]?.wanted = true

@@ -154,8 +154,10 @@ struct ReleaseKeeperTests {
         try history.saveCurrent(spec(kept, keep: 1))
         // Another process holds the store's write lease, as a build or a long pull does.
         let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = ["-s", paths.root + "/store/gc.lock", "sleep", "60"]
+        // The lock is held by the process that is terminated below (not by a child of flock(1), which
+        // would keep it for the whole minute after flock itself is gone).
+        holder.executableURL = URL(fileURLWithPath: "/bin/sh")
+        holder.arguments = ["-c", "exec 9>>'\(paths.root)/store/gc.lock' && flock -s 9 && exec sleep 60"]
         try holder.run()
         defer { holder.terminate(); holder.waitUntilExit() }
         func exclusiveIsFree() throws -> Bool {
