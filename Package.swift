@@ -98,8 +98,8 @@ let package = Package(
         .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", "HostPort", .product(name: "Yams", package: "Yams")]),
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
         .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount"]),
-        // Releases: images fetched by digest, verified, and unpacked safely into read-only folders.
-        .target(name: "Releases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations", "CXattr"]),
+        // The deployer's releases: images fetched by digest, verified, and unpacked safely into read-only folders.
+        .target(name: "UnpackedReleases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations", "CXattr"]),
         // HTTP/1.1 message boundaries for a relay: heads parsed and checked, bodies delimited, heads rewritten.
         .target(name: "HTTPFraming"),
         // The HTTP reverse proxy at a service's front, with backends switched without dropping a request.
@@ -121,16 +121,17 @@ let package = Package(
             "LoadBalancer", "TerminationSignals", "CDescriptorPassing",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
-        // The rollout controller: instances, health checks, blue-green and rolling rollouts, history, rollback.
-        .target(name: "Rollout", dependencies: [
-            "OCI", "ReleaseSpec", "Releases", "Runtime", "LoadBalancer", "Front", "Layers", "InstanceNetwork",
+        // The deployer daemon's core: its services, the rollout decisions (RolloutMachine) and their doing (instances,
+        // health checks, the front, restarts), history, rollback, re-adoption and the rollback window.
+        .target(name: "DeployerCore", dependencies: [
+            "OCI", "ReleaseSpec", "UnpackedReleases", "Runtime", "LoadBalancer", "Front", "Layers", "InstanceNetwork",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // imgdeploy's daemon and its client: HTTP on a Unix socket.
         .target(name: "DeployControl", dependencies: [
-            "Rollout", "ReleaseSpec", "Releases", "TerminationSignals", "Front",
+            "DeployerCore", "ReleaseSpec", "UnpackedReleases", "TerminationSignals", "Front",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -141,9 +142,9 @@ let package = Package(
         ]),
         // Kubernetes manifests of a release, pinned by digest.
         .target(name: "Kubernetes", dependencies: ["ReleaseSpec", "OCI", .product(name: "Yams", package: "Yams")]),
-        // Thin command-line front end.
         // What changed between two images: layers, files, Debian packages, configuration.
         .target(name: "ImageDiff", dependencies: ["Store", "Layers", "OCI"]),
+        // Thin command-line front end of the builder, the store and the registry.
         .executableTarget(name: "imgbuild", dependencies: [
             "Builder", "BuildPipeline", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
             "ImageDiff", "HostPort", "Layers",
@@ -154,7 +155,7 @@ let package = Package(
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Sources/BuildInfoPlugin"),
         // Thin command-line front end of the deployer.
         .executableTarget(name: "imgdeploy", dependencies: [
-            "DeployControl", "Rollout", "ReleaseSpec", "Releases", "Kubernetes", "LoadBalancer", "Front", "TerminationSignals", "HostPort",
+            "DeployControl", "DeployerCore", "ReleaseSpec", "UnpackedReleases", "Kubernetes", "LoadBalancer", "Front", "TerminationSignals", "HostPort",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
@@ -173,7 +174,7 @@ let package = Package(
         ]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
         .testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store"]),
-        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Releases", "ReleaseSpec", "Runtime", "Store", "OCI", "Front"]),
+        .testTarget(name: "DeployerCoreTests", dependencies: ["DeployerCore", "UnpackedReleases", "ReleaseSpec", "Runtime", "Store", "OCI", "Front"]),
         .testTarget(name: "imgbuildTests", dependencies: ["OCI", .product(name: "Yams", package: "Yams")]),
     ]
 )

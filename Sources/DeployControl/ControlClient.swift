@@ -4,8 +4,8 @@ import NIOCore
 import NIOHTTP1
 import NIOFoundationCompat
 import ReleaseSpec
-import Releases
-import Rollout
+import UnpackedReleases
+import DeployerCore
 
 /// What the control client reports.
 public enum ControlError: Error, CustomStringConvertible {

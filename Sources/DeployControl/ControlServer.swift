@@ -4,7 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ReleaseSpec
-import Rollout
+import DeployerCore
 import ServiceLifecycle
 import TerminationSignals
 

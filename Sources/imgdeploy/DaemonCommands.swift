@@ -2,8 +2,8 @@ import ArgumentParser
 import DeployControl
 import Foundation
 import ReleaseSpec
-import Releases
-import Rollout
+import UnpackedReleases
+import DeployerCore
 
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

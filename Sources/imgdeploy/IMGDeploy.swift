@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Rollout
+import DeployerCore
 
 @main
 struct IMGDeploy: AsyncParsableCommand {

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Kubernetes
 import ReleaseSpec
-import Releases
+import UnpackedReleases
 
 struct RenderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,6 @@
 import Foundation
 import ReleaseSpec
-@testable import Rollout
+@testable import DeployerCore
 import Testing
 
 /// A world the rollout machine's actions act on, in memory: instances start (or fail to, by start

@@ -1,7 +1,7 @@
 import Foundation
 import OCI
 import ReleaseSpec
-import Releases
+import UnpackedReleases
 
 /// Decides which releases the deployer keeps, and removes the others.
 ///

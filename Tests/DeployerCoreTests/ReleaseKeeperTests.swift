@@ -1,8 +1,8 @@
 import Foundation
 import OCI
 import ReleaseSpec
-import Releases
-@testable import Rollout
+import UnpackedReleases
+@testable import DeployerCore
 import Runtime
 import Store
 import Testing

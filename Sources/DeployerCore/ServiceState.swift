@@ -1,7 +1,7 @@
 import Foundation
 import OCI
 import ReleaseSpec
-import Releases
+import UnpackedReleases
 import Runtime
 
 /// What the daemon keeps on disk of a running service beyond its history, so that the next daemon can

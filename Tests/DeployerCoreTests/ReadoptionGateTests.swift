@@ -2,7 +2,7 @@ import Foundation
 import Front
 import OCI
 import ReleaseSpec
-@testable import Rollout
+@testable import DeployerCore
 import Testing
 
 /// The daemon's start against a user's `apply`: the re-adoption of a service is begun before the daemon

@@ -4,7 +4,7 @@ import Layers
 import LoadBalancer
 import OCI
 import ReleaseSpec
-import Releases
+import UnpackedReleases
 import Runtime
 
 /// One service: its front, its instances, and the rollouts that replace them.

@@ -5,7 +5,7 @@ import ReleaseSpec
 /// The controller asks for the next actions, does them in order (start an instance, wait for health,
 /// move traffic, retire instances), and reports what came of the last one; the machine answers with the
 /// next actions, until one of them is `finish`. It does no I/O and reads no clock, so every path, each
-/// failure at each step included, is tested in milliseconds and without root (`RolloutTests`), as
+/// failure at each step included, is tested in milliseconds and without root (`DeployerCoreTests`), as
 /// AsyncHTTPClient tests its connection state machines.
 ///
 /// A failure before the new version serves aborts: the instances it started are retired, and those of

@@ -1,6 +1,6 @@
 import Foundation
 import OCI
-import Releases
+import UnpackedReleases
 import ReleaseSpec
 
 /// The states of a rollout, as Argo Rollouts and Kubernetes name them.

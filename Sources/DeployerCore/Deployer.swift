@@ -1,7 +1,7 @@
 import Foundation
 import Front
 import ReleaseSpec
-import Releases
+import UnpackedReleases
 
 /// The deployer daemon's core: one controller per service, the releases they share, and the state on disk.
 public actor Deployer {

@@ -1,7 +1,7 @@
 import Foundation
 import OCI
 import ReleaseSpec
-@testable import Rollout
+@testable import DeployerCore
 import Testing
 
 @Suite("What a daemon that started again keeps")
