@@ -1,3 +1,4 @@
+import CommandLineTesting
 import Foundation
 
 /// A build context made by the tests, in one of two "machines": the same files, made differently.

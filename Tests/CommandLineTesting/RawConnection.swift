@@ -2,20 +2,20 @@ import Foundation
 
 /// A TCP connection to 127.0.0.1 that sends exactly the bytes it is given: partial requests, bodies
 /// shorter or longer than announced, pauses, and aborts (RST) that a polite HTTP client never makes.
-final class RawConnection {
+public final class RawConnection {
     private var fd: Int32
     private var buffered = Data()
 
     /// What the server answered: status, headers (lower-cased names) and body.
-    struct Answer {
-        var status: Int
-        var headers: [String: String]
-        var body: Data
+    public struct Answer {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: Data
     }
 
-    struct Failure: Error, CustomStringConvertible { let description: String }
+    public struct Failure: Error, CustomStringConvertible { public let description: String }
 
-    init(port: Int, timeout seconds: Int = 30) throws {
+    public init(port: Int, timeout seconds: Int = 30) throws {
         guard let fd = connectLoopback(port) else { throw Failure(description: "cannot connect to 127.0.0.1:\(port)") }
         self.fd = fd
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
@@ -28,7 +28,7 @@ final class RawConnection {
 
     /// Sends bytes; false when the server has closed the connection.
     @discardableResult
-    func send(_ data: Data) -> Bool {
+    public func send(_ data: Data) -> Bool {
         data.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -41,11 +41,11 @@ final class RawConnection {
     }
 
     @discardableResult
-    func send(_ text: String) -> Bool { send(Data(text.utf8)) }
+    public func send(_ text: String) -> Bool { send(Data(text.utf8)) }
 
     /// Reads one response (its head, then `Content-Length` bytes of body); nil if the connection closed
     /// or timed out first.
-    func readAnswer(head: Bool = false) -> Answer? {
+    public func readAnswer(head: Bool = false) -> Answer? {
         while true {
             if let end = buffered.range(of: Data("\r\n\r\n".utf8)) {
                 let headText = String(decoding: buffered[..<end.lowerBound], as: UTF8.self)
@@ -68,7 +68,7 @@ final class RawConnection {
     }
 
     /// Whether the server closed the connection (a read returns end of file) within the timeout.
-    func waitForClose() -> Bool {
+    public func waitForClose() -> Bool {
         while true {
             var chunk = [UInt8](repeating: 0, count: 4096)
             let count = recv(fd, &chunk, chunk.count, 0)
@@ -78,10 +78,10 @@ final class RawConnection {
     }
 
     /// Runs `body` with the socket's descriptor, for options and reads a test needs beyond these.
-    func withDescriptor<T>(_ body: (Int32) -> T) -> T { body(fd) }
+    public func withDescriptor<T>(_ body: (Int32) -> T) -> T { body(fd) }
 
     /// Ends the connection with a reset, as a client that crashes mid-request does.
-    func abort() {
+    public func abort() {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         close(fd)
@@ -94,19 +94,5 @@ final class RawConnection {
         guard count > 0 else { return false }
         buffered.append(contentsOf: chunk[0..<count])
         return true
-    }
-}
-
-extension ServedRegistry {
-    /// Sends one request on a fresh connection and reads its answer.
-    func raw(_ request: String, body: Data = Data(), head: Bool = false) throws -> RawConnection.Answer? {
-        let connection = try RawConnection(port: port)
-        connection.send(Data(request.utf8) + body)
-        return connection.readAnswer(head: head)
-    }
-
-    /// Whether the server still answers `GET /v2/` with 200.
-    func answers() -> Bool {
-        (try? raw("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"))??.status == 200
     }
 }
