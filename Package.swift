@@ -169,6 +169,13 @@ let package = Package(
         .testTarget(name: "HTTPFramingTests", dependencies: ["HTTPFraming"]),
         .testTarget(name: "HostPortTests", dependencies: ["HostPort"]),
         .testTarget(name: "RegistryRoutesTests", dependencies: ["RegistryRoutes", "OCI"]),
+        .testTarget(name: "RegistryServerTests", dependencies: [
+            "RegistryServer", "Store", "OCI",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "DistributionTests", dependencies: [
             "Distribution", "OCI", "Store", .product(name: "NIOCore", package: "swift-nio"),
         ]),
