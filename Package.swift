@@ -181,7 +181,9 @@ let package = Package(
         ]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
         .testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store"]),
-        .testTarget(name: "DeployerCoreTests", dependencies: ["DeployerCore", "UnpackedReleases", "ReleaseSpec", "Runtime", "Store", "OCI", "Front"]),
+        .testTarget(name: "DeployerCoreTests", dependencies: [
+            "DeployerCore", "UnpackedReleases", "ReleaseSpec", "Runtime", "Store", "OCI", "Front", "LoadBalancer", "InstanceNetwork",
+        ]),
         // End-to-end tests drive the built executables against real peers; what both suites share
         // (running a program, scratch folders, free ports, raw TCP connections) is a library of its own.
         .target(name: "CommandLineTesting", path: "Tests/CommandLineTesting"),

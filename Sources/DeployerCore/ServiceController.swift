@@ -22,13 +22,14 @@ actor ServiceController {
     let name: String
     let paths: DeployPaths
     let releases: ReleaseCache
-    let probe: HealthProbe
-    let runners: RunnerSet
+    let probe: any HealthChecking
+    let runners: any InstanceRunners
     let history: ReleaseHistory
     let state: ServiceState
-    let front: FrontClient
-    let launcher: FrontLauncher
+    let front: any FrontControl
+    let launcher: any FrontStarter
     let keeper: ReleaseKeeper
+    let clock: ControllerClock
 
     /// The spec whose release serves, once one has succeeded.
     private(set) var serving: ReleaseSpec?
@@ -76,8 +77,10 @@ actor ServiceController {
     /// Failed checks in a row that take a running instance out of the pool.
     static let failuresBeforeSuspension = 3
 
-    init(name: String, paths: DeployPaths, releases: ReleaseCache, probe: HealthProbe, runners: RunnerSet, launcher: FrontLauncher,
-         keeper: ReleaseKeeper) {
+    /// A controller of the service `name`; the front is reached at its control socket in `paths` unless
+    /// `front` is given.
+    init(name: String, paths: DeployPaths, releases: ReleaseCache, probe: any HealthChecking, runners: any InstanceRunners,
+         launcher: any FrontStarter, keeper: ReleaseKeeper, front: (any FrontControl)? = nil, clock: ControllerClock = .real) {
         self.name = name
         self.paths = paths
         self.releases = releases
@@ -85,9 +88,10 @@ actor ServiceController {
         self.runners = runners
         self.history = ReleaseHistory(paths: paths, service: name)
         self.state = ServiceState(paths: paths, service: name)
-        self.front = FrontClient(controlPath: paths.frontControl(name))
+        self.front = front ?? FrontClient(controlPath: paths.frontControl(name))
         self.launcher = launcher
         self.keeper = keeper
+        self.clock = clock
     }
 
     // MARK: Rollouts
@@ -270,7 +274,7 @@ actor ServiceController {
         instances[id] = managed
         await removeActive(id)
         guard managed.wanted else { return }
-        try? await Task.sleep(for: RestartBackoff.delay(afterRestarts: managed.restarts))
+        await clock.sleep(RestartBackoff.delay(afterRestarts: managed.restarts))
         await restart(id, generation: generation)
     }
 
@@ -313,7 +317,7 @@ actor ServiceController {
     /// Waits until each instance has passed `healthyAfter` checks in a row; the reason when one cannot before the deadline.
     private func waitHealthy(_ ids: [String], _ spec: ReleaseSpec) async -> String? {
         let check = spec.health
-        let deadline = ContinuousClock.now + check.deadline
+        let deadline = clock.now() + check.deadline
         var passes = Dictionary(uniqueKeysWithValues: ids.map { ($0, 0) })
         var lastProblem: [String: String] = [:]
         while true {
@@ -331,12 +335,12 @@ actor ServiceController {
                 }
             }
             if passes.values.allSatisfy({ $0 >= check.healthyAfter }) { return nil }
-            if ContinuousClock.now + check.interval > deadline {
+            if clock.now() + check.interval > deadline {
                 let failing = ids.filter { passes[$0, default: 0] < check.healthyAfter }
                 let details = failing.map { "\($0): \(lastProblem[$0] ?? "not yet checked")" }.joined(separator: "; ")
                 return "not healthy within the \(DurationText.format(check.deadline)) deadline (\(check.path.map { "GET \($0)" } ?? "TCP connect"), \(check.healthyAfter) passes in a row needed): \(details)"
             }
-            try? await Task.sleep(for: check.interval)
+            await clock.sleep(check.interval)
         }
     }
 
@@ -546,10 +550,11 @@ extension ServiceController {
     /// Checks the front every second and starts it again if it is gone (killed, or crashed).
     private func watchFront() {
         guard frontWatch == nil else { return }
-        frontWatch = Task { [weak self] in
+        frontWatch = Task { [weak self, clock] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                await self?.checkFront()
+                await clock.sleep(.seconds(1))
+                guard let self else { return }
+                await self.checkFront()
             }
         }
     }
@@ -606,7 +611,7 @@ extension ServiceController {
             return
         } catch {}
         // Asked again: a front being replaced is unreachable for an instant.
-        try? await Task.sleep(for: .milliseconds(200))
+        await clock.sleep(.milliseconds(200))
         guard !busy, listening != nil else { return }
         do {
             _ = try await front.state()
@@ -645,8 +650,8 @@ extension ServiceController {
     }
 
     func waitForExit(_ pid: Int32, timeout: Duration) async {
-        let deadline = ContinuousClock.now + timeout
-        while ProcessStart.of(pid) != nil, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        let deadline = clock.now() + timeout
+        while ProcessStart.of(pid) != nil, clock.now() < deadline { await clock.sleep(.milliseconds(50)) }
     }
 
     // MARK: A daemon's restart

@@ -1,0 +1,124 @@
+import Foundation
+@testable import DeployerCore
+import OCI
+import ReleaseSpec
+import Testing
+
+/// The controller itself, acting on stand-ins for the front, the runtime and the health probe (see
+/// `ServiceStandIns.swift`), with real releases fetched, verified and unpacked from a store, and time
+/// running 200 times faster: no root, no instance, no network.
+@Suite("A service's controller, on stand-ins")
+struct ServiceControllerTests {
+    /// Waits, polling, until `condition` holds; false if it does not within (real) `seconds`.
+    func eventually(_ seconds: Double = 10, _ condition: () async -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return await condition()
+    }
+
+    @Test("blue-green: the new version takes all traffic once healthy, the old one retires, and the pool is never empty")
+    func blueGreen() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        let first = try await controller.apply(fixture.spec(a))
+        #expect(first.state == .succeeded, "\(first.reason ?? "")")
+        #expect(fixture.front.active == fixture.runtime.running(a) && fixture.front.active.count == 2)
+
+        let second = try await controller.apply(fixture.spec(b))
+        #expect(second.state == .succeeded, "\(second.reason ?? "")")
+        #expect(second.transitions.map(\.state) == [.pending, .verifying, .provisioning, .healthChecking, .shifting, .scaleDownDelay, .succeeded])
+        #expect(fixture.front.active == fixture.runtime.running(b) && fixture.front.active.count == 2)
+        #expect(fixture.runtime.running(a).isEmpty)
+        let pools = fixture.front.pools
+        let firstServed = try #require(pools.firstIndex { !$0.isEmpty })
+        #expect(pools[firstServed...].allSatisfy { !$0.isEmpty }, "\(pools)")
+        await controller.down()
+        #expect(fixture.runtime.running.isEmpty)
+    }
+
+    @Test("a new version that never becomes healthy is aborted: its instances stop, traffic never left the old one")
+    func unhealthy() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a))
+        let serving = fixture.front.active
+        fixture.runtime.failHealth(of: b)
+        let record = try await controller.apply(fixture.spec(b))
+        #expect(record.state == .failed)
+        #expect(record.reason?.contains("answered 500") == true, "\(record.reason ?? "")")
+        #expect(fixture.front.active == serving)
+        #expect(fixture.front.pools.allSatisfy { Set($0).isSubset(of: Set(serving)) || $0.isEmpty }, "B never took traffic")
+        #expect(fixture.runtime.running(b).isEmpty)
+        #expect(await controller.status().current == a)
+        await controller.down()
+    }
+
+    @Test("a rolling rollout that fails half way restores the old instances it had retired")
+    func rollingRestore() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a, replicas: 3, strategy: .rolling))
+        #expect(fixture.runtime.running(a).count == 3)
+        // A's instances were starts 1 to 3; B's first is start 4 and serves, its second (start 5) never answers.
+        fixture.runtime.failHealth(ofStart: 5)
+        let record = try await controller.apply(fixture.spec(b, replicas: 3, strategy: .rolling))
+        #expect(record.state == .failed)
+        #expect(record.transitions.contains { $0.state == .aborting })
+        #expect(fixture.runtime.running(b).isEmpty)
+        #expect(fixture.runtime.running(a).count == 3, "the retired A instance was replaced")
+        #expect(fixture.front.active == fixture.runtime.running(a))
+        await controller.down()
+    }
+
+    @Test("an instance that exits is taken out of the pool, started again after its backoff, and serves again once healthy")
+    func restart() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a))
+        let victim = try #require(fixture.runtime.running.first)
+        victim.exit(1)
+        #expect(await eventually { fixture.front.active.count == 1 && !fixture.front.active.contains(victim.id) } || fixture.front.active.count == 2,
+                "out of the pool, or already back")
+        #expect(await eventually { fixture.front.active.count == 2 && fixture.runtime.running(a).contains(victim.id) })
+        let status = await controller.status()
+        #expect(status.instances.first { $0.id == victim.id }?.restarts == 1)
+        #expect(fixture.front.pools.contains { !$0.contains(victim.id) && !$0.isEmpty }, "it left the pool while it was down")
+        await controller.down()
+    }
+
+    @Test("a daemon that starts again adopts the running instances and front, restarts nothing, and aborts the rollout it interrupted")
+    func readoption() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let first = fixture.controller()
+        _ = try await first.apply(fixture.spec(a))
+        let serving = fixture.front.active
+        let started = fixture.runtime.instances.count
+        // The daemon dies while a rollout of B is shifting traffic.
+        var interrupted = RolloutRecord(service: "web", image: b, strategy: .blueGreen, kind: "deploy")
+        interrupted.enter(.shifting)
+        ServiceState(paths: fixture.paths, service: "web").saveRollout(interrupted)
+
+        let next = fixture.controller()
+        #expect(Set(await next.adoptInstances()) == Set(serving))
+        let record = await next.beginReattach(fixture.spec(a)).value
+        #expect(record.state == .succeeded && record.kind == "readopt", "\(record.reason ?? "")")
+        #expect(fixture.runtime.instances.count == started, "nothing was started again")
+        #expect(fixture.front.active == serving && fixture.front.starts == 1)
+        let aborted = try #require(ReleaseHistory(paths: fixture.paths, service: "web").records().last { $0.image == b })
+        #expect(aborted.state == .failed && aborted.reason?.contains("interrupted") == true)
+        await next.down()
+    }
+}

@@ -1,0 +1,222 @@
+import Foundation
+@testable import Front
+import InstanceNetwork
+import LoadBalancer
+import OCI
+import ReleaseSpec
+@testable import DeployerCore
+import Runtime
+import Store
+import Synchronization
+import UnpackedReleases
+
+/// An instance that runs in memory: it "exits" when told to, or when stopped.
+final class StandInInstance: Instance, Sendable {
+    let id: String
+    let record: InstanceRecord
+    let image: String
+    let port: Int
+    var network: NetworkNamespace? { nil }
+    private struct Life {
+        var exit: Int32?
+        var stopped = false
+        var waiters: [CheckedContinuation<Int32, Never>] = []
+    }
+    private let life = Mutex(Life())
+
+    init(id: String, image: String, port: Int, directory: String) {
+        self.id = id
+        self.image = image
+        self.port = port
+        record = InstanceRecord(id: id, runner: .runc, pid: 0, startTime: 0, directory: directory, stopSignal: SIGTERM, network: nil)
+    }
+
+    var isRunning: Bool { life.withLock { $0.exit == nil } }
+    var wasStopped: Bool { life.withLock { $0.stopped } }
+
+    /// The process ends on its own, with `status`.
+    func exit(_ status: Int32) {
+        let waiters = life.withLock { life -> [CheckedContinuation<Int32, Never>] in
+            guard life.exit == nil else { return [] }
+            life.exit = status
+            defer { life.waiters = [] }
+            return life.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: status) }
+    }
+
+    func hostPID() async -> Int32? { isRunning ? 1 : nil }
+
+    func waitForExit() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let ended = life.withLock { life -> Int32? in
+                if let exit = life.exit { return exit }
+                life.waiters.append(continuation)
+                return nil
+            }
+            if let ended { continuation.resume(returning: ended) }
+        }
+    }
+
+    func stop(timeout: Duration) async {
+        life.withLock { $0.stopped = true }
+        exit(143)
+    }
+}
+
+/// The container runtime and the health probe in one: instances start in memory, and answer their
+/// checks unless their image, or their start number, is told to fail.
+final class StandInRuntime: InstanceRunner, InstanceRunners, HealthChecking, Sendable {
+    private struct World {
+        var instances: [StandInInstance] = []
+        var unhealthyImages: Set<Digest> = []
+        var unhealthyStarts: Set<Int> = []
+    }
+    private let world = Mutex(World())
+
+    var instances: [StandInInstance] { world.withLock { $0.instances } }
+    var running: [StandInInstance] { instances.filter(\.isRunning) }
+
+    func running(_ image: PinnedImage) -> [String] {
+        running.filter { $0.image == "\(image)" }.map(\.id).sorted()
+    }
+
+    /// Instances of `image` never pass a check.
+    func failHealth(of image: PinnedImage) { world.withLock { _ = $0.unhealthyImages.insert(image.digest) } }
+    /// The `number`th instance started (counting from 1) never passes a check.
+    func failHealth(ofStart number: Int) { world.withLock { _ = $0.unhealthyStarts.insert(number) } }
+
+    func runner(_ kind: ReleaseSpec.RunnerKind) throws(RuntimeError) -> any InstanceRunner { self }
+
+    func start(_ request: InstanceRequest) async throws(RuntimeError) -> any Instance {
+        let instance = StandInInstance(id: request.id, image: request.image, port: request.port, directory: request.directory)
+        world.withLock { $0.instances.append(instance) }
+        return instance
+    }
+
+    func adopt(_ record: InstanceRecord) -> (any Instance)? {
+        running.last { $0.id == record.id }
+    }
+
+    func removeLeftovers(instancesFolder: String, keeping: Set<String>) async {}
+
+    func check(host: String, port: Int, namespace: NetworkNamespace?, path: String?, timeout: Duration) async -> String? {
+        world.withLock { world in
+            guard let index = world.instances.lastIndex(where: { $0.port == port && $0.isRunning }) else { return "no connection" }
+            let instance = world.instances[index]
+            if world.unhealthyStarts.contains(index + 1) { return "GET /healthz answered 500" }
+            if world.unhealthyImages.contains(where: { instance.image.hasSuffix($0.description) }) { return "GET /healthz answered 500" }
+            return nil
+        }
+    }
+}
+
+/// A front in memory: it keeps the pool it is told, and every pool it was told, in order.
+final class StandInFront: FrontControl, FrontStarter, Sendable {
+    private struct Front {
+        var running = false
+        var active: [Backend] = []
+        var version: UInt64 = 0
+        var pools: [[String]] = []
+        var starts = 0
+    }
+    private let front = Mutex(Front())
+    let drainTimeout = 1
+    let executableIdentity = "stand-in"
+
+    var active: [String] { front.withLock { $0.active.map(\.id).sorted() } }
+    var pools: [[String]] { front.withLock { $0.pools } }
+    var starts: Int { front.withLock { $0.starts } }
+
+    private func currentState() throws(FrontError) -> FrontState {
+        let front = self.front.withLock { $0 }
+        guard front.running else { throw FrontError("no front", frontGone: true) }
+        return FrontState(pid: Int32.max, port: 0, executable: executableIdentity, active: front.active, activeVersion: front.version,
+                          inFlight: [:], counts: ProxyMetrics.Counts(), connections: 0, retiring: false, features: nil)
+    }
+
+    func state() async throws(FrontError) -> FrontState { try currentState() }
+
+    func setActive(_ backends: [Backend], version: UInt64?) async throws(FrontError) -> FrontState {
+        _ = try currentState()
+        front.withLock { front in
+            if let version, version < front.version { return }
+            front.active = backends
+            front.version = version ?? front.version
+            front.pools.append(backends.map(\.id).sorted())
+        }
+        return try currentState()
+    }
+
+    func drain(_ id: String, timeout: Duration) async -> Bool { true }
+
+    func stop() async throws(FrontError) { front.withLock { $0.running = false } }
+
+    func start(socket: Int32, controlPath: String, logPath: String) async throws(FrontError) -> FrontState {
+        close(socket)
+        front.withLock { front in
+            front.running = true
+            front.starts += 1
+        }
+        return try currentState()
+    }
+
+    func replace(controlPath: String, logPath: String) async throws(FrontError) -> FrontState { try currentState() }
+}
+
+/// A state folder with a source store holding small real images (one layer each), for releases to be
+/// fetched, verified and unpacked as the daemon does, without root.
+struct ServiceFixture {
+    let root = NSTemporaryDirectory() + "controller-\(UUID().uuidString)"
+    var paths: DeployPaths { DeployPaths(root: root + "/state") }
+    var source: String { root + "/source" }
+    let runtime = StandInRuntime()
+    let front = StandInFront()
+
+    func remove() { try? FileManager.default.removeItem(atPath: root) }
+
+    /// An image whose one file says `text`, in the source store.
+    func image(_ text: String) throws -> PinnedImage {
+        let store = try Store.open(at: source, create: true)
+        let folder = root + "/layers/\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder + "/content/srv", withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: folder + "/content/srv/index.html"))
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+        tar.arguments = ["-cf", folder + "/layer.tar", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "-C", folder + "/content", "srv"]
+        try tar.run()
+        tar.waitUntilExit()
+        let uncompressed = try Data(contentsOf: URL(fileURLWithPath: folder + "/layer.tar"))
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gzip.arguments = ["-n", "-k", folder + "/layer.tar"]
+        try gzip.run()
+        gzip.waitUntilExit()
+        let layer = try Data(contentsOf: URL(fileURLWithPath: folder + "/layer.tar.gz"))
+        let layerDescriptor = Descriptor(mediaType: MediaType.layerGzip, digest: try store.writeBlob(layer), size: Int64(layer.count))
+        let config = ImageConfig(created: nil, platform: Platform.host, config: ImageConfig.Execution(),
+                                 rootfs: .init(diffIDs: [Digest.of(uncompressed)]), history: nil)
+        let configData = try CanonicalJSON.encode(config)
+        let configDescriptor = Descriptor(mediaType: MediaType.imageConfig, digest: try store.writeBlob(configData), size: Int64(configData.count))
+        let manifest = try CanonicalJSON.encode(ImageManifest(config: configDescriptor, layers: [layerDescriptor]))
+        let descriptor = Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(manifest), size: Int64(manifest.count))
+        let name = try RepositoryName("web")
+        try store.pin(name, descriptor)
+        return PinnedImage(name: name, digest: descriptor.digest)
+    }
+
+    func spec(_ image: PinnedImage, replicas: Int = 2, strategy: ReleaseSpec.Strategy = .blueGreen) -> ReleaseSpec {
+        var spec = ReleaseSpec(service: "web", image: image, source: .store(path: source), replicas: replicas, port: 8080,
+                               listen: .init(host: "127.0.0.1", port: 0), strategy: strategy,
+                               health: .init(path: "/healthz", interval: .seconds(1), timeout: .seconds(1), healthyAfter: 2, deadline: .seconds(30)))
+        spec.network = .host
+        return spec
+    }
+
+    /// A controller of the service `web` acting on the stand-ins, with time running 200 times faster.
+    func controller() -> ServiceController {
+        let releases = ReleaseCache(root: paths.root)
+        return ServiceController(name: "web", paths: paths, releases: releases, probe: runtime, runners: runtime, launcher: front,
+                                 keeper: ReleaseKeeper(paths: paths, releases: releases), front: front, clock: .faster(by: 200))
+    }
+}
