@@ -100,7 +100,7 @@ public struct BuildPipeline: Sendable {
         } catch let error as StoreError {
             throw .store(error)
         } catch {
-            throw .attestationsNotWritten(reference: "\(repository)@\(image.digest)", cause: error)
+            throw .testRecordNotWritten(reference: "\(repository)@\(image.digest)", cause: error)
         }
     }
 

@@ -15,15 +15,17 @@ public enum PipelineError: Error, CustomStringConvertible {
     case testsFailed(reference: String, details: String)
     /// The store refused or failed.
     case store(StoreError)
-    /// The image is tagged (or was tested), but its attestations (test results, SBOM, provenance) are not all written.
+    /// The image is built and tagged, but its attestations (test results, SBOM, provenance) are not all written.
     case attestationsNotWritten(reference: String, cause: any Error)
+    /// The image passed its tests, but the record of the pass could not be written.
+    case testRecordNotWritten(reference: String, cause: any Error)
 
     public var description: String {
         switch self {
         case .build(let error):
             error.description
         case .notAnImage(let reference):
-            "\(reference) is not an image manifest: name one platform's image manifest"
+            "\(reference) is not an image manifest"
         case .noTests(let reference):
             "\(reference) carries no tests: add a 'tests:' section to its Imagefile and build a new version"
         case let .testsNotRun(reference, cause):
@@ -34,6 +36,8 @@ public enum PipelineError: Error, CustomStringConvertible {
             error.description
         case let .attestationsNotWritten(reference, cause):
             "\(reference) was built and tagged, but its attestations could not be written: \(cause)"
+        case let .testRecordNotWritten(reference, cause):
+            "\(reference) passed its tests, but the record of the pass could not be written: \(cause)"
         }
     }
 }

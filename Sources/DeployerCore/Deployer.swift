@@ -41,18 +41,12 @@ public actor Deployer {
         await runners.removeLeftovers(keeping: kept)
         releases.removeScratch()
         // Begun before this returns, so that no rollout asked for through the control socket runs beside one.
-        var readoptions: [(ServiceController, Task<RolloutRecord, Never>)] = []
-        for (controller, spec) in specs { readoptions.append((controller, await controller.beginReattach(spec))) }
+        // Each re-adoption also replaces a front that runs an older executable.
+        var readoptions: [Task<RolloutRecord, Never>] = []
+        for (controller, spec) in specs { readoptions.append(await controller.beginReattach(spec)) }
         let keeper = self.keeper
         Task {
-            await withTaskGroup(of: Void.self) { group in
-                for (controller, readoption) in readoptions {
-                    group.addTask {
-                        _ = await readoption.value
-                        if await controller.frontIsOutdated() { _ = try? await controller.upgradeFront() }
-                    }
-                }
-            }
+            for readoption in readoptions { _ = await readoption.value }
             _ = try? await keeper.collect(dryRun: false)
         }
         return adopted

@@ -84,7 +84,9 @@ struct RolloutMachine: Sendable, Equatable {
 
     init(strategy: ReleaseSpec.Strategy, replicas: Int, old: [String], image: String, canRestore: Bool) {
         self.strategy = strategy
-        self.replicas = replicas
+        // A spec is checked to ask for 1 to 64; one read back from an edited state file is not. Zero
+        // would leave nothing serving (blue-green would even start instances for ever).
+        self.replicas = max(1, replicas)
         self.old = old
         self.image = image
         self.canRestore = canRestore

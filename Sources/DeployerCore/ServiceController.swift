@@ -99,6 +99,8 @@ actor ServiceController {
     /// Rolls out `spec`; returns the finished record (Succeeded or Failed). Throws only for requests refused outright.
     func apply(_ spec: ReleaseSpec, kind: String = "deploy") async throws(DeployError) -> RolloutRecord {
         if let readoption { _ = await readoption.value }
+        // Taken down while this waited: the controller is nobody's any more.
+        guard !takenDown else { throw .unknownService(name) }
         // From here to `busy = true` nothing suspends: of two callers, the second sees the first's.
         if busy { throw .rolloutInProgress(service: name, image: lastRollout?.image ?? spec.image, state: lastRollout?.state ?? .pending) }
         if let listening, listening != spec.listen {
@@ -120,7 +122,7 @@ actor ServiceController {
         await keeper.claim(spec.image.digest)
         await rollout(spec, &record)
         lastRollout = record
-        if record.state == .succeeded {
+        if record.state == .succeeded, !takenDown {
             serving = spec
             try? history.saveCurrent(spec)
         }
@@ -375,6 +377,9 @@ actor ServiceController {
 
     /// Re-deploys the release before the current one, or `digest` if given (which must have succeeded here before).
     func rollback(to digest: String?) async throws(DeployError) -> RolloutRecord {
+        // What serves is known once a re-adoption has ended.
+        if let readoption { _ = await readoption.value }
+        guard !takenDown else { throw .unknownService(name) }
         guard let current = serving else { throw .nothingToRollBack(service: name, reason: "nothing is serving") }
         let succeeded = history.records().filter { $0.state == .succeeded }
         let target: RolloutRecord?
@@ -396,6 +401,8 @@ actor ServiceController {
     /// deployer starts again.
     func down() async {
         takenDown = true
+        // A re-adoption under way ends first (it starts no front once taken down); then all it kept stops.
+        if let readoption { _ = await readoption.value }
         frontWatch?.cancel()
         frontWatch = nil
         let ids = Array(instances.keys)
@@ -624,10 +631,15 @@ extension ServiceController {
     /// front takes the listening socket over, the old one finishes every connection it holds and exits.
     func upgradeFront() async throws(DeployError) -> FrontUpgrade {
         if let readoption { _ = await readoption.value }
-        guard listening != nil else { throw .unknownService(name) }
+        guard !takenDown, listening != nil else { throw .unknownService(name) }
         if busy { throw .rolloutInProgress(service: name, image: lastRollout?.image ?? serving!.image, state: lastRollout?.state ?? .pending) }
         busy = true
         defer { busy = false }
+        return try await replaceFront()
+    }
+
+    /// Replaces the front; the caller holds `busy`.
+    private func replaceFront() async throws(DeployError) -> FrontUpgrade {
         let old: FrontState
         let new: FrontState
         do {
@@ -684,17 +696,30 @@ extension ServiceController {
     /// or returns to, `spec`'s release), and starts only what is missing.
     func beginReattach(_ spec: ReleaseSpec) -> Task<RolloutRecord, Never> {
         busy = true
-        let task = Task { await self.reattach(spec) }
+        let task = Task {
+            let record = await self.reattach(spec)
+            // A front that runs an older executable than this daemon's is replaced before anything
+            // else may run, so that a rollout asked for meanwhile cannot make the upgrade be skipped.
+            await self.replaceFrontIfOutdated()
+            await self.endReadoption()
+            return record
+        }
         readoption = task
         return task
     }
 
+    private func replaceFrontIfOutdated() async {
+        guard !takenDown, listening != nil, await frontIsOutdated() else { return }
+        _ = try? await replaceFront()
+    }
+
+    private func endReadoption() {
+        busy = false
+        readoption = nil
+    }
+
     /// The re-adoption itself; `busy` is held already.
     private func reattach(_ spec: ReleaseSpec) async -> RolloutRecord {
-        defer {
-            busy = false
-            readoption = nil
-        }
         serving = spec
         var record = RolloutRecord(service: name, image: spec.image, strategy: spec.strategy, kind: "readopt")
         lastRollout = record

@@ -33,10 +33,14 @@ enum FileStreams {
         func next() throws -> ByteBuffer? {
             guard !closed else { return nil }
             var buffer = ByteBufferAllocator().buffer(capacity: FileStreams.chunk)
+            // A failed read writes nothing into the buffer (it takes no negative count): its errno is kept.
+            var failure: Int32 = 0
             let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: FileStreams.chunk) { raw in
-                pread(fd, raw.baseAddress, FileStreams.chunk, off_t(position))
+                let read = pread(fd, raw.baseAddress, FileStreams.chunk, off_t(position))
+                if read < 0 { failure = errno }
+                return max(read, 0)
             }
-            if n < 0 { throw DistributionError.transport(operation: "read", reason: String(cString: strerror(errno))) }
+            if failure != 0 { throw DistributionError.transport(operation: "read", reason: String(cString: strerror(failure))) }
             if n == 0 { close(fd); closed = true; return nil }
             position += Int64(n)
             return buffer

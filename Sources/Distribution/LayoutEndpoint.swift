@@ -19,10 +19,15 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
 
     public init(directory: String) {
         self.directory = directory
+        self.temporaryDirectory = directory + "/.imgbuild-tmp/\(getpid())-\(UUID().uuidString)"
     }
 
     var blobsDirectory: String { directory + "/blobs/sha256" }
-    var temporaryDirectory: String { directory + "/.imgbuild-tmp" }
+    /// Where writers stage files before they are renamed into place: one folder per endpoint inside
+    /// the layout's shared scratch folder, so that closing one endpoint never removes what another
+    /// process is still writing into the same layout.
+    var scratchDirectory: String { directory + "/.imgbuild-tmp" }
+    let temporaryDirectory: String
     func blobPath(_ digest: Digest) -> String { blobsDirectory + "/" + digest.hex }
 
     func readIndex() throws -> ImageIndex {
@@ -139,8 +144,10 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
         try replace(directory + "/index.json", with: try CanonicalJSON.encode(index))
     }
 
+    /// Removes this endpoint's own scratch folder, and the shared one if no other writer uses it.
     public func close() async {
         try? FileManager.default.removeItem(atPath: temporaryDirectory)
+        rmdir(scratchDirectory)
     }
 
     private func replace(_ path: String, with data: Data) throws {

@@ -18,6 +18,7 @@ enum CommandLineRemedy {
         case let PipelineError.build(error): hint(for: error)
         case let PipelineError.store(error): hint(store: error)
         case let PipelineError.attestationsNotWritten(_, cause): hint(for: cause)
+        case let PipelineError.testRecordNotWritten(_, cause): hint(for: cause)
         case let PipelineError.testsNotRun(_, cause): hint(for: cause)
         default: nil
         }

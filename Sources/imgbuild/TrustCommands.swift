@@ -2,6 +2,7 @@ import ArgumentParser
 import Attestations
 import BuildPipeline
 import Foundation
+import Imagefile
 import OCI
 import Signing
 import Store
@@ -110,7 +111,14 @@ struct TestCommand: AsyncParsableCommand {
     func run() async throws {
         let (reference, store, image) = try storeOptions.resolve(self.reference)
         let pipeline = BuildPipeline()
-        let suite = try BuildPipeline.suite(of: image.digest, reference: "\(reference)", in: store)
+        let suite: ImageTestSuite
+        do { suite = try BuildPipeline.suite(of: image.digest, reference: "\(reference)", in: store) } catch {
+            // Naming something that carries no tests is a usage error, as it always was (exit status 64).
+            switch error {
+            case .notAnImage, .noTests: throw ValidationError(error.description)
+            default: throw error
+            }
+        }
         let report = try await pipeline.test(suite, image: image.digest, reference: "\(reference)", in: store)
         for result in report.results { print(result.line) }
         guard report.passed else {

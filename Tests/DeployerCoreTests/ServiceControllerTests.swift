@@ -122,3 +122,47 @@ struct ServiceControllerTests {
         await next.down()
     }
 }
+
+@Suite("A service's controller against operations that meet a re-adoption")
+struct ReadoptionRaceTests {
+    @Test("an apply that waited for a re-adoption, when the service is taken down meanwhile, is refused and leaves nothing running")
+    func downWhileWaiting() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A")
+        try ReleaseHistory(paths: fixture.paths, service: "web").saveCurrent(fixture.spec(a))
+        // Nothing of A runs, so the re-adoption rolls it out afresh; its instances never answer, so it
+        // lasts until the health deadline.
+        fixture.runtime.failHealth(of: a)
+        let controller = fixture.controller()
+        let readoption = await controller.beginReattach(fixture.spec(a))
+        let apply = Task { () async throws(DeployError) -> RolloutRecord in try await controller.apply(fixture.spec(a)) }
+        await controller.down()
+        _ = await readoption.value
+        let applied = await apply.result
+        guard case .failure(DeployError.unknownService) = applied else {
+            Issue.record("the apply ran on a service taken down: \(applied)")
+            return
+        }
+        #expect(fixture.runtime.running.isEmpty, "\(fixture.runtime.running.map(\.id))")
+        #expect(ReleaseHistory(paths: fixture.paths, service: "web").current() == nil, "down is not undone at the next start")
+    }
+
+    @Test("a front that runs an older executable is replaced by the re-adoption, even when an apply is waiting for it")
+    func outdatedFrontReplaced() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        _ = try await fixture.controller().apply(fixture.spec(a))
+        fixture.front.install("stand-in 2")
+        let next = fixture.controller()
+        _ = await next.adoptInstances()
+        let readoption = await next.beginReattach(fixture.spec(a))
+        let record = try await next.apply(fixture.spec(b))
+        #expect(record.state == .succeeded, "\(record.reason ?? "")")
+        #expect(await readoption.value.state == .succeeded)
+        #expect(fixture.front.replacements == 1)
+        #expect(try await fixture.front.state().executable == "stand-in 2")
+        await next.down()
+    }
+}

@@ -119,10 +119,18 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         var version: UInt64 = 0
         var pools: [[String]] = []
         var starts = 0
+        var replacements = 0
+        /// The executable the running front was started from, and the one a front started now would run.
+        var executable = ""
+        var installed = "stand-in 1"
     }
     private let front = Mutex(Front())
     let drainTimeout = 1
-    let executableIdentity = "stand-in"
+    var executableIdentity: String { front.withLock { $0.installed } }
+    var replacements: Int { front.withLock { $0.replacements } }
+
+    /// A newer daemon executable is installed.
+    func install(_ identity: String) { front.withLock { $0.installed = identity } }
 
     var active: [String] { front.withLock { $0.active.map(\.id).sorted() } }
     var pools: [[String]] { front.withLock { $0.pools } }
@@ -131,7 +139,7 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
     private func currentState() throws(FrontError) -> FrontState {
         let front = self.front.withLock { $0 }
         guard front.running else { throw FrontError("no front", frontGone: true) }
-        return FrontState(pid: Int32.max, port: 0, executable: executableIdentity, active: front.active, activeVersion: front.version,
+        return FrontState(pid: Int32.max, port: 0, executable: front.executable, active: front.active, activeVersion: front.version,
                           inFlight: [:], counts: ProxyMetrics.Counts(), connections: 0, retiring: false, features: nil)
     }
 
@@ -157,11 +165,19 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         front.withLock { front in
             front.running = true
             front.starts += 1
+            front.executable = front.installed
         }
         return try currentState()
     }
 
-    func replace(controlPath: String, logPath: String) async throws(FrontError) -> FrontState { try currentState() }
+    func replace(controlPath: String, logPath: String) async throws(FrontError) -> FrontState {
+        _ = try currentState()
+        front.withLock { front in
+            front.replacements += 1
+            front.executable = front.installed
+        }
+        return try currentState()
+    }
 }
 
 /// A state folder with a source store holding small real images (one layer each), for releases to be

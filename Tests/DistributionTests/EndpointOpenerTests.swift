@@ -1,4 +1,4 @@
-import Distribution
+@testable import Distribution
 import Foundation
 import OCI
 import Store
@@ -73,5 +73,31 @@ struct EndpointOpenerTests {
         }
         #expect("\(error.map { "\($0)" } ?? "")".contains(root + "/absent"))
         #expect(!FileManager.default.fileExists(atPath: root + "/absent"), "reading never creates a store")
+    }
+
+    @Test("closing one endpoint of a layout leaves what another is still writing there")
+    func sharedLayout() async throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let layout = root + "/layout"
+        let writer = LayoutEndpoint(directory: layout)
+        try writer.prepare()
+        #expect(FileManager.default.fileExists(atPath: writer.temporaryDirectory))
+        // A reader of the same layout (another copy, another process) is done first.
+        await LayoutEndpoint(directory: layout).close()
+        #expect(FileManager.default.fileExists(atPath: writer.temporaryDirectory), "the writer's scratch folder is its own")
+        await writer.close()
+        #expect(!FileManager.default.fileExists(atPath: layout + "/.imgbuild-tmp"))
+    }
+
+    @Test("a blob file that cannot be read (a folder in its place) fails the stream with the reason, not the process")
+    func unreadableBlob() async throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let stream = try FileStreams.stream(path: root)
+        let error = await #expect(throws: DistributionError.self) {
+            for try await _ in stream {}
+        }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("directory"))
     }
 }
