@@ -127,8 +127,7 @@ public struct Copier: Sendable {
             let box = IteratorBox(stream.makeAsyncIterator())
             return BlobStream(unfolding: {
                 guard let chunk = try await box.next() else { return nil }
-                counted.value += Int64(chunk.readableBytes)
-                onBytes(blob.digest, counted.value, blob.size)
+                onBytes(blob.digest, counted.add(Int64(chunk.readableBytes)), blob.size)
                 return chunk
             })
         }

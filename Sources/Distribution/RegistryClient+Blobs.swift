@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import OCI
+import Synchronization
 
 extension RegistryClient {
     /// Whether the repository has the blob (`HEAD /v2/<name>/blobs/<digest>`).
@@ -158,7 +159,7 @@ extension BlobStream {
         return BlobStream(unfolding: {
             guard remaining.value > 0, var chunk = try await box.next() else { return nil }
             if Int64(chunk.readableBytes) > remaining.value { chunk = chunk.getSlice(at: chunk.readerIndex, length: Int(remaining.value))! }
-            remaining.value -= Int64(chunk.readableBytes)
+            remaining.add(-Int64(chunk.readableBytes))
             return chunk
         })
     }
@@ -172,7 +173,7 @@ extension BlobStream {
                 if toSkip.value == 0 { return chunk }
                 let skip = Int(Swift.min(Int64(chunk.readableBytes), toSkip.value))
                 chunk.moveReaderIndex(forwardBy: skip)
-                toSkip.value -= Int64(skip)
+                toSkip.add(-Int64(skip))
                 if chunk.readableBytes > 0 { return chunk }
             }
             return nil
@@ -180,7 +181,12 @@ extension BlobStream {
     }
 }
 
-final class Counter: @unchecked Sendable {
-    var value: Int64
-    init(_ value: Int64) { self.value = value }
+/// A count that the steps of one stream share: one step at a time, but on any thread.
+final class Counter: Sendable {
+    private let count: Atomic<Int64>
+    init(_ value: Int64) { count = Atomic(value) }
+    var value: Int64 { count.load(ordering: .relaxed) }
+    /// Adds `delta` (negative to take away) and returns the new value.
+    @discardableResult
+    func add(_ delta: Int64) -> Int64 { count.add(delta, ordering: .relaxed).newValue }
 }

@@ -95,7 +95,7 @@ extension RegistryClient {
 }
 
 /// A repository on a registry as a source or destination.
-public final class RegistryEndpoint: ImageSource, ImageDestination, @unchecked Sendable {
+public final class RegistryEndpoint: ImageSource, ImageDestination, Sendable {
     public let client: RegistryClient
     public var displayName: String { client.base + "/" + client.repository }
     public var registryLocation: (base: String, repository: String)? { (client.base, client.repository) }

@@ -9,7 +9,7 @@ extension Store {
     /// Leases are `flock`s: they vanish with their process, so a killed writer blocks nothing. Within one
     /// process, nested leases on a store share one lock, so a writer never waits behind a `gc` that waits
     /// for that writer.
-    public final class WriteLease: @unchecked Sendable {
+    public final class WriteLease: Sendable {
         private let path: String
         init(path: String) { self.path = path }
         deinit { LeaseRegistry.shared.release(path) }
