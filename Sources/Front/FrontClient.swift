@@ -145,6 +145,19 @@ public struct FrontLauncher: Sendable {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
+    /// The last `bytes` of a file, read from its end (a front's log grows for as long as the service runs).
+    static func tail(of path: String, bytes: Int) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        let size = lseek(fd, 0, SEEK_END)
+        guard size > 0 else { return "" }
+        let start = max(0, size - off_t(bytes))
+        var buffer = [UInt8](repeating: 0, count: Int(size - start))
+        let count = pread(fd, &buffer, buffer.count, start)
+        return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : ""
+    }
+
     private func waitForFront(at controlPath: String, other: Int32?, logPath: String) async throws(FrontError) -> FrontState {
         let client = FrontClient(controlPath: controlPath)
         let deadline = ContinuousClock.now + startTimeout
@@ -152,8 +165,7 @@ public struct FrontLauncher: Sendable {
             if let state = try? await client.state(), state.pid != other { return state }
             try? await Task.sleep(for: .milliseconds(25))
         }
-        let tail = (FileManager.default.contents(atPath: logPath).map { String(decoding: $0.suffix(600), as: UTF8.self) } ?? "")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let tail = Self.tail(of: logPath, bytes: 600).trimmingCharacters(in: .whitespacesAndNewlines)
         throw FrontError("the front did not start serving within \(startTimeout); its log (\(logPath)) ends: \(tail.isEmpty ? "(empty)" : tail)")
     }
 }
