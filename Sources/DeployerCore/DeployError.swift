@@ -3,6 +3,8 @@ import ReleaseSpec
 /// Requests the deployer refuses before a rollout starts.
 public enum DeployError: Error, CustomStringConvertible {
     case unknownService(String)
+    /// The service was taken down while the request waited for the operation before it.
+    case takenDown(service: String)
     case rolloutInProgress(service: String, image: PinnedImage, state: RolloutState)
     case listenChanged(service: String, from: String, to: String)
     case nothingToRollBack(service: String, reason: String)
@@ -15,6 +17,8 @@ public enum DeployError: Error, CustomStringConvertible {
         switch self {
         case .unknownService(let name):
             return "no service named '\(name)' has been deployed: `imgdeploy apply SPEC` deploys one, `imgdeploy status` lists them"
+        case .takenDown(let service):
+            return "\(service) was taken down while this request waited; nothing of it runs now: `imgdeploy apply SPEC` deploys it anew"
         case let .rolloutInProgress(service, image, state):
             return "a rollout of \(image) to \(service) is in progress (\(state.rawValue)): wait for it to finish, then apply again"
         case let .listenChanged(service, from, to):

@@ -90,8 +90,10 @@ public actor Deployer {
     }
 
     public func down(_ name: String) async throws(DeployError) {
-        try await existing(name).down()
-        controllers[name] = nil
+        let controller = try existing(name)
+        await controller.down()
+        // Unless another apply made a new controller meanwhile.
+        if controllers[name] === controller { controllers[name] = nil }
     }
 
     /// Replaces a service's front with one running the daemon's executable as it is on disk now, without

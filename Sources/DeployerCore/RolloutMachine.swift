@@ -206,6 +206,8 @@ struct ReadoptionPlan: Sendable, Equatable {
     var missing: Int
 
     init(instances: [(id: String, image: PinnedImage, running: Bool)], inFront: Set<String>, serving: PinnedImage, replicas: Int) {
+        // As in RolloutMachine: a spec read back from an edited state file may ask for less than one.
+        let replicas = max(1, replicas)
         let rank = { (id: String) in (inFront.contains(id) ? 0 : 1, id) }
         keep = instances.filter { $0.image == serving && $0.running }.map(\.id)
             .sorted { rank($0) < rank($1) }

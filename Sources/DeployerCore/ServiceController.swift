@@ -49,7 +49,9 @@ actor ServiceController {
     private var counter = 0
     private var frontWatch: Task<Void, Never>?
     /// `down` has begun: the front is never started again, even by a check that was already under way.
-    private var takenDown = false
+    private(set) var takenDown = false
+    /// Callers waiting for the operation that holds `busy` to end (`down`).
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     struct ManagedInstance {
         var id: String
@@ -100,14 +102,14 @@ actor ServiceController {
     func apply(_ spec: ReleaseSpec, kind: String = "deploy") async throws(DeployError) -> RolloutRecord {
         if let readoption { _ = await readoption.value }
         // Taken down while this waited: the controller is nobody's any more.
-        guard !takenDown else { throw .unknownService(name) }
+        guard !takenDown else { throw .takenDown(service: name) }
         // From here to `busy = true` nothing suspends: of two callers, the second sees the first's.
         if busy { throw .rolloutInProgress(service: name, image: lastRollout?.image ?? spec.image, state: lastRollout?.state ?? .pending) }
         if let listening, listening != spec.listen {
             throw .listenChanged(service: name, from: listening.description, to: spec.listen.description)
         }
         busy = true
-        defer { busy = false }
+        defer { becomeIdle() }
         if listening == nil { try await startFront(spec.listen) }
         return await rolloutRecorded(spec, kind: kind)
     }
@@ -121,6 +123,10 @@ actor ServiceController {
         // Kept from before it is looked for until it serves (or the rollout failed): a collection meanwhile leaves it.
         await keeper.claim(spec.image.digest)
         await rollout(spec, &record)
+        if takenDown, record.state == .succeeded {
+            record.reason = "the service was taken down while this rollout ran"
+            record.enter(.failed, note: record.reason)
+        }
         lastRollout = record
         if record.state == .succeeded, !takenDown {
             serving = spec
@@ -189,6 +195,7 @@ actor ServiceController {
         case let .enter(state, note):
             enter(state, &record, note: note)
         case .start(let which):
+            if takenDown { return .notStarted("the service is being taken down") }
             let (spec, release) = side(which)
             do { return .started(try await startInstance(release, spec)) } catch { return .notStarted(error.description) }
         case let .waitHealthy(ids, which):
@@ -324,7 +331,8 @@ actor ServiceController {
         var lastProblem: [String: String] = [:]
         while true {
             for id in ids where passes[id, default: 0] < check.healthyAfter {
-                guard let managed = instances[id] else { return "instance \(id) is gone" }
+                if takenDown { return "the service is being taken down" }
+                guard let managed = instances[id], !managed.stopping else { return "instance \(id) is gone" }
                 if let status = managed.lastExit {
                     return "instance \(id) exited with status \(status) before it became healthy; its last output: \(logTail(id))"
                 }
@@ -379,7 +387,7 @@ actor ServiceController {
     func rollback(to digest: String?) async throws(DeployError) -> RolloutRecord {
         // What serves is known once a re-adoption has ended.
         if let readoption { _ = await readoption.value }
-        guard !takenDown else { throw .unknownService(name) }
+        guard !takenDown else { throw .takenDown(service: name) }
         guard let current = serving else { throw .nothingToRollBack(service: name, reason: "nothing is serving") }
         let succeeded = history.records().filter { $0.state == .succeeded }
         let target: RolloutRecord?
@@ -401,8 +409,11 @@ actor ServiceController {
     /// deployer starts again.
     func down() async {
         takenDown = true
-        // A re-adoption under way ends first (it starts no front once taken down); then all it kept stops.
-        if let readoption { _ = await readoption.value }
+        // Forgotten first, so that a daemon that dies during the rest does not bring the service back.
+        history.clearCurrent()
+        // A rollout, re-adoption or front upgrade under way ends first: once taken down, it starts no
+        // instance and waits for no health check, so it ends soon, as a failure; then all it left stops.
+        while busy { await withCheckedContinuation { idleWaiters.append($0) } }
         frontWatch?.cancel()
         frontWatch = nil
         let ids = Array(instances.keys)
@@ -631,15 +642,16 @@ extension ServiceController {
     /// front takes the listening socket over, the old one finishes every connection it holds and exits.
     func upgradeFront() async throws(DeployError) -> FrontUpgrade {
         if let readoption { _ = await readoption.value }
-        guard !takenDown, listening != nil else { throw .unknownService(name) }
+        guard !takenDown else { throw .takenDown(service: name) }
+        guard listening != nil else { throw .unknownService(name) }
         if busy { throw .rolloutInProgress(service: name, image: lastRollout?.image ?? serving!.image, state: lastRollout?.state ?? .pending) }
         busy = true
-        defer { busy = false }
+        defer { becomeIdle() }
         return try await replaceFront()
     }
 
     /// Replaces the front; the caller holds `busy`.
-    private func replaceFront() async throws(DeployError) -> FrontUpgrade {
+    private func replaceFront(waitingForOld: Bool = true) async throws(DeployError) -> FrontUpgrade {
         let old: FrontState
         let new: FrontState
         do {
@@ -650,7 +662,7 @@ extension ServiceController {
         }
         // Anything that changed while the new front took over is told to it now.
         await publish()
-        await waitForExit(old.pid, timeout: .seconds(Int64(launcher.drainTimeout) + 5))
+        if waitingForOld { await waitForExit(old.pid, timeout: .seconds(Int64(launcher.drainTimeout) + 5)) }
         return FrontUpgrade(service: name, oldPID: old.pid, newPID: new.pid, oldExited: ProcessStart.of(old.pid) == nil)
     }
 
@@ -710,12 +722,21 @@ extension ServiceController {
 
     private func replaceFrontIfOutdated() async {
         guard !takenDown, listening != nil, await frontIsOutdated() else { return }
-        _ = try? await replaceFront()
+        // The old front finishes its connections on its own: nothing waits for that here.
+        _ = try? await replaceFront(waitingForOld: false)
     }
 
     private func endReadoption() {
-        busy = false
         readoption = nil
+        becomeIdle()
+    }
+
+    /// Ends the operation that held `busy`, and wakes whoever waits for that.
+    private func becomeIdle() {
+        busy = false
+        let waiting = idleWaiters
+        idleWaiters = []
+        for waiter in waiting { waiter.resume() }
     }
 
     /// The re-adoption itself; `busy` is held already.

@@ -78,21 +78,47 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
         FileManager.default.fileExists(atPath: blobPath(descriptor.digest))
     }
 
-    /// Creates the layout's skeleton once (blob writers run in parallel).
+    /// Creates the layout's skeleton and this endpoint's scratch folder once (blob writers run in
+    /// parallel), and removes the scratch folders of writers that died.
     func prepare() throws {
         try prepared.withLock { prepared in
             guard !prepared else { return }
-            if FileManager.default.fileExists(atPath: directory),
-               !FileManager.default.fileExists(atPath: directory + "/oci-layout"),
-               !((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).isEmpty {
-                throw DistributionError.invalidLocation(displayName, reason: "the folder exists, is not empty and is not an OCI image layout: choose a new or empty folder")
-            }
-            try FileManager.default.createDirectory(atPath: blobsDirectory, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
-            if !FileManager.default.fileExists(atPath: directory + "/oci-layout") {
-                try replace(directory + "/oci-layout", with: try CanonicalJSON.encode(ImageLayoutHeader()))
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try withLayoutLock {
+                // `oci-layout` first: another writer that finds the folder not empty finds a layout.
+                if !FileManager.default.fileExists(atPath: directory + "/oci-layout") {
+                    guard ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).isEmpty else {
+                        throw DistributionError.invalidLocation(displayName, reason: "the folder exists, is not empty and is not an OCI image layout: choose a new or empty folder")
+                    }
+                    try replace(directory + "/oci-layout", with: try CanonicalJSON.encode(ImageLayoutHeader()))
+                }
+                try FileManager.default.createDirectory(atPath: blobsDirectory, withIntermediateDirectories: true)
+                removeDeadWritersScratch()
+                try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
             }
             prepared = true
+        }
+    }
+
+    /// Runs `body` holding the layout's lock: an exclusive `flock` on its folder, which every writer of
+    /// it (in this process or another) takes around what it reads and rewrites (`index.json`) and
+    /// around the shared scratch folder.
+    private func withLayoutLock<Result>(_ body: () throws -> Result) throws -> Result {
+        let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw DistributionError.transport(operation: "open \(directory)", reason: String(cString: strerror(errno))) }
+        defer { Glibc.close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw DistributionError.transport(operation: "lock \(directory)", reason: String(cString: strerror(errno))) }
+        }
+        return try body()
+    }
+
+    /// Scratch folders (`<pid>-<uuid>`) whose writer no longer runs: a copy killed mid-way.
+    private func removeDeadWritersScratch() {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: scratchDirectory)) ?? [] {
+            guard let pid = name.split(separator: "-").first.flatMap({ pid_t($0) }), pid > 0, pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: scratchDirectory + "/" + name)
         }
     }
 
@@ -122,6 +148,10 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
 
     public func tag(_ tag: String, descriptor: Descriptor, data: Data) async throws {
         try prepare()
+        try withLayoutLock { try addTag(tag, descriptor) }
+    }
+
+    private func addTag(_ tag: String, _ descriptor: Descriptor) throws {
         var index = try readIndex()
         if let existing = index.manifests.first(where: { $0.annotations?[AnnotationKey.refName] == tag }) {
             guard existing.digest == descriptor.digest else {
@@ -138,16 +168,21 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
     /// A manifest copied by digest is listed in `index.json` without a name, so the layout keeps it.
     public func keep(_ descriptor: Descriptor) async throws {
         try prepare()
-        var index = try readIndex()
-        guard !index.manifests.contains(where: { $0.digest == descriptor.digest }) else { return }
-        index.manifests.append(Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size))
-        try replace(directory + "/index.json", with: try CanonicalJSON.encode(index))
+        try withLayoutLock {
+            var index = try readIndex()
+            guard !index.manifests.contains(where: { $0.digest == descriptor.digest }) else { return }
+            index.manifests.append(Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size))
+            try replace(directory + "/index.json", with: try CanonicalJSON.encode(index))
+        }
     }
 
     /// Removes this endpoint's own scratch folder, and the shared one if no other writer uses it.
     public func close() async {
-        try? FileManager.default.removeItem(atPath: temporaryDirectory)
-        rmdir(scratchDirectory)
+        guard prepared.withLock({ $0 }) else { return }
+        _ = try? withLayoutLock {
+            try? FileManager.default.removeItem(atPath: temporaryDirectory)
+            rmdir(scratchDirectory)
+        }
     }
 
     private func replace(_ path: String, with data: Data) throws {

@@ -140,7 +140,7 @@ struct ReadoptionRaceTests {
         await controller.down()
         _ = await readoption.value
         let applied = await apply.result
-        guard case .failure(DeployError.unknownService) = applied else {
+        guard case .failure(DeployError.takenDown) = applied else {
             Issue.record("the apply ran on a service taken down: \(applied)")
             return
         }
@@ -164,5 +164,31 @@ struct ReadoptionRaceTests {
         #expect(fixture.front.replacements == 1)
         #expect(try await fixture.front.state().executable == "stand-in 2")
         await next.down()
+    }
+
+    @Test("a down while a rolling rollout drains an old instance ends the rollout as failed, starts nothing more, and leaves nothing running")
+    func downDuringApply() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a, replicas: 2, strategy: .rolling))
+        // Step 1 of the rollout: B's first instance serves, and A's first drains, held there.
+        fixture.front.holdDrains()
+        let apply = Task { () async throws(DeployError) -> RolloutRecord in
+            try await controller.apply(fixture.spec(b, replicas: 2, strategy: .rolling))
+        }
+        let waiting = ServiceControllerTests()
+        #expect(await waiting.eventually { fixture.front.waitingDrains == 1 }, "an old instance drains")
+        let down = Task { await controller.down() }
+        #expect(await waiting.eventually { await controller.takenDown })
+        fixture.front.releaseDrains()
+        await down.value
+        let record = try await apply.value
+        #expect(record.state == .failed, "\(record.transitions.map(\.state))")
+        #expect(fixture.runtime.running.isEmpty, "\(fixture.runtime.running.map(\.id))")
+        #expect(fixture.runtime.instances.count == 3, "no instance started after the down: \(fixture.runtime.instances.map(\.id))")
+        #expect(ReleaseHistory(paths: fixture.paths, service: "web").current() == nil)
+        #expect(ServiceState(paths: fixture.paths, service: "web").instances().isEmpty)
     }
 }

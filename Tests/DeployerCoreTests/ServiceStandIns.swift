@@ -71,6 +71,9 @@ final class StandInRuntime: InstanceRunner, InstanceRunners, HealthChecking, Sen
         var instances: [StandInInstance] = []
         var unhealthyImages: Set<Digest> = []
         var unhealthyStarts: Set<Int> = []
+        /// While true, every health check waits (for `releaseChecks`).
+        var checksHeld = false
+        var heldChecks: [CheckedContinuation<Void, Never>] = []
     }
     private let world = Mutex(World())
 
@@ -85,6 +88,18 @@ final class StandInRuntime: InstanceRunner, InstanceRunners, HealthChecking, Sen
     func failHealth(of image: PinnedImage) { world.withLock { _ = $0.unhealthyImages.insert(image.digest) } }
     /// The `number`th instance started (counting from 1) never passes a check.
     func failHealth(ofStart number: Int) { world.withLock { _ = $0.unhealthyStarts.insert(number) } }
+
+    /// Health checks wait from now on until `releaseChecks()`.
+    func holdChecks() { world.withLock { $0.checksHeld = true } }
+
+    func releaseChecks() {
+        let waiting = world.withLock { world -> [CheckedContinuation<Void, Never>] in
+            world.checksHeld = false
+            defer { world.heldChecks = [] }
+            return world.heldChecks
+        }
+        for waiter in waiting { waiter.resume() }
+    }
 
     func runner(_ kind: ReleaseSpec.RunnerKind) throws(RuntimeError) -> any InstanceRunner { self }
 
@@ -101,7 +116,14 @@ final class StandInRuntime: InstanceRunner, InstanceRunners, HealthChecking, Sen
     func removeLeftovers(instancesFolder: String, keeping: Set<String>) async {}
 
     func check(host: String, port: Int, namespace: NetworkNamespace?, path: String?, timeout: Duration) async -> String? {
-        world.withLock { world in
+        await withCheckedContinuation { continuation in
+            let held = world.withLock { world in
+                if world.checksHeld { world.heldChecks.append(continuation) }
+                return world.checksHeld
+            }
+            if !held { continuation.resume() }
+        }
+        return world.withLock { world in
             guard let index = world.instances.lastIndex(where: { $0.port == port && $0.isRunning }) else { return "no connection" }
             let instance = world.instances[index]
             if world.unhealthyStarts.contains(index + 1) { return "GET /healthz answered 500" }
@@ -123,6 +145,9 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         /// The executable the running front was started from, and the one a front started now would run.
         var executable = ""
         var installed = "stand-in 1"
+        /// While true, every drain waits (for `releaseDrains`), as a front with requests in flight does.
+        var drainsHeld = false
+        var heldDrains: [CheckedContinuation<Void, Never>] = []
     }
     private let front = Mutex(Front())
     let drainTimeout = 1
@@ -156,7 +181,31 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         return try currentState()
     }
 
-    func drain(_ id: String, timeout: Duration) async -> Bool { true }
+    func drain(_ id: String, timeout: Duration) async -> Bool {
+        await withCheckedContinuation { continuation in
+            let held = front.withLock { front in
+                if front.drainsHeld { front.heldDrains.append(continuation) }
+                return front.drainsHeld
+            }
+            if !held { continuation.resume() }
+        }
+        return true
+    }
+
+    /// Drains wait from now on until `releaseDrains()`.
+    func holdDrains() { front.withLock { $0.drainsHeld = true } }
+
+    /// How many drains wait now.
+    var waitingDrains: Int { front.withLock { $0.heldDrains.count } }
+
+    func releaseDrains() {
+        let waiting = front.withLock { front -> [CheckedContinuation<Void, Never>] in
+            front.drainsHeld = false
+            defer { front.heldDrains = [] }
+            return front.heldDrains
+        }
+        for waiter in waiting { waiter.resume() }
+    }
 
     func stop() async throws(FrontError) { front.withLock { $0.running = false } }
 

@@ -83,8 +83,11 @@ struct EndpointOpenerTests {
         let writer = LayoutEndpoint(directory: layout)
         try writer.prepare()
         #expect(FileManager.default.fileExists(atPath: writer.temporaryDirectory))
-        // A reader of the same layout (another copy, another process) is done first.
+        // A reader of the same layout, and another writer (another copy, another process), are done first.
         await LayoutEndpoint(directory: layout).close()
+        let other = LayoutEndpoint(directory: layout)
+        try other.prepare()
+        await other.close()
         #expect(FileManager.default.fileExists(atPath: writer.temporaryDirectory), "the writer's scratch folder is its own")
         await writer.close()
         #expect(!FileManager.default.fileExists(atPath: layout + "/.imgbuild-tmp"))
@@ -99,5 +102,51 @@ struct EndpointOpenerTests {
             for try await _ in stream {}
         }
         #expect("\(error.map { "\($0)" } ?? "")".contains("directory"))
+    }
+
+    @Test("writers tagging one layout at once keep every tag (index.json is rewritten under the layout's lock)")
+    func concurrentTags() async throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let layout = root + "/layout"
+        let manifest = try CanonicalJSON.encode(ImageManifest(config: Descriptor(mediaType: MediaType.emptyJSON, digest: Digest.of(Data("{}".utf8)), size: 2), layers: []))
+        let descriptor = Descriptor(mediaType: MediaType.imageManifest, digest: Digest.of(manifest), size: Int64(manifest.count))
+        let tags = (0..<24).map { "1.0.\($0)" }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for tag in tags {
+                group.addTask {
+                    let endpoint = LayoutEndpoint(directory: layout)
+                    try await endpoint.tag(tag, descriptor: descriptor, data: manifest)
+                    await endpoint.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        let index = try JSONDecoder().decode(ImageIndex.self, from: Data(contentsOf: URL(fileURLWithPath: layout + "/index.json")))
+        #expect(Set(index.manifests.compactMap { $0.annotations?[AnnotationKey.refName] }) == Set(tags))
+        #expect(!FileManager.default.fileExists(atPath: layout + "/.imgbuild-tmp"))
+    }
+
+    @Test("the scratch folder of a writer that died is removed by the next writer; a live writer's is kept")
+    func deadWritersScratch() async throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let layout = root + "/layout"
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let dead = layout + "/.imgbuild-tmp/\(gone.processIdentifier)-left-by-a-killed-copy"
+        let alive = layout + "/.imgbuild-tmp/1-init-is-alive"
+        for folder in [dead, alive] {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try Data("partial".utf8).write(to: URL(fileURLWithPath: folder + "/blob-partial"))
+        }
+        try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: URL(fileURLWithPath: layout + "/oci-layout"))
+        let writer = LayoutEndpoint(directory: layout)
+        try writer.prepare()
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(FileManager.default.fileExists(atPath: alive))
+        await writer.close()
     }
 }
