@@ -174,15 +174,15 @@ struct ReadoptionRaceTests {
         let controller = fixture.controller()
         _ = try await controller.apply(fixture.spec(a, replicas: 2, strategy: .rolling))
         // Step 1 of the rollout: B's first instance serves, and A's first drains, held there.
-        fixture.front.holdDrains()
+        fixture.front.drains.hold()
         let apply = Task { () async throws(DeployError) -> RolloutRecord in
             try await controller.apply(fixture.spec(b, replicas: 2, strategy: .rolling))
         }
         let waiting = ServiceControllerTests()
-        #expect(await waiting.eventually { fixture.front.waitingDrains == 1 }, "an old instance drains")
+        #expect(await waiting.eventually { fixture.front.drains.waiting == 1 }, "an old instance drains")
         let down = Task { await controller.down() }
         #expect(await waiting.eventually { await controller.takenDown })
-        fixture.front.releaseDrains()
+        fixture.front.drains.release()
         await down.value
         let record = try await apply.value
         #expect(record.state == .failed, "\(record.transitions.map(\.state))")

@@ -10,6 +10,40 @@ import Store
 import Synchronization
 import UnpackedReleases
 
+/// Calls that wait while the gate is held, and go on once it is released.
+final class Gate: Sendable {
+    private struct State {
+        var held = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = Mutex(State())
+
+    func hold() { state.withLock { $0.held = true } }
+
+    /// How many calls wait now.
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
+    func release() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.held = false
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns at once, or when the gate is released.
+    func pass() async {
+        await withCheckedContinuation { continuation in
+            let held = state.withLock { state in
+                if state.held { state.waiters.append(continuation) }
+                return state.held
+            }
+            if !held { continuation.resume() }
+        }
+    }
+}
+
 /// An instance that runs in memory: it "exits" when told to, or when stopped.
 final class StandInInstance: Instance, Sendable {
     let id: String
@@ -71,9 +105,6 @@ final class StandInRuntime: InstanceRunner, InstanceRunners, HealthChecking, Sen
         var instances: [StandInInstance] = []
         var unhealthyImages: Set<Digest> = []
         var unhealthyStarts: Set<Int> = []
-        /// While true, every health check waits (for `releaseChecks`).
-        var checksHeld = false
-        var heldChecks: [CheckedContinuation<Void, Never>] = []
     }
     private let world = Mutex(World())
 
@@ -89,17 +120,8 @@ final class StandInRuntime: InstanceRunner, InstanceRunners, HealthChecking, Sen
     /// The `number`th instance started (counting from 1) never passes a check.
     func failHealth(ofStart number: Int) { world.withLock { _ = $0.unhealthyStarts.insert(number) } }
 
-    /// Health checks wait from now on until `releaseChecks()`.
-    func holdChecks() { world.withLock { $0.checksHeld = true } }
-
-    func releaseChecks() {
-        let waiting = world.withLock { world -> [CheckedContinuation<Void, Never>] in
-            world.checksHeld = false
-            defer { world.heldChecks = [] }
-            return world.heldChecks
-        }
-        for waiter in waiting { waiter.resume() }
-    }
+    /// Health checks wait while this is held.
+    let checks = Gate()
 
     func runner(_ kind: ReleaseSpec.RunnerKind) throws(RuntimeError) -> any InstanceRunner { self }
 
@@ -116,13 +138,7 @@ final class StandInRuntime: InstanceRunner, InstanceRunners, HealthChecking, Sen
     func removeLeftovers(instancesFolder: String, keeping: Set<String>) async {}
 
     func check(host: String, port: Int, namespace: NetworkNamespace?, path: String?, timeout: Duration) async -> String? {
-        await withCheckedContinuation { continuation in
-            let held = world.withLock { world in
-                if world.checksHeld { world.heldChecks.append(continuation) }
-                return world.checksHeld
-            }
-            if !held { continuation.resume() }
-        }
+        await checks.pass()
         return world.withLock { world in
             guard let index = world.instances.lastIndex(where: { $0.port == port && $0.isRunning }) else { return "no connection" }
             let instance = world.instances[index]
@@ -145,9 +161,6 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         /// The executable the running front was started from, and the one a front started now would run.
         var executable = ""
         var installed = "stand-in 1"
-        /// While true, every drain waits (for `releaseDrains`), as a front with requests in flight does.
-        var drainsHeld = false
-        var heldDrains: [CheckedContinuation<Void, Never>] = []
     }
     private let front = Mutex(Front())
     let drainTimeout = 1
@@ -181,30 +194,12 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         return try currentState()
     }
 
+    /// Drains wait while this is held, as at a front with requests in flight.
+    let drains = Gate()
+
     func drain(_ id: String, timeout: Duration) async -> Bool {
-        await withCheckedContinuation { continuation in
-            let held = front.withLock { front in
-                if front.drainsHeld { front.heldDrains.append(continuation) }
-                return front.drainsHeld
-            }
-            if !held { continuation.resume() }
-        }
+        await drains.pass()
         return true
-    }
-
-    /// Drains wait from now on until `releaseDrains()`.
-    func holdDrains() { front.withLock { $0.drainsHeld = true } }
-
-    /// How many drains wait now.
-    var waitingDrains: Int { front.withLock { $0.heldDrains.count } }
-
-    func releaseDrains() {
-        let waiting = front.withLock { front -> [CheckedContinuation<Void, Never>] in
-            front.drainsHeld = false
-            defer { front.heldDrains = [] }
-            return front.heldDrains
-        }
-        for waiter in waiting { waiter.resume() }
     }
 
     func stop() async throws(FrontError) { front.withLock { $0.running = false } }
