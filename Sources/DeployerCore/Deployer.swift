@@ -39,6 +39,7 @@ public actor Deployer {
             specs.append((controller, spec))
         }
         await runners.removeLeftovers(keeping: kept)
+        await stopOrphanFronts(serving: Set(adopted))
         releases.removeScratch()
         // Begun before this returns, so that no rollout asked for through the control socket runs beside one.
         // Each re-adoption also replaces a front that runs an older executable.
@@ -50,6 +51,16 @@ public actor Deployer {
             _ = try? await keeper.collect(dryRun: false)
         }
         return adopted
+    }
+
+    /// Stops the fronts of services that are not deployed any more: a `down` whose daemon died after it
+    /// forgot the service and before it stopped the front. (Their instances went with the leftovers.)
+    private func stopOrphanFronts(serving: Set<String>) async {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: paths.fronts)) ?? [] where name.hasSuffix(".sock") {
+            let service = String(name.dropLast(".sock".count))
+            guard !serving.contains(service) else { continue }
+            try? await FrontClient(controlPath: paths.frontControl(service)).stop()
+        }
     }
 
     private func controller(_ name: String) -> ServiceController {

@@ -50,6 +50,8 @@ actor ServiceController {
     private var frontWatch: Task<Void, Never>?
     /// `down` has begun: the front is never started again, even by a check that was already under way.
     private(set) var takenDown = false
+    /// The release a rollout is fetching, for `down` to cancel.
+    private var fetching: Task<Release, any Error>?
     /// Callers waiting for the operation that holds `busy` to end (`down`).
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
@@ -159,10 +161,20 @@ actor ServiceController {
         let notKept = "\(spec.image.digest) is no longer kept here (outside the rollback window of keep: \(spec.keep) releases, or removed while the service was down)"
         enter(.verifying, &record, note: refetched ? notKept + ": fetching it again from \(spec.source) and verifying it like a new release" : nil)
         let release: Release
+        // In a task of its own, which `down` cancels: a source that answers slowly (or never) does not
+        // hold the service up.
+        let releases = self.releases, image = spec.image, source = spec.source, policy = Self.policy(spec), verify = spec.verify
+        let preparing = Task { () async throws -> Release in
+            try await releases.prepare(image, from: source, policy: policy, verify: verify)
+        }
+        fetching = preparing
+        let prepared = await preparing.result
+        fetching = nil
         do {
-            release = try await releases.prepare(spec.image, from: spec.source, policy: Self.policy(spec), verify: spec.verify)
+            guard !takenDown else { throw ReleaseError.fetchFailed(image: "\(image)", source: "\(source)", reason: "the service was taken down") }
+            release = try prepared.get()
         } catch {
-            record.reason = (refetched ? notKept + ", and fetching it again failed: " : "") + error.description
+            record.reason = (refetched ? notKept + ", and fetching it again failed: " : "") + "\(error)"
             enter(.failed, &record, note: record.reason)
             return
         }
@@ -216,6 +228,8 @@ actor ServiceController {
         case .retire(let ids):
             await retire(ids)
         case let .finish(state, reason):
+            // A rollout whose last steps ran while the service was taken down did not succeed.
+            let (state, reason) = state == .succeeded && takenDown ? (.failed, "the service was taken down while this rollout ran") : (state, reason)
             if let reason { record.reason = reason }
             enter(state, &record, note: reason)
         }
@@ -411,6 +425,7 @@ actor ServiceController {
         takenDown = true
         // Forgotten first, so that a daemon that dies during the rest does not bring the service back.
         history.clearCurrent()
+        fetching?.cancel()
         // A rollout, re-adoption or front upgrade under way ends first: once taken down, it starts no
         // instance and waits for no health check, so it ends soon, as a failure; then all it left stops.
         while busy { await withCheckedContinuation { idleWaiters.append($0) } }
@@ -662,7 +677,8 @@ extension ServiceController {
         }
         // Anything that changed while the new front took over is told to it now.
         await publish()
-        if waitingForOld { await waitForExit(old.pid, timeout: .seconds(Int64(launcher.drainTimeout) + 5)) }
+        // A `down` meanwhile does not wait for the old front: it drains on its own.
+        if waitingForOld { await waitForExit(old.pid, timeout: .seconds(Int64(launcher.drainTimeout) + 5), untilTakenDown: true) }
         return FrontUpgrade(service: name, oldPID: old.pid, newPID: new.pid, oldExited: ProcessStart.of(old.pid) == nil)
     }
 
@@ -673,9 +689,10 @@ extension ServiceController {
         return !current.isEmpty && running.executable != current
     }
 
-    func waitForExit(_ pid: Int32, timeout: Duration) async {
+    /// Waits until the process `pid` has exited, `timeout` has passed, or (`untilTakenDown`) a `down` began.
+    func waitForExit(_ pid: Int32, timeout: Duration, untilTakenDown: Bool = false) async {
         let deadline = clock.now() + timeout
-        while ProcessStart.of(pid) != nil, clock.now() < deadline { await clock.sleep(.milliseconds(50)) }
+        while ProcessStart.of(pid) != nil, clock.now() < deadline, !(untilTakenDown && takenDown) { await clock.sleep(.milliseconds(50)) }
     }
 
     // MARK: A daemon's restart
@@ -792,7 +809,7 @@ extension ServiceController {
         }
         if plan.missing > 0, let release = releases.existing(spec.image) {
             record.enter(.provisioning, note: "starting \(plan.missing) missing instance(s)")
-            for _ in 0..<plan.missing {
+            for _ in 0..<plan.missing where !takenDown {
                 guard let id = try? await startInstance(release, spec) else { continue }
                 if await waitHealthy([id], spec) == nil {
                     instances[id]?.wanted = true
@@ -803,7 +820,12 @@ extension ServiceController {
                 }
             }
         }
-        record.enter(.succeeded)
+        if takenDown {
+            record.reason = "the service was taken down while it was re-adopted"
+            record.enter(.failed, note: record.reason)
+        } else {
+            record.enter(.succeeded)
+        }
         lastRollout = record
         try? history.append(record)
         return record

@@ -16,6 +16,9 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
 
     /// Whether the layout's skeleton exists.
     private let prepared = Mutex(false)
+    /// This writer's scratch folder, open and locked (`flock`) for as long as the endpoint writes, so
+    /// that other writers can tell it from one left by a writer that died.
+    private let scratchLock = Mutex<Int32>(-1)
 
     public init(directory: String) {
         self.directory = directory
@@ -34,7 +37,8 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
         let path = directory + "/index.json"
         guard FileManager.default.fileExists(atPath: path) else {
             // A new (or still empty) layout lists nothing; a folder of something else is not a layout.
-            let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            // Writers' scratch folders do not count: a new layout has them before its `oci-layout`.
+            let entries = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0 != ".imgbuild-tmp" }
             if !entries.isEmpty && !entries.contains("oci-layout") {
                 throw DistributionError.notFound("\(displayName)/index.json (the folder is not an OCI image layout)")
             }
@@ -85,16 +89,21 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
             guard !prepared else { return }
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try withLayoutLock {
-                // `oci-layout` first: another writer that finds the folder not empty finds a layout.
+                removeDeadWritersScratch()
+                try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
+                let fd = Glibc.open(temporaryDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                if fd >= 0 {
+                    flock(fd, LOCK_EX | LOCK_NB)
+                    scratchLock.withLock { $0 = fd }
+                }
                 if !FileManager.default.fileExists(atPath: directory + "/oci-layout") {
-                    guard ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).isEmpty else {
+                    let entries = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0 != ".imgbuild-tmp" }
+                    guard entries.isEmpty else {
                         throw DistributionError.invalidLocation(displayName, reason: "the folder exists, is not empty and is not an OCI image layout: choose a new or empty folder")
                     }
                     try replace(directory + "/oci-layout", with: try CanonicalJSON.encode(ImageLayoutHeader()))
                 }
                 try FileManager.default.createDirectory(atPath: blobsDirectory, withIntermediateDirectories: true)
-                removeDeadWritersScratch()
-                try FileManager.default.createDirectory(atPath: temporaryDirectory, withIntermediateDirectories: true)
             }
             prepared = true
         }
@@ -102,9 +111,11 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
 
     /// Runs `body` holding the layout's lock: an exclusive `flock` on its folder, which every writer of
     /// it (in this process or another) takes around what it reads and rewrites (`index.json`) and
-    /// around the shared scratch folder.
+    /// around the shared scratch folder. A folder this user may write to but not open for reading
+    /// cannot be locked; it is written without the lock, as before there was one.
     private func withLayoutLock<Result>(_ body: () throws -> Result) throws -> Result {
         let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0, errno == EACCES { return try body() }
         guard fd >= 0 else { throw DistributionError.transport(operation: "open \(directory)", reason: String(cString: strerror(errno))) }
         defer { Glibc.close(fd) }
         while flock(fd, LOCK_EX) != 0 {
@@ -113,12 +124,17 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
         return try body()
     }
 
-    /// Scratch folders (`<pid>-<uuid>`) whose writer no longer runs: a copy killed mid-way.
+    /// Scratch folders whose writer no longer runs (a copy killed mid-way): those nobody holds locked.
+    /// A lock, unlike a process id, is seen across pid namespaces.
     private func removeDeadWritersScratch() {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: scratchDirectory)) ?? [] {
-            guard let pid = name.split(separator: "-").first.flatMap({ pid_t($0) }), pid > 0, pid != getpid(),
-                  kill(pid, 0) != 0, errno == ESRCH else { continue }
-            try? FileManager.default.removeItem(atPath: scratchDirectory + "/" + name)
+            let path = scratchDirectory + "/" + name
+            guard path != temporaryDirectory else { continue }
+            let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { Glibc.close(fd) }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { continue }
+            try? FileManager.default.removeItem(atPath: path)
         }
     }
 
@@ -178,11 +194,13 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
 
     /// Removes this endpoint's own scratch folder, and the shared one if no other writer uses it.
     public func close() async {
-        guard prepared.withLock({ $0 }) else { return }
+        let lock = scratchLock.withLock { fd in defer { fd = -1 }; return fd }
+        guard lock >= 0 || FileManager.default.fileExists(atPath: temporaryDirectory) else { return }
         _ = try? withLayoutLock {
             try? FileManager.default.removeItem(atPath: temporaryDirectory)
             rmdir(scratchDirectory)
         }
+        if lock >= 0 { Glibc.close(lock) }
     }
 
     private func replace(_ path: String, with data: Data) throws {

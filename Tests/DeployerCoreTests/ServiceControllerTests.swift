@@ -191,4 +191,62 @@ struct ReadoptionRaceTests {
         #expect(ReleaseHistory(paths: fixture.paths, service: "web").current() == nil)
         #expect(ServiceState(paths: fixture.paths, service: "web").instances().isEmpty)
     }
+
+    @Test("a down while a rollout fetches its release from a registry that never answers returns promptly; the rollout fails")
+    func downDuringFetch() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A")
+        // A registry that accepts connections (into its backlog) and never answers.
+        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(silent) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(silent, $0, &length) } }
+        #expect(listen(silent, 16) == 0)
+        var spec = fixture.spec(a)
+        spec.source = .registry(base: "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))")
+        let controller = fixture.controller()
+        let apply = Task { () async throws(DeployError) -> RolloutRecord in try await controller.apply(spec) }
+        let waiting = ServiceControllerTests()
+        #expect(await waiting.eventually { await controller.status().lastRollout?.state == .verifying })
+        // Bounded by the test, not by the registry client's minutes of timeouts and retries.
+        let downEnded = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await controller.down(); return true }
+            group.addTask { try? await Task.sleep(for: .seconds(60)); return false }
+            let first = await group.next()!
+            group.cancelAll()
+            return first
+        }
+        #expect(downEnded, "down waited for the fetch")
+        let record = try await apply.value
+        #expect(record.state == .failed)
+        #expect(fixture.runtime.instances.isEmpty)
+    }
+
+    @Test("a down during a re-adoption that starts missing instances stops starting them; the re-adoption is recorded failed")
+    func downDuringReadoptionStarts() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A")
+        _ = try await fixture.controller().apply(fixture.spec(a, replicas: 1))
+        // The daemon starts again with a spec that wants five: four are missing.
+        let next = fixture.controller()
+        _ = await next.adoptInstances()
+        fixture.runtime.checks.hold()
+        let readoption = await next.beginReattach(fixture.spec(a, replicas: 5))
+        let waiting = ServiceControllerTests()
+        #expect(await waiting.eventually { fixture.runtime.checks.waiting == 1 }, "the first missing instance waits for its check")
+        let down = Task { await next.down() }
+        #expect(await waiting.eventually { await next.takenDown })
+        fixture.runtime.checks.release()
+        await down.value
+        let record = await readoption.value
+        #expect(record.state == .failed, "\(record.transitions.map(\.state))")
+        #expect(fixture.runtime.instances.count == 2, "no missing instance started after the down: \(fixture.runtime.instances.map(\.id))")
+        #expect(fixture.runtime.running.isEmpty)
+    }
 }

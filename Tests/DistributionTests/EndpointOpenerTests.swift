@@ -127,26 +127,35 @@ struct EndpointOpenerTests {
         #expect(!FileManager.default.fileExists(atPath: layout + "/.imgbuild-tmp"))
     }
 
-    @Test("the scratch folder of a writer that died is removed by the next writer; a live writer's is kept")
+    @Test("the scratch folder of a writer that died is removed by the next writer; one a live writer holds is kept")
     func deadWritersScratch() async throws {
         let root = try scratch()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let layout = root + "/layout"
-        let gone = Process()
-        gone.executableURL = URL(fileURLWithPath: "/bin/true")
-        try gone.run()
-        gone.waitUntilExit()
-        let dead = layout + "/.imgbuild-tmp/\(gone.processIdentifier)-left-by-a-killed-copy"
-        let alive = layout + "/.imgbuild-tmp/1-init-is-alive"
+        let dead = layout + "/.imgbuild-tmp/4242-left-by-a-killed-copy"
+        let alive = layout + "/.imgbuild-tmp/1-held-by-a-writer-in-another-pid-namespace"
         for folder in [dead, alive] {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             try Data("partial".utf8).write(to: URL(fileURLWithPath: folder + "/blob-partial"))
         }
-        try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: URL(fileURLWithPath: layout + "/oci-layout"))
+        // A live writer holds its folder locked (whatever its process id looks like from here).
+        let held = open(alive, O_RDONLY | O_DIRECTORY)
+        #expect(flock(held, LOCK_EX) == 0)
+        defer { close(held) }
         let writer = LayoutEndpoint(directory: layout)
         try writer.prepare()
         #expect(!FileManager.default.fileExists(atPath: dead))
-        #expect(FileManager.default.fileExists(atPath: alive))
+        #expect(FileManager.default.fileExists(atPath: alive + "/blob-partial"))
+        #expect(FileManager.default.fileExists(atPath: layout + "/oci-layout"), "a folder holding only scratch is still a new layout")
         await writer.close()
+    }
+
+    @Test("a folder that holds only writers' scratch reads as an empty layout, not as something else")
+    func scratchOnlyFolder() async throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let layout = root + "/layout"
+        try FileManager.default.createDirectory(atPath: layout + "/.imgbuild-tmp/1-another-writer", withIntermediateDirectories: true)
+        #expect(try LayoutEndpoint(directory: layout).readIndex().manifests.isEmpty)
     }
 }

@@ -380,6 +380,30 @@ struct DeployTests {
         #expect(try frontPage(port).contains("hello 2.0.0"))
     }
 
+    @Test("a down cut short after it forgot the service (the daemon killed) leaves no front behind: the next daemon stops it")
+    func orphanFrontStopped() throws {
+        let hello = try DeployTests.versions.get()
+        let state = makeTemporaryDirectory("deploy-state")
+        let port = freePort()
+        do {
+            let daemon = try DeployDaemon(state: state)
+            #expect(try daemon.command(["apply", hello.spec("2.0.0", port: port)]).status == 0)
+            daemon.terminate()
+        }
+        // What a down leaves when its daemon dies just after forgetting the service.
+        try FileManager.default.removeItem(atPath: state + "/services/hello/current.json")
+        #expect(try frontPage(port).contains("hello 2.0.0"), "the front still serves")
+        let again = try DeployDaemon(state: state)
+        defer { again.stop() }
+        var gone = false
+        for _ in 0..<100 where !gone {
+            gone = (try? frontPage(port))?.isEmpty ?? true
+            if !gone { usleep(100_000) }
+        }
+        #expect(gone, "the orphan front no longer answers on \(port)")
+        #expect(!FileManager.default.fileExists(atPath: state + "/fronts/hello.sock"))
+    }
+
     @Test("zero failed or cut requests under wrk -c64, 1 s requests and 300 KB uploads through kill -9 of the daemon, its restart, a front upgrade, a daemon whose binary is newer, blue-green and rollback")
     func zeroDroppedThroughEverything() throws {
         let hello = try DeployTests.versions.get()
