@@ -177,12 +177,13 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "DistributionTests", dependencies: [
-            "Distribution", "OCI", "Store", .product(name: "NIOCore", package: "swift-nio"),
+            "Distribution", "OCI", "Store", "CommandLineTesting", .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
         .testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store"]),
         .testTarget(name: "DeployerCoreTests", dependencies: [
             "DeployerCore", "UnpackedReleases", "ReleaseSpec", "Runtime", "Store", "OCI", "Front", "LoadBalancer", "InstanceNetwork",
+            "CommandLineTesting",
         ]),
         // End-to-end tests drive the built executables against real peers; what both suites share
         // (running a program, scratch folders, free ports, raw TCP connections) is a library of its own.

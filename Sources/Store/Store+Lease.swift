@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 extension Store {
     /// A promise not to collect garbage while it is held: every process that writes blobs it is about to
@@ -30,24 +29,30 @@ extension Store {
 }
 
 /// The shared leases this process holds, one lock per store, counted.
-private final class LeaseRegistry: Sendable {
+///
+/// Behind a pthread mutex (`NSLock`), not `Synchronization.Mutex`: every writer of every store in the
+/// process comes through here, often at once, and a contended `Mutex` waits in a priority-inheritance
+/// futex that hands the lock over inside the kernel, where ThreadSanitizer cannot see it, so the
+/// sanitizer reported races between accesses this lock orders.
+private final class LeaseRegistry: @unchecked Sendable {
     static let shared = LeaseRegistry()
-    private let held = Mutex<[String: (lock: FileLock, count: Int)]>([:])
+    private let lock = NSLock()
+    private var held: [String: (lock: FileLock, count: Int)] = [:]
 
     func acquire(_ path: String) throws(StoreError) {
-        try held.withLock { held throws(StoreError) in
-            if let entry = held[path] {
-                held[path] = (entry.lock, entry.count + 1)
-                return
-            }
-            held[path] = (try FileLock(path: path, shared: true), 1)
+        lock.lock()
+        defer { lock.unlock() }
+        if let entry = held[path] {
+            held[path] = (entry.lock, entry.count + 1)
+            return
         }
+        held[path] = (try FileLock(path: path, shared: true), 1)
     }
 
     func release(_ path: String) {
-        held.withLock { held in
-            guard let entry = held[path] else { return }
-            held[path] = entry.count > 1 ? (entry.lock, entry.count - 1) : nil
-        }
+        lock.lock()
+        defer { lock.unlock() }
+        guard let entry = held[path] else { return }
+        held[path] = entry.count > 1 ? (entry.lock, entry.count - 1) : nil
     }
 }

@@ -7,7 +7,7 @@ import ReleaseSpec
 @testable import DeployerCore
 import Runtime
 import Store
-import Synchronization
+import CommandLineTesting
 import UnpackedReleases
 
 /// Calls that wait while the gate is held, and go on once it is released.
@@ -16,7 +16,7 @@ final class Gate: Sendable {
         var held = false
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func hold() { state.withLock { $0.held = true } }
 
@@ -56,7 +56,7 @@ final class StandInInstance: Instance, Sendable {
         var stopped = false
         var waiters: [CheckedContinuation<Int32, Never>] = []
     }
-    private let life = Mutex(Life())
+    private let life = Locked(Life())
 
     init(id: String, image: String, port: Int, directory: String) {
         self.id = id
@@ -106,7 +106,7 @@ final class StandInRuntime: InstanceRunner, InstanceRunners, HealthChecking, Sen
         var unhealthyImages: Set<Digest> = []
         var unhealthyStarts: Set<Int> = []
     }
-    private let world = Mutex(World())
+    private let world = Locked(World())
 
     var instances: [StandInInstance] { world.withLock { $0.instances } }
     var running: [StandInInstance] { instances.filter(\.isRunning) }
@@ -162,7 +162,7 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         var executable = ""
         var installed = "stand-in 1"
     }
-    private let front = Mutex(Front())
+    private let front = Locked(Front())
     let drainTimeout = 1
     var executableIdentity: String { front.withLock { $0.installed } }
     var replacements: Int { front.withLock { $0.replacements } }

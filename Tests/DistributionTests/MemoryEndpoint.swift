@@ -2,7 +2,7 @@ import Distribution
 import Foundation
 import NIOCore
 import OCI
-import Synchronization
+import CommandLineTesting
 
 /// An image source and destination held in memory: blobs and manifests by digest, tags, referrers, and
 /// a log of what was written in which order. As a destination it checks every byte, as the real ones do.
@@ -19,11 +19,11 @@ final class MemoryEndpoint: ImageSource, ImageDestination, Sendable {
 
     let displayName: String
     var registryLocation: (base: String, repository: String)? { nil }
-    let contents = Mutex(Contents())
+    let contents = Locked(Contents())
     /// Blobs served in chunks of this many bytes.
     let chunk = 1000
     /// A blob whose stream fails after its first chunk.
-    let failing: Mutex<Digest?> = Mutex(nil)
+    let failing: Locked<Digest?> = Locked(nil)
 
     init(_ name: String) {
         displayName = name
