@@ -106,11 +106,11 @@ public struct BuildPipeline: Sendable {
 
     /// The provenance statement of a build: the Imagefile, every context file, every dependency and the
     /// base by digest, and the parameters that decide the output.
-    static func provenance(of image: WrittenImage) -> ProvenanceStatement {
+    static func provenance(of image: WrittenImage) throws(BuildError) -> ProvenanceStatement {
         let imagefile = image.imagefile
         var materials = [ProvenanceStatement.Material(uri: "file:Imagefile", content: .file(path: imagefile.path))]
         let root = imagefile.contextDirectory.hasSuffix("/") ? imagefile.contextDirectory : imagefile.contextDirectory + "/"
-        for file in image.contextFiles.sorted(by: LayerPath.precedes) {
+        for file in try Builder.contextFiles(of: imagefile).sorted(by: LayerPath.precedes) {
             let relative = file.hasPrefix(root) ? String(file.dropFirst(root.count)) : file
             materials.append(.init(uri: "file:" + relative, content: .file(path: file)))
         }

@@ -53,8 +53,6 @@ public struct WrittenImage: Sendable {
     public var compression: Compression
     /// The base image's manifest digest, when the Imagefile names one.
     public var baseDigest: Digest?
-    /// Every context file copied into the `runtime` and `code` layers, by path on this machine.
-    public var contextFiles: [String]
 
     /// `name:version`
     public var reference: String { "\(imagefile.name):\(version)" }

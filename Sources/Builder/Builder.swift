@@ -20,12 +20,24 @@ public struct Builder: Sendable {
         self.progress = progress
     }
 
-    /// A section of the Imagefile, read and ready to be written as a layer.
+    /// A section of the Imagefile, ready to be written as a layer.
     struct PlannedLayer {
         var section: String
-        var tree: LayerTree
-        /// The tree's entries, finalized once (sorted, with parents).
-        var entries: [LayerEntry]
+        /// The section's `copy` instructions, the context they read, and the key of the section's
+        /// snapshot (none for `dependencies`).
+        var copies: [Imagefile.Copy] = []
+        var context: ContextReader?
+        var snapshotKey: Digest?
+        var contents: Contents
+
+        enum Contents {
+            /// Read: the tree, its entries finalized once (sorted, with parents), and, for the context's
+            /// sections, what the walk saw.
+            case read(tree: LayerTree, entries: [LayerEntry], snapshot: ContextSnapshot?)
+            /// Not read: the section's context files stat as they did when a layer was last built from
+            /// them (``ContextSnapshot``), so that layer's fingerprint still holds.
+            case unchanged(LayerCache.SnapshotRecord)
+        }
     }
 
     /// Writes the image's layers, config and manifest into the store. The version is not tagged yet: the
@@ -39,7 +51,8 @@ public struct Builder: Sendable {
 
         let base = try loadBase(imagefile)
         let platform = try choosePlatform(imagefile, base: base)
-        let layers = try await planLayers(imagefile)
+        let settings = LayerSettings(compression: options.compression, mtime: epoch)
+        let layers = try await planLayers(imagefile, settings: settings)
 
         let store: Store
         let lease: Store.WriteLease
@@ -55,11 +68,10 @@ public struct Builder: Sendable {
         var diffIDs = base?.config.rootfs.diffIDs ?? []
         var history = base?.config.history ?? []
         for layer in layers {
-            let written = try write(layer, with: writer, into: store)
+            let written = try write(layer, with: writer, settings: settings, into: store)
             descriptors.append(Descriptor(mediaType: written.mediaType, digest: written.digest, size: written.size))
             diffIDs.append(written.diffID)
             history.append(.init(created: created, createdBy: "imgbuild: \(layer.section)"))
-            progress("layer \(layer.section): \(layer.entries.count) entries, \(written.uncompressedSize) bytes tar, \(written.size) bytes \(options.compression.rawValue), \(written.digest)")
         }
         if !imagefile.config.isEmpty {
             history.append(.init(created: created, createdBy: "imgbuild: config", emptyLayer: true))
@@ -93,16 +105,10 @@ public struct Builder: Sendable {
         } catch {
             throw .store(error)
         }
-        let contextFiles = layers.filter { $0.section != "dependencies" }.flatMap { layer in
-            layer.entries.compactMap { entry -> String? in
-                if case .regularFile(.file(let path, _, _)) = entry.kind { return path }
-                return nil
-            }
-        }
         return WrittenImage(imagefile: imagefile, version: version,
                             manifest: Descriptor(mediaType: MediaType.imageManifest, digest: manifestDigest, size: Int64(manifestData.count)),
                             store: store, lease: lease, epoch: epoch, platform: platform, compression: options.compression,
-                            baseDigest: base?.digest, contextFiles: contextFiles)
+                            baseDigest: base?.digest)
     }
 
     // MARK: Steps
@@ -166,48 +172,111 @@ public struct Builder: Sendable {
         return basePlatform ?? Platform.host
     }
 
-    /// Reads every section into a layer tree, checking digests and the context's rules.
-    func planLayers(_ imagefile: Imagefile) async throws(BuildError) -> [PlannedLayer] {
+    /// What a layer's bytes depend on besides its entries: the writer's settings.
+    struct LayerSettings {
+        var compression: Compression
+        var mtime: Int64
+
+        var description: String { "compression=\(compression.rawValue) mtime=\(mtime)" }
+    }
+
+    /// Reads every section into a layer tree, checking digests and the context's rules. A context
+    /// section whose files all stat as they did when its layer was last built is not read again.
+    func planLayers(_ imagefile: Imagefile, settings: LayerSettings) async throws(BuildError) -> [PlannedLayer] {
         var planned: [PlannedLayer] = []
         if !imagefile.dependencies.isEmpty {
             let tree = try await DependencyLayer(imagefile: imagefile, cacheDirectory: options.cacheDirectory, progress: progress).read()
-            do { planned.append(PlannedLayer(section: "dependencies", tree: tree, entries: try tree.finalizedEntries())) } catch { throw .layer(error) }
+            do { planned.append(PlannedLayer(section: "dependencies", contents: .read(tree: tree, entries: try tree.finalizedEntries(), snapshot: nil))) } catch { throw .layer(error) }
         }
-        let context: ContextReader
-        do { context = try ContextReader(root: imagefile.contextDirectory) } catch { throw .layer(error) }
-        for (section, copies) in [("runtime", imagefile.runtime), ("code", imagefile.code)] where !copies.isEmpty {
-            var tree = LayerTree()
-            for copy in copies {
-                let spec = ContextCopy(source: copy.source, destination: copy.destination, excludes: copy.excludes,
-                                       fileMode: copy.fileMode, owner: copy.owner.map { ($0.uid, $0.gid) })
-                do { try context.add(spec, to: &tree) } catch { throw .entry(copy.location, error.description) }
+        let context = try Self.contextReader(imagefile)
+        let cache = LayerCache(cacheDirectory: options.cacheDirectory)
+        for (section, copies) in Self.contextSections(imagefile) {
+            let key = LayerCache.snapshotKey(section: section, copies: copies, context: context.root, settings: settings.description)
+            if let record = cache.snapshot(key), record.snapshot.isUnchanged() {
+                planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key, contents: .unchanged(record)))
+                continue
             }
-            let entries: [LayerEntry]
-            do { entries = try tree.finalizedEntries() } catch { throw .entry(copies[0].location, error.description) }
-            planned.append(PlannedLayer(section: section, tree: tree, entries: entries))
+            let (tree, entries, snapshot) = try Self.read(copies, from: context)
+            planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
+                                        contents: .read(tree: tree, entries: entries, snapshot: snapshot)))
         }
         return planned
     }
 
-    func write(_ layer: PlannedLayer, with writer: LayerWriter, into store: Store) throws(BuildError) -> WrittenLayer {
+    /// The sections that copy files of the context, in layer order.
+    static func contextSections(_ imagefile: Imagefile) -> [(section: String, copies: [Imagefile.Copy])] {
+        [("runtime", imagefile.runtime), ("code", imagefile.code)].filter { !$0.copies.isEmpty }
+    }
+
+    static func contextReader(_ imagefile: Imagefile) throws(BuildError) -> ContextReader {
+        do { return try ContextReader(root: imagefile.contextDirectory) } catch { throw .layer(error) }
+    }
+
+    /// Walks the context for one section's `copy` instructions.
+    static func read(_ copies: [Imagefile.Copy], from context: ContextReader) throws(BuildError) -> (LayerTree, [LayerEntry], ContextSnapshot) {
+        var tree = LayerTree()
+        var snapshot = ContextSnapshot()
+        for copy in copies {
+            let spec = ContextCopy(source: copy.source, destination: copy.destination, excludes: copy.excludes,
+                                   fileMode: copy.fileMode, owner: copy.owner.map { ($0.uid, $0.gid) })
+            do { try context.add(spec, to: &tree, recording: &snapshot) } catch { throw .entry(copy.location, error.description) }
+        }
+        do { return (tree, try tree.finalizedEntries(), snapshot) } catch { throw .entry(copies[0].location, error.description) }
+    }
+
+    /// Every context file an Imagefile's `runtime` and `code` layers take, by path on this machine, as
+    /// the context is now (provenance names them).
+    public static func contextFiles(of imagefile: Imagefile) throws(BuildError) -> [String] {
+        let context = try contextReader(imagefile)
+        var files: [String] = []
+        for (_, copies) in contextSections(imagefile) {
+            let (_, entries, _) = try read(copies, from: context)
+            for entry in entries {
+                if case .regularFile(.file(let path, _, _)) = entry.kind { files.append(path) }
+            }
+        }
+        return files
+    }
+
+    func write(_ layer: PlannedLayer, with writer: LayerWriter, settings: LayerSettings, into store: Store) throws(BuildError) -> WrittenLayer {
         let cache = LayerCache(cacheDirectory: options.cacheDirectory)
-        let settings = "compression=\(writer.compression.rawValue) mtime=\(writer.mtime)"
+        let tree: LayerTree
+        let entries: [LayerEntry]
+        let snapshot: ContextSnapshot?
+        switch layer.contents {
+        case .unchanged(let record):
+            if let cached = cache.lookup(record.fingerprint, in: store) {
+                progress("layer \(layer.section): unchanged since it was last built (\(cached.digest))")
+                return cached
+            }
+            // The layer is not in this store (another store, or collected since): read the section now.
+            guard let context = layer.context else { preconditionFailure("a context section without its context") }
+            (tree, entries, snapshot) = try Self.read(layer.copies, from: context)
+        case .read(let read, let finalized, let walked):
+            (tree, entries, snapshot) = (read, finalized, walked)
+        }
         let fingerprint: Digest?
-        do { fingerprint = try LayerFingerprint.of(layer.entries, spool: layer.tree.spool, settings: settings) } catch { throw .layer(error) }
+        do { fingerprint = try LayerFingerprint.of(entries, spool: tree.spool, settings: settings.description) } catch { throw .layer(error) }
+        let written: WrittenLayer
         if let fingerprint, let cached = cache.lookup(fingerprint, in: store) {
             progress("layer \(layer.section): unchanged since it was last built (\(cached.digest))")
-            return cached
+            written = cached
+        } else {
+            written = try writeAnew(entries, spool: tree.spool, with: writer, into: store)
+            progress("layer \(layer.section): \(entries.count) entries, \(written.uncompressedSize) bytes tar, \(written.size) bytes \(writer.compression.rawValue), \(written.digest)")
+            if let fingerprint { cache.remember(written, as: fingerprint) }
         }
-        let written = try writeAnew(layer, with: writer, into: store)
-        if let fingerprint { cache.remember(written, as: fingerprint) }
+        if let fingerprint, let snapshot, let key = layer.snapshotKey, !snapshot.isRacy() {
+            cache.remember(snapshot, fingerprint: fingerprint, as: key)
+        }
         return written
     }
 
-    func writeAnew(_ layer: PlannedLayer, with writer: LayerWriter, into store: Store) throws(BuildError) -> WrittenLayer {
+    func writeAnew(_ entries: [LayerEntry], spool: Spool?, with writer: LayerWriter, into store: Store) throws(BuildError) -> WrittenLayer {
         let upload: BlobUpload
         do { upload = try store.beginBlob() } catch { throw .store(error) }
         let written: WrittenLayer
-        do { written = try writer.write(layer.entries, spool: layer.tree.spool, to: upload.fd) } catch {
+        do { written = try writer.write(entries, spool: spool, to: upload.fd) } catch {
             upload.abandon()
             throw .layer(error)
         }

@@ -42,8 +42,8 @@ public struct ContextReader: Sendable {
         self.root = resolved
     }
 
-    /// Adds what `copy` names to `tree`.
-    public func add(_ copy: ContextCopy, to tree: inout LayerTree) throws(LayerError) {
+    /// Adds what `copy` names to `tree`, and what the walk saw to `snapshot`.
+    public func add(_ copy: ContextCopy, to tree: inout LayerTree, recording snapshot: inout ContextSnapshot) throws(LayerError) {
         let joined = root + "/" + copy.source
         var info = stat()
         guard lstat(joined, &info) == 0 else {
@@ -57,6 +57,7 @@ public struct ContextReader: Sendable {
             throw .escapesContext(path: copy.source, context: root)
         }
         guard stat(resolved, &info) == 0 else { throw .unreadable(path: copy.source, reason: String(cString: strerror(errno))) }
+        snapshot.sources.append(.init(path: joined, resolved: resolved))
 
         let destination = LayerPath.normalize(copy.destination) ?? ""
         var walk = Walk(copy: copy, root: root)
@@ -70,8 +71,11 @@ public struct ContextReader: Sendable {
             let target = copy.destination.hasSuffix("/") || destination.isEmpty
                 ? LayerPath.join(destination, name) : destination
             try walk.item(resolved, info: info, relative: name, layerPath: target, into: &tree)
+            walk.folders.append(.init(path: (resolved as NSString).deletingLastPathComponent, stamp: nil,
+                                      children: [.init(name: name, stamp: FileStamp(info))]))
         }
         walk.resolveHardlinks(into: &tree)
+        snapshot.folders.append(contentsOf: walk.folders)
     }
 
     static func realPath(_ path: String) -> String? {
@@ -80,11 +84,13 @@ public struct ContextReader: Sendable {
         return String(cString: resolved)
     }
 
-    /// The state of one copy's walk: which inodes were seen, to turn repeats into hard links.
+    /// The state of one copy's walk: which inodes were seen, to turn repeats into hard links, and the
+    /// folders listed, for the snapshot.
     private struct Walk {
         let copy: ContextCopy
         let root: String
         var inodes: [InodeKey: [String]] = [:]
+        var folders: [ContextSnapshot.Folder] = []
 
         init(copy: ContextCopy, root: String) {
             self.copy = copy
@@ -100,6 +106,15 @@ public struct ContextReader: Sendable {
                 throw .unreadable(path: display(absolute), reason: String(cString: strerror(errno)))
             }
             defer { closedir(dir) }
+            // The folder's stat data is taken before its names are read: a name added meanwhile moves
+            // its modification time past what the snapshot records.
+            let folder = dirfd(dir)
+            var info = stat()
+            guard fstat(folder, &info) == 0 else {
+                throw .unreadable(path: display(absolute), reason: String(cString: strerror(errno)))
+            }
+            let listed = folders.count
+            folders.append(.init(path: absolute, stamp: FileStamp(info), children: []))
             var names: [String] = []
             while let entry = readdir(dir) {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
@@ -110,14 +125,15 @@ public struct ContextReader: Sendable {
             names.sort(by: LayerPath.precedes)
             // Children are looked up from the open folder: the kernel resolves one name, not the whole
             // path again for each of thousands of files.
-            let folder = dirfd(dir)
             for name in names {
                 let childRelative = relative.isEmpty ? name : relative + "/" + name
                 if copy.excludes.contains(where: { $0.matches(childRelative) }) { continue }
                 let childAbsolute = absolute + "/" + name
-                var info = stat()
                 guard fstatat(folder, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
                     throw .unreadable(path: display(childAbsolute), reason: String(cString: strerror(errno)))
+                }
+                if info.st_mode & S_IFMT != S_IFDIR {
+                    folders[listed].children.append(.init(name: name, stamp: FileStamp(info)))
                 }
                 try item(childAbsolute, info: info, relative: childRelative, layerPath: LayerPath.join(layerPath, name), into: &tree)
             }

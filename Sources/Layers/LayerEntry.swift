@@ -50,26 +50,45 @@ public struct LayerEntry: Sendable, Equatable {
     }
 }
 
-/// What `stat` says of a file, standing in for its contents in ``LayerFingerprint`` (as in git's index).
+/// What `stat` says of a file, standing in for its contents in ``LayerFingerprint`` and
+/// ``ContextSnapshot`` (as in git's index).
 public struct FileStamp: Sendable, Equatable {
     public var device: UInt64
     public var inode: UInt64
+    /// Type and permission bits (`st_mode`).
+    public var mode: UInt32
     public var size: Int64
     public var modified: timespec
     public var changed: timespec
 
+    public init(device: UInt64, inode: UInt64, mode: UInt32, size: Int64, modified: timespec, changed: timespec) {
+        self.device = device
+        self.inode = inode
+        self.mode = mode
+        self.size = size
+        self.modified = modified
+        self.changed = changed
+    }
+
     public init(_ info: stat) {
         device = UInt64(info.st_dev)
         inode = UInt64(info.st_ino)
+        mode = UInt32(info.st_mode)
         size = Int64(info.st_size)
         modified = info.st_mtim
         changed = info.st_ctim
     }
 
     public static func == (a: FileStamp, b: FileStamp) -> Bool {
-        a.device == b.device && a.inode == b.inode && a.size == b.size
+        a.device == b.device && a.inode == b.inode && a.mode == b.mode && a.size == b.size
             && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
             && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+    }
+
+    /// Whether the file changed at or after `second` (seconds since 1970): such stat data could stay the
+    /// same through another write in the same clock tick, so it is "racily clean" and not trusted.
+    public func touched(since second: Int) -> Bool {
+        modified.tv_sec >= second || changed.tv_sec >= second
     }
 }
 

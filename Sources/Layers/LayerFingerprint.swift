@@ -52,7 +52,7 @@ public enum LayerFingerprint {
                 add(target)
             case .regularFile(.file(_, let size, let stamp)):
                 guard let stamp, stamp.size == size else { return nil }
-                if stamp.modified.tv_sec >= recent || stamp.changed.tv_sec >= recent { return nil }
+                if stamp.touched(since: recent) { return nil }
                 buffer.append(UInt8(ascii: "f"))
                 add(stamp.device)
                 add(stamp.inode)

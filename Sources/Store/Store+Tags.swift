@@ -25,22 +25,32 @@ extension Store {
         guard hasBlob(descriptor.digest) else { throw .blobMissing(descriptor.digest) }
         let tagsDirectory = try prepareRepository(name)
         let tagPath = tagsDirectory + "/" + version.description
+        // The same tag again (a rebuild that changed nothing) is answered without writing anything.
+        if FileSystem.exists(tagPath) {
+            return try confirmExisting(name, version, descriptor)
+        }
         let record = Descriptor(mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size)
         let staged = try FileSystem.stage(try! CanonicalJSON.encode(record), in: temporaryDirectory)
         defer { unlink(staged) }
         if link(staged, tagPath) != 0 {
             guard errno == EEXIST else { throw FileSystem.failure(tagPath) }
-            let existing = try readTag(name, version)
-            guard existing.digest == descriptor.digest else {
-                throw .tagImmutable(repository: name.value, version: version.description,
-                                    existing: existing.digest, requested: descriptor.digest)
-            }
-            try refreshLayoutIndex(name)
-            return .unchanged
+            return try confirmExisting(name, version, descriptor)
         }
         try FileSystem.fsyncDirectory(tagsDirectory)
         try refreshLayoutIndex(name)
         return .created
+    }
+
+    /// A tag that exists already: the same digest is no change, another one is refused. The layout's
+    /// index is refreshed all the same, in case the process that made the tag died before it did.
+    private func confirmExisting(_ name: RepositoryName, _ version: Version, _ descriptor: Descriptor) throws(StoreError) -> TagOutcome {
+        let existing = try readTag(name, version)
+        guard existing.digest == descriptor.digest else {
+            throw .tagImmutable(repository: name.value, version: version.description,
+                                existing: existing.digest, requested: descriptor.digest)
+        }
+        try refreshLayoutIndex(name)
+        return .unchanged
     }
 
     /// The manifest descriptor a version points at.
@@ -126,8 +136,10 @@ extension Store {
             descriptor.annotations = [AnnotationKey.refName: entry.version.description]
             return descriptor
         }
-        let index = ImageIndex(manifests: manifests)
-        try FileSystem.replace(directory + "/index.json", with: try! CanonicalJSON.encode(index), temporaryDirectory: temporaryDirectory)
+        let index = try! CanonicalJSON.encode(ImageIndex(manifests: manifests))
+        let path = directory + "/index.json"
+        if (try? FileSystem.read(path)) == index { return }
+        try FileSystem.replace(path, with: index, temporaryDirectory: temporaryDirectory)
     }
 }
 

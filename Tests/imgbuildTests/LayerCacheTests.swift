@@ -40,4 +40,46 @@ struct LayerCacheTests {
         #expect(elsewhere.status == 0 && !elsewhere.stderr.contains("unchanged since"), "\(elsewhere.stderr)")
         #expect(try imgbuild(["fsck", "--store", other]).status == 0)
     }
+
+    /// What the rebuild would have built had it walked the context: the same image from a fresh cache.
+    func freshBuild(_ context: String, version: String) throws -> String {
+        try imgbuild(["build", context, "--store", makeTemporaryDirectory("cache-store"), "--version", version],
+                     environment: ["IMGBUILD_CACHE": makeTemporaryDirectory("cache")]).lastLine
+    }
+
+    @Test("a rebuild that trusts the context's snapshot sees a file added, removed or renamed in a folder whose other files did not change")
+    func snapshotSeesFolderChanges() throws {
+        let context = makeTemporaryDirectory("snapshot-context")
+        for folder in 0..<3 {
+            for index in 0..<40 { write("file \(folder)/\(index)\n", to: context + "/src/d\(folder)/f\(index).txt") }
+        }
+        write("name: snapped\nversion: 1.0.0\nruntime:\n  - copy: src/\n    to: /app/\ncode:\n  - copy: src/d0/f0.txt\n    to: /code/\n", to: context + "/Imagefile")
+        sleep(3)
+        let store = makeTemporaryDirectory("cache-store")
+        let cache = ["IMGBUILD_CACHE": makeTemporaryDirectory("cache")]
+        let first = try imgbuild(["build", context, "--store", store], environment: cache)
+        #expect(first.status == 0, "\(first.stderr)")
+        let snapshots = try FileManager.default.contentsOfDirectory(atPath: cache["IMGBUILD_CACHE"]! + "/contexts")
+        #expect(snapshots.count == 2, "one snapshot per context section: \(snapshots)")
+        let second = try imgbuild(["build", context, "--store", store], environment: cache)
+        #expect(second.lastLine == first.lastLine && second.stderr.contains("layer runtime: unchanged since it was last built")
+                && second.stderr.contains("layer code: unchanged since it was last built"), "\(second.stderr)")
+
+        let changes: [(String, () throws -> Void)] = [
+            ("a file added", { write("new\n", to: context + "/src/d1/new.txt") }),
+            ("a file removed", { try FileManager.default.removeItem(atPath: context + "/src/d2/f3.txt") }),
+            ("a file renamed", { try FileManager.default.moveItem(atPath: context + "/src/d1/f5.txt", toPath: context + "/src/d1/f5.text") }),
+            ("the single file copied, rewritten with the same size", { write("FILE 0/0\n", to: context + "/src/d0/f0.txt") }),
+        ]
+        var previous = first.lastLine
+        for (index, (change, apply)) in changes.enumerated() {
+            try apply()
+            sleep(3)  // out of the racy window: only the snapshot's stat data can tell
+            let version = "1.0.\(index + 1)"
+            let rebuilt = try imgbuild(["build", context, "--store", store, "--version", version], environment: cache)
+            #expect(rebuilt.status == 0 && rebuilt.lastLine != previous, "\(change): \(rebuilt.stderr)")
+            #expect(rebuilt.lastLine == (try freshBuild(context, version: version)), "\(change): the rebuild differs from a build without a cache")
+            previous = rebuilt.lastLine
+        }
+    }
 }

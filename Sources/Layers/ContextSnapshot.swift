@@ -1,0 +1,321 @@
+import COpenat2
+import Dispatch
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a walk of the build context saw, stat by stat, so that a later build can tell that nothing
+/// changed without listing a folder or building a layer entry: git's index with its untracked cache, for
+/// the files of one layer.
+///
+/// It holds every folder the walk listed, with the folder's own stat data, and every file and symlink
+/// it took, with theirs (``FileStamp``). The context is unchanged when all of them still stat the same:
+/// - a file edited in place, even to the same size and with its mtime set back, has a new change time
+///   (which cannot be set back);
+/// - a file added, removed or renamed changes its folder's modification time, so a folder that stats
+///   the same still holds the same names (a folder's stat data does not change when a file inside it
+///   is edited: that is why every file is still looked at);
+/// - a mode, owner or link count change moves the change time too.
+///
+/// Stat data from within ``LayerFingerprint/racyWindow`` of the moment it was read may stay the same
+/// through a second write in the same clock tick, so a snapshot holding any (``isRacy(now:)``) must not
+/// be kept.
+public struct ContextSnapshot: Sendable, Equatable {
+    /// One `copy` source: the path the Imagefile names, and where it led.
+    public struct Source: Sendable, Equatable {
+        /// The source joined to the context root, symlinks not resolved.
+        public var path: String
+        /// `path` with every symlink resolved (what the walk read).
+        public var resolved: String
+    }
+
+    /// A folder of the context, absolute, and the files and symlinks the walk took from it.
+    public struct Folder: Sendable, Equatable {
+        public var path: String
+        /// The folder's own stat data when the walk listed it; nil when only named files were taken
+        /// from it (a `copy` of a single file).
+        public var stamp: FileStamp?
+        public var children: [Child]
+    }
+
+    /// A file or symlink, by its name in its folder.
+    public struct Child: Sendable, Equatable {
+        public var name: String
+        public var stamp: FileStamp
+    }
+
+    public var sources: [Source] = []
+    public var folders: [Folder] = []
+
+    public init() {}
+
+    /// Every regular file the walk took, as absolute paths.
+    public var regularFiles: [String] {
+        folders.flatMap { folder in
+            folder.children.filter { mode_t($0.stamp.mode) & S_IFMT == S_IFREG }.map { folder.path + "/" + $0.name }
+        }
+    }
+
+    /// Whether any stat data was taken within the racy window before `now` (seconds since 1970).
+    public func isRacy(now: Int = Int(Date().timeIntervalSince1970)) -> Bool {
+        let recent = now - LayerFingerprint.racyWindow
+        return folders.contains { folder in
+            folder.stamp?.touched(since: recent) == true || folder.children.contains { $0.stamp.touched(since: recent) }
+        }
+    }
+
+    /// Whether the context still stats exactly as it did: every source leads to the same place, every
+    /// listed folder and every file and symlink has the same stat data (see ``Encoded/isUnchanged(threads:)``).
+    public func isUnchanged(threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> Bool {
+        Encoded(encoded())!.isUnchanged(threads: threads)
+    }
+}
+
+// MARK: - Encoding
+
+extension ContextSnapshot {
+    static let magic = Array("imgbuild-context-snapshot-2\n".utf8)
+
+    /// The snapshot as bytes, for a cache file: little-endian integers, each text as its length, its
+    /// bytes and a NUL (so that a name is handed to the kernel where it lies).
+    public func encoded() -> [UInt8] {
+        var out = ByteWriter()
+        out.bytes(Self.magic)
+        out.integer(UInt64(sources.count))
+        for source in sources {
+            out.text(source.path)
+            out.text(source.resolved)
+        }
+        out.integer(UInt64(folders.count))
+        for folder in folders {
+            out.text(folder.path)
+            if let stamp = folder.stamp {
+                out.integer(UInt8(1))
+                out.stamp(stamp)
+            } else {
+                out.integer(UInt8(0))
+            }
+            out.integer(UInt64(folder.children.count))
+            for child in folder.children {
+                out.text(child.name)
+                out.stamp(child.stamp)
+            }
+        }
+        return out.buffer
+    }
+
+    /// Reads bytes made by ``encoded()``; nil when they are not such bytes.
+    public init?(decoding bytes: [UInt8]) {
+        guard let encoded = Encoded(bytes) else { return nil }
+        self = encoded.decoded()
+    }
+
+    /// A snapshot as its cache file holds it, checked where it lies: a rebuild compares 20,000 files'
+    /// stat data without making a string or an array for any of them.
+    public struct Encoded: Sendable {
+        let bytes: [UInt8]
+        /// Where each source's two paths start (each a NUL-terminated text).
+        let sources: [(path: Int, resolved: Int)]
+        let folders: [FolderIndex]
+
+        struct FolderIndex: Sendable {
+            /// Offsets of the folder's path, of its stamp (if listed), and of its first child.
+            var path: Int
+            var stamp: Int?
+            var children: Int
+            var childCount: Int
+        }
+
+        /// Checks the layout of every record; nil when the bytes are not a snapshot (a cache file that
+        /// was cut short, or written by another version, is only a cache miss).
+        public init?(_ bytes: [UInt8]) {
+            var input = ByteReader(bytes)
+            guard input.skip(ContextSnapshot.magic.count), bytes.starts(with: ContextSnapshot.magic),
+                  let sourceCount = input.count() else { return nil }
+            var sources: [(path: Int, resolved: Int)] = []
+            for _ in 0..<sourceCount {
+                guard let path = input.text(), let resolved = input.text() else { return nil }
+                sources.append((path, resolved))
+            }
+            guard let folderCount = input.count() else { return nil }
+            var folders: [FolderIndex] = []
+            for _ in 0..<folderCount {
+                guard let path = input.text(), let listed: UInt8 = input.integer() else { return nil }
+                var stamp: Int?
+                switch listed {
+                case 0: break
+                case 1:
+                    stamp = input.offset
+                    guard input.skip(ByteWriter.stampSize) else { return nil }
+                default: return nil
+                }
+                guard let childCount = input.count() else { return nil }
+                let children = input.offset
+                for _ in 0..<childCount {
+                    guard input.text() != nil, input.skip(ByteWriter.stampSize) else { return nil }
+                }
+                folders.append(FolderIndex(path: path, stamp: stamp, children: children, childCount: childCount))
+            }
+            guard input.isAtEnd else { return nil }
+            self.bytes = bytes
+            self.sources = sources
+            self.folders = folders
+        }
+
+        /// Whether the context still stats exactly as it did: every source leads to the same place,
+        /// every listed folder and every file and symlink has the same stat data. Folders are checked
+        /// on up to `threads` threads at once (as git's `core.preloadIndex` does), and the first
+        /// difference ends it.
+        public func isUnchanged(threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> Bool {
+            for source in sources where ContextReader.realPath(text(at: source.path)) != text(at: source.resolved) { return false }
+            let work = folders.reduce(0) { $0 + 1 + $1.childCount }
+            let parts = work < 2048 ? 1 : max(1, min(threads, 16))
+            guard parts > 1 else { return folders.allSatisfy(isUnchanged) }
+
+            // Contiguous runs of folders with about the same number of files each.
+            var bounds = [0]
+            var done = 0
+            for (index, folder) in folders.enumerated() {
+                done += 1 + folder.childCount
+                if done * parts >= work * bounds.count && bounds.count < parts { bounds.append(index + 1) }
+            }
+            if bounds.last != folders.count { bounds.append(folders.count) }
+            let runs = bounds
+            let changed = Atomic<Bool>(false)
+            DispatchQueue.concurrentPerform(iterations: runs.count - 1) { part in
+                for index in runs[part]..<runs[part + 1] {
+                    if changed.load(ordering: .relaxed) { return }
+                    if !isUnchanged(folders[index]) {
+                        changed.store(true, ordering: .relaxed)
+                        return
+                    }
+                }
+            }
+            return !changed.load(ordering: .relaxed)
+        }
+
+        private func isUnchanged(_ folder: FolderIndex) -> Bool {
+            bytes.withUnsafeBytes { raw -> Bool in
+                let base = raw.baseAddress!
+                // O_PATH: nothing is read through it; it only anchors the lookups of the folder's names.
+                let fd = open(base.advanced(by: folder.path + 4).assumingMemoryBound(to: CChar.self),
+                              imgbuild_o_path() | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard fd >= 0 else { return false }
+                defer { close(fd) }
+                var info = stat()
+                if let stamp = folder.stamp {
+                    guard fstat(fd, &info) == 0, FileStamp(info) == ByteReader.stamp(at: stamp, in: raw) else { return false }
+                }
+                var offset = folder.children
+                for _ in 0..<folder.childCount {
+                    let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                    let name = base.advanced(by: offset + 4).assumingMemoryBound(to: CChar.self)
+                    offset += 4 + length + 1
+                    guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0,
+                          FileStamp(info) == ByteReader.stamp(at: offset, in: raw) else { return false }
+                    offset += ByteWriter.stampSize
+                }
+                return true
+            }
+        }
+
+        private func text(at offset: Int) -> String {
+            let length = Int(UInt32(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }))
+            return String(decoding: bytes[(offset + 4)..<(offset + 4 + length)], as: UTF8.self)
+        }
+
+        /// The snapshot as values.
+        public func decoded() -> ContextSnapshot {
+            var snapshot = ContextSnapshot()
+            snapshot.sources = sources.map { Source(path: text(at: $0.path), resolved: text(at: $0.resolved)) }
+            bytes.withUnsafeBytes { raw in
+                for folder in folders {
+                    var children: [Child] = []
+                    var offset = folder.children
+                    for _ in 0..<folder.childCount {
+                        let name = text(at: offset)
+                        offset += 4 + Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))) + 1
+                        children.append(Child(name: name, stamp: ByteReader.stamp(at: offset, in: raw)))
+                        offset += ByteWriter.stampSize
+                    }
+                    snapshot.folders.append(Folder(path: text(at: folder.path), stamp: folder.stamp.map { ByteReader.stamp(at: $0, in: raw) },
+                                                   children: children))
+                }
+            }
+            return snapshot
+        }
+    }
+}
+
+private struct ByteWriter {
+    static let stampSize = 8 + 8 + 4 + 8 + 4 * 8
+    var buffer: [UInt8] = []
+
+    mutating func bytes(_ more: [UInt8]) { buffer.append(contentsOf: more) }
+
+    mutating func integer<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { buffer.append(contentsOf: $0) }
+    }
+
+    mutating func text(_ value: String) {
+        integer(UInt32(value.utf8.count))
+        buffer.append(contentsOf: value.utf8)
+        buffer.append(0)
+    }
+
+    mutating func stamp(_ stamp: FileStamp) {
+        integer(stamp.device)
+        integer(stamp.inode)
+        integer(stamp.mode)
+        integer(stamp.size)
+        integer(Int64(stamp.modified.tv_sec))
+        integer(Int64(stamp.modified.tv_nsec))
+        integer(Int64(stamp.changed.tv_sec))
+        integer(Int64(stamp.changed.tv_nsec))
+    }
+}
+
+/// Reads what ``ByteWriter`` wrote, checking every length against the bytes left.
+private struct ByteReader {
+    let buffer: [UInt8]
+    var offset = 0
+
+    init(_ buffer: [UInt8]) { self.buffer = buffer }
+
+    var isAtEnd: Bool { offset == buffer.count }
+
+    mutating func skip(_ count: Int) -> Bool {
+        guard count >= 0, buffer.count - offset >= count else { return false }
+        offset += count
+        return true
+    }
+
+    mutating func integer<T: FixedWidthInteger>() -> T? {
+        let start = offset
+        guard skip(MemoryLayout<T>.size) else { return nil }
+        return T(littleEndian: buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: start, as: T.self) })
+    }
+
+    /// A count of items that follow, each at least one byte long: more than the bytes left is corrupt.
+    mutating func count() -> Int? {
+        guard let value: UInt64 = integer(), value <= UInt64(buffer.count - offset) else { return nil }
+        return Int(value)
+    }
+
+    /// Skips a text, returning where it starts: no NUL inside, a NUL after.
+    mutating func text() -> Int? {
+        let start = offset
+        guard let length: UInt32 = integer(), skip(Int(length) + 1), buffer[offset - 1] == 0,
+              !buffer[(start + 4)..<(offset - 1)].contains(0) else { return nil }
+        return start
+    }
+
+    static func stamp(at offset: Int, in raw: UnsafeRawBufferPointer) -> FileStamp {
+        func load<T: FixedWidthInteger>(_ at: Int, _: T.Type) -> T { T(littleEndian: raw.loadUnaligned(fromByteOffset: offset + at, as: T.self)) }
+        return FileStamp(device: load(0, UInt64.self), inode: load(8, UInt64.self), mode: load(16, UInt32.self), size: load(20, Int64.self),
+                         modified: timespec(tv_sec: Int(load(28, Int64.self)), tv_nsec: Int(load(36, Int64.self))),
+                         changed: timespec(tv_sec: Int(load(44, Int64.self)), tv_nsec: Int(load(52, Int64.self))))
+    }
+}
