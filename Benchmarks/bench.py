@@ -139,25 +139,43 @@ def builds(big):
     rss = int(open(WORK + "/maxrss").read().split()[-1]) / 1024
     rows.append(("peak memory of the 1 GiB build", "imgbuild build (max RSS)", rss, "MiB", None, None, "≤ 64 MiB"))
 
+def git_index(folder):
+    """A git repository of the context, with git's fastest settings for 'did anything change': the
+    untracked cache on, the index fresh, stat data checked on parallel threads (core.preloadIndex, on by default)."""
+    if not os.path.exists(folder + "/.git"):
+        sh(f"git -C {folder} init -q && git -C {folder} config core.untrackedCache true && "
+           f"git -C {folder} -c user.name=bench -c user.email=bench@invalid add -A && "
+           f"git -C {folder} -c user.name=bench -c user.email=bench@invalid commit -qm context")
+    sh(f"git -C {folder} update-index --untracked-cache --refresh && git -C {folder} status --porcelain && git -C {folder} status --porcelain")
+
 def rebuilds(small):
     store, cache = WORK + "/store-small", WORK + "/cache-small"
     env = {"IMGBUILD_CACHE": cache}
-    log("no-op rebuild of 20,000 files, and a one-file change in code")
-    cold_times, noop_times, change_times, top_times = [], [], [], []
+    log("no-op rebuild of 20,000 files against git status on the same tree, and a one-file change in code")
+    cold_times, noop_times, git_times, change_times, top_times = [], [], [], [], []
+    build = f"{IMGBUILD} build {small} --store {store} -q"
     for run in range(RUNS):
         fresh(store, cache)
-        cold_times.append(timed(f"{IMGBUILD} build {small} --store {store} -q", env))
-        noop_times.append(timed(f"{IMGBUILD} build {small} --store {store} -q", env))
+        cold_times.append(timed(build, env))
+        timed(build, env)  # keeps the context's snapshots: the first build's files were racily clean
+        git_index(small)
+        # Each takes tens of milliseconds: alternate ten of each per run, so both see the same machine.
+        for _ in range(10):
+            noop_times.append(timed(build, env))
+            git_times.append(timed(f"git -C {small} status --porcelain"))
         with open(f"{small}/code/part-0.js", "a") as f: f.write(f"// change {run} {time.time()}\n")
         # A real edit happens well after the last build; stay clear of the cache's racy window.
         time.sleep(2.2)
-        change_times.append(timed(f"{IMGBUILD} build {small} --store {store} -q --version 1.0.{run + 1}", env))
+        change_times.append(timed(f"{build} --version 1.0.{run + 1}", env))
         fresh(WORK + "/store-top", WORK + "/cache-top")
         top_times.append(timed(f"{IMGBUILD} build {small}-top --store {WORK}/store-top -q", {"IMGBUILD_CACHE": WORK + "/cache-top"}))
-        log(f"  run {run + 1}/{RUNS}: cold {cold_times[-1]:.3f} s, no-op {noop_times[-1]:.3f} s, one file changed {change_times[-1]:.3f} s, top layer alone {top_times[-1]:.3f} s")
-    r = {"imgbuild build (no-op)": noop_times, "imgbuild build (cold)": cold_times,
+        log(f"  run {run + 1}/{RUNS}: cold {cold_times[-1]:.3f} s, no-op {statistics.median(noop_times[-10:]):.3f} s, "
+            f"git status {statistics.median(git_times[-10:]):.3f} s, one file changed {change_times[-1]:.3f} s, top layer alone {top_times[-1]:.3f} s")
+    r = {"imgbuild build (no-op)": noop_times, "imgbuild build (cold)": cold_times, "git status": git_times,
          "imgbuild build (one file changed)": change_times, "imgbuild build (top layer alone, cold)": top_times}
-    record("no-op rebuild, 20,000 files", r, "imgbuild build (no-op)", "imgbuild build (cold)", "≤ 0.2 s and ≤ 5%")
+    record("no-op rebuild, 20,000 files", r, "imgbuild build (no-op)", "git status", "≤ 1.0×")
+    record("no-op rebuild, 20,000 files", r, "imgbuild build (no-op)", "imgbuild build (cold)")
+    record("no-op rebuild, 20,000 files", r, "git status")
     record("one file changed in code", r, "imgbuild build (one file changed)", "imgbuild build (top layer alone, cold)", "≤ 1.3×")
 
 REGISTRY_CONFIG = """version: 0.1
@@ -192,24 +210,40 @@ def pushes():
     layout = WORK + "/layout"
     fresh(layout)
     sh(f"{IMGBUILD} export big:1.0.0 oci:{layout}:1.0.0 --store {store}")
-    log("push to a local distribution registry, and re-push")
+    log("push of the 1 GiB image to a local distribution registry and to imgbuild serve, and re-push")
     first = {"imgbuild push": [], "skopeo copy": []}
     again = {"imgbuild push": [], "skopeo copy": []}
+    served = {"imgbuild push": [], "skopeo copy": []}
     for run in range(RUNS):
         for name in ["imgbuild push", "skopeo copy"]:
+            def command(port):
+                return (f"{IMGBUILD} push big:1.0.0 http://127.0.0.1:{port}/big:1.0.0 --store {store} --quiet" if name == "imgbuild push"
+                        else f"skopeo copy --quiet --dest-tls-verify=false oci:{layout}:1.0.0 docker://127.0.0.1:{port}/big:1.0.0")
             root = WORK + "/registry"
             fresh(root)
             process, port = start_registry(root)
             try:
-                command = (f"{IMGBUILD} push big:1.0.0 http://127.0.0.1:{port}/big:1.0.0 --store {store} --quiet" if name == "imgbuild push"
-                           else f"skopeo copy --quiet --dest-tls-verify=false oci:{layout}:1.0.0 docker://127.0.0.1:{port}/big:1.0.0")
-                first[name].append(timed(command))
-                again[name].append(timed(command))
+                first[name].append(timed(command(port)))
+                again[name].append(timed(command(port)))
             finally:
                 stop(process)
-            log(f"  run {run + 1}/{RUNS} {name}: push {first[name][-1]:.3f} s, re-push {again[name][-1]:.3f} s")
+            # The same push to imgbuild's own registry, whose store is empty each time.
+            target = WORK + "/store-served"
+            fresh(target)
+            port = free_port()
+            serve = subprocess.Popen([IMGBUILD, "serve", "--listen", f"127.0.0.1:{port}", "--store", target, "--quiet"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_port(port)
+                served[name].append(timed(command(port)))
+            finally:
+                serve.terminate(); serve.wait()
+            log(f"  run {run + 1}/{RUNS} {name}: push {first[name][-1]:.3f} s, re-push {again[name][-1]:.3f} s, "
+                f"push to imgbuild serve {served[name][-1]:.3f} s")
     record("push to a local distribution registry", first, "imgbuild push", "skopeo copy", "≤ 0.8×")
     record("re-push of an unchanged image", again, "imgbuild push", "skopeo copy", "≤ 0.1 s")
+    record("push to a local imgbuild serve", served, "imgbuild push", "skopeo copy", "≤ 1.0×")
+    record("push to a local imgbuild serve", served, "skopeo copy")
 
 def wrk(url, header=None, seconds=5, connections=16):
     command = f"wrk -t{min(2, connections)} -c{connections} -d{seconds}s --latency {'-H ' + repr(header) if header else ''} {url}"
@@ -360,8 +394,7 @@ def balancer():
 def verdict(row):
     case, subject, value, unit, baseline, ratio, target = row
     if not target: return ""
-    if target.startswith("≤ 0.2 s"): ok = value <= 0.2 and ratio <= 0.05
-    elif target == "≤ 0.1 s": ok = value <= 0.1
+    if target == "≤ 0.1 s": ok = value <= 0.1
     elif target == "≤ 64 MiB": ok = value <= 64
     elif target == "< 1 ms": ok = value < 1
     elif target.startswith("≤"): ok = ratio <= float(target[2:-1])

@@ -24,6 +24,7 @@ let harnesses: [(name: String, modules: [String])] = [
     ("FuzzReleaseSpec", ["ReleaseSpec", "OCI"]),
     ("FuzzArchiveImporter", ["Layers"]),
     ("FuzzRootfsUnpacker", ["Layers"]),
+    ("FuzzContextSnapshot", ["Layers"]),
     ("FuzzRegistryRoutes", ["RegistryRoutes", "OCI"]),
     ("FuzzHTTPFraming", ["HTTPFraming"]),
 ]

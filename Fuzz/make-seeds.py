@@ -376,8 +376,42 @@ def archives():
         write("FuzzRootfsUnpacker", name, sep.join(parts))
 
 
+def snapshots():
+    """Context snapshots as the build cache keeps them (Layers/ContextSnapshot.swift): little-endian
+    integers, each text as a u32 length, its bytes and a NUL."""
+    def text(value):
+        raw = value.encode()
+        return struct.pack("<I", len(raw)) + raw + b"\0"
+
+    def stamp(inode, mode=0o100644, size=5, second=1700000000):
+        return struct.pack("<QQIqqqqq", 2049, inode, mode, size, second, 1, second, 2)
+
+    def snapshot(sources, folders):
+        out = b"imgbuild-context-snapshot-2\n" + struct.pack("<Q", len(sources))
+        for path, resolved in sources:
+            out += text(path) + text(resolved)
+        out += struct.pack("<Q", len(folders))
+        for path, folder_stamp, children in folders:
+            out += text(path) + (b"\1" + folder_stamp if folder_stamp else b"\0") + struct.pack("<Q", len(children))
+            for name, child_stamp in children:
+                out += text(name) + child_stamp
+        return out
+
+    clear("FuzzContextSnapshot")
+    write("FuzzContextSnapshot", "empty", snapshot([], []))
+    write("FuzzContextSnapshot", "folder", snapshot([("/tmp/ctx/app", "/tmp/ctx/app")], [
+        ("/tmp/ctx/app", stamp(10, mode=0o40755, size=4096), [("a.txt", stamp(11)), ("link", stamp(12, mode=0o120777, size=5))]),
+        ("/tmp/ctx/app/lib", stamp(13, mode=0o40755, size=4096), [("b.txt", stamp(14))]),
+    ]))
+    write("FuzzContextSnapshot", "single-file", snapshot([("/tmp/ctx/config", "/tmp/ctx/config")], [("/tmp/ctx", None, [("config", stamp(20))])]))
+    write("FuzzContextSnapshot", "real-paths", snapshot([("/etc/hostname", "/etc/hostname")], [
+        ("/etc", stamp(1, mode=0o40755, size=4096), [("hostname", stamp(2)), ("passwd", stamp(3))]),
+        ("/proc/self", None, [("status", stamp(4))]),
+    ]))
+
+
 if __name__ == "__main__":
-    for make in [semver, reference, manifest, glob, imagefile, releasespec, routes, framing, archives]:
+    for make in [semver, reference, manifest, glob, imagefile, releasespec, routes, framing, archives, snapshots]:
         make()
     for target in sorted(os.listdir(CORPUS)):
         folder = os.path.join(CORPUS, target)

@@ -9,7 +9,10 @@ import Store
 /// non-empty section, then the config and the manifest, then the immutable version tag.
 ///
 /// Everything is checked before the store is touched: the Imagefile, every dependency's digest, and
-/// every file of the context. A build that fails on bad input leaves the store as it was.
+/// every file of the context. A build that fails on bad input leaves the store as it was, with one
+/// exception: a large section whose snapshot says it is unchanged is presumed so while the snapshot is
+/// checked, and if it did change after all, it is read after the other layers were written; a failure
+/// then leaves only blobs that nothing refers to, which `gc` removes.
 public struct Builder: Sendable {
     public var options: BuildOptions
     /// Receives one line per step, for people (the CLI prints it on stderr).
@@ -36,7 +39,16 @@ public struct Builder: Sendable {
             case read(tree: LayerTree, entries: [LayerEntry], snapshot: ContextSnapshot?)
             /// Not read: the section's context files stat as they did when a layer was last built from
             /// them (``ContextSnapshot``), so that layer's fingerprint still holds.
-            case unchanged(LayerCache.SnapshotRecord)
+            case unchanged(fingerprint: Digest)
+            /// Not read, and taken as unchanged while its snapshot is checked in the background: a large
+            /// section's check (thousands of `stat` calls) runs while the rest of the image is written,
+            /// and the image is assembled again if the section turns out to have changed.
+            case presumedUnchanged(fingerprint: Digest, BackgroundCheck)
+        }
+
+        var presumedCheck: BackgroundCheck? {
+            if case .presumedUnchanged(_, let check) = contents { return check }
+            return nil
         }
     }
 
@@ -52,7 +64,7 @@ public struct Builder: Sendable {
         let base = try loadBase(imagefile)
         let platform = try choosePlatform(imagefile, base: base)
         let settings = LayerSettings(compression: options.compression, mtime: epoch)
-        let layers = try await planLayers(imagefile, settings: settings)
+        var layers = try await planLayers(imagefile, settings: settings)
 
         let store: Store
         let lease: Store.WriteLease
@@ -63,12 +75,53 @@ public struct Builder: Sendable {
         } catch {
             throw .store(error)
         }
+        let image = ImageParts(imagefile: imagefile, version: version, created: created, platform: platform, base: base)
         let writer = LayerWriter(compression: options.compression, mtime: epoch, zstdThreads: options.zstdThreads)
+        var manifest: Descriptor
+        if layers.allSatisfy({ $0.presumedCheck == nil }) {
+            manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store, report: progress)
+        } else {
+            // Progress waits until every presumption is confirmed, so it never tells of a layer that is
+            // then built again.
+            var lines: [String] = []
+            manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store) { lines.append($0) }
+            var changed = false
+            for index in layers.indices {
+                guard let check = layers[index].presumedCheck, await !check.isUnchanged(), let context = layers[index].context else { continue }
+                changed = true
+                let (tree, entries, snapshot) = try Self.read(layers[index].copies, from: context)
+                layers[index].contents = .read(tree: tree, entries: entries, snapshot: snapshot)
+            }
+            if changed {
+                lines = []
+                manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store) { lines.append($0) }
+            }
+            lines.forEach(progress)
+        }
+        return WrittenImage(imagefile: imagefile, version: version, manifest: manifest, store: store, lease: lease, epoch: epoch,
+                            platform: platform, compression: options.compression, baseDigest: base?.digest)
+    }
+
+    /// What an image's config and manifest are made of besides its layers.
+    struct ImageParts {
+        var imagefile: Imagefile
+        var version: Version
+        var created: String
+        var platform: Platform
+        var base: BaseImage?
+    }
+
+    /// Writes the layers, then the config and the manifest, into the store; returns the manifest.
+    func assemble(_ image: ImageParts, from layers: [PlannedLayer], with writer: LayerWriter, settings: LayerSettings,
+                  into store: Store, report: (String) -> Void) throws(BuildError) -> Descriptor {
+        let imagefile = image.imagefile
+        let base = image.base
+        let created = image.created
         var descriptors = base?.manifest.layers ?? []
         var diffIDs = base?.config.rootfs.diffIDs ?? []
         var history = base?.config.history ?? []
         for layer in layers {
-            let written = try write(layer, with: writer, settings: settings, into: store)
+            let written = try write(layer, with: writer, settings: settings, into: store, report: report)
             descriptors.append(Descriptor(mediaType: written.mediaType, digest: written.digest, size: written.size))
             diffIDs.append(written.diffID)
             history.append(.init(created: created, createdBy: "imgbuild: \(layer.section)"))
@@ -85,9 +138,9 @@ public struct Builder: Sendable {
             if execution == nil { execution = ImageConfig.Execution() }
             execution?.labels = labels
         }
-        let config = ImageConfig(created: created, platform: platform, config: execution,
+        let config = ImageConfig(created: created, platform: image.platform, config: execution,
                                  rootfs: .init(diffIDs: diffIDs), history: history)
-        var annotations = [AnnotationKey.created: created, AnnotationKey.version: version.description]
+        var annotations = [AnnotationKey.created: created, AnnotationKey.version: image.version.description]
         if let base { annotations[AnnotationKey.baseDigest] = base.digest.description }
         let configData: Data
         let manifestData: Data
@@ -98,17 +151,13 @@ public struct Builder: Sendable {
         } catch {
             throw .imageNotEncoded(reason: "\(error)")
         }
-        let manifestDigest: Digest
         do {
             _ = try store.writeBlob(configData)
-            manifestDigest = try store.writeBlob(manifestData)
+            let digest = try store.writeBlob(manifestData)
+            return Descriptor(mediaType: MediaType.imageManifest, digest: digest, size: Int64(manifestData.count))
         } catch {
             throw .store(error)
         }
-        return WrittenImage(imagefile: imagefile, version: version,
-                            manifest: Descriptor(mediaType: MediaType.imageManifest, digest: manifestDigest, size: Int64(manifestData.count)),
-                            store: store, lease: lease, epoch: epoch, platform: platform, compression: options.compression,
-                            baseDigest: base?.digest)
     }
 
     // MARK: Steps
@@ -192,8 +241,16 @@ public struct Builder: Sendable {
         let cache = LayerCache(cacheDirectory: options.cacheDirectory)
         for (section, copies) in Self.contextSections(imagefile) {
             let key = LayerCache.snapshotKey(section: section, copies: copies, context: context.root, settings: settings.description)
+            if let (fingerprint, size) = cache.snapshotFingerprint(key), size >= Self.presumptionThreshold {
+                // The check, with the reading of the snapshot, runs while the build goes on.
+                let check = BackgroundCheck { cache.snapshot(key)?.isUnchanged(from: fingerprint) ?? false }
+                planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
+                                            contents: .presumedUnchanged(fingerprint: fingerprint, check)))
+                continue
+            }
             if let record = cache.snapshot(key), record.snapshot.isUnchanged() {
-                planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key, contents: .unchanged(record)))
+                planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
+                                            contents: .unchanged(fingerprint: record.fingerprint)))
                 continue
             }
             let (tree, entries, snapshot) = try Self.read(copies, from: context)
@@ -202,6 +259,10 @@ public struct Builder: Sendable {
         }
         return planned
     }
+
+    /// Sections whose snapshot is at least this large (about 2,000 files) are checked in the background
+    /// (milliseconds of `stat` calls); smaller ones are checked before anything is written.
+    static let presumptionThreshold = 128 << 10
 
     /// The sections that copy files of the context, in layer order.
     static func contextSections(_ imagefile: Imagefile) -> [(section: String, copies: [Imagefile.Copy])] {
@@ -238,15 +299,16 @@ public struct Builder: Sendable {
         return files
     }
 
-    func write(_ layer: PlannedLayer, with writer: LayerWriter, settings: LayerSettings, into store: Store) throws(BuildError) -> WrittenLayer {
+    func write(_ layer: PlannedLayer, with writer: LayerWriter, settings: LayerSettings, into store: Store,
+               report: (String) -> Void) throws(BuildError) -> WrittenLayer {
         let cache = LayerCache(cacheDirectory: options.cacheDirectory)
         let tree: LayerTree
         let entries: [LayerEntry]
         let snapshot: ContextSnapshot?
         switch layer.contents {
-        case .unchanged(let record):
-            if let cached = cache.lookup(record.fingerprint, in: store) {
-                progress("layer \(layer.section): unchanged since it was last built (\(cached.digest))")
+        case .unchanged(let fingerprint), .presumedUnchanged(let fingerprint, _):
+            if let cached = cache.lookup(fingerprint, in: store) {
+                report("layer \(layer.section): unchanged since it was last built (\(cached.digest))")
                 return cached
             }
             // The layer is not in this store (another store, or collected since): read the section now.
@@ -259,11 +321,11 @@ public struct Builder: Sendable {
         do { fingerprint = try LayerFingerprint.of(entries, spool: tree.spool, settings: settings.description) } catch { throw .layer(error) }
         let written: WrittenLayer
         if let fingerprint, let cached = cache.lookup(fingerprint, in: store) {
-            progress("layer \(layer.section): unchanged since it was last built (\(cached.digest))")
+            report("layer \(layer.section): unchanged since it was last built (\(cached.digest))")
             written = cached
         } else {
             written = try writeAnew(entries, spool: tree.spool, with: writer, into: store)
-            progress("layer \(layer.section): \(entries.count) entries, \(written.uncompressedSize) bytes tar, \(written.size) bytes \(writer.compression.rawValue), \(written.digest)")
+            report("layer \(layer.section): \(entries.count) entries, \(written.uncompressedSize) bytes tar, \(written.size) bytes \(writer.compression.rawValue), \(written.digest)")
             if let fingerprint { cache.remember(written, as: fingerprint) }
         }
         if let fingerprint, let snapshot, let key = layer.snapshotKey, !snapshot.isRacy() {

@@ -1,8 +1,10 @@
+import Dispatch
 import Foundation
 import Imagefile
 import Layers
 import OCI
 import Store
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,6 +29,12 @@ struct LayerCache {
     struct SnapshotRecord {
         var fingerprint: Digest
         var snapshot: ContextSnapshot.Encoded
+
+        /// Whether the record still vouches for `fingerprint`: it is the one a check was planned on
+        /// (another build may have replaced the file since), and the context stats as it says.
+        func isUnchanged(from expected: Digest) -> Bool {
+            fingerprint == expected && snapshot.isUnchanged()
+        }
     }
 
     /// What names a section's snapshot: everything its walk and its layer's fingerprint depend on other
@@ -43,14 +51,45 @@ struct LayerCache {
         return Digest.of(Data(text.utf8))
     }
 
+    /// The fingerprint a section's snapshot vouches for, and the size of the snapshot, without
+    /// reading it.
+    func snapshotFingerprint(_ key: Digest) -> (Digest, size: Int)? {
+        let fd = open(contexts + "/" + key.hex, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, let fingerprint = Self.fingerprint(fd) else { return nil }
+        return (fingerprint, Int(info.st_size) - Self.header)
+    }
+
+    /// The record of a section's snapshot, read straight into the buffer its check works on: the
+    /// fingerprint's hex and a newline, then the snapshot.
     func snapshot(_ key: Digest) -> SnapshotRecord? {
-        guard let data = FileManager.default.contents(atPath: contexts + "/" + key.hex) else { return nil }
-        let bytes = [UInt8](data)
-        // The fingerprint's hex and a newline, then the snapshot.
-        guard bytes.count > 65, bytes[64] == UInt8(ascii: "\n"),
-              let fingerprint = Digest(hex: String(decoding: bytes[..<64], as: UTF8.self)),
-              let snapshot = ContextSnapshot.Encoded(Array(bytes[65...])) else { return nil }
+        let fd = open(contexts + "/" + key.hex, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size > Self.header, info.st_size < 1 << 31,
+              let fingerprint = Self.fingerprint(fd) else { return nil }
+        let size = Int(info.st_size) - Self.header
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = 0
+            while count < size {
+                let n = pread(fd, buffer.baseAddress! + count, size - count, off_t(Self.header + count))
+                guard n > 0 else { break }
+                count += n
+            }
+        }
+        guard bytes.count == size, let snapshot = ContextSnapshot.Encoded(bytes) else { return nil }
         return SnapshotRecord(fingerprint: fingerprint, snapshot: snapshot)
+    }
+
+    private static let header = 65
+
+    private static func fingerprint(_ fd: Int32) -> Digest? {
+        var hex = [UInt8](repeating: 0, count: header)
+        guard pread(fd, &hex, header, 0) == header, hex[64] == UInt8(ascii: "\n") else { return nil }
+        return Digest(hex: String(decoding: hex[..<64], as: UTF8.self))
     }
 
     /// Keeps a section's snapshot with the fingerprint its walk gave; a failure only costs a walk later.
@@ -77,4 +116,29 @@ struct LayerCache {
 
     private func path(_ fingerprint: Digest) -> String { directory + "/" + fingerprint.hex + ".json" }
 
+}
+
+/// A snapshot's check, run on other threads while the build goes on (see ``Builder``).
+final class BackgroundCheck: Sendable {
+    private let done = DispatchGroup()
+    private let unchanged = Atomic<Bool>(false)
+
+    /// Starts `check`, which answers whether the context is unchanged.
+    init(_ check: @escaping @Sendable () -> Bool) {
+        done.enter()
+        // A thread of its own: Dispatch's pool is as wide as the machine has cores, and the layers
+        // written meanwhile compress on it.
+        Thread { [self] in
+            unchanged.store(check(), ordering: .releasing)
+            done.leave()
+        }.start()
+    }
+
+    /// Whether the context stats as the snapshot says, once the check has finished.
+    func isUnchanged() async -> Bool {
+        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+            done.notify(queue: .global()) { finished.resume() }
+        }
+        return unchanged.load(ordering: .acquiring)
+    }
 }

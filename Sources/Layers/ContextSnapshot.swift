@@ -128,6 +128,9 @@ extension ContextSnapshot {
             var childCount: Int
         }
 
+        /// How many folders, files and symlinks the check looks at.
+        public var count: Int { folders.reduce(0) { $0 + 1 + $1.childCount } }
+
         /// Checks the layout of every record; nil when the bytes are not a snapshot (a cache file that
         /// was cut short, or written by another version, is only a cache miss).
         public init?(_ bytes: [UInt8]) {
@@ -170,7 +173,7 @@ extension ContextSnapshot {
         /// difference ends it.
         public func isUnchanged(threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> Bool {
             for source in sources where ContextReader.realPath(text(at: source.path)) != text(at: source.resolved) { return false }
-            let work = folders.reduce(0) { $0 + 1 + $1.childCount }
+            let work = count
             let parts = work < 2048 ? 1 : max(1, min(threads, 16))
             guard parts > 1 else { return folders.allSatisfy(isUnchanged) }
 
@@ -184,7 +187,7 @@ extension ContextSnapshot {
             if bounds.last != folders.count { bounds.append(folders.count) }
             let runs = bounds
             let changed = Atomic<Bool>(false)
-            DispatchQueue.concurrentPerform(iterations: runs.count - 1) { part in
+            let check = { @Sendable (part: Int) in
                 for index in runs[part]..<runs[part + 1] {
                     if changed.load(ordering: .relaxed) { return }
                     if !isUnchanged(folders[index]) {
@@ -193,6 +196,18 @@ extension ContextSnapshot {
                     }
                 }
             }
+            // Threads of its own, not Dispatch's pool: that pool is as wide as the machine has cores, and
+            // the build's compression shares it, so the check would hold the compression back.
+            let finished = DispatchGroup()
+            for part in 1..<(runs.count - 1) {
+                finished.enter()
+                Thread {
+                    check(part)
+                    finished.leave()
+                }.start()
+            }
+            check(0)
+            finished.wait()
             return !changed.load(ordering: .relaxed)
         }
 

@@ -82,4 +82,45 @@ struct LayerCacheTests {
             previous = rebuilt.lastLine
         }
     }
+
+    @Test("a large section is presumed unchanged while its snapshot is checked; when it did change, the image is assembled again from a walk")
+    func presumedSectionChanged() throws {
+        let context = makeTemporaryDirectory("presumed-context")
+        // Enough files that the section's snapshot is checked in the background (Builder.presumptionThreshold).
+        for folder in 0..<25 {
+            for index in 0..<120 { write("file \(folder)/\(index)\n", to: context + "/src/d\(folder)/f\(index).txt") }
+        }
+        write("code\n", to: context + "/code/main.js")
+        write("name: presumed\nversion: 1.0.0\nruntime:\n  - copy: src/\n    to: /app/\ncode:\n  - copy: code/\n    to: /code/\n", to: context + "/Imagefile")
+        sleep(3)
+        let store = makeTemporaryDirectory("cache-store")
+        let cache = ["IMGBUILD_CACHE": makeTemporaryDirectory("cache")]
+        let first = try imgbuild(["build", context, "--store", store], environment: cache)
+        #expect(first.status == 0, "\(first.stderr)")
+        let snapshot = try FileManager.default.contentsOfDirectory(atPath: cache["IMGBUILD_CACHE"]! + "/contexts")
+            .map { try FileManager.default.attributesOfItem(atPath: cache["IMGBUILD_CACHE"]! + "/contexts/" + $0)[.size] as! Int }.max() ?? 0
+        #expect(snapshot > 128 << 10, "the runtime section's snapshot is \(snapshot) bytes: too small to be checked in the background")
+        let second = try imgbuild(["build", context, "--store", store], environment: cache)
+        #expect(second.lastLine == first.lastLine && second.stderr.contains("layer runtime: unchanged since it was last built"), "\(second.stderr)")
+
+        // One file deep in the large section, edited to the same size with its mtime set back; and the code too.
+        let edited = context + "/src/d24/f119.txt"
+        let before = try FileManager.default.attributesOfItem(atPath: edited)[.modificationDate] as! Date
+        write("FILE 24/119\n", to: edited)
+        try FileManager.default.setAttributes([.modificationDate: before], ofItemAtPath: edited)
+        write("CODE\n", to: context + "/code/main.js")
+        sleep(3)
+        let third = try imgbuild(["build", context, "--store", store, "--version", "1.0.1"], environment: cache)
+        #expect(third.status == 0 && third.lastLine != first.lastLine, "\(third.stderr)")
+        #expect(!third.stderr.contains("layer runtime: unchanged"), "progress told of a presumption that failed: \(third.stderr)")
+        #expect(third.lastLine == (try freshBuild(context, version: "1.0.1")), "the rebuild differs from a build without a cache")
+        #expect(try imgbuild(["fsck", "--store", store]).status == 0)
+
+        // Only the large section changed.
+        write("file 24/119\n", to: edited)
+        sleep(3)
+        let fourth = try imgbuild(["build", context, "--store", store, "--version", "1.0.2"], environment: cache)
+        #expect(fourth.status == 0 && fourth.stderr.contains("layer code: unchanged since it was last built"), "\(fourth.stderr)")
+        #expect(fourth.lastLine == (try freshBuild(context, version: "1.0.2")), "the rebuild differs from a build without a cache")
+    }
 }
