@@ -240,17 +240,17 @@ public struct Builder: Sendable {
         let context = try Self.contextReader(imagefile)
         let cache = LayerCache(cacheDirectory: options.cacheDirectory)
         for (section, copies) in Self.contextSections(imagefile) {
-            let key = LayerCache.snapshotKey(section: section, copies: copies, context: context.root, settings: settings.description)
-            if let (fingerprint, size) = cache.snapshotFingerprint(key), size >= Self.presumptionThreshold {
+            let key = LayerCache.snapshotKey(section: section, copies: copies, context: context.root)
+            if let (contents, size) = cache.snapshotContents(key), size >= Self.presumptionThreshold {
                 // The check, with the reading of the snapshot, runs while the build goes on.
-                let check = BackgroundCheck { cache.snapshot(key)?.isUnchanged(from: fingerprint) ?? false }
+                let check = BackgroundCheck { cache.snapshot(key)?.isUnchanged(from: contents) ?? false }
                 planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
-                                            contents: .presumedUnchanged(fingerprint: fingerprint, check)))
+                                            contents: .presumedUnchanged(fingerprint: LayerFingerprint.combining(contents, settings: settings.description), check)))
                 continue
             }
             if let record = cache.snapshot(key), record.snapshot.isUnchanged() {
                 planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
-                                            contents: .unchanged(fingerprint: record.fingerprint)))
+                                            contents: .unchanged(fingerprint: LayerFingerprint.combining(record.contents, settings: settings.description))))
                 continue
             }
             let (tree, entries, snapshot) = try Self.read(copies, from: context)
@@ -317,8 +317,9 @@ public struct Builder: Sendable {
         case .read(let read, let finalized, let walked):
             (tree, entries, snapshot) = (read, finalized, walked)
         }
-        let fingerprint: Digest?
-        do { fingerprint = try LayerFingerprint.of(entries, spool: tree.spool, settings: settings.description) } catch { throw .layer(error) }
+        let contents: Digest?
+        do { contents = try LayerFingerprint.contents(of: entries, spool: tree.spool) } catch { throw .layer(error) }
+        let fingerprint = contents.map { LayerFingerprint.combining($0, settings: settings.description) }
         let written: WrittenLayer
         if let fingerprint, let cached = cache.lookup(fingerprint, in: store) {
             report("layer \(layer.section): unchanged since it was last built (\(cached.digest))")
@@ -328,8 +329,8 @@ public struct Builder: Sendable {
             report("layer \(layer.section): \(entries.count) entries, \(written.uncompressedSize) bytes tar, \(written.size) bytes \(writer.compression.rawValue), \(written.digest)")
             if let fingerprint { cache.remember(written, as: fingerprint) }
         }
-        if let fingerprint, let snapshot, let key = layer.snapshotKey, !snapshot.isRacy() {
-            cache.remember(snapshot, fingerprint: fingerprint, as: key)
+        if let contents, let snapshot, let key = layer.snapshotKey, !snapshot.isRacy() {
+            cache.remember(snapshot, contents: contents, as: key)
         }
         return written
     }

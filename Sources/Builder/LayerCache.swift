@@ -14,8 +14,9 @@ import Glibc
 /// while its blob is in the store being built into.
 ///
 /// Beside them, for each section of the context, the snapshot of its last walk (``ContextSnapshot``)
-/// with the fingerprint it gave (`CACHE/contexts/<key hex>`): while the snapshot holds, the section
-/// need not be walked to know its fingerprint.
+/// with what its entries hashed to (``LayerFingerprint/contents(of:spool:)``), in `CACHE/contexts/<key
+/// hex>`: while the snapshot holds, the section need not be walked to know its layer's fingerprint. A
+/// section has one snapshot whatever the writer's settings, replaced when its files change.
 struct LayerCache {
     let directory: String
     let contexts: String
@@ -25,23 +26,22 @@ struct LayerCache {
         contexts = cacheDirectory + "/contexts"
     }
 
-    /// A section's snapshot and the fingerprint of the layer its walk gave.
+    /// A section's snapshot and what the entries of its walk hashed to.
     struct SnapshotRecord {
-        var fingerprint: Digest
+        var contents: Digest
         var snapshot: ContextSnapshot.Encoded
 
-        /// Whether the record still vouches for `fingerprint`: it is the one a check was planned on
+        /// Whether the record still vouches for `contents`: it is the one a check was planned on
         /// (another build may have replaced the file since), and the context stats as it says.
         func isUnchanged(from expected: Digest) -> Bool {
-            fingerprint == expected && snapshot.isUnchanged()
+            contents == expected && snapshot.isUnchanged()
         }
     }
 
-    /// What names a section's snapshot: everything its walk and its layer's fingerprint depend on other
-    /// than the files (the context, the section's `copy` instructions, the writer's settings, and who
-    /// reads, since a file's readability depends on it).
-    static func snapshotKey(section: String, copies: [Imagefile.Copy], context: String, settings: String) -> Digest {
-        var text = "\(LayerFingerprint.writerFormat)\n\(settings)\n\(section)\n\(context)\n\(geteuid()):\(getegid())\n"
+    /// What names a section's snapshot: everything its walk depends on other than the files (the
+    /// context, the section's `copy` instructions, and who reads, since a file's readability depends on it).
+    static func snapshotKey(section: String, copies: [Imagefile.Copy], context: String) -> Digest {
+        var text = "\(LayerFingerprint.writerFormat)\n\(section)\n\(context)\n\(geteuid()):\(getegid())\n"
         for copy in copies {
             let owner = copy.owner.map { "\($0.uid):\($0.gid)" } ?? "-"
             let mode = copy.fileMode.map { String($0, radix: 8) } ?? "-"
@@ -51,26 +51,25 @@ struct LayerCache {
         return Digest.of(Data(text.utf8))
     }
 
-    /// The fingerprint a section's snapshot vouches for, and the size of the snapshot, without
-    /// reading it.
-    func snapshotFingerprint(_ key: Digest) -> (Digest, size: Int)? {
+    /// What a section's snapshot vouches for, and the size of the snapshot, without reading it.
+    func snapshotContents(_ key: Digest) -> (Digest, size: Int)? {
         let fd = open(contexts + "/" + key.hex, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, let fingerprint = Self.fingerprint(fd) else { return nil }
-        return (fingerprint, Int(info.st_size) - Self.header)
+        guard fstat(fd, &info) == 0, let contents = Self.contents(fd) else { return nil }
+        return (contents, Int(info.st_size) - Self.header)
     }
 
-    /// The record of a section's snapshot, read straight into the buffer its check works on: the
-    /// fingerprint's hex and a newline, then the snapshot.
+    /// The record of a section's snapshot, read straight into the buffer its check works on: the hex of
+    /// what its entries hashed to and a newline, then the snapshot.
     func snapshot(_ key: Digest) -> SnapshotRecord? {
         let fd = open(contexts + "/" + key.hex, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_size > Self.header, info.st_size < 1 << 31,
-              let fingerprint = Self.fingerprint(fd) else { return nil }
+              let contents = Self.contents(fd) else { return nil }
         let size = Int(info.st_size) - Self.header
         let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
             count = 0
@@ -81,20 +80,20 @@ struct LayerCache {
             }
         }
         guard bytes.count == size, let snapshot = ContextSnapshot.Encoded(bytes) else { return nil }
-        return SnapshotRecord(fingerprint: fingerprint, snapshot: snapshot)
+        return SnapshotRecord(contents: contents, snapshot: snapshot)
     }
 
     private static let header = 65
 
-    private static func fingerprint(_ fd: Int32) -> Digest? {
+    private static func contents(_ fd: Int32) -> Digest? {
         var hex = [UInt8](repeating: 0, count: header)
         guard pread(fd, &hex, header, 0) == header, hex[64] == UInt8(ascii: "\n") else { return nil }
         return Digest(hex: String(decoding: hex[..<64], as: UTF8.self))
     }
 
-    /// Keeps a section's snapshot with the fingerprint its walk gave; a failure only costs a walk later.
-    func remember(_ snapshot: ContextSnapshot, fingerprint: Digest, as key: Digest) {
-        var bytes = Array((fingerprint.hex + "\n").utf8)
+    /// Keeps a section's snapshot with what its walk's entries hashed to; a failure only costs a walk later.
+    func remember(_ snapshot: ContextSnapshot, contents: Digest, as key: Digest) {
+        var bytes = Array((contents.hex + "\n").utf8)
         bytes.append(contentsOf: snapshot.encoded())
         try? FileManager.default.createDirectory(atPath: contexts, withIntermediateDirectories: true)
         try? Data(bytes).write(to: URL(fileURLWithPath: contexts + "/" + key.hex), options: .atomic)

@@ -19,12 +19,18 @@ public enum LayerFingerprint {
     /// not cached.
     public static let racyWindow: Int = 2
 
-    /// The fingerprint of finalized `entries` (spooled contents in `spool`) written with `settings` (e.g.
-    /// compression and mtime), or nil when the layer should not be cached (a file changed within the
-    /// racy window, or without stat data).
-    public static func of(_ entries: [LayerEntry], spool: Spool?, settings: String) throws(LayerError) -> Digest? {
+    /// The fingerprint of a layer whose entries hash to `contents` (``contents(of:spool:)``), written
+    /// with `settings` (e.g. compression and mtime).
+    public static func combining(_ contents: Digest, settings: String) -> Digest {
+        Digest.of(Data("\(writerFormat)\n\(settings)\n\(contents)\n".utf8))
+    }
+
+    /// What finalized `entries` (spooled contents in `spool`) stand for, without the writer's settings:
+    /// a context snapshot keeps it, so that a build with other settings (a new SOURCE_DATE_EPOCH on every
+    /// commit, say) needs no snapshot of its own. Nil when the layer should not be cached (a file changed
+    /// within the racy window, or without stat data).
+    public static func contents(of entries: [LayerEntry], spool: Spool?) throws(LayerError) -> Digest? {
         let hasher = SHA256Hasher()
-        hasher.update(Data("\(writerFormat)\n\(settings)\n".utf8))
         let recent = Int(Date().timeIntervalSince1970) - racyWindow
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 16)

@@ -123,4 +123,28 @@ struct LayerCacheTests {
         #expect(fourth.status == 0 && fourth.stderr.contains("layer code: unchanged since it was last built"), "\(fourth.stderr)")
         #expect(fourth.lastLine == (try freshBuild(context, version: "1.0.2")), "the rebuild differs from a build without a cache")
     }
+
+    @Test("a section keeps one snapshot whatever the build's settings: a new SOURCE_DATE_EPOCH per build does not grow the cache")
+    func oneSnapshotPerSection() throws {
+        let context = makeTemporaryDirectory("epoch-context")
+        for index in 0..<20 { write("file \(index)\n", to: context + "/src/f\(index).txt") }
+        write("name: epochs\nversion: 1.0.0\ncode:\n  - copy: src/\n    to: /app/\n", to: context + "/Imagefile")
+        sleep(3)
+        let store = makeTemporaryDirectory("cache-store")
+        let cacheFolder = makeTemporaryDirectory("cache")
+        var digests: Set<String> = []
+        for epoch in 1...4 {
+            for compression in ["gzip", "zstd"] {
+                let built = try imgbuild(["build", context, "--store", store, "--version", "1.\(epoch).0-\(compression)", "--compression", compression],
+                                         environment: ["IMGBUILD_CACHE": cacheFolder, "SOURCE_DATE_EPOCH": "\(epoch)"])
+                #expect(built.status == 0, "\(built.stderr)")
+                digests.insert(built.lastLine)
+                let again = try imgbuild(["build", context, "--store", store, "--version", "1.\(epoch).0-\(compression)", "--compression", compression],
+                                         environment: ["IMGBUILD_CACHE": cacheFolder, "SOURCE_DATE_EPOCH": "\(epoch)"])
+                #expect(again.lastLine == built.lastLine && again.stderr.contains("layer code: unchanged since it was last built"), "\(again.stderr)")
+            }
+        }
+        #expect(digests.count == 8, "every epoch and compression gives its own image")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cacheFolder + "/contexts").count == 1)
+    }
 }
