@@ -387,7 +387,7 @@ def snapshots():
         return struct.pack("<QQIqqqqq", 2049, inode, mode, size, second, 1, second, 2)
 
     def snapshot(sources, folders):
-        out = b"imgbuild-context-snapshot-2\n" + struct.pack("<Q", len(sources))
+        out = b"imgbuild-context-snapshot-3\n" + struct.pack("<qQ", 1700000000, len(sources))
         for path, resolved in sources:
             out += text(path) + text(resolved)
         out += struct.pack("<Q", len(folders))

@@ -14,6 +14,8 @@ public struct BuildPipeline: Sendable {
     /// Also keep an SPDX SBOM of the image as a referrer.
     public var attachSBOM = false
     /// Also keep an in-toto SLSA provenance statement of the build as a referrer.
+    /// Also keep an in-toto SLSA provenance statement of the build as a referrer; the image must have been
+    /// built with `BuildOptions.listContextFiles`.
     public var attachProvenance = false
     /// Receives one line per step, for people.
     public var progress: @Sendable (String) -> Void
@@ -106,11 +108,14 @@ public struct BuildPipeline: Sendable {
 
     /// The provenance statement of a build: the Imagefile, every context file, every dependency and the
     /// base by digest, and the parameters that decide the output.
-    static func provenance(of image: WrittenImage) throws(BuildError) -> ProvenanceStatement {
+    static func provenance(of image: WrittenImage) -> ProvenanceStatement {
+        guard let contextFiles = image.contextFiles else {
+            preconditionFailure("provenance needs the context files the build read: set BuildOptions.listContextFiles")
+        }
         let imagefile = image.imagefile
         var materials = [ProvenanceStatement.Material(uri: "file:Imagefile", content: .file(path: imagefile.path))]
         let root = imagefile.contextDirectory.hasSuffix("/") ? imagefile.contextDirectory : imagefile.contextDirectory + "/"
-        for file in try Builder.contextFiles(of: imagefile).sorted(by: LayerPath.precedes) {
+        for file in contextFiles.sorted(by: LayerPath.precedes) {
             let relative = file.hasPrefix(root) ? String(file.dropFirst(root.count)) : file
             materials.append(.init(uri: "file:" + relative, content: .file(path: file)))
         }

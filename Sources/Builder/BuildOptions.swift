@@ -21,6 +21,9 @@ public struct BuildOptions: Sendable {
     public var zstdThreads: Int = ProcessInfo.processInfo.activeProcessorCount
     /// Where URL dependencies are cached by digest.
     public var cacheDirectory: String = BuildOptions.defaultCacheDirectory()
+    /// List every context file the image takes (``WrittenImage/contextFiles``), as provenance needs:
+    /// the context is then walked even where a snapshot says nothing changed.
+    public var listContextFiles = false
     /// The environment, read for `SOURCE_DATE_EPOCH`.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
 
@@ -53,6 +56,9 @@ public struct WrittenImage: Sendable {
     public var compression: Compression
     /// The base image's manifest digest, when the Imagefile names one.
     public var baseDigest: Digest?
+    /// Every context file copied into the `runtime` and `code` layers, by path on this machine, as the
+    /// build read them; nil unless ``BuildOptions/listContextFiles``.
+    public var contextFiles: [String]?
 
     /// `name:version`
     public var reference: String { "\(imagefile.name):\(version)" }

@@ -83,23 +83,36 @@ public struct Builder: Sendable {
         } else {
             // Progress waits until every presumption is confirmed, so it never tells of a layer that is
             // then built again.
+            // (Writing a layer tells one line.)
             var lines: [String] = []
             manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store) { lines.append($0) }
-            var changed = false
+            var changed: Set<Int> = []
             for index in layers.indices {
                 guard let check = layers[index].presumedCheck, await !check.isUnchanged(), let context = layers[index].context else { continue }
-                changed = true
+                changed.insert(index)
                 let (tree, entries, snapshot) = try Self.read(layers[index].copies, from: context)
                 layers[index].contents = .read(tree: tree, entries: entries, snapshot: snapshot)
             }
-            if changed {
-                lines = []
-                manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store) { lines.append($0) }
+            if !changed.isEmpty {
+                var again: [String] = []
+                manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store) { again.append($0) }
+                // The other layers were written by the first pass: what it told of them stands.
+                lines = zip(lines, again).enumerated().map { index, pair in changed.contains(index) ? pair.1 : pair.0 }
             }
             lines.forEach(progress)
         }
+        var contextFiles: [String]?
+        if options.listContextFiles {
+            contextFiles = layers.filter { $0.context != nil }.flatMap { layer -> [String] in
+                guard case .read(_, let entries, _) = layer.contents else { preconditionFailure("a context section was not read") }
+                return entries.compactMap { entry in
+                    if case .regularFile(.file(let path, _, _)) = entry.kind { return path }
+                    return nil
+                }
+            }
+        }
         return WrittenImage(imagefile: imagefile, version: version, manifest: manifest, store: store, lease: lease, epoch: epoch,
-                            platform: platform, compression: options.compression, baseDigest: base?.digest)
+                            platform: platform, compression: options.compression, baseDigest: base?.digest, contextFiles: contextFiles)
     }
 
     /// What an image's config and manifest are made of besides its layers.
@@ -241,14 +254,16 @@ public struct Builder: Sendable {
         let cache = LayerCache(cacheDirectory: options.cacheDirectory)
         for (section, copies) in Self.contextSections(imagefile) {
             let key = LayerCache.snapshotKey(section: section, copies: copies, context: context.root)
-            if let (contents, size) = cache.snapshotContents(key), size >= Self.presumptionThreshold {
+            if options.listContextFiles {
+                // Every file must be named, so the context is walked whatever its snapshot says.
+            } else if let (contents, size) = cache.snapshotContents(key), size >= Self.presumptionThreshold {
                 // The check, with the reading of the snapshot, runs while the build goes on.
                 let check = BackgroundCheck { cache.snapshot(key)?.isUnchanged(from: contents) ?? false }
                 planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
                                             contents: .presumedUnchanged(fingerprint: LayerFingerprint.combining(contents, settings: settings.description), check)))
                 continue
             }
-            if let record = cache.snapshot(key), record.snapshot.isUnchanged() {
+            else if let record = cache.snapshot(key), record.snapshot.isUnchanged() {
                 planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
                                             contents: .unchanged(fingerprint: LayerFingerprint.combining(record.contents, settings: settings.description))))
                 continue
@@ -285,20 +300,6 @@ public struct Builder: Sendable {
         do { return (tree, try tree.finalizedEntries(), snapshot) } catch { throw .entry(copies[0].location, error.description) }
     }
 
-    /// Every context file an Imagefile's `runtime` and `code` layers take, by path on this machine, as
-    /// the context is now (provenance names them).
-    public static func contextFiles(of imagefile: Imagefile) throws(BuildError) -> [String] {
-        let context = try contextReader(imagefile)
-        var files: [String] = []
-        for (_, copies) in contextSections(imagefile) {
-            let (_, entries, _) = try read(copies, from: context)
-            for entry in entries {
-                if case .regularFile(.file(let path, _, _)) = entry.kind { files.append(path) }
-            }
-        }
-        return files
-    }
-
     func write(_ layer: PlannedLayer, with writer: LayerWriter, settings: LayerSettings, into store: Store,
                report: (String) -> Void) throws(BuildError) -> WrittenLayer {
         let cache = LayerCache(cacheDirectory: options.cacheDirectory)
@@ -318,7 +319,12 @@ public struct Builder: Sendable {
             (tree, entries, snapshot) = (read, finalized, walked)
         }
         let contents: Digest?
-        do { contents = try LayerFingerprint.contents(of: entries, spool: tree.spool) } catch { throw .layer(error) }
+        do {
+            contents = try LayerFingerprint.contents(of: entries, spool: tree.spool,
+                                                     walkStarted: snapshot?.started ?? Int(Date().timeIntervalSince1970))
+        } catch {
+            throw .layer(error)
+        }
         let fingerprint = contents.map { LayerFingerprint.combining($0, settings: settings.description) }
         let written: WrittenLayer
         if let fingerprint, let cached = cache.lookup(fingerprint, in: store) {
@@ -329,7 +335,7 @@ public struct Builder: Sendable {
             report("layer \(layer.section): \(entries.count) entries, \(written.uncompressedSize) bytes tar, \(written.size) bytes \(writer.compression.rawValue), \(written.digest)")
             if let fingerprint { cache.remember(written, as: fingerprint) }
         }
-        if let contents, let snapshot, let key = layer.snapshotKey, !snapshot.isRacy() {
+        if let contents, let snapshot, let key = layer.snapshotKey, !snapshot.isRacy {
             cache.remember(snapshot, contents: contents, as: key)
         }
         return written

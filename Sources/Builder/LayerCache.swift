@@ -39,9 +39,10 @@ struct LayerCache {
     }
 
     /// What names a section's snapshot: everything its walk depends on other than the files (the
-    /// context, the section's `copy` instructions, and who reads, since a file's readability depends on it).
+    /// context, the section's `copy` instructions, and who reads, since whether a file can be read depends
+    /// on the user, the groups and the capabilities).
     static func snapshotKey(section: String, copies: [Imagefile.Copy], context: String) -> Digest {
-        var text = "\(LayerFingerprint.writerFormat)\n\(section)\n\(context)\n\(geteuid()):\(getegid())\n"
+        var text = "\(LayerFingerprint.writerFormat)\n\(section)\n\(context)\n\(reader)\n"
         for copy in copies {
             let owner = copy.owner.map { "\($0.uid):\($0.gid)" } ?? "-"
             let mode = copy.fileMode.map { String($0, radix: 8) } ?? "-"
@@ -51,25 +52,34 @@ struct LayerCache {
         return Digest.of(Data(text.utf8))
     }
 
+    /// Who this process reads files as: user, group, supplementary groups and effective capabilities.
+    static let reader: String = {
+        var groups = [gid_t](repeating: 0, count: Int(getgroups(0, nil)) + 1)
+        let count = max(0, Int(getgroups(Int32(groups.count), &groups)))
+        let capabilities = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("CapEff:") } ?? "CapEff: unknown"
+        return "\(geteuid()):\(getegid()) groups \(groups[..<count].sorted()) \(capabilities)"
+    }()
+
     /// What a section's snapshot vouches for, and the size of the snapshot, without reading it.
     func snapshotContents(_ key: Digest) -> (Digest, size: Int)? {
         let fd = open(contexts + "/" + key.hex, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, let contents = Self.contents(fd) else { return nil }
+        guard fstat(fd, &info) == 0, let contents = Self.contents(fd, key: key) else { return nil }
         return (contents, Int(info.st_size) - Self.header)
     }
 
-    /// The record of a section's snapshot, read straight into the buffer its check works on: the hex of
-    /// what its entries hashed to and a newline, then the snapshot.
+    /// The record of a section's snapshot, read straight into the buffer its check works on: its key and
+    /// what its entries hashed to (each as hex and a newline), then the snapshot.
     func snapshot(_ key: Digest) -> SnapshotRecord? {
         let fd = open(contexts + "/" + key.hex, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_size > Self.header, info.st_size < 1 << 31,
-              let contents = Self.contents(fd) else { return nil }
+              let contents = Self.contents(fd, key: key) else { return nil }
         let size = Int(info.st_size) - Self.header
         let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
             count = 0
@@ -83,17 +93,21 @@ struct LayerCache {
         return SnapshotRecord(contents: contents, snapshot: snapshot)
     }
 
-    private static let header = 65
+    /// The record's key and what it vouches for, each as hex and a newline.
+    private static let header = 130
 
-    private static func contents(_ fd: Int32) -> Digest? {
-        var hex = [UInt8](repeating: 0, count: header)
-        guard pread(fd, &hex, header, 0) == header, hex[64] == UInt8(ascii: "\n") else { return nil }
-        return Digest(hex: String(decoding: hex[..<64], as: UTF8.self))
+    /// What the record open at `fd` vouches for, if it is the record of `key` (a record copied or
+    /// renamed to another key's name is no record).
+    private static func contents(_ fd: Int32, key: Digest) -> Digest? {
+        var text = [UInt8](repeating: 0, count: header)
+        guard pread(fd, &text, header, 0) == header, text[64] == UInt8(ascii: "\n"), text[129] == UInt8(ascii: "\n"),
+              text[..<64].elementsEqual(key.hex.utf8) else { return nil }
+        return Digest(hex: String(decoding: text[65..<129], as: UTF8.self))
     }
 
     /// Keeps a section's snapshot with what its walk's entries hashed to; a failure only costs a walk later.
     func remember(_ snapshot: ContextSnapshot, contents: Digest, as key: Digest) {
-        var bytes = Array((contents.hex + "\n").utf8)
+        var bytes = Array((key.hex + "\n" + contents.hex + "\n").utf8)
         bytes.append(contentsOf: snapshot.encoded())
         try? FileManager.default.createDirectory(atPath: contexts, withIntermediateDirectories: true)
         try? Data(bytes).write(to: URL(fileURLWithPath: contexts + "/" + key.hex), options: .atomic)

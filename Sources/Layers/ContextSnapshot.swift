@@ -19,9 +19,9 @@ import Glibc
 ///   is edited: that is why every file is still looked at);
 /// - a mode, owner or link count change moves the change time too.
 ///
-/// Stat data from within ``LayerFingerprint/racyWindow`` of the moment it was read may stay the same
-/// through a second write in the same clock tick, so a snapshot holding any (``isRacy(now:)``) must not
-/// be kept.
+/// Stat data from within ``LayerFingerprint/racyWindow`` of the walk may stay the same through a second
+/// write in the same clock tick (a name added to a folder just after it was listed, in the tick of its
+/// last change), so a snapshot holding any (``isRacy``) must not be kept.
 public struct ContextSnapshot: Sendable, Equatable {
     /// One `copy` source: the path the Imagefile names, and where it led.
     public struct Source: Sendable, Equatable {
@@ -48,8 +48,14 @@ public struct ContextSnapshot: Sendable, Equatable {
 
     public var sources: [Source] = []
     public var folders: [Folder] = []
+    /// When the walk started, in seconds since 1970: stat data from the racy window before it is not
+    /// trusted.
+    public var started: Int
 
-    public init() {}
+    /// An empty snapshot of a walk that starts now.
+    public init(started: Int = Int(Date().timeIntervalSince1970)) {
+        self.started = started
+    }
 
     /// Every regular file the walk took, as absolute paths.
     public var regularFiles: [String] {
@@ -58,9 +64,10 @@ public struct ContextSnapshot: Sendable, Equatable {
         }
     }
 
-    /// Whether any stat data was taken within the racy window before `now` (seconds since 1970).
-    public func isRacy(now: Int = Int(Date().timeIntervalSince1970)) -> Bool {
-        let recent = now - LayerFingerprint.racyWindow
+    /// Whether any folder, file or symlink changed within the racy window before the walk started or
+    /// after: its stat data could stay the same through another change in the same clock tick.
+    public var isRacy: Bool {
+        let recent = started - LayerFingerprint.racyWindow
         return folders.contains { folder in
             folder.stamp?.touched(since: recent) == true || folder.children.contains { $0.stamp.touched(since: recent) }
         }
@@ -76,13 +83,14 @@ public struct ContextSnapshot: Sendable, Equatable {
 // MARK: - Encoding
 
 extension ContextSnapshot {
-    static let magic = Array("imgbuild-context-snapshot-2\n".utf8)
+    static let magic = Array("imgbuild-context-snapshot-3\n".utf8)
 
     /// The snapshot as bytes, for a cache file: little-endian integers, each text as its length, its
     /// bytes and a NUL (so that a name is handed to the kernel where it lies).
     public func encoded() -> [UInt8] {
         var out = ByteWriter()
         out.bytes(Self.magic)
+        out.integer(Int64(started))
         out.integer(UInt64(sources.count))
         for source in sources {
             out.text(source.path)
@@ -116,6 +124,7 @@ extension ContextSnapshot {
     /// stat data without making a string or an array for any of them.
     public struct Encoded: Sendable {
         let bytes: [UInt8]
+        let started: Int
         /// Where each source's two paths start (each a NUL-terminated text).
         let sources: [(path: Int, resolved: Int)]
         let folders: [FolderIndex]
@@ -136,7 +145,7 @@ extension ContextSnapshot {
         public init?(_ bytes: [UInt8]) {
             var input = ByteReader(bytes)
             guard input.skip(ContextSnapshot.magic.count), bytes.starts(with: ContextSnapshot.magic),
-                  let sourceCount = input.count() else { return nil }
+                  let started: Int64 = input.integer(), let sourceCount = input.count() else { return nil }
             var sources: [(path: Int, resolved: Int)] = []
             for _ in 0..<sourceCount {
                 guard let path = input.text(), let resolved = input.text() else { return nil }
@@ -163,6 +172,7 @@ extension ContextSnapshot {
             }
             guard input.isAtEnd else { return nil }
             self.bytes = bytes
+            self.started = Int(started)
             self.sources = sources
             self.folders = folders
         }
@@ -243,7 +253,7 @@ extension ContextSnapshot {
 
         /// The snapshot as values.
         public func decoded() -> ContextSnapshot {
-            var snapshot = ContextSnapshot()
+            var snapshot = ContextSnapshot(started: started)
             snapshot.sources = sources.map { Source(path: text(at: $0.path), resolved: text(at: $0.resolved)) }
             bytes.withUnsafeBytes { raw in
                 for folder in folders {

@@ -14,7 +14,7 @@ public enum LayerFingerprint {
     /// Bumped whenever the layer writer's output for the same input changes.
     public static let writerFormat = "imgbuild-layer-v4"
 
-    /// Files changed less than this long before the fingerprint was taken are "racily clean": their
+    /// Files changed less than this long before their stat data was read are "racily clean": their
     /// stat data could stay the same through another write in the same clock tick, so such a layer is
     /// not cached.
     public static let racyWindow: Int = 2
@@ -27,11 +27,13 @@ public enum LayerFingerprint {
 
     /// What finalized `entries` (spooled contents in `spool`) stand for, without the writer's settings:
     /// a context snapshot keeps it, so that a build with other settings (a new SOURCE_DATE_EPOCH on every
-    /// commit, say) needs no snapshot of its own. Nil when the layer should not be cached (a file changed
-    /// within the racy window, or without stat data).
-    public static func contents(of entries: [LayerEntry], spool: Spool?) throws(LayerError) -> Digest? {
+    /// commit, say) needs no snapshot of its own. Nil when the layer should not be cached: a file without
+    /// stat data, or changed within the racy window before `walkStarted` (seconds since 1970, when its
+    /// stat data began to be read) or since.
+    public static func contents(of entries: [LayerEntry], spool: Spool?,
+                                walkStarted: Int = Int(Date().timeIntervalSince1970)) throws(LayerError) -> Digest? {
         let hasher = SHA256Hasher()
-        let recent = Int(Date().timeIntervalSince1970) - racyWindow
+        let recent = walkStarted - racyWindow
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 16)
         func add<T>(_ value: T) {

@@ -47,6 +47,7 @@ struct BuildCommand: AsyncParsableCommand {
         var options = BuildOptions(path: path, storePath: storeOptions.store ?? Store.defaultPath())
         options.compression = compression
         options.sourceDateEpoch = sourceDateEpoch
+        options.listContextFiles = provenance
         if let version {
             do { options.version = try Version(parsing: version) } catch { throw ValidationError(error.description) }
         }

@@ -147,4 +147,134 @@ struct LayerCacheTests {
         #expect(digests.count == 8, "every epoch and compression gives its own image")
         #expect(try FileManager.default.contentsOfDirectory(atPath: cacheFolder + "/contexts").count == 1)
     }
+
+    @Test("a snapshot record copied or renamed to another section's name is no record: the rebuild walks")
+    func recordTiedToItsKey() throws {
+        let context = makeTemporaryDirectory("swap-context")
+        for index in 0..<10 { write("runtime \(index)\n", to: context + "/lib/r\(index).txt") }
+        for index in 0..<3 { write("code \(index)\n", to: context + "/www/c\(index).txt") }
+        write("name: swapped\nversion: 1.0.0\nruntime:\n  - copy: lib/\n    to: /lib/\ncode:\n  - copy: www/\n    to: /www/\n", to: context + "/Imagefile")
+        sleep(3)
+        let store = makeTemporaryDirectory("cache-store")
+        let cacheFolder = makeTemporaryDirectory("cache")
+        let first = try imgbuild(["build", context, "--store", store], environment: ["IMGBUILD_CACHE": cacheFolder])
+        #expect(first.status == 0, "\(first.stderr)")
+        let records = try FileManager.default.contentsOfDirectory(atPath: cacheFolder + "/contexts").map { cacheFolder + "/contexts/" + $0 }
+        #expect(records.count == 2)
+        guard records.count == 2 else { return }
+        try FileManager.default.moveItem(atPath: records[0], toPath: records[0] + ".swap")
+        try FileManager.default.moveItem(atPath: records[1], toPath: records[0])
+        try FileManager.default.moveItem(atPath: records[0] + ".swap", toPath: records[1])
+        let again = try imgbuild(["build", context, "--store", store], environment: ["IMGBUILD_CACHE": cacheFolder])
+        #expect(again.status == 0 && again.lastLine == first.lastLine, "\(again.stderr)")
+    }
+
+    @Test("provenance names exactly the files the image holds, even when one is added while the build tags")
+    func provenanceMatchesImage() throws {
+        let context = makeTemporaryDirectory("prov-race-context")
+        for index in 0..<5 { write("file \(index)\n", to: context + "/www/f\(index).txt") }
+        write("name: race\nversion: 1.0.0\ncode:\n  - copy: www/\n    to: /www/\n", to: context + "/Imagefile")
+        sleep(3)
+        let store = makeTemporaryDirectory("cache-store")
+        let cache = ["IMGBUILD_CACHE": makeTemporaryDirectory("cache")]
+        _ = try imgbuild(["build", context, "--store", store, "--version", "0.9.0"], environment: cache)
+        // The tag (a link(2)) is held up for 3 s by strace; a file appears meanwhile.
+        let build = Process()
+        build.executableURL = URL(fileURLWithPath: "/usr/bin/strace")
+        build.arguments = ["-f", "-o", "/dev/null", "-e", "trace=link", "-e", "inject=link:delay_exit=3000000:when=1",
+                           imgbuildBinary, "build", context, "--store", store, "--provenance", "--quiet"]
+        build.environment = ProcessInfo.processInfo.environment.merging(cache) { $1 }
+        let output = Pipe()
+        build.standardOutput = output
+        build.standardError = FileHandle.nullDevice
+        try build.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        write("late\n", to: context + "/www/late.txt")
+        let digest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").last.map(String.init) ?? ""
+        build.waitUntilExit()
+        #expect(build.terminationStatus == 0 && digest.hasPrefix("sha256:"))
+
+        let layers = try layerDigests(store: store, manifest: digest)
+        let inImage = try run("/bin/sh", ["-c", layers.map { "tar -tzf \(store)/blobs/sha256/\($0.dropFirst(7))" }.joined(separator: "; ")])
+            .stdout.split(separator: "\n").filter { !$0.hasSuffix("/") }.map { "file:" + $0 }
+        let referrer = try StoredReferrer(store: store, repository: "race", subject: digest, artifactType: "application/vnd.in-toto+json")
+        let statement = try JSONSerialization.jsonObject(with: referrer.payload) as? [String: Any]
+        let definition = (statement?["predicate"] as? [String: Any])?["buildDefinition"] as? [String: Any]
+        let named = (definition?["resolvedDependencies"] as? [[String: Any]] ?? []).compactMap { $0["uri"] as? String }
+            .filter { $0 != "file:Imagefile" }
+        #expect(Set(named) == Set(inImage), "provenance names \(named.sorted()), the image holds \(inImage.sorted())")
+    }
+}
+
+/// Who may read a file decides what a build takes, so a snapshot taken by one reader does not vouch for
+/// another (root only: setpriv changes the user and groups).
+@Suite("Layer cache: readers", .enabled(if: getuid() == 0, "setpriv needs root, as CI has"))
+struct LayerCacheReaderTests {
+    @Test("a rebuild by a reader that lost the group that could read a file fails as a fresh build does")
+    func supplementaryGroups() throws {
+        let root = makeTemporaryDirectory("reader")
+        #expect(chmod(root, 0o777) == 0)
+        let context = root + "/context"
+        for index in 0..<5 { write("file \(index)\n", to: context + "/www/f\(index).txt") }
+        write("group only\n", to: context + "/www/secret.txt")
+        #expect(chown(context + "/www/secret.txt", 0, 2000) == 0 && chmod(context + "/www/secret.txt", 0o640) == 0)
+        write("name: readers\nversion: 1.0.0\ncode:\n  - copy: www/\n    to: /www/\n", to: context + "/Imagefile")
+        sleep(3)
+        func build(groups: [String]) throws -> ProcessResult {
+            try run("/usr/bin/setpriv", ["--reuid=1000", "--regid=1000"] + groups + [
+                "/usr/bin/env", "IMGBUILD_CACHE=\(root)/cache", "HOME=\(root)", imgbuildBinary, "build", context, "--store", root + "/store"])
+        }
+        let member = try build(groups: ["--groups=2000"])
+        #expect(member.status == 0, "\(member.stderr)")
+        let again = try build(groups: ["--groups=2000"])
+        #expect(again.stderr.contains("unchanged since it was last built"), "\(again.stderr)")
+        let outsider = try build(groups: ["--clear-groups"])
+        #expect(outsider.status != 0 && outsider.stderr.contains("secret.txt") && outsider.stderr.contains("Permission denied"), "\(outsider.stderr)")
+    }
+}
+
+/// On a file system whose timestamps count whole seconds, a folder can gain a name after the walk listed
+/// it without its modification time moving (root only: the file system is a loop-mounted ext4 image).
+@Suite("Layer cache: coarse timestamps", .enabled(if: getuid() == 0, "a loop mount needs root, as CI has"))
+struct CoarseTimestampTests {
+    @Test("a name added to a folder in the second it was listed is seen by the next rebuild, however long the build took")
+    func nameAddedInTheTickOfTheListing() throws {
+        let root = makeTemporaryDirectory("coarse")
+        let mount = root + "/mnt"
+        // ext4 with 128-byte inodes keeps no sub-second timestamps.
+        #expect(try run("/bin/sh", ["-c", "truncate -s 64M \(root)/fs.img && /usr/sbin/mkfs.ext4 -q -I 128 \(root)/fs.img && mkdir \(mount) && mount -o loop \(root)/fs.img \(mount)"]).status == 0)
+        defer { _ = try? run("/bin/umount", [mount]) }
+        let context = mount + "/context"
+        for index in 0..<5 { write("file \(index)\n", to: context + "/www/f\(index).txt") }
+        write("old\n", to: context + "/www/old.txt")
+        write("name: coarse\nversion: 1.0.0\ncode:\n  - copy: www/\n    to: /www/\n", to: context + "/Imagefile")
+        sleep(3)
+        let cache = ["IMGBUILD_CACHE": root + "/cache"]
+
+        // Just after a second begins, the folder changes and the build walks it; in the same second a name
+        // is added. The build is then held up for 3 s (its first rename(2), the layer's commit), so the
+        // snapshot is kept long after the second has passed.
+        let now = Date().timeIntervalSince1970
+        Thread.sleep(forTimeInterval: 1 - now.truncatingRemainder(dividingBy: 1) + 0.02)
+        try FileManager.default.removeItem(atPath: context + "/www/old.txt")
+        let build = Process()
+        build.executableURL = URL(fileURLWithPath: "/usr/bin/strace")
+        build.arguments = ["-f", "-o", "/dev/null", "-e", "trace=rename", "-e", "inject=rename:delay_exit=3000000:when=1",
+                           imgbuildBinary, "build", context, "--store", root + "/store", "--quiet"]
+        build.environment = ProcessInfo.processInfo.environment.merging(cache) { $1 }
+        build.standardOutput = FileHandle.nullDevice
+        build.standardError = FileHandle.nullDevice
+        try build.run()
+        Thread.sleep(forTimeInterval: 0.5)
+        write("late\n", to: context + "/www/late.txt")
+        build.waitUntilExit()
+        #expect(build.terminationStatus == 0)
+
+        sleep(3)
+        let rebuilt = try imgbuild(["build", context, "--store", root + "/store", "--version", "1.0.1"], environment: cache)
+        let fresh = try imgbuild(["build", context, "--store", makeTemporaryDirectory("coarse-store"), "--version", "1.0.1"],
+                                 environment: ["IMGBUILD_CACHE": makeTemporaryDirectory("cache")])
+        #expect(rebuilt.status == 0 && rebuilt.lastLine == fresh.lastLine, "the rebuild left www/late.txt out: \(rebuilt.stderr)")
+    }
 }
