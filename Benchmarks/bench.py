@@ -146,7 +146,9 @@ def git_index(folder):
         sh(f"git -C {folder} init -q && git -C {folder} config core.untrackedCache true && "
            f"git -C {folder} -c user.name=bench -c user.email=bench@invalid add -A && "
            f"git -C {folder} -c user.name=bench -c user.email=bench@invalid commit -qm context")
-    sh(f"git -C {folder} update-index --untracked-cache --refresh && git -C {folder} status --porcelain && git -C {folder} status --porcelain")
+    # git add records what changed since (the one-file change case edits code/), so the index is fresh.
+    sh(f"git -C {folder} add -A && git -C {folder} update-index --untracked-cache && "
+       f"git -C {folder} status --porcelain && git -C {folder} status --porcelain")
 
 def rebuilds(small):
     store, cache = WORK + "/store-small", WORK + "/cache-small"
