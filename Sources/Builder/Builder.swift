@@ -254,16 +254,16 @@ public struct Builder: Sendable {
         let cache = LayerCache(cacheDirectory: options.cacheDirectory)
         for (section, copies) in Self.contextSections(imagefile) {
             let key = LayerCache.snapshotKey(section: section, copies: copies, context: context.root)
-            if options.listContextFiles {
-                // Every file must be named, so the context is walked whatever its snapshot says.
-            } else if let (contents, size) = cache.snapshotContents(key), size >= Self.presumptionThreshold {
+            if options.listContextFiles || key == nil {
+                // Every file must be named, or who reads cannot be told: the context is walked.
+            } else if let key, let (contents, size) = cache.snapshotContents(key), size >= Self.presumptionThreshold {
                 // The check, with the reading of the snapshot, runs while the build goes on.
                 let check = BackgroundCheck { cache.snapshot(key)?.isUnchanged(from: contents) ?? false }
                 planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
                                             contents: .presumedUnchanged(fingerprint: LayerFingerprint.combining(contents, settings: settings.description), check)))
                 continue
             }
-            else if let record = cache.snapshot(key), record.snapshot.isUnchanged() {
+            else if let key, let record = cache.snapshot(key), record.snapshot.isUnchanged() {
                 planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
                                             contents: .unchanged(fingerprint: LayerFingerprint.combining(record.contents, settings: settings.description))))
                 continue

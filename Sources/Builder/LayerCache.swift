@@ -41,24 +41,38 @@ struct LayerCache {
     /// What names a section's snapshot: everything its walk depends on other than the files (the
     /// context, the section's `copy` instructions, and who reads, since whether a file can be read depends
     /// on the user, the groups and the capabilities).
-    static func snapshotKey(section: String, copies: [Imagefile.Copy], context: String) -> Digest {
-        var text = "\(LayerFingerprint.writerFormat)\n\(section)\n\(context)\n\(reader)\n"
+    /// Nil when who reads cannot be told (`/proc` unreadable): snapshots are then not used at all.
+    static func snapshotKey(section: String, copies: [Imagefile.Copy], context: String) -> Digest? {
+        guard let reader else { return nil }
+        // Every field is preceded by its length, so no two different lists of fields (exclude patterns
+        // may hold any character) make the same text.
+        var text = ""
+        func field(_ value: String) { text += "\(value.utf8.count):\(value)," }
+        for value in [LayerFingerprint.writerFormat, section, context, reader] { field(value) }
         for copy in copies {
-            let owner = copy.owner.map { "\($0.uid):\($0.gid)" } ?? "-"
-            let mode = copy.fileMode.map { String($0, radix: 8) } ?? "-"
-            text += [copy.source, copy.destination, owner, mode].joined(separator: "\u{0}") + "\u{0}"
-            text += copy.excludes.map(\.pattern).joined(separator: "\u{0}") + "\n"
+            field(copy.source)
+            field(copy.destination)
+            field(copy.owner.map { "\($0.uid):\($0.gid)" } ?? "-")
+            field(copy.fileMode.map { String($0, radix: 8) } ?? "-")
+            field("\(copy.excludes.count)")
+            for exclude in copy.excludes { field(exclude.pattern) }
         }
         return Digest.of(Data(text.utf8))
     }
 
-    /// Who this process reads files as: user, group, supplementary groups and effective capabilities.
-    static let reader: String = {
+    /// Who this process reads files as: user, group, supplementary groups, effective capabilities, and
+    /// the user namespace's id maps (root in a namespace of its own holds the same ids and capabilities
+    /// as the host's root, yet cannot read what belongs to ids it has no mapping for). Nil when `/proc`
+    /// does not tell.
+    static let reader: String? = {
         var groups = [gid_t](repeating: 0, count: Int(getgroups(0, nil)) + 1)
         let count = max(0, Int(getgroups(Int32(groups.count), &groups)))
-        let capabilities = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8))?
-            .split(separator: "\n").first { $0.hasPrefix("CapEff:") } ?? "CapEff: unknown"
-        return "\(geteuid()):\(getegid()) groups \(groups[..<count].sorted()) \(capabilities)"
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let capabilities = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let uidMap = try? String(contentsOfFile: "/proc/self/uid_map", encoding: .utf8),
+              let gidMap = try? String(contentsOfFile: "/proc/self/gid_map", encoding: .utf8) else { return nil }
+        let squeeze = { (map: String) in map.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+        return "\(geteuid()):\(getegid()) groups \(groups[..<count].sorted()) \(capabilities) uids \(squeeze(uidMap)) gids \(squeeze(gidMap))"
     }()
 
     /// What a section's snapshot vouches for, and the size of the snapshot, without reading it.

@@ -147,9 +147,10 @@ public struct ContextReader: Sendable {
                 tree.insert(directoryEntry(path: layerPath))
                 try directory(absolute, relative: relative, layerPath: layerPath, into: &tree)
             case S_IFREG:
-                // Readable by anyone, or by us as owner: no access(2) call needed; otherwise ask.
+                // Readable by anyone, or by us as owner: no access check needed; otherwise ask, as the
+                // effective user and groups that will open the file (AT_EACCESS), not the real ones.
                 if info.st_mode & S_IROTH == 0 && !(info.st_uid == geteuid() && info.st_mode & S_IRUSR != 0) {
-                    guard access(absolute, R_OK) == 0 else {
+                    guard faccessat(AT_FDCWD, absolute, R_OK, AT_EACCESS) == 0 else {
                         throw .unreadable(path: display(absolute), reason: String(cString: strerror(errno)))
                     }
                 }

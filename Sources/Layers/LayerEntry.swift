@@ -86,9 +86,12 @@ public struct FileStamp: Sendable, Equatable {
     }
 
     /// Whether the file changed at or after `second` (seconds since 1970): such stat data could stay the
-    /// same through another write in the same clock tick, so it is "racily clean" and not trusted.
+    /// same through another write in the same clock tick, so it is "racily clean" and not trusted. Only
+    /// the change time tells: every write, `chmod` or `utimensat` sets it to the kernel's clock, while the
+    /// modification time may be anything a tool sets (a file from a machine whose clock was years ahead
+    /// would otherwise never be trusted).
     public func touched(since second: Int) -> Bool {
-        modified.tv_sec >= second || changed.tv_sec >= second
+        changed.tv_sec >= second
     }
 }
 

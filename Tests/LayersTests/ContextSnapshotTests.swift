@@ -181,6 +181,21 @@ struct ContextSnapshotTests {
         #expect(ContextSnapshot(decoding: snapshot.encoded())?.started == snapshot.started)
     }
 
+    @Test("a file whose mtime lies years ahead is not racy: only the change time, which the kernel sets, tells")
+    func futureModificationTime() throws {
+        let context = try Context()
+        defer { context.remove() }
+        let path = context.root + "/app/f0.txt"
+        let future = timespec(tv_sec: Int(Date().timeIntervalSince1970) + 10 * 365 * 86400, tv_nsec: 0)
+        var times = [future, future]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        var (snapshot, _) = try context.walk()
+        snapshot.started += LayerFingerprint.racyWindow + 1
+        #expect(!snapshot.isRacy)
+        let (_, entries) = try context.walk()
+        #expect(try LayerFingerprint.contents(of: entries, spool: nil, walkStarted: snapshot.started) != nil)
+    }
+
     @Test("cache bytes cut short or corrupted are a miss, never a crash")
     func corruptBytes() throws {
         let context = try Context()

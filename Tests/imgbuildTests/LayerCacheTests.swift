@@ -207,6 +207,37 @@ struct LayerCacheTests {
     }
 }
 
+extension LayerCacheTests {
+    @Test("exclude lists that differ only in where a NUL falls are different sections")
+    func excludesWithNUL() throws {
+        let context = makeTemporaryDirectory("nul-context")
+        for name in ["a", "b", "c"] { write("\(name)\n", to: context + "/d/" + name) }
+        func imagefile(_ excludes: String) { write("name: nul\nversion: 1.0.0\nruntime:\n  - copy: d\n    to: /app/\n    exclude: \(excludes)\n", to: context + "/Imagefile") }
+        imagefile(#"["a", "b"]"#)
+        sleep(3)
+        let store = makeTemporaryDirectory("cache-store")
+        let cache = ["IMGBUILD_CACHE": makeTemporaryDirectory("cache")]
+        #expect(try imgbuild(["build", context, "--store", store, "--version", "1.0.1"], environment: cache).status == 0)
+        imagefile(#"["a\0b"]"#)
+        let rebuilt = try imgbuild(["build", context, "--store", store, "--version", "1.0.2"], environment: cache)
+        #expect(try rebuilt.status == 0 && rebuilt.lastLine == freshBuild(context, version: "1.0.2"), "\(rebuilt.stderr)")
+    }
+
+    @Test("a file whose mtime lies years ahead is cached like any other")
+    func futureModificationTime() throws {
+        let context = makeTemporaryDirectory("future-context")
+        for index in 0..<5 { write("file \(index)\n", to: context + "/www/f\(index).txt") }
+        #expect(try run("/usr/bin/touch", ["-d", "+10 years", context + "/www/f3.txt"]).status == 0)
+        write("name: future\nversion: 1.0.0\ncode:\n  - copy: www/\n    to: /www/\n", to: context + "/Imagefile")
+        sleep(3)
+        let store = makeTemporaryDirectory("cache-store")
+        let cache = ["IMGBUILD_CACHE": makeTemporaryDirectory("cache")]
+        #expect(try imgbuild(["build", context, "--store", store], environment: cache).status == 0)
+        let again = try imgbuild(["build", context, "--store", store], environment: cache)
+        #expect(again.stderr.contains("layer code: unchanged since it was last built"), "\(again.stderr)")
+    }
+}
+
 /// Who may read a file decides what a build takes, so a snapshot taken by one reader does not vouch for
 /// another (root only: setpriv changes the user and groups).
 @Suite("Layer cache: readers", .enabled(if: getuid() == 0, "setpriv needs root, as CI has"))
@@ -231,6 +262,50 @@ struct LayerCacheReaderTests {
         #expect(again.stderr.contains("unchanged since it was last built"), "\(again.stderr)")
         let outsider = try build(groups: ["--clear-groups"])
         #expect(outsider.status != 0 && outsider.stderr.contains("secret.txt") && outsider.stderr.contains("Permission denied"), "\(outsider.stderr)")
+    }
+
+    /// A context whose only unusual file is `secret`, mode 0600, owned by an id nobody here maps.
+    func contextWithStrangersFile(_ name: String) throws -> String {
+        let root = makeTemporaryDirectory(name)
+        #expect(chmod(root, 0o777) == 0)
+        let context = root + "/context"
+        for index in 0..<5 { write("file \(index)\n", to: context + "/www/f\(index).txt") }
+        write("a stranger's\n", to: context + "/www/secret")
+        #expect(chown(context + "/www/secret", 4321, 4321) == 0 && chmod(context + "/www/secret", 0o600) == 0)
+        write("name: strangers\nversion: 1.0.0\ncode:\n  - copy: www/\n    to: /www/\n", to: context + "/Imagefile")
+        sleep(3)
+        return root
+    }
+
+    @Test("root in a user namespace of its own, which cannot read a stranger's file, does not get the host root's snapshot")
+    func userNamespace() throws {
+        let root = try contextWithStrangersFile("userns")
+        let environment = ["IMGBUILD_CACHE": root + "/cache"]
+        let host = try imgbuild(["build", root + "/context", "--store", root + "/store"], environment: environment)
+        #expect(host.status == 0, "\(host.stderr)")
+        // Root in the namespace gets every capability; it is given only those this process has, so that
+        // ids and capabilities are the same on both sides and only the namespace differs.
+        let names = ["chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
+                     "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw", "ipc_lock", "ipc_owner",
+                     "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct", "sys_admin", "sys_boot", "sys_nice",
+                     "sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write", "audit_control", "setfcap",
+                     "mac_override", "mac_admin", "syslog", "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf",
+                     "checkpoint_restore"]
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let effective = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }.flatMap { UInt64($0.split(separator: "\t").last ?? "", radix: 16) } ?? 0
+        let missing = names.indices.filter { effective & (1 << UInt64($0)) == 0 }.map { "-" + names[$0] }
+        let drop = missing.isEmpty ? [] : ["/usr/bin/setpriv", "--bounding-set", missing.joined(separator: ",")]
+        let namespaced = try run("/usr/bin/unshare", ["-U", "-r"] + drop + ["/usr/bin/env", "IMGBUILD_CACHE=\(root)/cache",
+                                                      imgbuildBinary, "build", root + "/context", "--store", root + "/store", "--version", "1.0.1"])
+        #expect(namespaced.status != 0 && namespaced.stderr.contains("secret") && namespaced.stderr.contains("Permission denied"), "\(namespaced.stderr)")
+    }
+
+    @Test("readability is judged as the effective user that opens the file, not the real one")
+    func effectiveUser() throws {
+        let root = try contextWithStrangersFile("ruid")
+        let built = try run("/usr/bin/setpriv", ["--ruid=65534", "/usr/bin/env", "IMGBUILD_CACHE=\(root)/cache",
+                                                 imgbuildBinary, "build", root + "/context", "--store", root + "/store"])
+        #expect(built.status == 0, "root with another real user id can open the file, so the build takes it: \(built.stderr)")
     }
 }
 
