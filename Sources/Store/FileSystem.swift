@@ -14,6 +14,13 @@ enum FileSystem {
         return lstat(path, &info) == 0
     }
 
+    /// Whether `path` was last modified strictly after `other` (false if either is missing).
+    static func modified(_ path: String, after other: String) -> Bool {
+        var a = stat(), b = stat()
+        guard stat(path, &a) == 0, stat(other, &b) == 0 else { return false }
+        return (a.st_mtim.tv_sec, a.st_mtim.tv_nsec) > (b.st_mtim.tv_sec, b.st_mtim.tv_nsec)
+    }
+
     static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR

@@ -42,14 +42,19 @@ extension Store {
     }
 
     /// A tag that exists already: the same digest is no change, another one is refused. The layout's
-    /// index is refreshed all the same, in case the process that made the tag died before it did.
+    /// index is refreshed all the same, in case the process that made the tag died before it did,
+    /// unless it was written after the tags last changed (a tag added or removed moves the tags folder's
+    /// modification time): then it is current, and a rebuild need not read every tag of the repository.
     private func confirmExisting(_ name: RepositoryName, _ version: Version, _ descriptor: Descriptor) throws(StoreError) -> TagOutcome {
         let existing = try readTag(name, version)
         guard existing.digest == descriptor.digest else {
             throw .tagImmutable(repository: name.value, version: version.description,
                                 existing: existing.digest, requested: descriptor.digest)
         }
-        try refreshLayoutIndex(name)
+        let directory = repositoryDirectory(name)
+        if !FileSystem.modified(directory + "/index.json", after: directory + "/tags") {
+            try refreshLayoutIndex(name)
+        }
         return .unchanged
     }
 

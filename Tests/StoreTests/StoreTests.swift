@@ -36,6 +36,39 @@ struct StoreTests {
         #expect(index.manifests.first?.annotations?[AnnotationKey.refName] == "1.4.0")
     }
 
+    @Test("the same tag again repairs a layout index that a process which died after tagging left behind")
+    func repairsIndex() throws {
+        let store = try newStore()
+        let name = try RepositoryName("team/app")
+        let first = try manifest(in: store, "a"), second = try manifest(in: store, "b")
+        try store.tag(name, try Version(parsing: "1.0.0"), first)
+        let folder = store.root + "/repositories/team/app"
+        let staleIndex = try Data(contentsOf: URL(fileURLWithPath: folder + "/index.json"))
+        try store.tag(name, try Version(parsing: "1.1.0"), second)
+        // As if the process died between the tag's link and the index: the old index, older than the tags.
+        try FileManager.default.removeItem(atPath: folder + "/index.json")
+        try staleIndex.write(to: URL(fileURLWithPath: folder + "/index.json"))
+        var info = stat()
+        #expect(stat(folder + "/tags", &info) == 0)
+        var times = [info.st_mtim, info.st_mtim]
+        times[1].tv_sec -= 1
+        #expect(utimensat(AT_FDCWD, folder + "/index.json", &times, 0) == 0)
+        func listed() throws -> [String] {
+            try JSONDecoder().decode(ImageIndex.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/index.json")))
+                .manifests.compactMap { $0.annotations?[AnnotationKey.refName] }
+        }
+        #expect(try listed() == ["1.0.0"])
+        #expect(try store.tag(name, try Version(parsing: "1.0.0"), first) == .unchanged)
+        #expect(try listed() == ["1.0.0", "1.1.0"])
+        // Current now: the same tag again leaves it as it is.
+        var before = stat()
+        stat(folder + "/index.json", &before)
+        #expect(try store.tag(name, try Version(parsing: "1.1.0"), second) == .unchanged)
+        var after = stat()
+        stat(folder + "/index.json", &after)
+        #expect(after.st_ino == before.st_ino && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec)
+    }
+
     @Test("tagging a manifest that is not in the store is refused")
     func missingBlob() throws {
         let store = try newStore()
