@@ -82,8 +82,7 @@ public struct Builder: Sendable {
             manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store, report: progress)
         } else {
             // Progress waits until every presumption is confirmed, so it never tells of a layer that is
-            // then built again.
-            // (Writing a layer tells one line.)
+            // then built again. Each pass tells one line per layer.
             var lines: [String] = []
             manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store) { lines.append($0) }
             var changed: Set<Int> = []

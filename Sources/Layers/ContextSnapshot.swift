@@ -57,13 +57,6 @@ public struct ContextSnapshot: Sendable, Equatable {
         self.started = started
     }
 
-    /// Every regular file the walk took, as absolute paths.
-    public var regularFiles: [String] {
-        folders.flatMap { folder in
-            folder.children.filter { mode_t($0.stamp.mode) & S_IFMT == S_IFREG }.map { folder.path + "/" + $0.name }
-        }
-    }
-
     /// Whether any folder, file or symlink changed within the racy window before the walk started or
     /// after: its stat data could stay the same through another change in the same clock tick.
     public var isRacy: Bool {
