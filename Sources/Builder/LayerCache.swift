@@ -77,34 +77,36 @@ struct LayerCache {
 
     /// What a section's snapshot vouches for, and the size of the snapshot, without reading it.
     func snapshotContents(_ key: Digest) -> (Digest, size: Int)? {
-        let fd = open(contexts + "/" + key.hex, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, let contents = Self.contents(fd, key: key) else { return nil }
-        return (contents, Int(info.st_size) - Self.header)
+        withRecord(key) { _, contents, size in (contents, size) }
     }
 
     /// The record of a section's snapshot, read straight into the buffer its check works on: its key and
     /// what its entries hashed to (each as hex and a newline), then the snapshot.
     func snapshot(_ key: Digest) -> SnapshotRecord? {
+        withRecord(key) { fd, contents, size -> SnapshotRecord? in
+            let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = 0
+                while count < size {
+                    let n = pread(fd, buffer.baseAddress! + count, size - count, off_t(Self.header + count))
+                    guard n > 0 else { break }
+                    count += n
+                }
+            }
+            guard bytes.count == size, let snapshot = ContextSnapshot.Encoded(bytes) else { return nil }
+            return SnapshotRecord(contents: contents, snapshot: snapshot)
+        } ?? nil
+    }
+
+    /// Opens the record of `key` and hands `body` its descriptor, what it vouches for and the size of its
+    /// snapshot; nil when there is no such record.
+    private func withRecord<T>(_ key: Digest, _ body: (Int32, Digest, Int) -> T) -> T? {
         let fd = open(contexts + "/" + key.hex, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_size > Self.header, info.st_size < 1 << 31,
               let contents = Self.contents(fd, key: key) else { return nil }
-        let size = Int(info.st_size) - Self.header
-        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            count = 0
-            while count < size {
-                let n = pread(fd, buffer.baseAddress! + count, size - count, off_t(Self.header + count))
-                guard n > 0 else { break }
-                count += n
-            }
-        }
-        guard bytes.count == size, let snapshot = ContextSnapshot.Encoded(bytes) else { return nil }
-        return SnapshotRecord(contents: contents, snapshot: snapshot)
+        return body(fd, contents, Int(info.st_size) - Self.header)
     }
 
     /// The record's key and what it vouches for, each as hex and a newline.
