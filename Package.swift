@@ -69,7 +69,8 @@ let package = Package(
         ]),
         // The registry protocol's parsers, free of any HTTP server: routes, Range and Content-Range.
         .target(name: "RegistryRoutes", dependencies: ["OCI"]),
-        // The process limits a server raises for the connections it admits (open files).
+        // The process limits a server raises for the connections it admits (open files), and which process is
+        // which (its start time, which with its pid names it for good).
         .target(name: "ProcessLimits"),
         // HOST:PORT, the one parser of where to listen or connect.
         .target(name: "HostPort"),
@@ -97,7 +98,7 @@ let package = Package(
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
         .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", "HostPort", .product(name: "Yams", package: "Yams")]),
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
-        .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount"]),
+        .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount", "ProcessLimits"]),
         // The deployer's releases: images fetched by digest, verified, and unpacked safely into read-only folders.
         .target(name: "UnpackedReleases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations", "CXattr"]),
         // HTTP/1.1 message boundaries for a relay: heads parsed and checked, bodies delimited, heads rewritten.
@@ -118,13 +119,13 @@ let package = Package(
         // The front as a process of its own: its control socket, the handover of its listening socket, and
         // the daemon's client and launcher for it.
         .target(name: "Front", dependencies: [
-            "LoadBalancer", "TerminationSignals", "CDescriptorPassing",
+            "LoadBalancer", "TerminationSignals", "CDescriptorPassing", "ProcessLimits",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         // The deployer daemon's core: its services, the rollout decisions (RolloutMachine) and their doing (instances,
         // health checks, the front, restarts), history, rollback, re-adoption and the rollback window.
         .target(name: "DeployerCore", dependencies: [
-            "OCI", "ReleaseSpec", "UnpackedReleases", "Runtime", "LoadBalancer", "Front", "Layers", "InstanceNetwork",
+            "OCI", "ReleaseSpec", "UnpackedReleases", "Runtime", "LoadBalancer", "Front", "Layers", "InstanceNetwork", "ProcessLimits",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

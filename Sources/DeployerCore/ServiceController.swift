@@ -3,6 +3,7 @@ import Front
 import Layers
 import LoadBalancer
 import OCI
+import ProcessLimits
 import ReleaseSpec
 import UnpackedReleases
 import Runtime
@@ -374,18 +375,22 @@ actor ServiceController {
         return text.isEmpty ? "(none)" : text
     }
 
-    /// Drains the instances' requests in flight, then stops them.
+    /// Drains the instances' requests in flight, then stops them, once no front that was replaced still
+    /// finishes its connections (it may send their next requests to these instances).
     private func retire(_ ids: [String]) async {
         for id in ids { instances[id]?.stopping = true }
         await setActive(active.filter { !ids.contains($0.id) })
+        let front = self.front
+        await withTaskGroup(of: Void.self) { group in
+            for id in ids {
+                group.addTask { _ = await front.drain(id, timeout: .seconds(30)) }
+            }
+        }
+        await waitForReplacedFronts()
         await withTaskGroup(of: Void.self) { group in
             for id in ids {
                 guard let managed = instances[id] else { continue }
-                let front = self.front
-                group.addTask {
-                    _ = await front.drain(id, timeout: .seconds(30))
-                    await managed.instance.stop(timeout: managed.spec.stopTimeout)
-                }
+                group.addTask { await managed.instance.stop(timeout: managed.spec.stopTimeout) }
             }
         }
         for id in ids { instances[id] = nil }
@@ -680,6 +685,21 @@ extension ServiceController {
         // A `down` meanwhile does not wait for the old front: it drains on its own.
         if waitingForOld { await waitForExit(old.pid, timeout: .seconds(Int64(launcher.drainTimeout) + 5), untilTakenDown: true) }
         return FrontUpgrade(service: name, oldPID: old.pid, newPID: new.pid, oldExited: ProcessStart.of(old.pid) == nil)
+    }
+
+    /// Waits until no front that the serving one replaced still runs (each ends within its drain timeout,
+    /// and a few seconds more are allowed for it to exit), the serving front is gone, or the service is
+    /// taken down. A front that is slow to answer is asked again.
+    private func waitForReplacedFronts() async {
+        let deadline = clock.now() + .seconds(Int64(launcher.drainTimeout) + 5)
+        while clock.now() < deadline, !takenDown {
+            do {
+                if (try await front.state().predecessors ?? []).isEmpty { return }
+            } catch where error.frontGone {
+                return
+            } catch {}
+            await clock.sleep(.milliseconds(50))
+        }
     }
 
     /// Whether the front runs an older executable than the daemon would start now.

@@ -39,8 +39,7 @@ final class FailureLog: Sendable {
             window.written += 1
             return (true, skipped)
         }
-        let stamp = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-        if skipped > 0 { log("imgdeploy front: \(stamp) \(skipped) more failed request(s) before this were not logged") }
-        if write { log("imgdeploy front: \(stamp) failed request: \(note)") }
+        if skipped > 0 { log("\(skipped) more failed request(s) before this were not logged") }
+        if write { log("failed request: \(note)") }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import LoadBalancer
 import NIOCore
+import ProcessLimits
 import Synchronization
 import TerminationSignals
 #if canImport(Glibc)
@@ -39,13 +40,19 @@ public enum FrontProcess {
         case stop
     }
 
-    /// Runs the front until it is stopped or replaced.
-    public static func run(_ options: Options, log: @escaping @Sendable (String) -> Void) async throws {
+    /// Runs the front until it is stopped or replaced. Each line it logs begins with its time and pid, since
+    /// a front being replaced and its successor write to the same log.
+    public static func run(_ options: Options, log write: @escaping @Sendable (String) -> Void) async throws {
+        let pid = getpid()
+        let log: @Sendable (String) -> Void = { line in
+            write("imgdeploy front: \(Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))) [\(pid)] \(line)")
+        }
         let pool = BackendPool()
         let failures = FailureLog(log: log)
         let balancer = LoadBalancer(pool: pool, idleTimeout: options.idleTimeout, maxConnections: options.maxConnections,
                                     onFailure: { failures.note($0) })
         var predecessor: UnixConnection?
+        var predecessors: [RetiringFront] = []
         var activeVersion: UInt64 = 0
         let socket: Int32
         if options.takeOver {
@@ -57,6 +64,9 @@ public enum FrontProcess {
             }
             pool.setActive(state.active)
             activeVersion = state.activeVersion ?? 0
+            // It runs now (it answered, and waits for this front's `retire`), so its start time names it.
+            if let started = ProcessStart.of(state.pid) { predecessors.append(RetiringFront(pid: state.pid, startTime: started)) }
+            predecessors += state.predecessors ?? []
             balancer.metrics.add(state.counts)
             socket = descriptor
             predecessor = connection
@@ -81,7 +91,7 @@ public enum FrontProcess {
         let (endings, ending) = AsyncStream<Ending>.makeStream()
         let listener = try UnixListener(publishingAt: options.controlPath)
         let control = ControlLoop(listener: listener, balancer: balancer, port: port, executable: executableIdentity(), ending: ending,
-                                  activeVersion: activeVersion)
+                                  activeVersion: activeVersion, predecessors: predecessors)
         listener.path.publish()
         let published = inode(options.controlPath)
         control.controlPath = options.controlPath
@@ -91,7 +101,7 @@ public enum FrontProcess {
             try? predecessor.send(FrontRequest(.retire))
             _ = try? predecessor.receive(FrontReply.self)
         }
-        log("imgdeploy front: pid \(getpid()) serving port \(port), control \(options.controlPath)")
+        log("serving port \(port), control \(options.controlPath)")
         control.start()
         let signals = TerminationSignals { ending.yield(.stop) }
         defer { signals.cancel() }
@@ -104,16 +114,16 @@ public enum FrontProcess {
         control.stop()
         switch how {
         case .retire:
-            log("imgdeploy front: handed over; finishing \(balancer.openConnections) connection(s)")
+            log("handed over; finishing \(balancer.openConnections) connection(s)")
             await balancer.retire(timeout: options.drainTimeout)
         case .stop:
-            log("imgdeploy front: stopping")
+            log("stopping")
             await balancer.stop(timeout: options.drainTimeout)
             // Unless a successor has replaced it meanwhile, the control socket goes with this front.
             if published != nil, inode(options.controlPath) == published { unlink(options.controlPath) }
         }
         let counts = balancer.metrics.snapshot
-        log("imgdeploy front: done; \(counts.requests) requests, \(counts.failed) failed, \(counts.retried) retried")
+        log("done; \(counts.requests) requests, \(counts.failed) failed, \(counts.retried) retried")
     }
 
     /// The inode of the file at `path`, if there is one.
@@ -154,14 +164,17 @@ final class ControlLoop: @unchecked Sendable {
     static let connectionLimit = 32
     /// The version of the last `set-active` applied; checked and changed with the pool, under this lock.
     private let activeVersion: Mutex<UInt64>
+    /// The fronts this one replaced that may still run (see ``FrontState/predecessors``).
+    private let predecessors: [RetiringFront]
     private var thread: Thread?
     /// The control socket's path, and the inode it had when this front published it.
     var controlPath = ""
     var publishedInode: UInt?
 
     init(listener: UnixListener, balancer: LoadBalancer, port: Int, executable: String,
-         ending: AsyncStream<FrontProcess.Ending>.Continuation, activeVersion: UInt64) {
+         ending: AsyncStream<FrontProcess.Ending>.Continuation, activeVersion: UInt64, predecessors: [RetiringFront] = []) {
         self.activeVersion = Mutex(activeVersion)
+        self.predecessors = predecessors
         self.listener = listener
         self.balancer = balancer
         self.port = port
@@ -209,7 +222,7 @@ final class ControlLoop: @unchecked Sendable {
         let (active, version) = activeVersion.withLock { (pool.active, $0) }
         return FrontState(pid: getpid(), port: port, executable: executable, active: active, activeVersion: version, inFlight: pool.inFlightByBackend,
                           counts: balancer.metrics.snapshot, connections: balancer.openConnections, retiring: retiring.load(ordering: .relaxed),
-                          features: ["pause"])
+                          features: ["pause"], predecessors: predecessors.filter(\.isRunning))
     }
 
     /// Answers a connection's requests until it closes (a successor sends two: handover, then retire).

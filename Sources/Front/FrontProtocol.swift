@@ -1,4 +1,5 @@
 import LoadBalancer
+import ProcessLimits
 
 /// A request to a front, one JSON line on its control socket.
 ///
@@ -65,4 +66,23 @@ public struct FrontState: Codable, Sendable, Equatable {
     public var retiring: Bool
     /// Operations beyond the first version's that this front understands (`pause`); absent in older fronts.
     public var features: [String]?
+    /// Fronts this one replaced (directly, or before that) that still finish their connections. Each
+    /// sends its connections' next requests to the instances it knew, so a daemon stops none of those
+    /// while one runs. Absent in older fronts.
+    public var predecessors: [RetiringFront]?
+}
+
+/// A front that handed its socket over and is finishing its connections: its pid and start time, which
+/// together name it for good (a pid alone may be reused once it exits).
+public struct RetiringFront: Codable, Sendable, Equatable {
+    public var pid: Int32
+    public var startTime: UInt64
+
+    public init(pid: Int32, startTime: UInt64) {
+        self.pid = pid
+        self.startTime = startTime
+    }
+
+    /// Whether it still runs.
+    public var isRunning: Bool { ProcessStart.of(pid) == startTime }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import InstanceNetwork
 import Layers
+import ProcessLimits
 
 /// Runs instances with bubblewrap (Debian package `bubblewrap`), the lighter option: the same overlay
 /// root, new user, pid, ipc, uts and cgroup namespaces in a session of its own (outliving the daemon),

@@ -1,6 +1,7 @@
 import Foundation
 import InstanceNetwork
 import OCI
+import ProcessLimits
 
 /// Runs instances with `runc` (Debian package `runc`): an OCI runtime bundle made from the image config;
 /// a user namespace of its own (``UserMapping/instances``, wherever the kernel can idmap the release) and

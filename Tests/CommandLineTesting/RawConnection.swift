@@ -15,8 +15,9 @@ public final class RawConnection {
 
     public struct Failure: Error, CustomStringConvertible { public let description: String }
 
-    public init(port: Int, timeout seconds: Int = 30) throws {
-        guard let fd = connectLoopback(port) else { throw Failure(description: "cannot connect to 127.0.0.1:\(port)") }
+    /// `receiveBuffer`: the socket's receive buffer, set before it connects (a client that reads slowly).
+    public init(port: Int, timeout seconds: Int = 30, receiveBuffer: Int32? = nil) throws {
+        guard let fd = connectLoopback(port, receiveBuffer: receiveBuffer) else { throw Failure(description: "cannot connect to 127.0.0.1:\(port)") }
         self.fd = fd
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -44,8 +45,9 @@ public final class RawConnection {
     public func send(_ text: String) -> Bool { send(Data(text.utf8)) }
 
     /// Reads one response (its head, then `Content-Length` bytes of body); nil if the connection closed
-    /// or timed out first.
-    public func readAnswer(head: Bool = false) -> Answer? {
+    /// or timed out first. `untilClose`: an answer without `Content-Length` has a body that ends when the
+    /// connection does (as RFC 9112 §6.3 frames it), which is read to that end.
+    public func readAnswer(head: Bool = false, untilClose: Bool = false) -> Answer? {
         while true {
             if let end = buffered.range(of: Data("\r\n\r\n".utf8)) {
                 let headText = String(decoding: buffered[..<end.lowerBound], as: UTF8.self)
@@ -55,6 +57,12 @@ public final class RawConnection {
                 for line in lines.dropFirst() {
                     guard let colon = line.firstIndex(of: ":") else { continue }
                     headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                }
+                if untilClose, !head, status != 100, headers["content-length"] == nil {
+                    while fill() {}
+                    let body = Data(buffered[end.upperBound...])
+                    buffered = Data()
+                    return Answer(status: status, headers: headers, body: body)
                 }
                 let length = head || status == 100 ? 0 : Int(headers["content-length"] ?? "0") ?? 0
                 while buffered.count - end.upperBound < length { guard fill() else { return nil } }
@@ -67,13 +75,14 @@ public final class RawConnection {
         }
     }
 
-    /// Whether the server closed the connection (a read returns end of file) within the timeout.
-    public func waitForClose() -> Bool {
+    /// Whether the server closed the connection (a read returns end of file, or a reset unless
+    /// `orderly`) within the timeout.
+    public func waitForClose(orderly: Bool = false) -> Bool {
         while true {
             var chunk = [UInt8](repeating: 0, count: 4096)
             let count = recv(fd, &chunk, chunk.count, 0)
             if count == 0 { return true }
-            if count < 0 { return errno == ECONNRESET }
+            if count < 0 { return !orderly && errno == ECONNRESET }
         }
     }
 

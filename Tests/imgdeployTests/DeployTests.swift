@@ -1,5 +1,6 @@
 import CommandLineTesting
 import Foundation
+import Synchronization
 import Testing
 
 /// The `imgdeploy` executable beside `imgbuild`.
@@ -216,6 +217,12 @@ final class WrkLoad {
     }
 }
 
+/// Whether process `pid` runs (one that exited and waits to be reaped does not).
+func isRunning(_ pid: Int) -> Bool {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+    return !status.contains("State:\tZ")
+}
+
 func frontPage(_ port: Int) throws -> String {
     try run("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(port)/"]).stdout
 }
@@ -428,51 +435,128 @@ struct DeployTests {
         let wrk = try WrkLoad(port: port)
         let slow = try LoadGenerator(port: port, connections: 4, path: "/cgi-bin/slow", mode: "slow")
         let uploads = try LoadGenerator(port: port, connections: 2, path: "/cgi-bin/upload", mode: "upload")
+        // What happened when, for a failure's message (the load generators say when each error came).
+        let loadStarted = Date()
+        var phases: [String] = []
+        func phase(_ what: String) { phases.append(String(format: "%.3f s ", Date().timeIntervalSince(loadStarted)) + what) }
         sleep(2)
 
         // kill -9 of the daemon, and a new one.
+        phase("kill -9 of the daemon")
         daemon.kill9()
         sleep(1)
         daemon = try DeployDaemon(state: state, binary: binary)
+        phase("daemon started again")
         try settle()
         // An upgrade of the front.
         let firstFront = try front()
+        phase("upgrade-front")
         let upgrade = try daemon.command(["upgrade-front", "hello"])
         #expect(upgrade.status == 0 && upgrade.stdout.contains("replaced by pid"), "\(upgrade.stdout)\(upgrade.stderr)")
         let secondFront = try front()
+        phase("upgrade-front done: \(firstFront) → \(secondFront)")
         #expect(secondFront != firstFront && secondFront > 0)
         // A newer binary: the daemon started again replaces the front by itself.
         daemon.terminate()
         let now = Date()
         try FileManager.default.setAttributes([.modificationDate: now], ofItemAtPath: binary)
         daemon = try DeployDaemon(state: state, binary: binary)
+        phase("daemon with a newer binary started")
         var thirdFront = secondFront
         for _ in 0..<100 where thirdFront == secondFront {
             usleep(100_000)
             thirdFront = (try? front()) ?? secondFront
         }
         #expect(thirdFront != secondFront && thirdFront > 0, "the front of the older binary was replaced")
+        phase("front replaced: \(secondFront) → \(thirdFront)")
         try settle()
         // Blue-green to 2.0.0, and back.
+        phase("blue-green to 2.0.0")
         let deploy = try daemon.command(["apply", hello.spec("2.0.0", port: port)])
         #expect(deploy.status == 0, "\(deploy.stdout)\(deploy.stderr)")
+        phase("rollback")
         let rollback = try daemon.command(["rollback", "hello"])
         #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        phase("rollback done")
         sleep(1)
 
         let pages = wrk.finish()
         let slowRun = try slow.finish()
         let uploadRun = try uploads.finish()
         #expect(pages.requests > 1000 && pages.bad == 0 && pages.errors == 0, "wrk: \(pages.output)")
-        #expect(slowRun.requests > 10 && slowRun.errors.isEmpty && slowRun.statuses.keys.sorted() == ["200"], "slow: \(slowRun)")
-        #expect(uploadRun.requests > 10 && uploadRun.errors.isEmpty && uploadRun.statuses.keys.sorted() == ["200"], "uploads: \(uploadRun)")
+        let frontLog = (try? String(contentsOfFile: state + "/fronts/hello.log", encoding: .utf8)) ?? ""
+        #expect(slowRun.requests > 10 && slowRun.errors.isEmpty && slowRun.statuses.keys.sorted() == ["200"],
+                "slow: \(slowRun)\n\(phases.joined(separator: "\n"))\n\(frontLog)")
+        #expect(uploadRun.requests > 10 && uploadRun.errors.isEmpty && uploadRun.statuses.keys.sorted() == ["200"],
+                "uploads: \(uploadRun)\n\(phases.joined(separator: "\n"))\n\(frontLog)")
         #expect((slowRun.versions["2.0.0"] ?? 0) > 0, "the slow requests reached 2.0.0 too: \(slowRun.versions)")
         let counts = try daemon.status("hello")
         // The front logs why each request it counts as failed failed.
-        let whyFailed = ((try? String(contentsOfFile: state + "/fronts/hello.log", encoding: .utf8)) ?? "")
-            .split(separator: "\n").filter { $0.contains("failed request") }
+        let whyFailed = frontLog.split(separator: "\n").filter { $0.contains("failed request") }
         #expect(counts["failedRequests"] as? Int == 0 && whyFailed.isEmpty, "the front counted no failure: \(whyFailed) \(counts)")
         #expect(try frontPage(port).contains("hello 1.0.0"))
+    }
+
+    @Test("a front replaced while it relays an upload keeps the instance it relays to: a blue-green switch that follows waits for the old front to finish before stopping the old version")
+    func replacedFrontKeepsItsInstances() throws {
+        let hello = try DeployTests.versions.get()
+        let binary = makeTemporaryDirectory("imgdeploy-bin") + "/imgdeploy"
+        try FileManager.default.copyItem(atPath: imgdeployBinary, toPath: binary)
+        let state = makeTemporaryDirectory("deploy-state")
+        var daemon = try DeployDaemon(state: state, binary: binary)
+        defer { daemon.stop() }
+        let port = freePort()
+        #expect(try daemon.command(["apply", hello.spec("1.0.0", port: port)]).status == 0)
+        func front() -> Int { (try? daemon.status("hello")["frontPID"] as? Int) ?? -1 }
+        let firstFront = front()
+
+        // An upload a third sent: it stays with the first front, relayed to an instance of 1.0.0.
+        let upload = try RawConnection(port: port)
+        let body = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 % 251) })
+        #expect(upload.send("POST /cgi-bin/upload HTTP/1.1\r\nHost: hello\r\nContent-Length: \(body.count)\r\n\r\n"))
+        #expect(upload.send(body.prefix(100_000)))
+        usleep(300_000)
+
+        // A daemon whose binary is newer replaces the front and does not wait for the old one.
+        daemon.terminate()
+        try FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: binary)
+        daemon = try DeployDaemon(state: state, binary: binary)
+        var secondFront = firstFront
+        for _ in 0..<100 where secondFront == firstFront || secondFront < 0 {
+            usleep(100_000)
+            secondFront = front()
+        }
+        #expect(secondFront != firstFront && secondFront > 0, "the front of the older binary was replaced")
+        #expect(isRunning(firstFront), "the first front still finishes the upload")
+
+        // Blue-green to 2.0.0, in the background: it ends by stopping 1.0.0's instances.
+        let deploy = Mutex<(status: Int32, output: String)?>(nil)
+        let spec = hello.spec("2.0.0", port: port)
+        let deployer = Thread {
+            let result = (try? run(binary, ["apply", spec, "--state", state])).map { ($0.status, $0.stdout + $0.stderr) }
+            deploy.withLock { $0 = result }
+        }
+        deployer.start()
+        var switched = false
+        for _ in 0..<300 where !switched {
+            switched = (try? frontPage(port))?.contains("hello 2.0.0") == true
+            if !switched { usleep(100_000) }
+        }
+        #expect(switched, "the new front serves 2.0.0")
+        // Time enough for the rollout to stop the old instances if it did not wait.
+        sleep(2)
+        #expect(deploy.withLock { $0 == nil }, "the rollout waits for the replaced front to finish")
+
+        #expect(upload.send(body.dropFirst(100_000)))
+        let answer = upload.readAnswer(untilClose: true)
+        #expect(answer?.status == 200 && answer.map { String(decoding: $0.body, as: UTF8.self) } == "received 300000\n",
+                "the upload went through whole: \(answer.map { "\($0.status) \(String(decoding: $0.body, as: UTF8.self))" } ?? "no answer")")
+        #expect(answer?.headers["connection"]?.lowercased() == "close", "the replaced front closes the connection after it")
+        for _ in 0..<300 where deploy.withLock({ $0 == nil }) { usleep(100_000) }
+        let result = deploy.withLock { $0 }
+        #expect(result?.status == 0, "\(result?.output ?? "")")
+        #expect(!isRunning(firstFront), "the first front has exited")
+        #expect(try frontPage(port).contains("hello 2.0.0"))
     }
 
     @Test("a rollout cut short by kill -9 of the daemon is aborted when it starts again: traffic stays on the old version, and history and status say so")
