@@ -33,4 +33,15 @@ public enum ListeningSocket {
         }
         return fd
     }
+
+    /// How many connections the kernel queues for `socket` before it is accepted (its listen backlog, which
+    /// `TCP_INFO` reports as `tcpi_sacked` on a listening socket); nil if the socket is not a listening TCP socket.
+    public static func backlog(of socket: Int32) -> Int32? {
+        // struct tcp_info: eight bytes of one-byte fields, then u32 rto, ato, snd_mss, rcv_mss, unacked, sacked.
+        var info = [UInt32](repeating: 0, count: 8)
+        var length = socklen_t(info.count * 4)
+        guard getsockopt(socket, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0, length >= 32,
+              info[0] & 0xFF == 10 /* TCP_LISTEN */ else { return nil }
+        return Int32(bitPattern: info[7])
+    }
 }

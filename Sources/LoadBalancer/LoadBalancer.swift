@@ -104,6 +104,7 @@ public final class LoadBalancer: Sendable {
         let (idleTimeout, maxConnections) = (self.idleTimeout, self.maxConnections)
         // Each connection takes two descriptors (the client's and its backend's).
         OpenFiles.raiseLimit(to: maxConnections * 2 + 256)
+        let backlog = ListeningSocket.backlog(of: socket)
         let kept = fcntl(socket, F_DUPFD_CLOEXEC, 0)
         let channel: Channel
         do {
@@ -128,6 +129,10 @@ public final class LoadBalancer: Sendable {
             if kept >= 0 { close(kept) }
             throw error
         }
+        // NIO listens again on a socket it is given, with its own backlog (128): the socket's is restored, or a
+        // burst of connections (every client reconnecting as a replaced front closes its connections) would
+        // overflow the queue, and the kernel resets what it cannot queue.
+        if let backlog, kept >= 0 { listen(kept, backlog) }
         server.withLock { $0 = Listener(channel: channel, handoverCopy: kept) }
         return channel.localAddress?.port ?? 0
     }

@@ -8,6 +8,10 @@ private let retryBufferLimit = 64 * 1024
 private let headLimit = 80 * 1024
 /// Bytes of pipelined requests held while a response is pending; past this, reading from the client pauses.
 private let pipelineLimit = 64 * 1024
+/// A connection closing after its last answer reads and drops what the client still sends until the client
+/// closes, sends nothing for `lingerQuiet`, or `lingerLimit` has passed (see ``FrontHandler/linger(_:)``).
+private let lingerQuiet = TimeAmount.seconds(2)
+private let lingerLimit = TimeAmount.seconds(10)
 
 /// One client connection at the front: relays each request to a backend and the response back, as
 /// bytes. Only what delimits messages is parsed (the heads, and the chunked framing of bodies), as
@@ -108,6 +112,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var upstreamUnflushed = false
     /// The connection closes once its last answer is written: nothing more is read from it or relayed.
     private var closing = false
+    /// The last answer went out and this side is shut (see ``linger(_:)``).
+    private var lingering = false
+    /// The client sent bytes since the last linger check.
+    private var lingerHeard = false
     /// The idle check runs every quarter of the idle timeout; these are the checks since the client last
     /// sent anything. (A flag per read costs less than reading the clock per read.)
     private var quietChecks = 0
@@ -194,6 +202,11 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Bytes from the client
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if closing {
+            // The last answer is going or gone: what the client still sends is dropped.
+            lingerHeard = true
+            return
+        }
         quietChecks = 0
         FrontHandler.append(unwrapInboundIn(data), to: &clientBytes)
         relayClientBytes()
@@ -332,7 +345,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// while the backend cannot take more (uploads flow no faster than the backend reads them), or while
     /// requests pipelined behind a pending response pile up.
     private func updateClientReading() {
-        guard let context else { return }
+        // A closing connection reads (and drops) whatever comes, so that it can close without a reset.
+        guard let context, !closing else { return }
         // Bytes wait unread only behind a request in progress; a head still arriving is read up to its limit.
         var pause = exchange != nil && (clientBytes?.readableBytes ?? 0) > pipelineLimit
         if let current = exchange, !current.rejected, !current.requestEnded {
@@ -840,13 +854,69 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Flushes what was written to the client, then closes its connection; nothing more is relayed.
+    /// Flushes what was written to the client, then ends its connection (see ``linger(_:)``); nothing more
+    /// is relayed, and what the client still sends is read and dropped. A client that takes nothing of that
+    /// last answer for the idle timeout has its connection closed, as on a connection that stays open.
     private func closeAfterWrites(_ context: ChannelHandlerContext) {
         closing = true
         clientBytes = nil
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
+        dropUpstream()
+        if readingPaused {
+            readingPaused = false
+            context.channel.setOption(.autoRead, value: true).whenFailure { _ in }
         }
+        stalledChecks = 0
+        watchLastAnswer(context, buffered: nil)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { [self] result in
+            guard case .success = result, self.context != nil else {
+                context.close(promise: nil)
+                return
+            }
+            linger(context)
+        }
+    }
+
+    /// Every quarter of the idle timeout until the last answer is flushed: four checks in a row that find
+    /// as many of its bytes waiting as before (the client takes nothing) close the connection. (Whether the
+    /// connection is writable says nothing here: what is left of an answer may be under the high-water mark.)
+    private func watchLastAnswer(_ context: ChannelHandlerContext, buffered before: Int?) {
+        let interval = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, 1_000_000))
+        context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: interval) { [self] in
+            guard self.context != nil, !lingering, context.channel.isActive else { return }
+            let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)
+            stalledChecks = buffered != nil && buffered == before ? stalledChecks + 1 : 0
+            if stalledChecks >= 4 {
+                metrics.countFailure(failureNote("cut", "the client took nothing of its last answer for the idle timeout"))
+                context.close(promise: nil)
+            } else {
+                watchLastAnswer(context, buffered: buffered)
+            }
+        }
+    }
+
+    /// Ends a connection whose last answer has been written without losing that answer (RFC 9112 §9.6):
+    /// closing a socket with unread bytes (the rest of a body the instance answered early, a request sent
+    /// behind one answered with `Connection: close`) makes the kernel send a reset, and a reset can discard
+    /// the answer before the client reads it, or fail the client's send of the body it is still writing.
+    /// So the front shuts its side (the client reads the answer, then the end), reads and drops whatever
+    /// still comes, and closes when the client does, when it sends nothing for `lingerQuiet`, or after
+    /// `lingerLimit`, as nginx's lingering close does.
+    private func linger(_ context: ChannelHandlerContext) {
+        lingering = true
+        context.close(mode: .output).assumeIsolated().whenFailure { _ in context.close(promise: nil) }
+        let started = NIODeadline.now()
+        func check() {
+            context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: lingerQuiet) { [self] in
+                guard self.context != nil, context.channel.isActive else { return }
+                if lingerHeard, NIODeadline.now() - started < lingerLimit {
+                    lingerHeard = false
+                    check()
+                } else {
+                    context.close(promise: nil)
+                }
+            }
+        }
+        check()
     }
 
     /// What a failed request's client got (`outcome`: a status, "cut" or "closed") and why, with what the

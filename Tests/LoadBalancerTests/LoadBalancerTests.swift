@@ -110,6 +110,23 @@ private func withFront(_ backends: [Backend], idleSeconds: Int64 = 60,
 
 @Suite("Load balancer (real curl in front, Python http.server behind)")
 struct LoadBalancerTests {
+    @Test("a listening socket handed to the load balancer keeps its backlog (NIO listens again with 128), before and after a handover")
+    func backlogKept() async throws {
+        let socket = try ListeningSocket.bind(host: "127.0.0.1", port: 0, backlog: 1024)
+        #expect(ListeningSocket.backlog(of: socket) == 1024)
+        let first = LoadBalancer(pool: BackendPool())
+        _ = try await first.start(listeningSocket: socket)
+        let handed = try #require(first.listeningSocketForHandover)
+        #expect(ListeningSocket.backlog(of: handed) == 1024, "the queue a burst of connections waits in was cut to \(ListeningSocket.backlog(of: handed) ?? 0)")
+        // The successor gets a duplicate of the same socket, as SCM_RIGHTS gives it.
+        let second = LoadBalancer(pool: BackendPool())
+        _ = try await second.start(listeningSocket: fcntl(handed, F_DUPFD_CLOEXEC, 0))
+        await first.retire(timeout: .seconds(1))
+        let kept = try #require(second.listeningSocketForHandover)
+        #expect(ListeningSocket.backlog(of: kept) == 1024)
+        await second.stop(timeout: .seconds(1))
+    }
+
     @Test("forwards method, path and body; appends X-Forwarded-For; hop-by-hop headers stop at the proxy both ways")
     func forwarding() async throws {
         let backend = try EchoBackend("a")

@@ -167,6 +167,45 @@ struct HostileFrontTests {
         #expect(seen.contains("POST /b bodylen=\(Self.smuggled.utf8.count)"), "\(seen)")
     }
 
+    @Test("an answer after which the connection closes while the client still sends reaches the client whole: an early 401 to an HTTP/1.0 upload of 2 MB, a 400 with 1 MB sent behind it")
+    func lingeringClose() throws {
+        let backend = try RawBackend("early")
+        defer { backend.stop() }
+        let front = try Front(backends: [backend.port])
+        defer { front.stop() }
+        let body = Data(repeating: UInt8(ascii: "x"), count: 2_000_000)
+
+        let upload = try RawConnection(port: front.port, timeout: 10)
+        #expect(upload.send("POST /upload HTTP/1.0\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n"))
+        #expect(upload.send(body.prefix(64_000)))
+        // The answer comes, and the front ends the connection, before the rest of the body is sent.
+        usleep(300_000)
+        #expect(upload.send(body.dropFirst(64_000)), "the rest of the body was refused (the front reset the connection)")
+        let early = upload.readAnswer()
+        #expect(early?.status == 401 && early?.body == Data("answered early".utf8), "\(String(describing: early))")
+        #expect(upload.waitForClose(orderly: true), "the connection ended with a reset, not after the answer")
+
+        let refused = try RawConnection(port: front.port, timeout: 10)
+        #expect(refused.send("GET /bare HTTP/1.1\nHost: x\n\n"))
+        usleep(300_000)
+        #expect(refused.send(body.prefix(1_000_000)), "the bytes behind the refused request were refused with a reset")
+        let answer = refused.readAnswer()
+        #expect(answer?.status == 400 && answer?.headers["connection"] == "close", "\(String(describing: answer))")
+        #expect(refused.waitForClose(orderly: true), "the connection ended with a reset, not after the answer")
+    }
+
+    @Test("a client that takes nothing of its last answer (Connection: close) loses its connection after the idle timeout, and the next client gets its slot",
+          .enabled(if: getuid() == 0, "a network namespace of its own needs root, as CI has"),
+          arguments: [100_000, 900_000])
+    func lastAnswerNotTaken(size: Int) throws {
+        // 100 KB: the front reads the whole answer and waits to write it; 900 KB: it stops reading the instance.
+        let work = makeTemporaryDirectory("last-answer")
+        let result = try run("/usr/bin/unshare", ["-n", repositoryRoot + "/fixtures/hostile/last_answer_not_taken.sh", imgdeployBinary,
+                                                  String(size), work])
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "served",
+                "the next client was not served while one took nothing of its answer: \(result.stdout)\(result.stderr)")
+    }
+
     @Test("a body that arrives before the backend connection is up reaches the backend whole", arguments: [70_000, 300_000])
     func bodyBeforeConnect(size: Int) throws {
         let backend = try RawBackend("cl")
