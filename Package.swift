@@ -166,7 +166,7 @@ let package = Package(
         .testTarget(name: "LayersTests", dependencies: ["Layers", "OCI", "Glob"]),
         .testTarget(name: "ImagefileTests", dependencies: ["Imagefile", "OCI"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "OCI", "SemVer"]),
-        .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer"]),
+        .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "HTTPFramingTests", dependencies: ["HTTPFraming"]),
         .testTarget(name: "HostPortTests", dependencies: ["HostPort"]),
         .testTarget(name: "RegistryRoutesTests", dependencies: ["RegistryRoutes", "OCI"]),

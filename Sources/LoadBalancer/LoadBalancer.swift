@@ -111,14 +111,13 @@ public final class LoadBalancer: Sendable {
             channel = try await ServerBootstrap(group: group)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections))
+                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections) { self.track($0) })
                     }
                 }
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
-                    self.track(channel)
-                    return channel.eventLoop.makeCompletedFuture {
+                    channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(FrontHandler(pool: pool, metrics: metrics, draining: draining,
                                                                                     idleTimeout: idleTimeout))
                     }
@@ -146,7 +145,8 @@ public final class LoadBalancer: Sendable {
     /// Client connections open now.
     public var openConnections: Int { connections.withLock { $0.count } }
 
-    /// Remembers an open front connection until it closes.
+    /// Remembers a front connection from the moment it is accepted (before NIO has set it up on its event
+    /// loop) until it closes.
     private func track(_ channel: Channel) {
         connections.withLock { $0[ObjectIdentifier(channel)] = channel }
         channel.closeFuture.whenComplete { _ in _ = self.connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
@@ -173,7 +173,7 @@ public final class LoadBalancer: Sendable {
 
     /// Stops accepting, lets requests in flight finish (up to `timeout`), then closes every connection.
     public func stop(timeout: Duration = .seconds(10)) async {
-        await stopListening()
+        await setAccepting(false)
         pool.setActive([])
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, pool.totalInFlight > 0 {
@@ -181,14 +181,19 @@ public final class LoadBalancer: Sendable {
         }
         let open = connections.withLock { Array($0.values) }
         for channel in open { try? await channel.close() }
+        await stopListening()
     }
 
     /// Hands the service to a successor that accepts on the same socket: stops accepting, keeps
     /// relaying to the same backends, and answers each connection's next request with
     /// `Connection: close` (closing it after that response), so no request already sent is dropped.
     /// Connections still open after `timeout` (clients that send nothing more) are closed.
+    ///
+    /// The listening channel closes last: NIO sets a connection up on its own event loop after accepting
+    /// it, and closes it unserved, its request unread (the kernel resets it), if the listening channel
+    /// has closed meanwhile. A connection accepted just before accepting stopped is served instead.
     public func retire(timeout: Duration) async {
-        await stopListening()
+        await setAccepting(false)
         draining.begin()
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, openConnections > 0 {
@@ -196,6 +201,7 @@ public final class LoadBalancer: Sendable {
         }
         let open = connections.withLock { Array($0.values) }
         for channel in open { try? await channel.close() }
+        await stopListening()
     }
 }
 
@@ -220,13 +226,19 @@ final class ConnectionLimitHandler: ChannelDuplexHandler {
     typealias OutboundIn = Never
 
     let limit: Int
+    /// Hears of each connection as it is accepted.
+    let accepted: (Channel) -> Void
     private var open = 0
     private var waiting = false
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, accepted: @escaping (Channel) -> Void) {
+        self.limit = limit
+        self.accepted = accepted
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let child = unwrapInboundIn(data)
+        accepted(child)
         open += 1
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         child.closeFuture.hop(to: context.eventLoop).whenComplete { _ in

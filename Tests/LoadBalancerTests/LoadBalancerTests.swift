@@ -1,5 +1,6 @@
 import Foundation
 import LoadBalancer
+import NIOPosix
 import Testing
 
 /// The repository's root, found from this file's place.
@@ -125,6 +126,32 @@ struct LoadBalancerTests {
         let kept = try #require(second.listeningSocketForHandover)
         #expect(ListeningSocket.backlog(of: kept) == 1024)
         await second.stop(timeout: .seconds(1))
+    }
+
+    @Test("a connection accepted just before the front retires, still being set up on its event loop, is served, not reset")
+    func acceptedWhileRetiring() async throws {
+        let backend = try EchoBackend("a")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loops = Array(group.makeIterator())
+        let pool = BackendPool()
+        pool.setActive([backend.backend])
+        let balancer = LoadBalancer(pool: pool, group: group)
+        // The listening channel takes the group's first loop, so the first connection goes to the second.
+        let port = try await balancer.start(host: "127.0.0.1", port: 0)
+        // That loop is held up, as a busy machine holds it: the connection is accepted, and its set-up waits.
+        loops[1].execute { usleep(1_500_000) }
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        client.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "http://127.0.0.1:\(port)/accepted"]
+        let output = Pipe()
+        client.standardOutput = output
+        try client.run()
+        try await Task.sleep(for: .milliseconds(500))
+        await balancer.retire(timeout: .seconds(8))
+        let code = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        #expect(client.terminationStatus == 0 && code == "200", "curl exited \(client.terminationStatus) with status \(code) (56: the connection was reset)")
+        try await group.shutdownGracefully()
     }
 
     @Test("forwards method, path and body; appends X-Forwarded-For; hop-by-hop headers stop at the proxy both ways")
