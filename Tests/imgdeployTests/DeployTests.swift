@@ -217,6 +217,22 @@ final class WrkLoad {
     }
 }
 
+/// A copy of imgdeploy and a state folder, so that a test can make the daemon's binary "newer" (a front running
+/// an older executable is replaced when the daemon starts).
+func copiedBinaryAndState() throws -> (binary: String, state: String) {
+    let binary = makeTemporaryDirectory("imgdeploy-bin") + "/imgdeploy"
+    try FileManager.default.copyItem(atPath: imgdeployBinary, toPath: binary)
+    return (binary, makeTemporaryDirectory("deploy-state"))
+}
+
+/// Ends `daemon` (its fronts and instances keep serving), makes its binary newer, and starts it again: the
+/// new daemon replaces the front by itself, without waiting for the old one.
+func restartedWithNewerBinary(_ daemon: DeployDaemon, binary: String, state: String) throws -> DeployDaemon {
+    daemon.terminate()
+    try FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: binary)
+    return try DeployDaemon(state: state, binary: binary)
+}
+
 /// Whether process `pid` runs (one that exited and waits to be reaped does not).
 func isRunning(_ pid: Int) -> Bool {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
@@ -414,11 +430,7 @@ struct DeployTests {
     @Test("zero failed or cut requests under wrk -c64, 1 s requests and 300 KB uploads through kill -9 of the daemon, its restart, a front upgrade, a daemon whose binary is newer, blue-green and rollback")
     func zeroDroppedThroughEverything() throws {
         let hello = try DeployTests.versions.get()
-        // The daemon runs a copy of the binary, so the test can make it "newer" (a front running an older
-        // executable is replaced when the daemon starts).
-        let binary = makeTemporaryDirectory("imgdeploy-bin") + "/imgdeploy"
-        try FileManager.default.copyItem(atPath: imgdeployBinary, toPath: binary)
-        let state = makeTemporaryDirectory("deploy-state")
+        let (binary, state) = try copiedBinaryAndState()
         var daemon = try DeployDaemon(state: state, binary: binary)
         defer { daemon.stop() }
         let port = freePort()
@@ -457,10 +469,7 @@ struct DeployTests {
         phase("upgrade-front done: \(firstFront) → \(secondFront)")
         #expect(secondFront != firstFront && secondFront > 0)
         // A newer binary: the daemon started again replaces the front by itself.
-        daemon.terminate()
-        let now = Date()
-        try FileManager.default.setAttributes([.modificationDate: now], ofItemAtPath: binary)
-        daemon = try DeployDaemon(state: state, binary: binary)
+        daemon = try restartedWithNewerBinary(daemon, binary: binary, state: state)
         phase("daemon with a newer binary started")
         var thirdFront = secondFront
         for _ in 0..<100 where thirdFront == secondFront {
@@ -500,9 +509,7 @@ struct DeployTests {
     @Test("a front replaced while it relays an upload keeps the instance it relays to: a blue-green switch that follows waits for the old front to finish before stopping the old version")
     func replacedFrontKeepsItsInstances() throws {
         let hello = try DeployTests.versions.get()
-        let binary = makeTemporaryDirectory("imgdeploy-bin") + "/imgdeploy"
-        try FileManager.default.copyItem(atPath: imgdeployBinary, toPath: binary)
-        let state = makeTemporaryDirectory("deploy-state")
+        let (binary, state) = try copiedBinaryAndState()
         var daemon = try DeployDaemon(state: state, binary: binary)
         defer { daemon.stop() }
         let port = freePort()
@@ -518,9 +525,7 @@ struct DeployTests {
         usleep(300_000)
 
         // A daemon whose binary is newer replaces the front and does not wait for the old one.
-        daemon.terminate()
-        try FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: binary)
-        daemon = try DeployDaemon(state: state, binary: binary)
+        daemon = try restartedWithNewerBinary(daemon, binary: binary, state: state)
         var secondFront = firstFront
         for _ in 0..<100 where secondFront == firstFront || secondFront < 0 {
             usleep(100_000)
