@@ -15,10 +15,8 @@ public func freePort() -> Int {
 }
 
 /// A TCP socket connected to 127.0.0.1:`port`, or nil when nothing accepts there.
-public func connectLoopback(_ port: Int, receiveBuffer: Int32? = nil) -> Int32? {
+public func connectLoopback(_ port: Int) -> Int32? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    // Before connecting, so that the window the connection offers is this small from the start.
-    if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")

@@ -15,9 +15,8 @@ public final class RawConnection {
 
     public struct Failure: Error, CustomStringConvertible { public let description: String }
 
-    /// `receiveBuffer`: the socket's receive buffer, set before it connects (a client that reads slowly).
-    public init(port: Int, timeout seconds: Int = 30, receiveBuffer: Int32? = nil) throws {
-        guard let fd = connectLoopback(port, receiveBuffer: receiveBuffer) else { throw Failure(description: "cannot connect to 127.0.0.1:\(port)") }
+    public init(port: Int, timeout seconds: Int = 30) throws {
+        guard let fd = connectLoopback(port) else { throw Failure(description: "cannot connect to 127.0.0.1:\(port)") }
         self.fd = fd
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
