@@ -62,12 +62,20 @@ public func imgbuild(_ arguments: [String], environment: [String: String] = [:],
     return try run(imgbuildBinary, arguments, environment: env, umask: umask)
 }
 
-/// A per-run scratch folder under the system's temporary folder.
+/// A per-run scratch folder under the system's temporary folder, removed when the test process exits
+/// (a whole run leaves over a gigabyte of stores and images in it). `IMGBUILD_KEEP_SCRATCH=1` keeps it.
 public let scratchRoot: String = {
-    let path = NSTemporaryDirectory() + "imgbuild-tests-\(getpid())"
+    let path = scratchPath(of: getpid())
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    if ProcessInfo.processInfo.environment["IMGBUILD_KEEP_SCRATCH"] != "1" {
+        atexit { try? FileManager.default.removeItem(atPath: scratchPath(of: getpid())) }
+    }
     return path
 }()
+
+private func scratchPath(of pid: pid_t) -> String {
+    NSTemporaryDirectory() + "imgbuild-tests-\(pid)"
+}
 
 /// A new, empty folder for one test.
 public func makeTemporaryDirectory(_ name: String = "t") -> String {
