@@ -52,6 +52,16 @@ public struct ControlClient: Sendable {
         try await send(.POST, "/v1/rollback/\(escape(service))" + (digest.map { "?to=\(escape($0))" } ?? ""))
     }
 
+    /// Lets the canary of `service` in its steps skip the rest.
+    public func promote(_ service: String) async throws(ControlError) {
+        let _: [String: String] = try await send(.POST, "/v1/promote/\(escape(service))")
+    }
+
+    /// Stops the canary of `service` in its steps.
+    public func abort(_ service: String) async throws(ControlError) {
+        let _: [String: String] = try await send(.POST, "/v1/abort/\(escape(service))")
+    }
+
     public func down(_ service: String) async throws(ControlError) {
         let _: [String: String] = try await send(.POST, "/v1/down/\(escape(service))")
     }

@@ -17,6 +17,8 @@ import TerminationSignals
 /// | `GET /v1/history/NAME` | the service's rollout records |
 /// | `POST /v1/rollback/NAME[?to=DIGEST]` | the finished rollout record |
 /// | `POST /v1/down/NAME` | `{}` |
+/// | `POST /v1/promote/NAME` | `{}`: the canary in its steps skips the rest |
+/// | `POST /v1/abort/NAME` | `{}`: the canary in its steps stops, the old version serves on |
 /// | `POST /v1/upgrade-front/NAME` | how the front upgrade went |
 /// | `POST /v1/verify/NAME` | each release's tree compared with the one recorded at unpack |
 /// | `POST /v1/gc[?dry-run=true]` | the releases and blobs removed (or that would be) |
@@ -94,6 +96,20 @@ public enum ControlServer {
         router.post("/v1/gc") { request, _ -> Response in
             let dryRun = request.uri.queryParameters.get("dry-run") == "true"
             return await answer { () async throws(DeployError) in try await deployer.collectReleases(dryRun: dryRun) }
+        }
+        router.post("/v1/promote/:service") { _, context -> Response in
+            let name = context.parameters.get("service") ?? ""
+            return await answer { () async throws(DeployError) -> [String: String] in
+                try await deployer.promote(name)
+                return [:]
+            }
+        }
+        router.post("/v1/abort/:service") { _, context -> Response in
+            let name = context.parameters.get("service") ?? ""
+            return await answer { () async throws(DeployError) -> [String: String] in
+                try await deployer.abortCanary(name)
+                return [:]
+            }
         }
         router.post("/v1/down/:service") { _, context -> Response in
             let name = context.parameters.get("service") ?? ""

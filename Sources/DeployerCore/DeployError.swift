@@ -12,6 +12,8 @@ public enum DeployError: Error, CustomStringConvertible {
     case frontUpgradeFailed(service: String, reason: String)
     /// Releases outside the rollback windows could not be removed.
     case cleanupFailed(reason: String)
+    /// `promote` or `abort` with no canary in its steps.
+    case noCanaryInProgress(service: String, lastState: RolloutState?)
 
     public var description: String {
         switch self {
@@ -29,6 +31,9 @@ public enum DeployError: Error, CustomStringConvertible {
             return "\(service) cannot listen on \(address): \(reason)"
         case let .frontUpgradeFailed(service, reason):
             return "the front of \(service) was not replaced (the running one goes on serving): \(reason)"
+        case let .noCanaryInProgress(service, lastState):
+            return "no canary rollout of \(service) is in its steps\(lastState.map { " (its last rollout is \($0.rawValue))" } ?? ""): "
+                + "promote and abort act on a rollout with 'strategy: canary' while it shifts traffic; `imgdeploy status \(service)` shows where it is"
         case .cleanupFailed(let reason):
             return "\(reason); every release still kept is complete, and `imgdeploy gc` tries again"
         }

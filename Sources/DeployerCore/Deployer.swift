@@ -100,6 +100,16 @@ public actor Deployer {
         try await existing(name).rollback(to: digest)
     }
 
+    /// Skips the remaining steps of the canary rollout of `name` in progress: every request to the new version.
+    public func promote(_ name: String) async throws(DeployError) {
+        try await existing(name).command(.promote)
+    }
+
+    /// Stops the canary rollout of `name` in progress: its new instances retire, the old version serves on.
+    public func abortCanary(_ name: String) async throws(DeployError) {
+        try await existing(name).command(.abort)
+    }
+
     public func down(_ name: String) async throws(DeployError) {
         let controller = try existing(name)
         await controller.down()

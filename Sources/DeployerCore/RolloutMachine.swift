@@ -1,6 +1,6 @@
 import ReleaseSpec
 
-/// The decisions of one rollout, blue-green or rolling, and of its abort, kept apart from doing them.
+/// The decisions of one rollout, blue-green, rolling or canary, and of its abort, kept apart from doing them.
 ///
 /// The controller asks for the next actions, does them in order (start an instance, wait for health,
 /// move traffic, retire instances), and reports what came of the last one; the machine answers with the
@@ -10,7 +10,9 @@ import ReleaseSpec
 ///
 /// A failure before the new version serves aborts: the instances it started are retired, and those of
 /// the old version that a rolling rollout had retired already are started again first, so that traffic
-/// stays on (or returns to) the old version.
+/// stays on (or returns to) the old version. A canary starts every new instance, then goes through its
+/// steps: each sends a share of requests to the new version and is observed (``Action/observe(_:step:percent:)``);
+/// a step that fails its analysis, or an `abort`, retires the new instances while the old ones still serve.
 struct RolloutMachine: Sendable, Equatable {
     /// Which release an instance is started from.
     enum Side: Sendable, Equatable {
@@ -29,6 +31,11 @@ struct RolloutMachine: Sendable, Equatable {
         case waitHealthy([String], Side)
         /// All new requests to `to` and none to `from` at once (blue-green's switch); `to` serve from now on.
         case switchTraffic(to: [String], from: [String])
+        /// Send `percent` of new requests to these (a canary's step, `step` from 0 in the spec's list) and judge
+        /// them; answer ``Outcome/stepPassed``, ``Outcome/stepFailed(_:)`` or ``Outcome/promoted``.
+        case observe([String], step: Int, percent: Int)
+        /// Keep the split as it is until `promote` or `abort`; answer ``Outcome/promoted`` or ``Outcome/stepFailed(_:)``.
+        case hold(step: Int)
         /// These take requests beside those that do, and are restarted when they exit.
         case serve([String])
         /// These serve no more: no new requests, no restart.
@@ -47,6 +54,12 @@ struct RolloutMachine: Sendable, Equatable {
         case notStarted(String)
         case healthy
         case unhealthy(String)
+        /// A canary step held every rule for its duration.
+        case stepPassed
+        /// A canary step broke a rule, starved, or was aborted.
+        case stepFailed(String)
+        /// `promote`: the remaining steps are skipped.
+        case promoted
     }
 
     private enum Phase: Sendable, Equatable {
@@ -57,6 +70,10 @@ struct RolloutMachine: Sendable, Equatable {
         /// Rolling, at a step: its new instance starts, is checked, serves; then the step's old one retires.
         case rollingStarting(step: Int)
         case rollingChecking(step: Int)
+        /// Canary: the new instances start one after another, are checked together, then go through the steps.
+        case canaryStarting
+        case canaryChecking
+        case canaryStep(Int)
         /// Abort: the old instances retired so far start again, and are checked together.
         case restoring
         case restoreChecking
@@ -71,6 +88,8 @@ struct RolloutMachine: Sendable, Equatable {
     let image: String
     /// Whether the previous release can be started again (it serves, and is still kept here).
     let canRestore: Bool
+    /// A canary's steps (empty for the other strategies).
+    let steps: [CanaryPolicy.Step]
 
     private var phase = Phase.ready
     /// The new instances started so far.
@@ -82,7 +101,7 @@ struct RolloutMachine: Sendable, Equatable {
     private var abortReason: String?
     private var restoreProblem: String?
 
-    init(strategy: ReleaseSpec.Strategy, replicas: Int, old: [String], image: String, canRestore: Bool) {
+    init(strategy: ReleaseSpec.Strategy, replicas: Int, old: [String], image: String, canRestore: Bool, canary: CanaryPolicy? = nil) {
         self.strategy = strategy
         // A spec is checked to ask for 1 to 64; one read back from an edited state file is not. Zero
         // would leave nothing serving (blue-green would even start instances for ever).
@@ -90,6 +109,8 @@ struct RolloutMachine: Sendable, Equatable {
         self.old = old
         self.image = image
         self.canRestore = canRestore
+        // A canary spec read back from an edited state file may have lost its policy: the default one.
+        self.steps = strategy == .canary ? (canary ?? CanaryPolicy()).steps : []
     }
 
     var isFinished: Bool { phase == .finished }
@@ -104,6 +125,9 @@ struct RolloutMachine: Sendable, Equatable {
                 return [.enter(.provisioning, note: "starting \(replicas) instance(s) of \(image)"), .start(.new)]
             case .rolling:
                 return rollingStep(0)
+            case .canary:
+                phase = .canaryStarting
+                return [.enter(.provisioning, note: "starting \(replicas) instance(s) of \(image) for a canary"), .start(.new)]
             }
 
         case (.blueStarting, .started(let id)):
@@ -119,6 +143,20 @@ struct RolloutMachine: Sendable, Equatable {
                     .retire(old),
                     .finish(.succeeded)]
 
+        case (.canaryStarting, .started(let id)):
+            fresh.append(id)
+            guard fresh.count == replicas else { return [.start(.new)] }
+            phase = .canaryChecking
+            return [.enter(.healthChecking), .waitHealthy(fresh, .new)]
+        case (.canaryChecking, .healthy):
+            return canaryStep(0)
+        case (.canaryStep(let step), .stepPassed):
+            return canaryStep(step + 1)
+        case (.canaryStep, .promoted):
+            return canaryStep(steps.count - 1)
+        case (.canaryStep, .stepFailed(let reason)):
+            return abort(reason)
+
         case (.rollingStarting(let step), .started(let id)):
             fresh.append(id)
             phase = .rollingChecking(step: step)
@@ -127,8 +165,8 @@ struct RolloutMachine: Sendable, Equatable {
             let id = fresh[step]
             return [.enter(.shifting, note: "\(id) takes traffic"), .serve([id])] + rollingDrain(step)
 
-        case (.blueStarting, .notStarted(let reason)), (.rollingStarting, .notStarted(let reason)),
-             (.blueChecking, .unhealthy(let reason)), (.rollingChecking, .unhealthy(let reason)):
+        case (.blueStarting, .notStarted(let reason)), (.rollingStarting, .notStarted(let reason)), (.canaryStarting, .notStarted(let reason)),
+             (.blueChecking, .unhealthy(let reason)), (.rollingChecking, .unhealthy(let reason)), (.canaryChecking, .unhealthy(let reason)):
             return abort(reason)
 
         case (.restoring, .started(let id)):
@@ -146,6 +184,27 @@ struct RolloutMachine: Sendable, Equatable {
             return []
         default:
             preconditionFailure("rollout machine: \(outcome) does not answer what was asked in \(phase)")
+        }
+    }
+
+    /// Step `step` of a canary: observed at its share, held at a pause, or, at the last (100 %), the switch
+    /// of every request to the new version, as blue-green's.
+    private mutating func canaryStep(_ step: Int) -> [Action] {
+        guard step < steps.count - 1 else {
+            phase = .finished
+            return [.enter(.shifting, note: "all traffic to \(fresh.joined(separator: ", "))"),
+                    .switchTraffic(to: fresh, from: old),
+                    .enter(.scaleDownDelay, note: old.isEmpty ? nil : "draining \(old.joined(separator: ", "))"),
+                    .retire(old),
+                    .finish(.succeeded)]
+        }
+        phase = .canaryStep(step)
+        switch steps[step] {
+        case .percent(let percent):
+            return [.enter(.shifting, note: "step \(step + 1) of \(steps.count): \(percent)% of requests to the new version"),
+                    .observe(fresh, step: step, percent: percent)]
+        case .pause:
+            return [.enter(.shifting, note: "step \(step + 1) of \(steps.count): paused until `imgdeploy promote` (or `abort`)"), .hold(step: step)]
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import LoadBalancer
 import OCI
 import UnpackedReleases
 import ReleaseSpec
@@ -39,6 +40,8 @@ public struct RolloutRecord: Sendable, Codable, Equatable {
     public var removed: ReleaseCollection?
     /// Why that removal did not happen, when it did not (the rollout itself succeeded).
     public var cleanupProblem: String?
+    /// A canary's steps as they were observed, in order.
+    public var canarySteps: [CanaryStepRecord]?
 
     public struct Transition: Sendable, Codable, Equatable {
         public var state: RolloutState
@@ -60,6 +63,37 @@ public struct RolloutRecord: Sendable, Codable, Equatable {
         self.state = state
         transitions.append(Transition(state: state, at: Date(), note: note))
         if state.isFinal { finished = Date() }
+    }
+}
+
+/// One step of a canary rollout: the share of requests the new version got, what the front saw of both
+/// versions in the step's window, and how the step ended.
+public struct CanaryStepRecord: Sendable, Codable, Equatable {
+    /// The step's place in the spec's `canary.steps`, from 1.
+    public var step: Int
+    /// The percent of requests sent to the new version.
+    public var percent: Int
+    /// How long the step was observed.
+    public var seconds: Double
+    /// The old version's figures in the window, and the new one's.
+    public var old: TrafficFigures
+    public var new: TrafficFigures
+    public var outcome: Outcome
+    /// The rule the step broke (with its figures), or why it ended otherwise.
+    public var reason: String?
+
+    public enum Outcome: String, Sendable, Codable, Equatable {
+        case passed, failed, promoted, aborted
+    }
+
+    public init(step: Int, percent: Int, seconds: Double, old: TrafficFigures, new: TrafficFigures, outcome: Outcome, reason: String? = nil) {
+        self.step = step
+        self.percent = percent
+        self.seconds = seconds
+        self.old = old
+        self.new = new
+        self.outcome = outcome
+        self.reason = reason
     }
 }
 

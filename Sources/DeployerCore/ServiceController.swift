@@ -38,10 +38,16 @@ actor ServiceController {
     private var instances: [String: ManagedInstance] = [:]
     /// The backends the front sends new requests to, as this controller wants them.
     private var active: [Backend] = []
+    /// The share of new requests a canary's instances get beside `active`, during a canary's steps.
+    var canary: CanarySplit?
+    /// `promote` or `abort`, asked for while a canary's step runs; taken by that step.
+    var canaryCommand: CanaryCommand?
+    /// A canary rollout is in its steps (where `promote` and `abort` apply).
+    var canaryRunning = false
     /// The version of the last pool sent to the front: a nanosecond clock reading, so that it grows across
     /// restarts of the daemon too, and never less than one more than the front has applied.
     private var activeVersion: UInt64 = 0
-    private var lastRollout: RolloutRecord?
+    var lastRollout: RolloutRecord?
     /// A rollout, rollback, re-adoption or front upgrade is running; set before the first suspension, so two
     /// cannot both start.
     private var busy = false
@@ -149,7 +155,7 @@ actor ServiceController {
         return record
     }
 
-    private func enter(_ state: RolloutState, _ record: inout RolloutRecord, note: String? = nil) {
+    func enter(_ state: RolloutState, _ record: inout RolloutRecord, note: String? = nil) {
         record.enter(state, note: note)
         lastRollout = record
         self.state.saveRollout(record)
@@ -184,7 +190,10 @@ actor ServiceController {
         // What an abort starts again when a rolling rollout had retired old instances already.
         let previous = serving.flatMap { previous in releases.existing(previous.image).map { (spec: previous, release: $0) } }
         var machine = RolloutMachine(strategy: spec.strategy, replicas: spec.replicas, old: old, image: spec.image.digest.description,
-                                     canRestore: previous != nil)
+                                     canRestore: previous != nil, canary: spec.canary)
+        canaryCommand = nil
+        canaryRunning = spec.strategy == .canary
+        defer { canaryRunning = false; canaryCommand = nil }
         var outcome = RolloutMachine.Outcome.done
         while !machine.isFinished {
             for action in machine.next(outcome) {
@@ -217,7 +226,15 @@ actor ServiceController {
         case let .switchTraffic(to, from):
             for id in to { instances[id]?.wanted = true; instances[id]?.inPool = true }
             for id in from { instances[id]?.wanted = false; instances[id]?.inPool = false }
+            canary = nil
             await setActive(to.compactMap { backend($0) })
+        case let .observe(ids, step, percent):
+            let policy = new.spec.canary ?? CanaryPolicy()
+            canary = CanarySplit(backends: ids.compactMap { backend($0) }, percent: percent, window: nextActiveVersion(), sticky: policy.sticky == .cookie)
+            await publish()
+            return await observe(step: step, percent: percent, policy: policy, &record)
+        case .hold(let step):
+            return await hold(step: step, &record)
         case .serve(let ids):
             for id in ids {
                 instances[id]?.wanted = true
@@ -379,6 +396,10 @@ actor ServiceController {
     /// finishes its connections (it may send their next requests to these instances).
     private func retire(_ ids: [String]) async {
         for id in ids { instances[id]?.stopping = true }
+        if var split = canary {
+            split.backends.removeAll { ids.contains($0.id) }
+            canary = split.backends.isEmpty ? nil : split
+        }
         await setActive(active.filter { !ids.contains($0.id) })
         let front = self.front
         await withTaskGroup(of: Void.self) { group in
@@ -524,8 +545,10 @@ extension ServiceController {
     }
 
     private func removeActive(_ id: String) async {
-        guard active.contains(where: { $0.id == id }) else { return }
+        let inCanary = canary?.backends.contains { $0.id == id } == true
+        guard active.contains(where: { $0.id == id }) || inCanary else { return }
         active.removeAll { $0.id == id }
+        if inCanary { canary?.backends.removeAll { $0.id == id } }
         await publish()
     }
 
@@ -533,23 +556,23 @@ extension ServiceController {
     /// A front that is gone is started again on the same address (it died or was killed); one that is
     /// only slow to answer is told again by the watchdog (``checkFront()``), since each pool carries a
     /// version and a late one is never applied over a newer one.
-    private func publish() async {
+    func publish() async {
         saveInstances()
         guard listening != nil else { return }
         do {
-            var state = try await front.setActive(active, version: nextActiveVersion())
+            var state = try await front.setActive(active, canary: canary, version: nextActiveVersion())
             if let applied = state.activeVersion, applied > activeVersion {
                 // The front has applied a later pool than this daemon sent (another daemon's, or a clock that
                 // went back): this one's goes after it.
                 activeVersion = applied
-                state = try await front.setActive(active, version: nextActiveVersion())
+                state = try await front.setActive(active, canary: canary, version: nextActiveVersion())
             }
         } catch {
             if error.frontGone, let listen = listening { try? await relaunchFront(listen) }
         }
     }
 
-    private func nextActiveVersion() -> UInt64 {
+    func nextActiveVersion() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         activeVersion = max(min(activeVersion, 1 << 62) + 1, UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec))
@@ -578,7 +601,7 @@ extension ServiceController {
                 try? await front.stop()
                 return
             }
-            _ = try await front.setActive(active, version: nextActiveVersion())
+            _ = try await front.setActive(active, canary: canary, version: nextActiveVersion())
         } catch {
             throw .cannotListen(service: name, address: listen.description, reason: "\(error)")
         }
@@ -643,7 +666,7 @@ extension ServiceController {
         guard !busy, let listen = listening else { return }
         do {
             let state = try await front.state()
-            if state.active != active, !busy { await publish() }
+            if state.active != active || state.canary != canary, !busy { await publish() }
             return
         } catch where !error.frontGone {
             return

@@ -13,7 +13,7 @@ import Runtime
 /// A service's front as the controller speaks to it.
 protocol FrontControl: Sendable {
     func state() async throws(FrontError) -> FrontState
-    func setActive(_ backends: [Backend], version: UInt64?) async throws(FrontError) -> FrontState
+    func setActive(_ backends: [Backend], canary: CanarySplit?, version: UInt64?) async throws(FrontError) -> FrontState
     /// True once `id` has no request in flight at the front (or the front is gone), false after `timeout`.
     func drain(_ id: String, timeout: Duration) async -> Bool
     func stop() async throws(FrontError)

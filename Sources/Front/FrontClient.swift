@@ -24,11 +24,12 @@ public struct FrontClient: Sendable {
         try await ask(FrontRequest(.state))
     }
 
-    /// Sends new requests to `backends`, all at once, unless the front has applied a later `version`;
-    /// returns the front's state after the request (which shows what is in force).
+    /// Sends new requests to `backends`, all at once, and a share of them to a `canary`'s backends if one
+    /// is given, unless the front has applied a later `version`; returns the front's state after the
+    /// request (which shows what is in force).
     @discardableResult
-    public func setActive(_ backends: [Backend], version: UInt64? = nil) async throws(FrontError) -> FrontState {
-        try await ask(FrontRequest(.setActive, backends: backends, version: version))
+    public func setActive(_ backends: [Backend], canary: CanarySplit? = nil, version: UInt64? = nil) async throws(FrontError) -> FrontState {
+        try await ask(FrontRequest(.setActive, backends: backends, canary: canary, version: version))
     }
 
     /// Stops the front: it stops accepting, lets requests in flight finish, and exits.
@@ -44,7 +45,8 @@ public struct FrontClient: Sendable {
         while true {
             do {
                 let state = try await state()
-                if !state.active.contains(where: { $0.id == id }), (state.inFlight[id] ?? 0) == 0 { return true }
+                let assigned = state.active.contains { $0.id == id } || state.canary?.backends.contains { $0.id == id } == true
+                if !assigned, (state.inFlight[id] ?? 0) == 0 { return true }
             } catch {
                 if error.frontGone { return true }
             }

@@ -62,7 +62,8 @@ public enum FrontProcess {
             guard reply.ok, let state = reply.state, let descriptor else {
                 throw FrontError("the running front did not hand over its socket: \(reply.error ?? "no descriptor came")")
             }
-            pool.setActive(state.active)
+            // The split goes on; its window's figures start again here (they are counted where requests are relayed).
+            pool.setActive(state.active, canary: state.canary)
             activeVersion = state.activeVersion ?? 0
             // It runs now (it answered, and waits for this front's `retire`), so its start time names it.
             if let started = ProcessStart.of(state.pid) { predecessors.append(RetiringFront(pid: state.pid, startTime: started)) }
@@ -219,8 +220,9 @@ final class ControlLoop: @unchecked Sendable {
 
     var state: FrontState {
         let pool = balancer.pool
-        let (active, version) = activeVersion.withLock { (pool.active, $0) }
-        return FrontState(pid: getpid(), port: port, executable: executable, active: active, activeVersion: version, inFlight: pool.inFlightByBackend,
+        let (active, canary, version) = activeVersion.withLock { (pool.active, pool.canary, $0) }
+        return FrontState(pid: getpid(), port: port, executable: executable, active: active, canary: canary, window: pool.window,
+                          activeVersion: version, inFlight: pool.inFlightByBackend,
                           counts: balancer.metrics.snapshot, connections: balancer.openConnections, retiring: retiring.load(ordering: .relaxed),
                           features: ["pause"], predecessors: predecessors.filter(\.isRunning))
     }
@@ -263,12 +265,12 @@ final class ControlLoop: @unchecked Sendable {
                 // Applied only if no later one was: the reply's state then shows what is in force.
                 activeVersion.withLock { applied in
                     guard let version = request.version else {
-                        balancer.pool.setActive(backends)
+                        balancer.pool.setActive(backends, canary: request.canary)
                         return
                     }
                     // Versions are nanosecond clock readings; one beyond 2^62 is nobody's, and would block every later one.
                     guard version > applied, version < 1 << 62 else { return }
-                    balancer.pool.setActive(backends)
+                    balancer.pool.setActive(backends, canary: request.canary)
                     applied = version
                 }
                 try? connection.send(FrontReply(ok: true, state: state))

@@ -6,7 +6,7 @@ import ProcessLimits
 /// | op | what the front does | answer |
 /// |---|---|---|
 /// | `state` | nothing | its state |
-/// | `set-active` | sends new requests to `backends`, all at once, unless it has applied a later `version` | its state |
+/// | `set-active` | sends new requests to `backends`, all at once, and a share to a `canary`'s if given, unless it has applied a later `version` | its state |
 /// | `handover` | nothing yet | its state, with its listening socket attached (SCM_RIGHTS) |
 /// | `pause` | stops accepting (its successor is about to start), until `retire`, or resumes if the successor goes | `ok` |
 /// | `retire` | stops accepting, finishes every connection's requests, exits | `ok` |
@@ -23,13 +23,16 @@ public struct FrontRequest: Codable, Sendable {
 
     public var op: Operation
     public var backends: [Backend]?
+    /// A `set-active`'s share of new requests for a canary's backends; absent: none.
+    public var canary: CanarySplit?
     /// A `set-active`'s place in the order the daemon made them: one that arrives after a later one
     /// (its connection was slow, or timed out and was sent again) is not applied. Absent: always applied.
     public var version: UInt64?
 
-    public init(_ op: Operation, backends: [Backend]? = nil, version: UInt64? = nil) {
+    public init(_ op: Operation, backends: [Backend]? = nil, canary: CanarySplit? = nil, version: UInt64? = nil) {
         self.op = op
         self.backends = backends
+        self.canary = canary
         self.version = version
     }
 }
@@ -56,6 +59,10 @@ public struct FrontState: Codable, Sendable, Equatable {
     /// newer can tell that the front should be replaced.
     public var executable: String
     public var active: [Backend]
+    /// The canary split in force beside `active`, if any (absent from fronts older than canaries).
+    public var canary: CanarySplit?
+    /// Each side's answers, errors and latencies since the split's window began (absent from older fronts).
+    public var window: TrafficWindow?
     /// The version of the `set-active` that made `active` (absent from fronts older than versions).
     public var activeVersion: UInt64?
     /// Requests in flight, by backend name.

@@ -182,7 +182,9 @@ public struct KubernetesManifests: Sendable {
         let documents: [[String: Any]]
         switch spec.strategy {
         case .rolling: documents = [deployment(name: spec.service, selector: ["app": spec.service], rolling: true), service(selector: ["app": spec.service])]
-        case .blueGreen:
+        case .blueGreen, .canary:
+            // A Service has no weights: shifting a share of requests needs a mesh or an ingress that has them.
+            // A canary is rendered as blue-green slots, whose switch the cluster's own tooling can stage.
             let labels = ["app": spec.service, "slot": slot.rawValue]
             documents = [deployment(name: "\(spec.service)-\(slot.rawValue)", selector: labels, rolling: false), service(selector: labels)]
         }

@@ -25,11 +25,23 @@ public struct Backend: Hashable, Sendable, Codable, CustomStringConvertible {
 /// A request is counted against its backend from the moment it is assigned until its response has been
 /// relayed in full. Replacing the active set is atomic, and a backend that has left it receives no new
 /// request, so once its count reaches zero it can be stopped without dropping anything.
+///
+/// During a canary a share of new requests goes to the canary's backends instead (``CanarySplit``), and
+/// each side's answers, errors and latencies are counted over the split's window (``TrafficWindow``).
 public final class BackendPool: Sendable {
     private struct State {
         var active: [Backend] = []
         var next = 0
         var inFlight: [String: Int] = [:]
+        var canary: CanarySplit?
+        var canaryIDs: Set<String> = []
+        var nextCanary = 0
+        /// Percent points owed to the canary: each request adds the split's percent, and one that brings
+        /// it to 100 goes to the canary. The share is exact over every 100 requests, not left to chance.
+        var canaryCredit = 0
+        var windowStarted = ContinuousClock.now
+        var stable = SideCounts()
+        var canarySide = SideCounts()
     }
 
     private let state = Mutex(State())
@@ -43,9 +55,52 @@ public final class BackendPool: Sendable {
     /// The backends that take new requests.
     public var active: [Backend] { state.withLock { $0.active } }
 
-    /// Switches new requests to `backends`, all at once.
+    /// Switches new requests to `backends`, all at once (ending a canary split, if one was applied).
     public func setActive(_ backends: [Backend]) {
-        state.withLock { $0.active = backends }
+        setActive(backends, canary: nil)
+    }
+
+    /// Sends new requests to `backends`, and `canary.percent` of them to the canary's backends instead.
+    /// A split with another window than the one in force starts both sides' figures again.
+    public func setActive(_ backends: [Backend], canary: CanarySplit?) {
+        state.withLock { state in
+            state.active = backends
+            if canary?.window != state.canary?.window {
+                state.windowStarted = .now
+                state.stable = SideCounts()
+                state.canarySide = SideCounts()
+                state.canaryCredit = 0
+            }
+            state.canary = canary
+            state.canaryIDs = Set(canary?.backends.map(\.id) ?? [])
+        }
+    }
+
+    /// The canary split in force, if any.
+    public var canary: CanarySplit? { state.withLock { $0.canary } }
+
+    /// Both sides' figures since the split's window began (or since the front started, with no split).
+    public var window: TrafficWindow {
+        state.withLock { state in
+            TrafficWindow(window: state.canary?.window ?? 0, seconds: Self.seconds(ContinuousClock.now - state.windowStarted),
+                          stable: state.stable.figures, canary: state.canarySide.figures)
+        }
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    /// Counts one attempt of a request on a backend of `side` (as ``acquire(preferred:excluding:side:)``
+    /// assigned it): an answer with `status`, or a failure before one (`status` nil), `microseconds` after
+    /// its head arrived.
+    func record(_ side: Side, status: Int?, microseconds: UInt64) {
+        state.withLock { state in
+            switch side {
+            case .canary: state.canarySide.record(status: status, microseconds: microseconds)
+            case .stable: state.stable.record(status: status, microseconds: microseconds)
+            }
+        }
     }
 
     /// Adds `backend` to the active set (if it is not there).
@@ -53,17 +108,30 @@ public final class BackendPool: Sendable {
         state.withLock { if !$0.active.contains(backend) { $0.active.append(backend) } }
     }
 
-    /// Removes the backend named `id` from the active set; its requests in flight finish.
+    /// Removes the backend named `id` from the active set (and from a canary's); its requests in flight finish.
     public func remove(_ id: String) {
-        state.withLock { $0.active.removeAll { $0.id == id } }
+        state.withLock { state in
+            state.active.removeAll { $0.id == id }
+            state.canary?.backends.removeAll { $0.id == id }
+            state.canaryIDs.remove(id)
+        }
+    }
+
+    /// Which side of a canary split a request goes to.
+    enum Side: Sendable, Equatable {
+        case stable, canary
     }
 
     /// Assigns a request: to `preferred` while it is active (so a keep-alive connection keeps its backend),
     /// else round-robin, skipping `excluding`. Nil when no backend is active. A retry (`excluding` not
     /// empty) does not move the rotation: otherwise, with two backends, every request would start on the
-    /// one that fails.
-    func acquire(preferred: String?, excluding: Set<String> = []) -> Backend? {
+    /// one that fails. Under a canary split, the side is chosen first (`side`, a sticky client's, or the
+    /// split's share), then a backend within it.
+    func acquire(preferred: String?, excluding: Set<String> = [], side wanted: Side? = nil) -> (backend: Backend, side: Side)? {
         state.withLock { state in
+            if let canary = state.canary, !canary.backends.isEmpty {
+                return Self.acquireSplit(&state, canary, preferred: preferred, excluding: excluding, side: wanted)
+            }
             var chosen: Backend?
             if let preferred, let backend = state.active.first(where: { $0.id == preferred }) {
                 chosen = backend
@@ -76,8 +144,45 @@ public final class BackendPool: Sendable {
             }
             guard let chosen else { return nil }
             state.inFlight[chosen.id, default: 0] += 1
-            return chosen
+            return (chosen, .stable)
         }
+    }
+
+    private static func acquireSplit(_ state: inout State, _ canary: CanarySplit, preferred: String?, excluding: Set<String>,
+                                     side wanted: Side?) -> (backend: Backend, side: Side)? {
+        var side: Side
+        if let wanted {
+            side = wanted
+        } else if excluding.isEmpty {
+            state.canaryCredit += canary.percent
+            side = state.canaryCredit >= 100 ? .canary : .stable
+            if side == .canary { state.canaryCredit -= 100 }
+        } else {
+            side = .stable
+        }
+        func candidates(_ side: Side) -> [Backend] {
+            let all = side == .canary ? canary.backends : state.active
+            return excluding.isEmpty ? all : all.filter { !excluding.contains($0.id) }
+        }
+        var list = candidates(side)
+        if list.isEmpty {
+            // The side has no backend left (all failed this request, or exited): the other one answers.
+            side = side == .canary ? .stable : .canary
+            list = candidates(side)
+        }
+        guard !list.isEmpty else { return nil }
+        let chosen: Backend
+        if let preferred, let backend = list.first(where: { $0.id == preferred }) {
+            chosen = backend
+        } else if side == .canary {
+            chosen = list[state.nextCanary % list.count]
+            if excluding.isEmpty { state.nextCanary &+= 1 }
+        } else {
+            chosen = list[state.next % list.count]
+            if excluding.isEmpty { state.next &+= 1 }
+        }
+        state.inFlight[chosen.id, default: 0] += 1
+        return (chosen, side)
     }
 
     /// Ends a request assigned by ``acquire(preferred:excluding:)``.
@@ -104,7 +209,9 @@ public final class BackendPool: Sendable {
     public func drain(_ id: String, timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let busy = state.withLock { state in state.active.contains { $0.id == id } || (state.inFlight[id] ?? 0) > 0 }
+            let busy = state.withLock { state in
+                state.active.contains { $0.id == id } || state.canaryIDs.contains(id) || (state.inFlight[id] ?? 0) > 0
+            }
             if !busy { return true }
             if ContinuousClock.now >= deadline { return false }
             try? await Task.sleep(for: .milliseconds(10))

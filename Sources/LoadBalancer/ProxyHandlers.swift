@@ -56,6 +56,12 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// The response body ends when the backend closes the connection.
         var responseUntilClose = false
         var backend: Backend?
+        /// The side of a canary split `backend` is on (see ``BackendPool/acquire(preferred:excluding:side:)``).
+        var side = BackendPool.Side.stable
+        /// When the head arrived (monotonic nanoseconds): latencies are counted from here.
+        var arrived: UInt64
+        /// The status of the answer being relayed, once its head has been read.
+        var status: Int?
         /// Backends that failed this request before answering (empty unless it was retried).
         var failedOn: Set<String> = []
         /// GET, HEAD, PUT, DELETE…: may be sent again even if a backend may have seen it.
@@ -290,7 +296,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         headChecks = nil
         exchange = Exchange(head: head, clientMinorVersion: parsed.minorVersion, clientKeepAlive: parsed.keepAlive && !draining.isDraining,
                             isHead: parsed.isHead, requestBody: BodyReader(parsed.body), requestEnded: parsed.body == .none,
-                            idempotent: parsed.idempotent)
+                            arrived: NIODeadline.now().uptimeNanoseconds, idempotent: parsed.idempotent)
         if parsed.isConnect {
             exchange!.clientKeepAlive = false
             reject(status: 405, reason: "Method Not Allowed", message: "the load balancer relays requests, not CONNECT tunnels")
@@ -384,7 +390,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let current = exchange, current.requestEnded, !current.responseStarted, !current.rejected {
             if let backend = current.backend {
                 pool.release(backend)
-                pool.reportFailure(backend)
+                attemptFailed(backend)
                 exchange!.failedOn.insert(backend.id)
             }
             exchange!.backend = nil
@@ -409,7 +415,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let failedOn = exchange?.failedOn, let context else { return }
         // A retry must not go back to a backend that already failed it; otherwise a keep-alive
         // connection stays on its backend.
-        guard let backend = pool.acquire(preferred: failedOn.isEmpty ? upstream?.backend.id : nil, excluding: failedOn) else {
+        guard let (backend, side) = pool.acquire(preferred: failedOn.isEmpty ? upstream?.backend.id : nil, excluding: failedOn) else {
             if failedOn.isEmpty {
                 reject(status: 503, reason: "Service Unavailable", message: "no healthy instance is serving this service")
             } else {
@@ -418,6 +424,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         exchange!.backend = backend
+        exchange!.side = side
         if let upstream, upstream.backend == backend, !upstream.closing, upstream.channel.isActive {
             exchange!.sentOnReusedConnection = true
             sendRequest(on: upstream.channel)
@@ -589,6 +596,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             bytes.moveReaderIndex(forwardBy: parsed.length)
             return true
         }
+        exchange!.status = parsed.status
         if !parsed.keepAlive { upstream?.closing = true }
         if draining.isDraining { exchange!.clientKeepAlive = false }
         // HTTP/1.0 has no chunked framing: such a body is passed on dechunked and ends when the connection does.
@@ -661,6 +669,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         // rest of the body is read and dropped, and that backend connection is not used again (the next
         // request would be read as the end of this body).
         let bodyUnfinished = !exchange!.requestEnded
+        if exchange!.backend != nil { pool.record(exchange!.side, status: exchange!.status, microseconds: elapsedMicroseconds) }
         if upstream?.closing == true || bodyUnfinished { dropUpstream() }
         if bodyUnfinished {
             if let backend = exchange!.backend { pool.release(backend) }
@@ -729,7 +738,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             dispatch()
             return
         }
-        pool.reportFailure(backend)
+        attemptFailed(backend)
         exchange!.failedOn.insert(backend.id)
         // A request none of whose bytes the backend's kernel acknowledged, on a connection made for it, never
         // reached the instance (see ``DeliveredBytes``): it goes elsewhere like a refused one, whatever its method.
@@ -746,7 +755,10 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// not a spliced answer.
     private func responseBroken(why: String) {
         metrics.countFailure(failureNote("cut", why))
-        if let backend = exchange?.backend { pool.release(backend) }
+        if let backend = exchange?.backend {
+            pool.release(backend)
+            pool.record(exchange!.side, status: nil, microseconds: elapsedMicroseconds)
+        }
         exchange = nil
         closing = true
         clientBytes = nil
@@ -760,7 +772,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         exchange!.clientKeepAlive = false
         if let backend = exchange!.backend {
             pool.release(backend)
-            pool.reportFailure(backend)
+            attemptFailed(backend)
             exchange!.failedOn.insert(backend.id)
         }
         exchange!.backend = nil
@@ -782,6 +794,19 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     // MARK: Ending requests
+
+    /// The attempt on `backend` failed before an answer: the pool hears of it, and it counts as an error
+    /// of its side.
+    private func attemptFailed(_ backend: Backend) {
+        pool.reportFailure(backend)
+        pool.record(exchange?.side ?? .stable, status: nil, microseconds: elapsedMicroseconds)
+    }
+
+    /// Since the current request's head arrived.
+    private var elapsedMicroseconds: UInt64 {
+        guard let arrived = exchange?.arrived else { return 0 }
+        return (NIODeadline.now().uptimeNanoseconds &- arrived) / 1000
+    }
 
     private func finishExchange() {
         if let backend = exchange?.backend { pool.release(backend) }

@@ -9,7 +9,8 @@ import OCI
 /// replicas: 2
 /// port: 8080
 /// listen: 127.0.0.1:9000
-/// strategy: blue-green | rolling
+/// strategy: blue-green | rolling | canary
+/// canary: { steps: [5, 25, 50, 100], stepDuration: 30s, minRequests: 100, analysis: { maxErrorRate: 1% } }
 /// health: { path: /healthz, interval: 1s, timeout: 1s, healthyAfter: 2, deadline: 30s }
 /// capabilities: [NET_BIND_SERVICE]   # Linux capabilities an instance keeps (default: none)
 /// writableRoot: false                # true: the image may write to its root (default: read-only)
@@ -27,6 +28,8 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
     /// The load balancer's front.
     public var listen: ListenAddress
     public var strategy: Strategy
+    /// How a canary rollout moves and judges; set when `strategy` is `canary` (and only then).
+    public var canary: CanaryPolicy?
     public var health: HealthCheck
     public var runner: RunnerKind
     /// How long an instance has after its stop signal before it is killed.
@@ -68,6 +71,9 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         case blueGreen = "blue-green"
         /// Replace one instance at a time.
         case rolling
+        /// Start every new instance, send them a growing share of requests step by step while the front
+        /// compares their errors and latency with the old version's, then switch all traffic.
+        case canary
     }
 
     /// The network an instance is in.
@@ -184,7 +190,7 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case service, image, source, replicas, port, listen, strategy, health, runner, stopTimeout, limits, unpack, verify
-        case capabilities, writableRoot, network, keep
+        case capabilities, writableRoot, network, keep, canary
     }
 
     /// Decodes a spec; `capabilities` and `writableRoot` may be missing (state written before they existed).
@@ -209,6 +215,7 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
         // reached where it runs (its record says), and one started now gets a network of its own.
         network = try container.decodeIfPresent(Network.self, forKey: .network) ?? .private
         keep = try container.decodeIfPresent(Int.self, forKey: .keep) ?? Self.defaultKeep
+        canary = try container.decodeIfPresent(CanaryPolicy.self, forKey: .canary)
     }
 
     /// The Linux capability names (`capabilities(7)`) without their `CAP_` prefix, in the order of their
@@ -262,6 +269,12 @@ public struct ReleaseSpec: Sendable, Codable, Equatable {
             check(false, "'capabilities' may hold only \(Self.capabilityNames.joined(separator: ", ")), not '\(String(unknown.prefix(64)))'")
         } else {
             check(Set(capabilities).count == capabilities.count, "'capabilities' names a capability twice")
+        }
+        switch (strategy, canary) {
+        case (.canary, nil): check(false, "'strategy: canary' needs its 'canary' policy")
+        case (.canary, let policy?): problems += policy.problems
+        case (_, nil): break
+        case (_, _?): check(false, "'canary' is read only with 'strategy: canary', not \(strategy.rawValue)")
         }
         if let verify {
             check(verify.publicKeyPEM.map { $0.contains("-----BEGIN PUBLIC KEY-----") } ?? true, "'verify.key' must be a PEM public key")

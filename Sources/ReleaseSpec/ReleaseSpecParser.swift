@@ -10,7 +10,7 @@ public typealias ReleaseSpecError = DocumentError
 extension ReleaseSpec {
     /// The keys a release spec may have at its top level.
     public static let topLevelKeys = ["service", "image", "source", "replicas", "port", "listen", "strategy", "health",
-                                      "runner", "stopTimeout", "limits", "unpack", "verify", "capabilities", "writableRoot", "network", "keep"]
+                                      "runner", "stopTimeout", "limits", "unpack", "verify", "capabilities", "writableRoot", "network", "keep", "canary"]
 
     /// Reads and validates the release spec at `path`. A relative store `source` is taken from the spec's folder.
     public static func load(path: String) throws(ReleaseSpecError) -> ReleaseSpec {
@@ -89,6 +89,14 @@ extension NodeReader {
             spec.network = value
         }
         if let node = keys["keep"]?.value { spec.keep = Int(try integer(node, what: "'keep'", range: 1...100)) }
+        if let entry = keys["canary"] {
+            guard strategy == .canary else {
+                throw error(entry.key, "'canary' is read only with 'strategy: canary' (this spec's strategy is \(strategy.rawValue))")
+            }
+            spec.canary = try canaryPolicy(entry.value)
+        } else if strategy == .canary {
+            spec.canary = CanaryPolicy()
+        }
         if let problem = spec.problems.first { throw error(root, problem) }
         return spec
     }
@@ -216,6 +224,68 @@ extension NodeReader {
             guard numbers.insert(number).inserted else { throw error(item, "'capabilities' names \(name) twice") }
         }
         return numbers.sorted().map { ReleaseSpec.capabilityNames[$0] }
+    }
+
+    /// `canary: { steps, stepDuration, minRequests, analysis, sticky }` (see ``CanaryPolicy``).
+    func canaryPolicy(_ node: Node) throws(ReleaseSpecError) -> CanaryPolicy {
+        let keys = try mapping(node, allowed: ["steps", "stepDuration", "minRequests", "analysis", "sticky"], what: "'canary'")
+        var policy = CanaryPolicy()
+        if let entry = keys["steps"] {
+            var steps: [CanaryPolicy.Step] = []
+            for item in try sequence(entry.value, what: "'canary.steps'") {
+                let text = try nonEmptyString(item, what: "a canary step")
+                if text == "pause" {
+                    steps.append(.pause)
+                } else if let value = Int(text.hasSuffix("%") ? String(text.dropLast()) : text), (1...100).contains(value) {
+                    steps.append(.percent(value))
+                } else {
+                    throw error(item, "a canary step is a percent of requests from 1 to 100, or 'pause' (wait for `imgdeploy promote`), not '\(text)'")
+                }
+            }
+            policy.steps = steps
+            if let problem = policy.problems.first(where: { $0.contains("'canary.steps'") }) { throw error(entry.value, problem) }
+        }
+        if let entry = keys["stepDuration"] { policy.stepDuration = try duration(entry.value, what: "'canary.stepDuration'") }
+        if let entry = keys["minRequests"] { policy.minRequests = Int(try integer(entry.value, what: "'canary.minRequests'", range: 1...10_000_000)) }
+        if let entry = keys["analysis"] {
+            let rules = try mapping(entry.value, allowed: ["maxErrorRate", "maxErrorRateIncrease", "maxP99", "maxP99Ratio"], what: "'canary.analysis'")
+            // Written rules replace the default (1% errors) as a whole: a spec that names only latency checks only latency.
+            var analysis = CanaryPolicy.Analysis(maxErrorRate: nil)
+            if let rule = rules["maxErrorRate"] { analysis.maxErrorRate = try percentage(rule.value, what: "'canary.analysis.maxErrorRate'") }
+            if let rule = rules["maxErrorRateIncrease"] {
+                analysis.maxErrorRateIncrease = try percentage(rule.value, what: "'canary.analysis.maxErrorRateIncrease'")
+            }
+            if let rule = rules["maxP99"] { analysis.maxP99 = try duration(rule.value, what: "'canary.analysis.maxP99'") }
+            if let rule = rules["maxP99Ratio"] {
+                let text = try nonEmptyString(rule.value, what: "'canary.analysis.maxP99Ratio'")
+                guard let ratio = Double(text), ratio >= 1, ratio <= 1000 else {
+                    throw error(rule.value, "'canary.analysis.maxP99Ratio' is how many times the old version's p99 the new one may reach, a number from 1 to 1000 such as 1.5, not '\(text)'")
+                }
+                analysis.maxP99Ratio = ratio
+            }
+            guard analysis != CanaryPolicy.Analysis(maxErrorRate: nil) else {
+                throw error(entry.value, "'canary.analysis' names no rule: give maxErrorRate, maxErrorRateIncrease, maxP99 and/or maxP99Ratio, or leave it out for the default (maxErrorRate: 1%)")
+            }
+            policy.analysis = analysis
+        }
+        if let entry = keys["sticky"] {
+            let text = try string(entry.value, what: "'canary.sticky'")
+            guard let sticky = CanaryPolicy.Sticky(rawValue: text) else {
+                throw error(entry.value, "'canary.sticky' may be \(CanaryPolicy.Sticky.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+            }
+            policy.sticky = sticky
+        }
+        if let problem = policy.problems.first { throw error(node, problem) }
+        return policy
+    }
+
+    /// `1%`, `0.5%`: a fraction (0.01, 0.005).
+    func percentage(_ node: Node, what: String) throws(ReleaseSpecError) -> Double {
+        let text = try nonEmptyString(node, what: what)
+        guard text.hasSuffix("%"), let value = Double(text.dropLast()), value >= 0, value <= 100 else {
+            throw error(node, "\(what) must be a percentage from 0% to 100% such as 1% or 0.5%, not '\(text)'")
+        }
+        return value / 100
     }
 
     func flag(_ node: Node, what: String) throws(ReleaseSpecError) -> Bool {

@@ -4,6 +4,7 @@ import Foundation
 import ReleaseSpec
 import UnpackedReleases
 import DeployerCore
+import LoadBalancer
 
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,6 +67,7 @@ struct StatusCommand: AsyncParsableCommand {
             if let rollout = status.lastRollout {
                 print("  last rollout: \(rollout.kind) of \(rollout.image.digest) (\(rollout.strategy.rawValue)): \(rollout.state.rawValue)")
                 if let reason = rollout.reason { print("    why: \(reason)") }
+                printCanarySteps(rollout, indent: "    ")
             }
         }
     }
@@ -102,6 +104,34 @@ struct RollbackCommand: AsyncParsableCommand {
         let record = try await ControlClient(socket: options.paths.socket).rollback(service, to: to)
         try printRecord(record, json: json)
         if record.state != .succeeded { throw ExitCode.failure }
+    }
+}
+
+struct PromoteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "promote",
+        abstract: "Let a canary rollout skip its remaining steps: every request to the new version (the way on from a pause step).")
+
+    @OptionGroup var options: StateOptions
+    @Argument(help: "The service.") var service: String
+
+    func run() async throws {
+        try await ControlClient(socket: options.paths.socket).promote(service)
+        print("\(service): the canary is promoted (`imgdeploy status \(service)` follows it)")
+    }
+}
+
+struct AbortCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abort",
+        abstract: "Stop a canary rollout: the new version's instances retire and the old version serves every request.")
+
+    @OptionGroup var options: StateOptions
+    @Argument(help: "The service.") var service: String
+
+    func run() async throws {
+        try await ControlClient(socket: options.paths.socket).abort(service)
+        print("\(service): the canary is being aborted (`imgdeploy status \(service)` follows it)")
     }
 }
 
@@ -218,10 +248,26 @@ func printRecord(_ record: RolloutRecord, json: Bool) throws {
     for transition in record.transitions {
         print("\(transition.state.rawValue)\(transition.note.map { ": \($0)" } ?? "")")
     }
+    printCanarySteps(record, indent: "")
     if let removed = record.removed, !removed.isEmpty { printCollection(removed) }
     if let problem = record.cleanupProblem { printError("note: \(problem)") }
     print("\(record.service) \(record.image): \(record.state.rawValue)")
     if let reason = record.reason { printError("why: \(reason)") }
+}
+
+/// A canary's steps, one line each: its share, both versions' figures in its window, and how it ended.
+func printCanarySteps(_ record: RolloutRecord, indent: String) {
+    guard let steps = record.canarySteps, !steps.isEmpty else { return }
+    func figures(_ figures: TrafficFigures) -> String {
+        let rate = figures.requests == 0 ? "-" : String(format: "%.1f%%", figures.errorRate * 100)
+        let p99 = figures.p99Microseconds.map { String(format: "%.1f ms", Double($0) / 1000) } ?? "-"
+        return "\(figures.requests) req, \(rate) errors, p99 \(p99)"
+    }
+    print("\(indent)canary steps:")
+    for step in steps {
+        print("\(indent)  \(step.step). \(step.percent)% for \(String(format: "%.1f", step.seconds)) s: new \(figures(step.new)); old \(figures(step.old)): \(step.outcome.rawValue)"
+              + (step.reason.map { " (\($0))" } ?? ""))
+    }
 }
 
 func printJSON<T: Encodable>(_ value: T) throws {

@@ -6,10 +6,10 @@ import DeployerCore
 struct IMGDeploy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "imgdeploy",
-        abstract: "Deploy images by digest: blue-green or rolling, with health checks, history and rollback.",
+        abstract: "Deploy images by digest: blue-green, rolling or canary, with health checks, history and rollback.",
         version: "0.1.0",
         subcommands: [UpCommand.self, ApplyCommand.self, StatusCommand.self, HistoryCommand.self, RollbackCommand.self,
-                      DownCommand.self, GCCommand.self, VerifyCommand.self, UpgradeFrontCommand.self, RenderCommand.self, ProxyCommand.self, FrontCommand.self]
+                      PromoteCommand.self, AbortCommand.self, DownCommand.self, GCCommand.self, VerifyCommand.self, UpgradeFrontCommand.self, RenderCommand.self, ProxyCommand.self, FrontCommand.self]
     )
 }
 

@@ -10,6 +10,10 @@ struct ScriptedWorld {
     var failingStarts: Set<Int> = []
     /// Instances that never pass their health checks.
     var unhealthy: Set<String> = []
+    /// What each canary step (by index) comes to; a step not named passes, a pause is promoted.
+    var stepOutcomes: [Int: RolloutMachine.Outcome] = [:]
+    /// The canary steps observed or held, in order: (index, percent; nil for a pause).
+    private(set) var steps: [(step: Int, percent: Int?)] = []
     private(set) var starts = 0
     private(set) var running: Set<String>
     private(set) var serving: Set<String>
@@ -68,6 +72,13 @@ struct ScriptedWorld {
         case let .finish(state, reason):
             ending = (state, reason)
             states.append(state)
+        case let .observe(ids, step, percent):
+            precondition(ids.allSatisfy { running.contains($0) }, "a canary step sends requests only to running instances")
+            steps.append((step, percent))
+            return stepOutcomes[step] ?? .stepPassed
+        case .hold(let step):
+            steps.append((step, nil))
+            return stepOutcomes[step] ?? .promoted
         }
         return .done
     }
@@ -75,8 +86,65 @@ struct ScriptedWorld {
 
 @Suite("Rollout decisions, without root or instances")
 struct RolloutMachineTests {
-    func machine(_ strategy: ReleaseSpec.Strategy, replicas: Int, old: [String], canRestore: Bool = true) -> RolloutMachine {
-        RolloutMachine(strategy: strategy, replicas: replicas, old: old, image: "sha256:new", canRestore: canRestore)
+    func machine(_ strategy: ReleaseSpec.Strategy, replicas: Int, old: [String], canRestore: Bool = true,
+                 steps: [CanaryPolicy.Step] = [.percent(5), .percent(25), .percent(50), .percent(100)]) -> RolloutMachine {
+        RolloutMachine(strategy: strategy, replicas: replicas, old: old, image: "sha256:new", canRestore: canRestore,
+                       canary: strategy == .canary ? CanaryPolicy(steps: steps) : nil)
+    }
+
+    @Test("canary: every new instance is healthy first, each step is observed in order, then all traffic moves and the old ones retire")
+    func canary() {
+        var rollout = machine(.canary, replicas: 2, old: ["a", "b"])
+        var world = ScriptedWorld(serving: ["a", "b"])
+        let actions = world.run(&rollout)
+        #expect(world.ending?.state == .succeeded)
+        #expect(world.steps.map(\.step) == [0, 1, 2] && world.steps.map(\.percent) == [5, 25, 50], "the last step (100) is the switch")
+        #expect(world.serving == ["new-1", "new-2"] && world.running == world.serving)
+        #expect(world.fewestServing == 2)
+        let checkAt = actions.firstIndex(of: .waitHealthy(["new-1", "new-2"], .new))!
+        let firstStep = actions.firstIndex(of: .observe(["new-1", "new-2"], step: 0, percent: 5))!
+        let switchAt = actions.firstIndex(of: .switchTraffic(to: ["new-1", "new-2"], from: ["a", "b"]))!
+        #expect(checkAt < firstStep && firstStep < switchAt)
+    }
+
+    @Test("canary: a step that fails its analysis retires the new instances, and the old ones serve throughout")
+    func canaryStepFails() {
+        var rollout = machine(.canary, replicas: 2, old: ["a", "b"])
+        var world = ScriptedWorld(serving: ["a", "b"])
+        world.stepOutcomes[1] = .stepFailed("maxErrorRate: 10%")
+        let actions = world.run(&rollout)
+        #expect(world.ending?.state == .failed && world.ending?.reason == "maxErrorRate: 10%")
+        #expect(world.steps.map(\.step) == [0, 1], "no step after the failed one")
+        #expect(world.serving == ["a", "b"] && world.running == ["a", "b"])
+        #expect(world.fewestServing == 2)
+        #expect(!actions.contains { if case .switchTraffic = $0 { true } else { false } })
+        #expect(actions.contains(.retire(["new-1", "new-2"])))
+    }
+
+    @Test("canary: promote skips the remaining steps; a pause waits for it")
+    func canaryPromote() {
+        var rollout = machine(.canary, replicas: 1, old: ["a"], steps: [.percent(10), .pause, .percent(50), .percent(100)])
+        var world = ScriptedWorld(serving: ["a"])
+        world.run(&rollout)
+        #expect(world.ending?.state == .succeeded)
+        #expect(world.steps.count == 2 && world.steps[1].percent == nil, "the pause was held, then promoted past step 3")
+        #expect(world.serving == ["new-1"])
+
+        var aborted = machine(.canary, replicas: 1, old: ["a"], steps: [.pause, .percent(100)])
+        var second = ScriptedWorld(serving: ["a"])
+        second.stepOutcomes[0] = .stepFailed("aborted by `imgdeploy abort`")
+        second.run(&aborted)
+        #expect(second.ending?.state == .failed && second.serving == ["a"] && second.running == ["a"])
+    }
+
+    @Test("canary: a new instance that does not start or become healthy ends it before any step")
+    func canaryNeverHealthy() {
+        var rollout = machine(.canary, replicas: 2, old: ["a"])
+        var world = ScriptedWorld(serving: ["a"])
+        world.unhealthy = ["new-2"]
+        world.run(&rollout)
+        #expect(world.ending?.state == .failed && world.steps.isEmpty)
+        #expect(world.serving == ["a"] && world.running == ["a"])
     }
 
     @Test("blue-green: every new instance is healthy before traffic moves, all at once; then the old ones retire")
@@ -170,7 +238,7 @@ struct RolloutMachineTests {
     }
 
     /// Every strategy, size and failure point: the machine ends, and leaves exactly what serves running.
-    @Test("every failure point of every small rollout ends cleanly", arguments: [ReleaseSpec.Strategy.blueGreen, .rolling])
+    @Test("every failure point of every small rollout ends cleanly", arguments: ReleaseSpec.Strategy.allCases)
     func everyFailurePoint(strategy: ReleaseSpec.Strategy) {
         for replicas in 1...3 {
             for oldCount in 0...3 {
@@ -184,6 +252,14 @@ struct RolloutMachineTests {
                     var sick = ScriptedWorld(serving: old)
                     sick.unhealthy = ["new-\(start)", "old-\(start)"]
                     worlds.append(sick)
+                }
+                // A canary failing at each of its steps.
+                if strategy == .canary {
+                    for step in 0..<3 {
+                        var failing = ScriptedWorld(serving: old)
+                        failing.stepOutcomes[step] = .stepFailed("step \(step) failed")
+                        worlds.append(failing)
+                    }
                 }
                 for var world in worlds {
                     var rollout = machine(strategy, replicas: replicas, old: old)

@@ -154,8 +154,12 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
     private struct Front {
         var running = false
         var active: [Backend] = []
+        var canary: CanarySplit?
+        /// What the front reports of a canary window: set by a test, per percent of the split in force.
+        var figures: [Int: TrafficWindow] = [:]
         var version: UInt64 = 0
         var pools: [[String]] = []
+        var splits: [(percent: Int, backends: [String])] = []
         var starts = 0
         var replacements = 0
         /// The executable the running front was started from, and the one a front started now would run.
@@ -177,16 +181,28 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
     private func currentState() throws(FrontError) -> FrontState {
         let front = self.front.withLock { $0 }
         guard front.running else { throw FrontError("no front", frontGone: true) }
-        return FrontState(pid: Int32.max, port: 0, executable: front.executable, active: front.active, activeVersion: front.version,
+        let window = front.canary.flatMap { split in
+            front.figures[split.percent].map { TrafficWindow(window: split.window, seconds: $0.seconds, stable: $0.stable, canary: $0.canary) }
+        }
+        return FrontState(pid: Int32.max, port: 0, executable: front.executable, active: front.active, canary: front.canary, window: window,
+                          activeVersion: front.version,
                           inFlight: [:], counts: ProxyMetrics.Counts(), connections: 0, retiring: false, features: nil)
     }
 
     func state() async throws(FrontError) -> FrontState { try currentState() }
 
-    func setActive(_ backends: [Backend], version: UInt64?) async throws(FrontError) -> FrontState {
+    /// The canary splits applied, in order: (percent, canary backends).
+    var splits: [(percent: Int, backends: [String])] { front.withLock { $0.splits } }
+
+    /// Makes the front report `window` while a split of `percent` is in force.
+    func report(_ window: TrafficWindow, atPercent percent: Int) { front.withLock { $0.figures[percent] = window } }
+
+    func setActive(_ backends: [Backend], canary: CanarySplit?, version: UInt64?) async throws(FrontError) -> FrontState {
         _ = try currentState()
         front.withLock { front in
             if let version, version < front.version { return }
+            if let canary, canary != front.canary { front.splits.append((canary.percent, canary.backends.map(\.id).sorted())) }
+            front.canary = canary
             front.active = backends
             front.version = version ?? front.version
             front.pools.append(backends.map(\.id).sorted())

@@ -276,3 +276,49 @@ extension LoadBalancerTests {
         }
     }
 }
+
+extension LoadBalancerTests {
+    @Test("a canary split sends exactly its share to the canary, counts each side's answers, 5xx and latency, and a new window starts again")
+    func canarySplit() async throws {
+        let a = try EchoBackend("a")
+        let b = try EchoBackend("b")
+        try await withFront([a.backend]) { balancer, front in
+            balancer.pool.setActive([a.backend], canary: CanarySplit(backends: [b.backend], percent: 25, window: 1))
+            // One keep-alive connection: the side is chosen per request, not per connection.
+            let first = try curl(Array(repeating: front + "/k", count: 40))
+            let names = first.documents.compactMap { $0["backend"] as? String }
+            #expect(names.count == 40 && names.filter { $0 == "b" }.count == 10, "\(names)")
+            var window = balancer.pool.window
+            #expect(window.window == 1 && window.canary.requests == 10 && window.stable.requests == 30, "\(window)")
+            #expect(window.canary.errors == 0 && window.stable.errors == 0)
+            #expect(window.canary.p99Microseconds.map { $0 > 0 } == true && window.stable.p99Microseconds != nil)
+
+            let failing = try curl(Array(repeating: front + "/status/503", count: 8))
+            #expect(failing.documents.count == 8)
+            window = balancer.pool.window
+            #expect(window.canary.errors == 2 && window.stable.errors == 6, "5xx answers are errors of their side: \(window)")
+            #expect(window.canary.requests == 12 && window.stable.requests == 36)
+
+            // The same window again (a pool change that is not a new step) keeps the figures.
+            balancer.pool.setActive([a.backend], canary: CanarySplit(backends: [b.backend], percent: 25, window: 1))
+            #expect(balancer.pool.window.canary.requests == 12)
+            balancer.pool.setActive([a.backend], canary: CanarySplit(backends: [b.backend], percent: 50, window: 2))
+            #expect(balancer.pool.window.canary.requests == 0 && balancer.pool.window.stable.requests == 0, "a new step's window starts at zero")
+            let half = try curl(Array(repeating: front + "/h", count: 10))
+            #expect(half.documents.filter { $0["backend"] as? String == "b" }.count == 5)
+
+            // A canary whose instance refuses connections: each refused attempt is a canary error, and the
+            // request is answered by the old version.
+            let dead = Backend(id: "dead", host: "127.0.0.1", port: closedPort())
+            balancer.pool.setActive([a.backend], canary: CanarySplit(backends: [dead], percent: 50, window: 3))
+            let refused = try curl(Array(repeating: front + "/r", count: 6))
+            #expect(refused.documents.count == 6 && refused.documents.allSatisfy { $0["backend"] as? String == "a" }, "\(refused.body)")
+            #expect(balancer.pool.window.canary.errors == 3 && balancer.pool.window.canary.requests == 3, "\(balancer.pool.window)")
+            #expect(balancer.metrics.snapshot.failed == 0, "no client saw a failure")
+
+            balancer.pool.setActive([a.backend])
+            #expect(balancer.pool.canary == nil)
+            #expect(balancer.pool.totalInFlight == 0)
+        }
+    }
+}

@@ -790,7 +790,16 @@ struct DeployTests {
 
     @Test("spec mistakes are reported at their place", arguments: [
         ("replicas: two\n", "'replicas' must be a whole number", 6),
-        ("strategy: canary\n", "'strategy' must be one of blue-green, rolling", 6),
+        ("strategy: gradual\n", "'strategy' must be one of blue-green, rolling, canary", 6),
+        ("canary: { steps: [100] }\n", "'canary' is read only with 'strategy: canary'", 6),
+        ("strategy: canary\ncanary: { steps: [5, 50] }\n", "'canary.steps' must end with 100", 7),
+        ("strategy: canary\ncanary: { steps: [50, 5, 100] }\n", "'canary.steps' must grow from step to step", 7),
+        ("strategy: canary\ncanary: { steps: [5, halfway, 100] }\n", "a canary step is a percent of requests from 1 to 100, or 'pause'", 7),
+        ("strategy: canary\ncanary: { analysis: { maxErrorRate: 0.01 } }\n", "'canary.analysis.maxErrorRate' must be a percentage", 7),
+        ("strategy: canary\ncanary: { analysis: { maxP99Ratio: 0.5 } }\n", "'canary.analysis.maxP99Ratio' is how many times", 7),
+        ("strategy: canary\ncanary: { analysis: {} }\n", "'canary.analysis' names no rule", 7),
+        ("strategy: canary\ncanary: { sticky: header }\n", "'canary.sticky' may be cookie", 7),
+        ("strategy: canary\ncanary: { stepDuration: soon }\n", "'canary.stepDuration' must be a duration", 7),
         ("health: { path: healthz }\n", "'health.path' must start with '/'", 6),
         ("colour: blue\n", "unknown key 'colour'", 6),
         ("keep: 0\n", "'keep' must be a whole number from 1 to 100, not '0'", 6),

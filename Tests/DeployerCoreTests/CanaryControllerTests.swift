@@ -1,0 +1,137 @@
+import Foundation
+@testable import DeployerCore
+import LoadBalancer
+import OCI
+import ReleaseSpec
+import Testing
+
+/// Canary rollouts through the controller, on the stand-ins of `ServiceStandIns.swift`: the stand-in
+/// front reports, for each share of requests, the figures a test gives it, as a real front counts them.
+@Suite("Canary rollouts, on stand-ins")
+struct CanaryControllerTests {
+    func eventually(_ seconds: Double = 10, _ condition: () async -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return await condition()
+    }
+
+    func canarySpec(_ fixture: ServiceFixture, _ image: PinnedImage, steps: [CanaryPolicy.Step] = [.percent(5), .percent(25), .percent(100)],
+                    stepDuration: Duration = .seconds(10), analysis: CanaryPolicy.Analysis = .init()) -> ReleaseSpec {
+        var spec = fixture.spec(image, replicas: 2, strategy: .canary)
+        spec.canary = CanaryPolicy(steps: steps, stepDuration: stepDuration, minRequests: 100, analysis: analysis)
+        #expect(spec.canary?.problems.isEmpty == true, "\(spec.canary?.problems ?? [])")
+        return spec
+    }
+
+    func figures(_ requests: Int, errors: Int = 0, p99: UInt64 = 2_000) -> TrafficFigures {
+        TrafficFigures(requests: requests, errors: errors, p50Microseconds: p99 / 2, p99Microseconds: p99)
+    }
+
+    func window(new: TrafficFigures, old: TrafficFigures = TrafficFigures(requests: 4000, errors: 0, p50Microseconds: 1_000, p99Microseconds: 2_000)) -> TrafficWindow {
+        TrafficWindow(window: 0, seconds: 1, stable: old, canary: new)
+    }
+
+    @Test("a healthy canary goes through each step at its share, then takes all traffic; each step is recorded with both versions' figures")
+    func healthy() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a))
+        let old = fixture.front.active
+        let poolsBefore = fixture.front.pools.count
+        fixture.front.report(window(new: figures(150)), atPercent: 5)
+        fixture.front.report(window(new: figures(900)), atPercent: 25)
+        let record = try await controller.apply(canarySpec(fixture, b))
+        #expect(record.state == .succeeded, "\(record.reason ?? "")")
+        let newIDs = fixture.runtime.running(b)
+        #expect(fixture.front.splits.map(\.percent) == [5, 25] && fixture.front.splits.allSatisfy { $0.backends == newIDs })
+        let pools = fixture.front.pools.dropFirst(poolsBefore)
+        #expect(pools.allSatisfy { $0 == old || $0 == newIDs } && pools.last == newIDs,
+                "the old version took every request but the canary's share until the switch: \(pools)")
+        #expect(fixture.front.active == newIDs && fixture.runtime.running(a).isEmpty)
+        let steps = record.canarySteps ?? []
+        #expect(steps.map(\.outcome) == [.passed, .passed] && steps.map(\.percent) == [5, 25])
+        #expect(steps.first?.new.requests == 150 && steps.first?.old.requests == 4000)
+        #expect(steps.allSatisfy { $0.seconds >= 10 }, "each step lasted its duration: \(steps.map(\.seconds))")
+    }
+
+    @Test("a canary that fails a rule at its first step is aborted there: its instances retire, the old version keeps every request")
+    func errorsAbort() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a))
+        let old = fixture.front.active
+        fixture.front.report(window(new: figures(200, errors: 20)), atPercent: 5)
+        let record = try await controller.apply(canarySpec(fixture, b))
+        #expect(record.state == .failed)
+        #expect(record.reason?.contains("maxErrorRate") == true && record.reason?.contains("10%") == true, "\(record.reason ?? "")")
+        #expect(fixture.front.splits.map(\.percent) == [5], "no later step")
+        #expect(fixture.front.active == old && fixture.runtime.running(b).isEmpty)
+        let status = await controller.status()
+        #expect(status.lastRollout?.canarySteps?.first?.outcome == .failed)
+        #expect(status.lastRollout?.canarySteps?.first?.new.errors == 20)
+    }
+
+    @Test("latency rules: a new version 4× slower than the old one fails maxP99Ratio; one under the absolute limit passes maxP99")
+    func latency() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a))
+        fixture.front.report(window(new: figures(200, p99: 8_000)), atPercent: 5)
+        let slow = try await controller.apply(canarySpec(fixture, b, analysis: .init(maxErrorRate: 0.01, maxP99: .milliseconds(500), maxP99Ratio: 1.5)))
+        #expect(slow.state == .failed && slow.reason?.contains("maxP99Ratio") == true, "\(slow.reason ?? "")")
+        let passing = try await controller.apply(canarySpec(fixture, b, steps: [.percent(5), .percent(100)],
+                                                            analysis: .init(maxErrorRate: nil, maxP99: .milliseconds(500))))
+        #expect(passing.state == .succeeded, "\(passing.reason ?? "")")
+    }
+
+    @Test("a step that never gets minRequests is aborted after ten step durations, not passed unjudged")
+    func starved() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a))
+        fixture.front.report(window(new: figures(7)), atPercent: 5)
+        let record = try await controller.apply(canarySpec(fixture, b))
+        #expect(record.state == .failed && record.reason?.contains("starved") == true, "\(record.reason ?? "")")
+        #expect(fixture.runtime.running(b).isEmpty)
+    }
+
+    @Test("promote skips the remaining steps (a pause waits for it); abort stops a step; neither applies without a canary in its steps")
+    func commands() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B"), c = try fixture.image("C")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a))
+        await #expect(throws: DeployError.self) { try await controller.command(.promote) }
+
+        fixture.front.report(window(new: figures(150)), atPercent: 5)
+        let paused = Task { try await controller.apply(canarySpec(fixture, b, steps: [.percent(5), .pause, .percent(50), .percent(100)])) }
+        #expect(await eventually { await controller.status().lastRollout?.canarySteps?.count == 1 })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(fixture.front.splits.map(\.percent) == [5], "held at the pause")
+        try await controller.command(.promote)
+        let promoted = try await paused.value
+        #expect(promoted.state == .succeeded)
+        #expect(promoted.canarySteps?.map(\.outcome) == [.passed, .promoted])
+        #expect(fixture.front.splits.map(\.percent) == [5], "step 3 (50%) was skipped")
+
+        let running = Task { try await controller.apply(canarySpec(fixture, c, stepDuration: .seconds(3600))) }
+        #expect(await eventually { fixture.front.splits.count == 2 })
+        try await controller.command(.abort)
+        let aborted = try await running.value
+        #expect(aborted.state == .failed && aborted.reason?.contains("imgdeploy abort") == true, "\(aborted.reason ?? "")")
+        #expect(aborted.canarySteps?.map(\.outcome) == [.aborted])
+        #expect(fixture.runtime.running(c).isEmpty && fixture.front.active == fixture.runtime.running(b))
+    }
+}
