@@ -14,7 +14,10 @@ enum CanaryAnalysis {
             return "maxErrorRateIncrease: the new version's error rate was \(percent(new.errorRate)) against the old one's \(percent(old.errorRate)), "
                 + "\(percent(new.errorRate - old.errorRate)) more, above \(percent(limit))"
         }
-        if let limit = rules.maxP99, let p99 = new.p99Microseconds, p99 > UInt64(limit.milliseconds) * 1000 {
+        if rules.maxP99 != nil || rules.maxP99Ratio != nil, new.requests > 0, new.p99Microseconds == nil {
+            return "\(rules.maxP99 != nil ? "maxP99" : "maxP99Ratio"): the new version answered none of its \(new.requests) requests, so it has no latency to judge"
+        }
+        if let limit = rules.maxP99, let p99 = new.p99Microseconds, p99 > UInt64(max(0, limit.milliseconds)) * 1000 {
             return "maxP99: the new version's p99 was \(milliseconds(p99)), above \(DurationText.format(limit))"
         }
         if let limit = rules.maxP99Ratio, let p99 = new.p99Microseconds, let oldP99 = old.p99Microseconds, oldP99 > 0,

@@ -34,8 +34,8 @@ struct RolloutMachine: Sendable, Equatable {
         /// Send `percent` of new requests to these (a canary's step, `step` from 0 in the spec's list) and judge
         /// them; answer ``Outcome/stepPassed``, ``Outcome/stepFailed(_:)`` or ``Outcome/promoted``.
         case observe([String], step: Int, percent: Int)
-        /// Keep the split as it is until `promote` or `abort`; answer ``Outcome/promoted`` or ``Outcome/stepFailed(_:)``.
-        case hold(step: Int)
+        /// Keep the split to these as it is until `promote` or `abort`; answer ``Outcome/promoted`` or ``Outcome/stepFailed(_:)``.
+        case hold([String], step: Int)
         /// These take requests beside those that do, and are restarted when they exit.
         case serve([String])
         /// These serve no more: no new requests, no restart.
@@ -204,7 +204,7 @@ struct RolloutMachine: Sendable, Equatable {
             return [.enter(.shifting, note: "step \(step + 1) of \(steps.count): \(percent)% of requests to the new version"),
                     .observe(fresh, step: step, percent: percent)]
         case .pause:
-            return [.enter(.shifting, note: "step \(step + 1) of \(steps.count): paused until `imgdeploy promote` (or `abort`)"), .hold(step: step)]
+            return [.enter(.shifting, note: "step \(step + 1) of \(steps.count): paused until `imgdeploy promote` (or `abort`)"), .hold(fresh, step: step)]
         }
     }
 

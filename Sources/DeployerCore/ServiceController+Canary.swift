@@ -15,14 +15,13 @@ extension ServiceController {
         min(.seconds(1), max(.milliseconds(50), policy.stepDuration / 10))
     }
 
-    /// Observes a canary step: its window runs for the step's duration and until the new version has
-    /// answered `minRequests`, and it fails as soon as, with that many, a rule is broken. The step and its
-    /// figures are recorded in the rollout.
-    func observe(step: Int, percent: Int, policy: CanaryPolicy, _ record: inout RolloutRecord) async -> RolloutMachine.Outcome {
+    /// Observes a canary step: `percent` of new requests go to `ids`, and the step's window runs for the
+    /// step's duration and until the new version has answered `minRequests`; it fails as soon as, with that
+    /// many, a rule is broken, or when one of the new instances exits. The step and its figures are recorded
+    /// in the rollout.
+    func observe(_ ids: [String], step: Int, percent: Int, policy: CanaryPolicy, _ record: inout RolloutRecord) async -> RolloutMachine.Outcome {
         let started = clock.now()
-        let starvedAt = started + policy.stepDuration * CanaryPolicy.starvedAfterDurations
-        let window = canary?.window
-        var figures = TrafficWindow(window: window ?? 0, seconds: 0, stable: TrafficFigures(), canary: TrafficFigures())
+        var figures = TrafficWindow(window: 0, seconds: 0, stable: TrafficFigures(), canary: TrafficFigures())
         func ended(_ outcome: CanaryStepRecord.Outcome, _ reason: String?) {
             let seconds = Double((clock.now() - started).milliseconds) / 1000
             record.canarySteps = (record.canarySteps ?? []) + [CanaryStepRecord(step: step + 1, percent: percent, seconds: seconds,
@@ -30,26 +29,43 @@ extension ServiceController {
             lastRollout = record
             state.saveRollout(record)
         }
+        // Asked for before the step began (during provisioning, or the step before): acted on before any
+        // request goes to the new version at this share.
+        if let early = stepInterrupted(ids, step: step, percent: percent) {
+            ended(early.kind, early.reason)
+            return early.outcome
+        }
+        canary = CanarySplit(backends: ids.compactMap { backend($0) }, percent: percent, window: nextActiveVersion(),
+                             sticky: policy.sticky == .cookie, rollout: canaryRollout)
+        let window = canary?.window
+        await publish()
+        let starvedAt = started + policy.stepDuration * CanaryPolicy.starvedAfterDurations
         while true {
-            if takenDown {
-                ended(.aborted, "the service is being taken down")
-                return .stepFailed("the service was taken down during canary step \(step + 1)")
-            }
-            switch takeCanaryCommand() {
-            case .abort?:
-                ended(.aborted, "aborted by `imgdeploy abort`")
-                return .stepFailed("aborted by `imgdeploy abort` at step \(step + 1) (\(percent)%)")
-            case .promote?:
-                ended(.promoted, "promoted by `imgdeploy promote`")
-                return .promoted
-            case nil: break
+            if let interruption = stepInterrupted(ids, step: step, percent: percent) {
+                ended(interruption.kind, interruption.reason)
+                return interruption.outcome
             }
             await clock.sleep(Self.canaryPollInterval(policy))
-            // Figures of another window belong to a front that took over meanwhile, whose window is this
-            // step's but began later: they are read as they are (a replaced front's figures are not carried).
-            if let state = try? await front.state(), let current = state.window, current.window == window {
-                figures = current
+            // Judged only on figures read now from the front that applies this step's split: a front that is
+            // gone is started again (and told the split), one that lost the split is told it again.
+            var current = false
+            do {
+                let state = try await front.state()
+                guard state.features?.contains("canary") == true else {
+                    let reason = "the front (pid \(state.pid)) is older than canary rollouts and ignores their splits: `imgdeploy upgrade-front \(name)`, then apply again"
+                    ended(.failed, reason)
+                    return .stepFailed(reason)
+                }
+                if state.canary != canary {
+                    await publish()
+                } else if let read = state.window, read.window == window {
+                    figures = read
+                    current = true
+                }
+            } catch {
+                if error.frontGone { await publish() }
             }
+            guard current else { continue }
             let enough = figures.canary.requests >= policy.minRequests
             if enough, let broken = CanaryAnalysis.brokenRule(figures, policy.analysis) {
                 ended(.failed, broken)
@@ -69,32 +85,51 @@ extension ServiceController {
         }
     }
 
-    /// A `pause` step: the split stays as the step before left it until `promote` or `abort`.
-    func hold(step: Int, _ record: inout RolloutRecord) async -> RolloutMachine.Outcome {
+    /// A `pause` step: the split to `ids` stays as the step before left it until `promote` or `abort` (or
+    /// a new instance exits). Its figures are those of the window the step before opened.
+    func hold(_ ids: [String], step: Int, _ record: inout RolloutRecord) async -> RolloutMachine.Outcome {
         let percent = canary?.percent ?? 0
         let started = clock.now()
         while true {
-            let outcome: (CanaryStepRecord.Outcome, String, RolloutMachine.Outcome)?
-            if takenDown {
-                outcome = (.aborted, "the service is being taken down", .stepFailed("the service was taken down while paused at step \(step + 1)"))
-            } else {
-                switch takeCanaryCommand() {
-                case .abort?: outcome = (.aborted, "aborted by `imgdeploy abort`", .stepFailed("aborted by `imgdeploy abort` while paused at step \(step + 1)"))
-                case .promote?: outcome = (.promoted, "promoted by `imgdeploy promote`", .promoted)
-                case nil: outcome = nil
-                }
-            }
-            if let (kind, reason, result) = outcome {
+            if let interruption = stepInterrupted(ids, step: step, percent: percent) {
                 let figures = (try? await front.state())?.window
                 let seconds = Double((clock.now() - started).milliseconds) / 1000
                 record.canarySteps = (record.canarySteps ?? []) + [CanaryStepRecord(step: step + 1, percent: percent, seconds: seconds,
                                                                                    old: figures?.stable ?? TrafficFigures(),
-                                                                                   new: figures?.canary ?? TrafficFigures(), outcome: kind, reason: reason)]
+                                                                                   new: figures?.canary ?? TrafficFigures(),
+                                                                                   outcome: interruption.kind, reason: interruption.reason)]
                 lastRollout = record
                 state.saveRollout(record)
-                return result
+                return interruption.outcome
             }
-            await clock.sleep(.milliseconds(100))
+            // The front is looked after here: the watchdog leaves a service alone while a rollout runs.
+            do { _ = try await front.state() } catch { if error.frontGone { await publish() } }
+            await clock.sleep(.milliseconds(200))
+        }
+    }
+
+    /// What ends a step before its verdict: the service taken down, a new instance that exited, `abort` or
+    /// `promote` (which needs every new instance running).
+    private func stepInterrupted(_ ids: [String], step: Int, percent: Int) -> (kind: CanaryStepRecord.Outcome, reason: String, outcome: RolloutMachine.Outcome)? {
+        if takenDown {
+            return (.aborted, "the service is being taken down", .stepFailed("the service was taken down during canary step \(step + 1)"))
+        }
+        for id in ids {
+            guard let managed = instances[id], !managed.stopping else {
+                return (.failed, "instance \(id) of the new version is gone", .stepFailed("instance \(id) of the new version is gone (canary step \(step + 1))"))
+            }
+            if let status = managed.lastExit {
+                let reason = "instance \(id) of the new version exited with status \(status)"
+                return (.failed, reason, .stepFailed("\(reason) during canary step \(step + 1) (\(percent)%)"))
+            }
+        }
+        switch takeCanaryCommand() {
+        case .abort?:
+            return (.aborted, "aborted by `imgdeploy abort`", .stepFailed("aborted by `imgdeploy abort` at canary step \(step + 1) (\(percent)%)"))
+        case .promote?:
+            return (.promoted, "promoted by `imgdeploy promote`", .promoted)
+        case nil:
+            return nil
         }
     }
 

@@ -35,7 +35,7 @@ actor ServiceController {
     /// The spec whose release serves, once one has succeeded.
     private(set) var serving: ReleaseSpec?
     private var listening: ReleaseSpec.ListenAddress?
-    private var instances: [String: ManagedInstance] = [:]
+    var instances: [String: ManagedInstance] = [:]
     /// The backends the front sends new requests to, as this controller wants them.
     private var active: [Backend] = []
     /// The share of new requests a canary's instances get beside `active`, during a canary's steps.
@@ -44,6 +44,8 @@ actor ServiceController {
     var canaryCommand: CanaryCommand?
     /// A canary rollout is in its steps (where `promote` and `abort` apply).
     var canaryRunning = false
+    /// The canary rollout in progress, named in its sticky clients' cookies.
+    var canaryRollout: UInt64 = 0
     /// The version of the last pool sent to the front: a nanosecond clock reading, so that it grows across
     /// restarts of the daemon too, and never less than one more than the front has applied.
     private var activeVersion: UInt64 = 0
@@ -189,10 +191,20 @@ actor ServiceController {
         let old = instances.values.filter(\.wanted).sorted { $0.id < $1.id }.map(\.id)
         // What an abort starts again when a rolling rollout had retired old instances already.
         let previous = serving.flatMap { previous in releases.existing(previous.image).map { (spec: previous, release: $0) } }
-        var machine = RolloutMachine(strategy: spec.strategy, replicas: spec.replicas, old: old, image: spec.image.digest.description,
+        // A canary compares the new version with the one serving. With none serving (a first deploy, or a
+        // re-adoption that found nothing running) there is nothing to compare, and a rollback or re-adoption
+        // must not wait on traffic: those go blue-green.
+        var strategy = spec.strategy
+        if strategy == .canary, old.isEmpty || record.kind != "deploy" {
+            strategy = .blueGreen
+            enter(.provisioning, &record, note: old.isEmpty ? "no instance serves \(name) yet, so there is nothing to compare a canary with: its steps are skipped (blue-green)"
+                  : "a \(record.kind) does not wait on a canary's steps: blue-green")
+        }
+        var machine = RolloutMachine(strategy: strategy, replicas: spec.replicas, old: old, image: spec.image.digest.description,
                                      canRestore: previous != nil, canary: spec.canary)
         canaryCommand = nil
-        canaryRunning = spec.strategy == .canary
+        canaryRunning = strategy == .canary
+        canaryRollout = nextActiveVersion()
         defer { canaryRunning = false; canaryCommand = nil }
         var outcome = RolloutMachine.Outcome.done
         while !machine.isFinished {
@@ -226,15 +238,14 @@ actor ServiceController {
         case let .switchTraffic(to, from):
             for id in to { instances[id]?.wanted = true; instances[id]?.inPool = true }
             for id in from { instances[id]?.wanted = false; instances[id]?.inPool = false }
+            // Past the steps: promote and abort no longer apply.
+            canaryRunning = false
             canary = nil
             await setActive(to.compactMap { backend($0) })
         case let .observe(ids, step, percent):
-            let policy = new.spec.canary ?? CanaryPolicy()
-            canary = CanarySplit(backends: ids.compactMap { backend($0) }, percent: percent, window: nextActiveVersion(), sticky: policy.sticky == .cookie)
-            await publish()
-            return await observe(step: step, percent: percent, policy: policy, &record)
-        case .hold(let step):
-            return await hold(step: step, &record)
+            return await observe(ids, step: step, percent: percent, policy: new.spec.canary ?? CanaryPolicy(), &record)
+        case let .hold(ids, step):
+            return await hold(ids, step: step, &record)
         case .serve(let ids):
             for id in ids {
                 instances[id]?.wanted = true
@@ -256,7 +267,7 @@ actor ServiceController {
 
     // MARK: Instances
 
-    private func backend(_ id: String) -> Backend? {
+    func backend(_ id: String) -> Backend? {
         instances[id].map { Backend(id: $0.id, host: "127.0.0.1", port: $0.port, namespace: $0.instance.network?.path) }
     }
 

@@ -224,7 +224,7 @@ final class ControlLoop: @unchecked Sendable {
         return FrontState(pid: getpid(), port: port, executable: executable, active: active, canary: canary, window: pool.window,
                           activeVersion: version, inFlight: pool.inFlightByBackend,
                           counts: balancer.metrics.snapshot, connections: balancer.openConnections, retiring: retiring.load(ordering: .relaxed),
-                          features: ["pause"], predecessors: predecessors.filter(\.isRunning))
+                          features: ["pause", "canary"], predecessors: predecessors.filter(\.isRunning))
     }
 
     /// Answers a connection's requests until it closes (a successor sends two: handover, then retire).

@@ -71,7 +71,8 @@ public struct FrontState: Codable, Sendable, Equatable {
     public var counts: ProxyMetrics.Counts
     public var connections: Int
     public var retiring: Bool
-    /// Operations beyond the first version's that this front understands (`pause`); absent in older fronts.
+    /// What this front understands beyond the first version: `pause` (an operation), `canary` (splits
+    /// and their windows); absent in older fronts.
     public var features: [String]?
     /// Fronts this one replaced (directly, or before that) that still finish their connections. Each
     /// sends its connections' next requests to the instances it knew, so a daemon stops none of those

@@ -45,6 +45,9 @@ public final class BackendPool: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The rollout of the sticky canary split in force, 0 when none is: requests' cookies are read only
+    /// then (an atomic, so that no other request pays for it).
+    private let sticky = Atomic<UInt64>(0)
     private let failures: @Sendable (Backend) -> Void
 
     /// `onFailure` hears of a backend that refused a connection or broke one mid-request.
@@ -73,7 +76,15 @@ public final class BackendPool: Sendable {
             }
             state.canary = canary
             state.canaryIDs = Set(canary?.backends.map(\.id) ?? [])
+            sticky.store(canary.map { $0.sticky ? max(1, $0.rollout) : 0 } ?? 0, ordering: .relaxed)
         }
+    }
+
+    /// The rollout of the sticky canary split in force, if one is: a request's `imgdeploy-canary` cookie
+    /// for that rollout chooses its side.
+    var stickyRollout: UInt64? {
+        let rollout = sticky.load(ordering: .relaxed)
+        return rollout == 0 ? nil : rollout
     }
 
     /// The canary split in force, if any.
@@ -126,8 +137,8 @@ public final class BackendPool: Sendable {
     /// else round-robin, skipping `excluding`. Nil when no backend is active. A retry (`excluding` not
     /// empty) does not move the rotation: otherwise, with two backends, every request would start on the
     /// one that fails. Under a canary split, the side is chosen first (`side`, a sticky client's, or the
-    /// split's share), then a backend within it.
-    func acquire(preferred: String?, excluding: Set<String> = [], side wanted: Side? = nil) -> (backend: Backend, side: Side)? {
+    /// split's share), then a backend within it; `sticky` says the split keeps clients on their side.
+    func acquire(preferred: String?, excluding: Set<String> = [], side wanted: Side? = nil) -> (backend: Backend, side: Side, sticky: Bool)? {
         state.withLock { state in
             if let canary = state.canary, !canary.backends.isEmpty {
                 return Self.acquireSplit(&state, canary, preferred: preferred, excluding: excluding, side: wanted)
@@ -144,12 +155,12 @@ public final class BackendPool: Sendable {
             }
             guard let chosen else { return nil }
             state.inFlight[chosen.id, default: 0] += 1
-            return (chosen, .stable)
+            return (chosen, .stable, false)
         }
     }
 
     private static func acquireSplit(_ state: inout State, _ canary: CanarySplit, preferred: String?, excluding: Set<String>,
-                                     side wanted: Side?) -> (backend: Backend, side: Side)? {
+                                     side wanted: Side?) -> (backend: Backend, side: Side, sticky: Bool)? {
         var side: Side
         if let wanted {
             side = wanted
@@ -182,7 +193,7 @@ public final class BackendPool: Sendable {
             if excluding.isEmpty { state.next &+= 1 }
         }
         state.inFlight[chosen.id, default: 0] += 1
-        return (chosen, side)
+        return (chosen, side, canary.sticky)
     }
 
     /// Ends a request assigned by ``acquire(preferred:excluding:)``.

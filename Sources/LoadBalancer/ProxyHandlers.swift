@@ -58,8 +58,16 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         var backend: Backend?
         /// The side of a canary split `backend` is on (see ``BackendPool/acquire(preferred:excluding:side:)``).
         var side = BackendPool.Side.stable
-        /// When the head arrived (monotonic nanoseconds): latencies are counted from here.
-        var arrived: UInt64
+        /// The side the client's cookie asks for, under a sticky split.
+        var cookieSide: BackendPool.Side?
+        /// The side a retry on a fresh connection keeps (the keep-alive connection it was sent on had closed):
+        /// chosen once, so the split's share is not charged twice.
+        var retrySide: BackendPool.Side?
+        /// When the current attempt was sent to its backend (monotonic nanoseconds): each side's latency is
+        /// its own attempts', not a retry's total.
+        var attemptStarted: UInt64 = 0
+        /// The answer gives the client a cookie for its side (a sticky split, and it came without one).
+        var setsCookie = false
         /// The status of the answer being relayed, once its head has been read.
         var status: Int?
         /// Backends that failed this request before answering (empty unless it was retried).
@@ -188,6 +196,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         idleCheck?.cancel()
         idleCheck = nil
         closing = true
+        clientGaveUp()
         finishExchange()
         // The generation moves too, so that a backend connection still being made is closed when it is.
         dropUpstream()
@@ -196,6 +205,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
+        clientGaveUp()
         finishExchange()
         dropUpstream()
         context.fireChannelInactive()
@@ -285,8 +295,11 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             return false
         }
         scratch.removeAll(keepingCapacity: true)
-        bytes.withUnsafeReadableBytes { raw in
+        let stickyRollout = pool.stickyRollout
+        let cookieSide = bytes.withUnsafeReadableBytes { raw in
             ForwardedHead.request(raw, head: parsed, fields: fields, clientAddress: clientAddress, into: &scratch)
+            // Read while `fields` still point into the readable bytes (before the reader index moves past the head).
+            return stickyRollout.flatMap { StickyCookie.side(in: raw, fields: fields, rollout: $0) }
         }
         bytes.moveReaderIndex(forwardBy: parsed.length)
         guard let context else { return false }
@@ -296,7 +309,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         headChecks = nil
         exchange = Exchange(head: head, clientMinorVersion: parsed.minorVersion, clientKeepAlive: parsed.keepAlive && !draining.isDraining,
                             isHead: parsed.isHead, requestBody: BodyReader(parsed.body), requestEnded: parsed.body == .none,
-                            arrived: NIODeadline.now().uptimeNanoseconds, idempotent: parsed.idempotent)
+                            cookieSide: cookieSide, idempotent: parsed.idempotent)
         if parsed.isConnect {
             exchange!.clientKeepAlive = false
             reject(status: 405, reason: "Method Not Allowed", message: "the load balancer relays requests, not CONNECT tunnels")
@@ -415,7 +428,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let failedOn = exchange?.failedOn, let context else { return }
         // A retry must not go back to a backend that already failed it; otherwise a keep-alive
         // connection stays on its backend.
-        guard let (backend, side) = pool.acquire(preferred: failedOn.isEmpty ? upstream?.backend.id : nil, excluding: failedOn) else {
+        guard let (backend, side, sticky) = pool.acquire(preferred: failedOn.isEmpty ? upstream?.backend.id : nil, excluding: failedOn,
+                                                         side: exchange?.cookieSide ?? exchange?.retrySide) else {
             if failedOn.isEmpty {
                 reject(status: 503, reason: "Service Unavailable", message: "no healthy instance is serving this service")
             } else {
@@ -425,6 +439,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         exchange!.backend = backend
         exchange!.side = side
+        exchange!.setsCookie = sticky && exchange!.cookieSide != side
+        exchange!.attemptStarted = NIODeadline.now().uptimeNanoseconds
         if let upstream, upstream.backend == backend, !upstream.closing, upstream.channel.isActive {
             exchange!.sentOnReusedConnection = true
             sendRequest(on: upstream.channel)
@@ -605,13 +621,14 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         exchange!.dechunk = dechunk
         exchange!.responseUntilClose = parsed.body == .untilClose
         let keepAlive = exchange!.clientKeepAlive
-        let head: ByteBuffer
+        var head: ByteBuffer
         if ForwardedHead.responseUnchanged(parsed, clientMinorVersion: client, keepAlive: keepAlive) {
             head = bytes.readSlice(length: parsed.length)!
         } else {
             head = rewritten(bytes, parsed, keepAlive: keepAlive, dechunk: client == 0)
             bytes.moveReaderIndex(forwardBy: parsed.length)
         }
+        if exchange!.setsCookie { head = withStickyCookie(head) }
         if parsed.body == .none || bytes.readableBytes > 0 {
             // The usual case: the body (or the end) came with the head.
             context.write(wrapOutboundOut(head), promise: nil)
@@ -646,6 +663,18 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         exchange!.heldHead = nil
         exchange!.responseStarted = true
         context.write(wrapOutboundOut(head), promise: nil)
+    }
+
+    /// `head` with a cookie that keeps the client on the side that answered it (before the blank line).
+    private func withStickyCookie(_ head: ByteBuffer) -> ByteBuffer {
+        let line = StickyCookie.setCookieLine(exchange!.side, rollout: pool.stickyRollout ?? 0)
+        var buffer = context!.channel.allocator.buffer(capacity: head.readableBytes + line.count)
+        var rest = head
+        buffer.writeBuffer(&rest)
+        buffer.moveWriterIndex(to: buffer.writerIndex - 2)
+        buffer.writeBytes(line)
+        buffer.writeBytes([0x0D, 0x0A])
+        return buffer
     }
 
     /// The response head in `bytes` as the client receives it.
@@ -734,6 +763,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             // A kept-alive connection the backend closed as the request went out (its keep-alive timeout):
             // not a failure of the backend. Once, on a new connection (to any backend, the same included).
             exchange!.retriedOnFreshConnection = true
+            exchange!.retrySide = exchange!.side
             metrics.count(.retried)
             dispatch()
             return
@@ -802,10 +832,17 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         pool.record(exchange?.side ?? .stable, status: nil, microseconds: elapsedMicroseconds)
     }
 
-    /// Since the current request's head arrived.
+    /// Since the current attempt was sent to its backend.
     private var elapsedMicroseconds: UInt64 {
-        guard let arrived = exchange?.arrived else { return 0 }
-        return (NIODeadline.now().uptimeNanoseconds &- arrived) / 1000
+        guard let started = exchange?.attemptStarted, started > 0 else { return 0 }
+        return (NIODeadline.now().uptimeNanoseconds &- started) / 1000
+    }
+
+    /// The client closed its connection while its request waited for the first byte of an answer: the
+    /// attempt counts as an error of its side (a version that hangs loses its clients before any timeout).
+    private func clientGaveUp() {
+        guard let current = exchange, current.backend != nil, !current.responseStarted, !current.rejected else { return }
+        pool.record(current.side, status: nil, microseconds: elapsedMicroseconds)
     }
 
     private func finishExchange() {

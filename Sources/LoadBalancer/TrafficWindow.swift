@@ -11,23 +11,28 @@ public struct CanarySplit: Hashable, Sendable, Codable {
     public var window: UInt64
     /// Clients are kept on the side they first got with a cookie (``CanarySplit/cookieName``).
     public var sticky: Bool
+    /// The rollout the split belongs to, the same through all its steps: a sticky client's cookie names
+    /// it, so a cookie from an earlier rollout does not choose a side in this one.
+    public var rollout: UInt64
 
-    public init(backends: [Backend], percent: Int, window: UInt64, sticky: Bool = false) {
+    public init(backends: [Backend], percent: Int, window: UInt64, sticky: Bool = false, rollout: UInt64 = 1) {
         self.backends = backends
         self.percent = min(100, max(0, percent))
         self.window = window
         self.sticky = sticky
+        self.rollout = rollout
     }
 
-    /// The cookie that keeps a client on its side: `imgdeploy-canary=new` or `=old`.
+    /// The cookie that keeps a client on its side: `imgdeploy-canary=new.ROLLOUT` or `=old.ROLLOUT`.
     public static let cookieName = "imgdeploy-canary"
 
-    enum CodingKeys: String, CodingKey { case backends, percent, window, sticky }
+    enum CodingKeys: String, CodingKey { case backends, percent, window, sticky, rollout }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(backends: try container.decode([Backend].self, forKey: .backends), percent: try container.decode(Int.self, forKey: .percent),
-                  window: try container.decode(UInt64.self, forKey: .window), sticky: try container.decodeIfPresent(Bool.self, forKey: .sticky) ?? false)
+                  window: try container.decode(UInt64.self, forKey: .window), sticky: try container.decodeIfPresent(Bool.self, forKey: .sticky) ?? false,
+                  rollout: try container.decodeIfPresent(UInt64.self, forKey: .rollout) ?? 1)
     }
 }
 
@@ -77,7 +82,7 @@ public struct TrafficWindow: Sendable, Codable, Equatable {
 struct SideCounts {
     var requests = 0
     var errors = 0
-    var latency = Histogram<UInt32>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .two)
+    var latency = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .two)
 
     mutating func record(status: Int?, microseconds: UInt64) {
         requests += 1

@@ -105,8 +105,11 @@ public struct CanaryPolicy: Sendable, Codable, Equatable {
         for (name, rate) in [("maxErrorRate", analysis.maxErrorRate), ("maxErrorRateIncrease", analysis.maxErrorRateIncrease)] {
             if let rate, !(rate >= 0 && rate <= 1) { problems.append("'canary.analysis.\(name)' must be from 0% to 100%") }
         }
-        if let p99 = analysis.maxP99, p99 <= .zero || p99 > .seconds(3600) { problems.append("'canary.analysis.maxP99' must be longer than zero and at most an hour") }
+        if let p99 = analysis.maxP99, p99 < .milliseconds(1) || p99 > .seconds(3600) { problems.append("'canary.analysis.maxP99' must be from 1ms to an hour") }
         if let ratio = analysis.maxP99Ratio, !(ratio >= 1 && ratio <= 1000) { problems.append("'canary.analysis.maxP99Ratio' must be from 1 to 1000") }
+        if analysis == Analysis(maxErrorRate: nil) {
+            problems.append("'canary.analysis' names no rule: a step would pass unjudged; give maxErrorRate, maxErrorRateIncrease, maxP99 and/or maxP99Ratio")
+        }
         return problems
     }
 }

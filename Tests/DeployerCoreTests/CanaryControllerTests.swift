@@ -134,4 +134,59 @@ struct CanaryControllerTests {
         #expect(aborted.canarySteps?.map(\.outcome) == [.aborted])
         #expect(fixture.runtime.running(c).isEmpty && fixture.front.active == fixture.runtime.running(b))
     }
+
+    @Test("a new instance that exits during a step fails it: the canary retires, and the old version keeps every request")
+    func instanceExits() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a))
+        let old = fixture.front.active
+        fixture.front.report(window(new: figures(150)), atPercent: 5)
+        let running = Task { try await controller.apply(canarySpec(fixture, b, stepDuration: .seconds(3600))) }
+        #expect(await eventually { fixture.front.splits.count == 1 })
+        let victim = try #require(fixture.runtime.running.first { fixture.runtime.running(b).contains($0.id) })
+        victim.exit(9)
+        let record = try await running.value
+        #expect(record.state == .failed && record.reason?.contains("exited with status 9") == true, "\(record.reason ?? "")")
+        #expect(record.canarySteps?.map(\.outcome) == [.failed])
+        #expect(fixture.front.active == old && fixture.runtime.running(b).isEmpty)
+    }
+
+    @Test("with nothing serving yet, and for a rollback, a canary spec rolls out blue-green: there is nothing to compare, and a rollback must not wait")
+    func nothingToCompare() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        let first = try await controller.apply(canarySpec(fixture, a))
+        #expect(first.state == .succeeded && first.canarySteps == nil && fixture.front.splits.isEmpty, "\(first.reason ?? "")")
+        #expect(first.transitions.contains { $0.note?.contains("nothing to compare") == true })
+        fixture.front.report(window(new: figures(150)), atPercent: 5)
+        fixture.front.report(window(new: figures(900)), atPercent: 25)
+        let second = try await controller.apply(canarySpec(fixture, b))
+        #expect(second.state == .succeeded && second.canarySteps?.count == 2)
+        let splits = fixture.front.splits.count
+        let back = try await controller.rollback(to: nil)
+        #expect(back.state == .succeeded && back.canarySteps == nil && fixture.front.splits.count == splits, "\(back.reason ?? "")")
+        #expect(fixture.front.active == fixture.runtime.running(a))
+    }
+
+    @Test("a front older than canaries fails the step with how to upgrade it; a latency rule with no answer to measure fails too")
+    func unjudgeable() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a))
+        fixture.front.report(TrafficWindow(window: 0, seconds: 1, stable: figures(4000), canary: TrafficFigures(requests: 300, errors: 300)), atPercent: 5)
+        let silent = try await controller.apply(canarySpec(fixture, b, analysis: .init(maxErrorRate: nil, maxP99: .milliseconds(500))))
+        #expect(silent.state == .failed && silent.reason?.contains("answered none of its 300 requests") == true, "\(silent.reason ?? "")")
+
+        fixture.front.makeOlderThanCanaries()
+        let old = try await controller.apply(canarySpec(fixture, b))
+        #expect(old.state == .failed && old.reason?.contains("imgdeploy upgrade-front web") == true, "\(old.reason ?? "")")
+        #expect(fixture.runtime.running(b).isEmpty)
+    }
 }

@@ -76,7 +76,7 @@ struct ScriptedWorld {
             precondition(ids.allSatisfy { running.contains($0) }, "a canary step sends requests only to running instances")
             steps.append((step, percent))
             return stepOutcomes[step] ?? .stepPassed
-        case .hold(let step):
+        case let .hold(_, step):
             steps.append((step, nil))
             return stepOutcomes[step] ?? .promoted
         }

@@ -155,6 +155,8 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         var running = false
         var active: [Backend] = []
         var canary: CanarySplit?
+        /// A front of a version before canaries: it says nothing of them and ignores splits.
+        var olderThanCanaries = false
         /// What the front reports of a canary window: set by a test, per percent of the split in force.
         var figures: [Int: TrafficWindow] = [:]
         var version: UInt64 = 0
@@ -186,13 +188,17 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         }
         return FrontState(pid: Int32.max, port: 0, executable: front.executable, active: front.active, canary: front.canary, window: window,
                           activeVersion: front.version,
-                          inFlight: [:], counts: ProxyMetrics.Counts(), connections: 0, retiring: false, features: nil)
+                          inFlight: [:], counts: ProxyMetrics.Counts(), connections: 0, retiring: false,
+                          features: front.olderThanCanaries ? nil : ["pause", "canary"])
     }
 
     func state() async throws(FrontError) -> FrontState { try currentState() }
 
     /// The canary splits applied, in order: (percent, canary backends).
     var splits: [(percent: Int, backends: [String])] { front.withLock { $0.splits } }
+
+    /// Makes the front one of a version before canaries.
+    func makeOlderThanCanaries() { front.withLock { $0.olderThanCanaries = true } }
 
     /// Makes the front report `window` while a split of `percent` is in force.
     func report(_ window: TrafficWindow, atPercent percent: Int) { front.withLock { $0.figures[percent] = window } }

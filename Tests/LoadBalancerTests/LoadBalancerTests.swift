@@ -322,3 +322,47 @@ extension LoadBalancerTests {
         }
     }
 }
+
+extension LoadBalancerTests {
+    @Test("a sticky split gives each new client a cookie for the side that answered it, and keeps a client with one on its side")
+    func stickySplit() async throws {
+        let a = try EchoBackend("a")
+        let b = try EchoBackend("b")
+        try await withFront([a.backend]) { balancer, front in
+            balancer.pool.setActive([a.backend], canary: CanarySplit(backends: [b.backend], percent: 50, window: 1, sticky: true, rollout: 7))
+            let jar = NSTemporaryDirectory() + "/jar-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: jar) }
+            let first = try curl(["-c", jar, front + "/first"])
+            let side = first.documents.first?["backend"] as? String
+            #expect(first.heads.contains("set-cookie: imgdeploy-canary=\(side == "b" ? "new" : "old").7; path=/; httponly; samesite=lax"), "\(first.heads)")
+            // Ten more connections with the cookie: the same side each time, and no new cookie.
+            for index in 0..<10 {
+                let again = try curl(["-b", jar, front + "/again-\(index)"])
+                #expect(again.documents.first?["backend"] as? String == side, "request \(index)")
+                #expect(!again.heads.contains("set-cookie"))
+            }
+            // Both cookie values are obeyed, among other cookies, with spaces, across steps (windows) of the
+            // same rollout; unknown values, and those of another rollout, are ignored (the client then gets a
+            // cookie for the side that answered).
+            for window in [UInt64(1), 2] {
+                balancer.pool.setActive([a.backend], canary: CanarySplit(backends: [b.backend], percent: 50, window: window, sticky: true, rollout: 7))
+                for _ in 0..<4 {
+                    #expect(try curl(["-H", "Cookie: a=1; imgdeploy-canary=new.7 ;b=2", front + "/n"]).documents.first?["backend"] as? String == "b")
+                    #expect(try curl(["-H", "Cookie: imgdeploy-canary=old.7", front + "/o"]).documents.first?["backend"] as? String == "a")
+                }
+            }
+            var sides: Set<String> = []
+            for _ in 0..<4 { sides.formUnion(try curl(["-H", "Cookie: imgdeploy-canary=new.6", front + "/x"]).documents.compactMap { $0["backend"] as? String }) }
+            #expect(sides == ["a", "b"], "another rollout's cookie chooses nothing")
+            for hostile in ["imgdeploy-canary=newer", "imgdeploy-canary=", "imgdeploy-canary", "Imgdeploy-Canary=new.7", ";;;", "imgdeploy-canary=new.", "imgdeploy-canary=new.77",
+                            "imgdeploy-canary=new.7=", String(repeating: ";", count: 4000)] {
+                let answer = try curl(["-H", "Cookie: \(hostile)", front + "/h"])
+                #expect(answer.documents.count == 1 && answer.heads.contains("set-cookie: imgdeploy-canary="), "\(hostile): \(answer.heads)")
+            }
+            // Without a sticky split, no cookie is given and none is read.
+            balancer.pool.setActive([a.backend], canary: CanarySplit(backends: [b.backend], percent: 50, window: 3, rollout: 7))
+            let plain = try curl(["-H", "Cookie: imgdeploy-canary=new.7", front + "/p", front + "/p"])
+            #expect(!plain.heads.contains("set-cookie") && Set(plain.documents.compactMap { $0["backend"] as? String }) == ["a", "b"])
+        }
+    }
+}
