@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // System libraries: module maps only.
@@ -108,6 +110,7 @@ let package = Package(
         .target(name: "LoadBalancer", dependencies: [
             "ProcessLimits", "InstanceNetwork", "HTTPFraming",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -123,6 +126,7 @@ let package = Package(
         .target(name: "Front", dependencies: [
             "LoadBalancer", "TerminationSignals", "CDescriptorPassing", "ProcessLimits",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The deployer daemon's core: its services, the rollout decisions (RolloutMachine) and their doing (instances,
         // health checks, the front, restarts), history, rollback, re-adoption and the rollback window.

@@ -52,6 +52,11 @@ public struct ControlClient: Sendable {
         try await send(.POST, "/v1/rollback/\(escape(service))" + (digest.map { "?to=\(escape($0))" } ?? ""))
     }
 
+    /// The fronts' metrics (of `service`, or of all), in the Prometheus text format.
+    public func metrics(_ service: String?) async throws(ControlError) -> String {
+        String(decoding: try await sendForData(.GET, "/v1/metrics" + (service.map { "?service=\(escape($0))" } ?? "")), as: UTF8.self)
+    }
+
     /// Lets the canary of `service` in its steps skip the rest.
     public func promote(_ service: String) async throws(ControlError) {
         let _: [String: String] = try await send(.POST, "/v1/promote/\(escape(service))")
@@ -84,6 +89,12 @@ public struct ControlClient: Sendable {
     }
 
     private func send<T: Decodable>(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws(ControlError) -> T {
+        let data = try await sendForData(method, path, body: body)
+        do { return try DeployJSON.decoder.decode(T.self, from: data) } catch { throw .badAnswer("\(error)") }
+    }
+
+    /// The answer's body, when the daemon answered 200.
+    private func sendForData(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws(ControlError) -> Data {
         guard let url = URL(httpURLWithSocketPath: socket, uri: path) else { throw .daemonUnreachable(socket: socket, reason: "not a usable socket path") }
         guard FileManager.default.fileExists(atPath: socket) else { throw .daemonUnreachable(socket: socket, reason: "no such socket") }
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(timeout: .init(connect: .seconds(3))))
@@ -109,6 +120,6 @@ public struct ControlClient: Sendable {
             let message = (try? DeployJSON.decoder.decode(ControlFailure.self, from: data))?.error ?? "HTTP \(status): \(String(decoding: data, as: UTF8.self))"
             throw .refused(message)
         }
-        do { return try DeployJSON.decoder.decode(T.self, from: data) } catch { throw .badAnswer("\(error)") }
+        return data
     }
 }

@@ -17,6 +17,7 @@ import TerminationSignals
 /// | `GET /v1/history/NAME` | the service's rollout records |
 /// | `POST /v1/rollback/NAME[?to=DIGEST]` | the finished rollout record |
 /// | `POST /v1/down/NAME` | `{}` |
+/// | `GET /v1/metrics[?service=NAME]` | the fronts' metrics, Prometheus text format |
 /// | `POST /v1/promote/NAME` | `{}`: the canary in its steps skips the rest |
 /// | `POST /v1/abort/NAME` | `{}`: the canary in its steps stops, the old version serves on |
 /// | `POST /v1/upgrade-front/NAME` | how the front upgrade went |
@@ -96,6 +97,16 @@ public enum ControlServer {
         router.post("/v1/gc") { request, _ -> Response in
             let dryRun = request.uri.queryParameters.get("dry-run") == "true"
             return await answer { () async throws(DeployError) in try await deployer.collectReleases(dryRun: dryRun) }
+        }
+        router.get("/v1/metrics") { request, _ -> Response in
+            let name = request.uri.queryParameters.get("service").map { String($0) }
+            do throws(DeployError) {
+                let text = try await deployer.metrics(name)
+                return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: text)))
+            } catch {
+                return failure(error.isUnknownService ? .notFound : .conflict, error.description)
+            }
         }
         router.post("/v1/promote/:service") { _, context -> Response in
             let name = context.parameters.get("service") ?? ""

@@ -12,8 +12,16 @@ public enum DeployError: Error, CustomStringConvertible {
     case frontUpgradeFailed(service: String, reason: String)
     /// Releases outside the rollback windows could not be removed.
     case cleanupFailed(reason: String)
+    /// The service's front did not give its metrics.
+    case metricsUnavailable(service: String, reason: String)
     /// `promote` or `abort` with no canary in its steps.
     case noCanaryInProgress(service: String, lastState: RolloutState?)
+
+    /// The request named a service the deployer does not have.
+    public var isUnknownService: Bool {
+        if case .unknownService = self { return true }
+        return false
+    }
 
     public var description: String {
         switch self {
@@ -31,6 +39,8 @@ public enum DeployError: Error, CustomStringConvertible {
             return "\(service) cannot listen on \(address): \(reason)"
         case let .frontUpgradeFailed(service, reason):
             return "the front of \(service) was not replaced (the running one goes on serving): \(reason)"
+        case let .metricsUnavailable(service, reason):
+            return "the front of \(service) gave no metrics: \(reason)"
         case let .noCanaryInProgress(service, lastState):
             return "no canary rollout of \(service) is in its steps\(lastState.map { " (its last rollout is \($0.rawValue))" } ?? ""): "
                 + "promote and abort act on a rollout with 'strategy: canary' while it shifts traffic; `imgdeploy status \(service)` shows where it is"

@@ -100,6 +100,20 @@ public actor Deployer {
         try await existing(name).rollback(to: digest)
     }
 
+    /// The fronts' metrics (of `name`, or of every service) as one Prometheus text exposition: answers by
+    /// service, release digest and status, and their latency.
+    public func metrics(_ name: String?) async throws(DeployError) -> String {
+        let chosen: [ServiceController]
+        if let name { chosen = [try existing(name)] } else { chosen = controllers.keys.sorted().compactMap { controllers[$0] } }
+        var texts: [String] = []
+        for controller in chosen {
+            do { texts.append(try await controller.front.metrics()) } catch {
+                if name != nil { throw .metricsUnavailable(service: controller.name, reason: error.description) }
+            }
+        }
+        return MetricsText.merge(texts)
+    }
+
     /// Skips the remaining steps of the canary rollout of `name` in progress: every request to the new version.
     public func promote(_ name: String) async throws(DeployError) {
         try await existing(name).command(.promote)

@@ -268,7 +268,7 @@ actor ServiceController {
     // MARK: Instances
 
     func backend(_ id: String) -> Backend? {
-        instances[id].map { Backend(id: $0.id, host: "127.0.0.1", port: $0.port, namespace: $0.instance.network?.path) }
+        instances[id].map { Backend(id: $0.id, host: "127.0.0.1", port: $0.port, namespace: $0.instance.network?.path, release: $0.release.image.digest.description) }
     }
 
     private func startInstance(_ release: Release, _ spec: ReleaseSpec) async throws(RuntimeError) -> String {

@@ -32,6 +32,15 @@ public struct FrontClient: Sendable {
         try await ask(FrontRequest(.setActive, backends: backends, canary: canary, version: version))
     }
 
+    /// The front's metrics, in the Prometheus text format.
+    public func metrics() async throws(FrontError) -> String {
+        let reply = try await exchange(FrontRequest(.metrics))
+        guard reply.ok, let text = reply.metrics else {
+            throw FrontError("the front at \(controlPath) gave no metrics: \(reply.error ?? "it is older than metrics (`imgdeploy upgrade-front`)")")
+        }
+        return text
+    }
+
     /// Stops the front: it stops accepting, lets requests in flight finish, and exits.
     public func stop() async throws(FrontError) {
         _ = try await exchange(FrontRequest(.stop))
@@ -133,7 +142,9 @@ public struct FrontLauncher: Sendable {
         let log = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw .system("cannot open the front's log \(logPath)") }
         defer { close(log) }
-        var arguments = [setsid, "--fork", executable, "front", "--control", controlPath,
+        // The daemon publishes a service's front at fronts/SERVICE.sock: its metrics are labelled with that name.
+        let service = URL(fileURLWithPath: controlPath).deletingPathExtension().lastPathComponent
+        var arguments = [setsid, "--fork", executable, "front", "--control", controlPath, "--service", service,
                          "--idle-timeout", String(idleTimeout), "--max-connections", String(maxConnections),
                          "--drain-timeout", String(drainTimeout)]
         if takeOver { arguments.append("--take-over") }

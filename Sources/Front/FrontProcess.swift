@@ -2,6 +2,7 @@ import Foundation
 import LoadBalancer
 import NIOCore
 import ProcessLimits
+import Prometheus
 import Synchronization
 import TerminationSignals
 #if canImport(Glibc)
@@ -21,9 +22,12 @@ public enum FrontProcess {
         public var maxConnections: Int
         /// How long a retiring front waits for its connections' next requests before closing them.
         public var drainTimeout: Duration
+        /// The service it fronts, as its metrics are labelled.
+        public var service: String
 
         public init(controlPath: String, takeOver: Bool, idleTimeout: TimeAmount = .seconds(60), maxConnections: Int = 4096,
-                    drainTimeout: Duration = .seconds(30)) {
+                    drainTimeout: Duration = .seconds(30), service: String = "") {
+            self.service = service
             self.controlPath = controlPath
             self.takeOver = takeOver
             self.idleTimeout = idleTimeout
@@ -31,6 +35,12 @@ public enum FrontProcess {
             self.drainTimeout = drainTimeout
         }
     }
+
+    /// The latency histogram's buckets, as Prometheus' client libraries default them (5 ms to 10 s) with
+    /// 1 and 2.5 ms added below: a front's answers are often quicker than 5 ms.
+    static let latencyBuckets: [Duration] = [.milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                                             .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+                                             .microseconds(2_500_000), .seconds(5), .seconds(10)]
 
     /// How a front ends.
     enum Ending: Sendable {
@@ -47,7 +57,11 @@ public enum FrontProcess {
         let log: @Sendable (String) -> Void = { line in
             write("imgdeploy front: \(Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))) [\(pid)] \(line)")
         }
-        let pool = BackendPool()
+        // Its own registry: what `metrics` answers (each front counts from its start; a successor starts again).
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = FrontProcess.latencyBuckets
+        let pool = BackendPool(metricsFactory: factory, service: options.service)
         let failures = FailureLog(log: log)
         let balancer = LoadBalancer(pool: pool, idleTimeout: options.idleTimeout, maxConnections: options.maxConnections,
                                     onFailure: { failures.note($0) })
@@ -92,7 +106,7 @@ public enum FrontProcess {
         let (endings, ending) = AsyncStream<Ending>.makeStream()
         let listener = try UnixListener(publishingAt: options.controlPath)
         let control = ControlLoop(listener: listener, balancer: balancer, port: port, executable: executableIdentity(), ending: ending,
-                                  activeVersion: activeVersion, predecessors: predecessors)
+                                  activeVersion: activeVersion, predecessors: predecessors, registry: registry)
         listener.path.publish()
         let published = inode(options.controlPath)
         control.controlPath = options.controlPath
@@ -167,13 +181,16 @@ final class ControlLoop: @unchecked Sendable {
     private let activeVersion: Mutex<UInt64>
     /// The fronts this one replaced that may still run (see ``FrontState/predecessors``).
     private let predecessors: [RetiringFront]
+    private let registry: PrometheusCollectorRegistry
     private var thread: Thread?
     /// The control socket's path, and the inode it had when this front published it.
     var controlPath = ""
     var publishedInode: UInt?
 
     init(listener: UnixListener, balancer: LoadBalancer, port: Int, executable: String,
-         ending: AsyncStream<FrontProcess.Ending>.Continuation, activeVersion: UInt64, predecessors: [RetiringFront] = []) {
+         ending: AsyncStream<FrontProcess.Ending>.Continuation, activeVersion: UInt64, predecessors: [RetiringFront] = [],
+         registry: PrometheusCollectorRegistry) {
+        self.registry = registry
         self.activeVersion = Mutex(activeVersion)
         self.predecessors = predecessors
         self.listener = listener
@@ -257,6 +274,8 @@ final class ControlLoop: @unchecked Sendable {
             switch request.op {
             case .state:
                 try? connection.send(FrontReply(ok: true, state: state))
+            case .metrics:
+                try? connection.send(FrontReply(ok: true, metrics: registry.emitToString()))
             case .setActive:
                 guard let backends = request.backends else {
                     try? connection.send(FrontReply(ok: false, error: "set-active needs 'backends'"))

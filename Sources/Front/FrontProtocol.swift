@@ -6,6 +6,7 @@ import ProcessLimits
 /// | op | what the front does | answer |
 /// |---|---|---|
 /// | `state` | nothing | its state |
+/// | `metrics` | nothing | its metrics in the Prometheus text format |
 /// | `set-active` | sends new requests to `backends`, all at once, and a share to a `canary`'s if given, unless it has applied a later `version` | its state |
 /// | `handover` | nothing yet | its state, with its listening socket attached (SCM_RIGHTS) |
 /// | `pause` | stops accepting (its successor is about to start), until `retire`, or resumes if the successor goes | `ok` |
@@ -16,7 +17,7 @@ import ProcessLimits
 /// replaces this one, on one connection.
 public struct FrontRequest: Codable, Sendable {
     public enum Operation: String, Codable, Sendable {
-        case state
+        case state, metrics
         case setActive = "set-active"
         case handover, pause, retire, stop
     }
@@ -42,11 +43,14 @@ public struct FrontReply: Codable, Sendable {
     public var ok: Bool
     public var error: String?
     public var state: FrontState?
+    /// The answer to `metrics`.
+    public var metrics: String?
 
-    public init(ok: Bool, error: String? = nil, state: FrontState? = nil) {
+    public init(ok: Bool, error: String? = nil, state: FrontState? = nil, metrics: String? = nil) {
         self.ok = ok
         self.error = error
         self.state = state
+        self.metrics = metrics
     }
 }
 

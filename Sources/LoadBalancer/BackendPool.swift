@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// One instance the load balancer can send requests to.
@@ -9,12 +10,15 @@ public struct Backend: Hashable, Sendable, Codable, CustomStringConvertible {
     /// Where the instance's private network namespace is pinned, when it has one: `host:port` is then
     /// an address inside it, which no process on the host can take first.
     public var namespace: String?
+    /// The image digest the instance runs, which the front's metrics are labelled with.
+    public var release: String?
 
-    public init(id: String, host: String, port: Int, namespace: String? = nil) {
+    public init(id: String, host: String, port: Int, namespace: String? = nil, release: String? = nil) {
         self.id = id
         self.host = host
         self.port = port
         self.namespace = namespace
+        self.release = release
     }
 
     public var description: String { "\(id) (\(host):\(port)\(namespace.map { " in \($0)" } ?? ""))" }
@@ -42,6 +46,18 @@ public final class BackendPool: Sendable {
         var windowStarted = ContinuousClock.now
         var stable = SideCounts()
         var canarySide = SideCounts()
+        /// The metrics each release's answers are counted in, made on first use.
+        var meters: [Meters.Key: Meters] = [:]
+    }
+
+    /// One release's counters of answers by status (`failed` for attempts that got none) and its latency.
+    struct Meters {
+        struct Key: Hashable {
+            var release: String
+            var code: Int
+        }
+        var requests: Counter
+        var latency: Timer?
     }
 
     private let state = Mutex(State())
@@ -49,10 +65,18 @@ public final class BackendPool: Sendable {
     /// then (an atomic, so that no other request pays for it).
     private let sticky = Atomic<UInt64>(0)
     private let failures: @Sendable (Backend) -> Void
+    /// Where the metrics go (swift-metrics): the front's Prometheus registry, or nowhere.
+    private let metricsFactory: (any MetricsFactory)?
+    private let service: String
 
-    /// `onFailure` hears of a backend that refused a connection or broke one mid-request.
-    public init(onFailure: @escaping @Sendable (Backend) -> Void = { _ in }) {
+    /// `onFailure` hears of a backend that refused a connection or broke one mid-request. With a
+    /// `metricsFactory`, each answer is counted in `imgdeploy_requests_total` and timed in
+    /// `imgdeploy_request_duration_seconds`, labelled with `service`, the backend's release (`digest`) and
+    /// the status (`code`, `failed` for an attempt that got no answer).
+    public init(metricsFactory: (any MetricsFactory)? = nil, service: String = "", onFailure: @escaping @Sendable (Backend) -> Void = { _ in }) {
         self.failures = onFailure
+        self.metricsFactory = metricsFactory
+        self.service = service
     }
 
     /// The backends that take new requests.
@@ -105,13 +129,24 @@ public final class BackendPool: Sendable {
     /// Counts one attempt of a request on a backend of `side` (as ``acquire(preferred:excluding:side:)``
     /// assigned it): an answer with `status`, or a failure before one (`status` nil), `microseconds` after
     /// its head arrived.
-    func record(_ side: Side, status: Int?, microseconds: UInt64) {
-        state.withLock { state in
+    func record(_ backend: Backend, side: Side, status: Int?, microseconds: UInt64) {
+        let meters = state.withLock { state -> Meters? in
             switch side {
             case .canary: state.canarySide.record(status: status, microseconds: microseconds)
             case .stable: state.stable.record(status: status, microseconds: microseconds)
             }
+            guard let factory = metricsFactory else { return nil }
+            let key = Meters.Key(release: backend.release ?? "", code: status ?? 0)
+            if let made = state.meters[key] { return made }
+            let labels = [("service", service), ("digest", key.release)]
+            let made = Meters(requests: Counter(label: "imgdeploy_requests_total", dimensions: labels + [("code", status.map(String.init) ?? "failed")], factory: factory),
+                              latency: status == nil ? nil : Timer(label: "imgdeploy_request_duration_seconds", dimensions: labels, factory: factory))
+            state.meters[key] = made
+            return made
         }
+        guard let meters else { return }
+        meters.requests.increment()
+        meters.latency?.recordNanoseconds(Int64(clamping: microseconds &* 1000))
     }
 
     /// Adds `backend` to the active set (if it is not there).

@@ -698,7 +698,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         // rest of the body is read and dropped, and that backend connection is not used again (the next
         // request would be read as the end of this body).
         let bodyUnfinished = !exchange!.requestEnded
-        if exchange!.backend != nil { pool.record(exchange!.side, status: exchange!.status, microseconds: elapsedMicroseconds) }
+        if let backend = exchange!.backend { pool.record(backend, side: exchange!.side, status: exchange!.status, microseconds: elapsedMicroseconds) }
         if upstream?.closing == true || bodyUnfinished { dropUpstream() }
         if bodyUnfinished {
             if let backend = exchange!.backend { pool.release(backend) }
@@ -787,7 +787,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         metrics.countFailure(failureNote("cut", why))
         if let backend = exchange?.backend {
             pool.release(backend)
-            pool.record(exchange!.side, status: nil, microseconds: elapsedMicroseconds)
+            pool.record(backend, side: exchange!.side, status: nil, microseconds: elapsedMicroseconds)
         }
         exchange = nil
         closing = true
@@ -829,7 +829,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// of its side.
     private func attemptFailed(_ backend: Backend) {
         pool.reportFailure(backend)
-        pool.record(exchange?.side ?? .stable, status: nil, microseconds: elapsedMicroseconds)
+        pool.record(backend, side: exchange?.side ?? .stable, status: nil, microseconds: elapsedMicroseconds)
     }
 
     /// Since the current attempt was sent to its backend.
@@ -841,8 +841,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The client closed its connection while its request waited for the first byte of an answer: the
     /// attempt counts as an error of its side (a version that hangs loses its clients before any timeout).
     private func clientGaveUp() {
-        guard let current = exchange, current.backend != nil, !current.responseStarted, !current.rejected else { return }
-        pool.record(current.side, status: nil, microseconds: elapsedMicroseconds)
+        guard let current = exchange, let backend = current.backend, !current.responseStarted, !current.rejected else { return }
+        pool.record(backend, side: current.side, status: nil, microseconds: elapsedMicroseconds)
     }
 
     private func finishExchange() {

@@ -107,6 +107,20 @@ struct RollbackCommand: AsyncParsableCommand {
     }
 }
 
+struct MetricsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics",
+        abstract: "Print the fronts' counters in the Prometheus text format: answers by service, image digest and status, and their latency.",
+        discussion: "Each front counts from its own start (a replaced front's successor starts again, which Prometheus reads as a counter reset).")
+
+    @OptionGroup var options: StateOptions
+    @Argument(help: "Only this service.") var service: String?
+
+    func run() async throws {
+        print(try await ControlClient(socket: options.paths.socket).metrics(service), terminator: "")
+    }
+}
+
 struct PromoteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "promote",

@@ -19,10 +19,12 @@ struct FrontCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds a client may send nothing between requests or while sending one, and an instance may take to begin answering a request sent whole (then 504).") var idleTimeout: Int64 = 60
     @Option(name: .customLong("max-connections"), help: "Client connections served at once; more wait until one closes.") var maxConnections = 4096
     @Option(name: .customLong("drain-timeout"), help: "Seconds a stopping or replaced front waits for its connections.") var drainTimeout: Int64 = 30
+    @Option(name: .long, help: "The service it fronts, as its metrics are labelled.") var service = ""
 
     func run() async throws {
         let options = FrontProcess.Options(controlPath: control, takeOver: takeOver, idleTimeout: .seconds(max(1, idleTimeout)),
-                                           maxConnections: max(1, maxConnections), drainTimeout: .seconds(max(0, drainTimeout)))
+                                           maxConnections: max(1, maxConnections), drainTimeout: .seconds(max(0, drainTimeout)),
+                                           service: service)
         do {
             try await FrontProcess.run(options) { printError($0) }
         } catch {

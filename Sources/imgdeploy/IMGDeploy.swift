@@ -9,7 +9,7 @@ struct IMGDeploy: AsyncParsableCommand {
         abstract: "Deploy images by digest: blue-green, rolling or canary, with health checks, history and rollback.",
         version: "0.1.0",
         subcommands: [UpCommand.self, ApplyCommand.self, StatusCommand.self, HistoryCommand.self, RollbackCommand.self,
-                      PromoteCommand.self, AbortCommand.self, DownCommand.self, GCCommand.self, VerifyCommand.self, UpgradeFrontCommand.self, RenderCommand.self, ProxyCommand.self, FrontCommand.self]
+                      PromoteCommand.self, AbortCommand.self, MetricsCommand.self, DownCommand.self, GCCommand.self, VerifyCommand.self, UpgradeFrontCommand.self, RenderCommand.self, ProxyCommand.self, FrontCommand.self]
     )
 }
 

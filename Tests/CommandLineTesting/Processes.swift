@@ -23,6 +23,12 @@ public struct ProcessResult {
     public var stdout: String
     public var stderr: String
 
+    public init(status: Int32, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+
     /// The last line of standard output.
     public var lastLine: String { stdout.split(separator: "\n").last.map(String.init) ?? "" }
 }

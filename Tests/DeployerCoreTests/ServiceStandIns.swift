@@ -226,6 +226,11 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
 
     func stop() async throws(FrontError) { front.withLock { $0.running = false } }
 
+    func metrics() async throws(FrontError) -> String {
+        _ = try currentState()
+        return "# TYPE imgdeploy_requests_total counter\nimgdeploy_requests_total{service=\"web\",digest=\"\",code=\"200\"} 0\n"
+    }
+
     func start(socket: Int32, controlPath: String, logPath: String) async throws(FrontError) -> FrontState {
         close(socket)
         front.withLock { front in

@@ -74,7 +74,8 @@ final class DeployDaemon {
 }
 
 /// The hello example under other versions, built into one store: `1.0.0` (the example), `2.0.0` (its page
-/// says 2.0.0) and `3.0.0` (no /healthz, so its health check fails).
+/// says 2.0.0), `3.0.0` (no /healthz, so its health check fails), `6.0.0` (its /cgi-bin/work answers 500
+/// one time in ten) and `7.0.0` (its /cgi-bin/work takes 200 ms more).
 struct HelloVersions {
     let store: String
     var digests: [String: String] = [:]
@@ -82,7 +83,7 @@ struct HelloVersions {
     init() throws {
         store = makeTemporaryDirectory("deploy-store")
         // 4.0.0 is 1.0.0 run as root, for the confinement tests; 5.0.0 as 70000, beyond the instances' user namespace.
-        for version in ["1.0.0", "2.0.0", "3.0.0", "4.0.0", "5.0.0"] {
+        for version in ["1.0.0", "2.0.0", "3.0.0", "4.0.0", "5.0.0", "6.0.0", "7.0.0"] {
             let context = makeTemporaryDirectory("hello-\(version)")
             try FileManager.default.removeItem(atPath: context)
             try FileManager.default.copyItem(atPath: repositoryRoot + "/Imagefiles/hello", toPath: context)
@@ -98,6 +99,11 @@ struct HelloVersions {
                   to: context + "/www/cgi-bin/slow", mode: 0o755)
             write("#!/bin/busybox sh\nn=$(/bin/busybox head -c \"${CONTENT_LENGTH:-0}\" | /bin/busybox wc -c)\nprintf 'Content-Type: text/plain\\r\\n\\r\\nreceived %s\\n' \"$n\"\n",
                   to: context + "/www/cgi-bin/upload", mode: 0o755)
+            // A handler for the canary tests: it names its version; 6.0.0's fails one time in ten, 7.0.0's is slow.
+            let failing = version == "6.0.0" ? "if [ $((RANDOM % 10)) -eq 0 ]; then printf 'Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nwork \(version) failed\\n'; exit 0; fi\n" : ""
+            let slow = version == "7.0.0" ? "/bin/busybox usleep 200000\n" : ""
+            write("#!/bin/busybox sh\n\(failing)\(slow)printf 'Content-Type: text/plain\\r\\n\\r\\nwork \(version)\\n'\n",
+                  to: context + "/www/cgi-bin/work", mode: 0o755)
             // What the instance may do, seen from inside: its credentials, and whether it can make a
             // namespace, mount, or reach the host loopback port named in the query.
             write(confinementProbe, to: context + "/www/cgi-bin/confinement", mode: 0o755)
@@ -163,10 +169,10 @@ final class LoadGenerator {
     let output = Pipe()
     let stopFile = makeTemporaryDirectory("load") + "/stop"
 
-    init(port: Int, connections: Int = 4, path: String = "/", mode: String = "page") throws {
+    init(port: Int, connections: Int = 4, path: String = "/", mode: String = "page", options: [String] = []) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = [repositoryRoot + "/fixtures/load/http_load.py", "http://127.0.0.1:\(port)\(path)", "--connections", String(connections),
-                             "--stop-file", stopFile, "--max-seconds", "300", "--mode", mode]
+                             "--stop-file", stopFile, "--max-seconds", "300", "--mode", mode] + options
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -175,12 +181,17 @@ final class LoadGenerator {
 
     /// Stops the load and returns its counts: requests, statuses, errors, versions.
     func finish() throws -> (requests: Int, statuses: [String: Int], errors: [String], versions: [String: Int]) {
+        let object = try finishDocument()
+        return (object["requests"] as? Int ?? 0, object["statuses"] as? [String: Int] ?? [:], object["errors"] as? [String] ?? [],
+                object["versions"] as? [String: Int] ?? [:])
+    }
+
+    /// Stops the load and returns all it printed (with `--timeline`, every answer's time, version and status).
+    func finishDocument() throws -> [String: Any] {
         write("", to: stopFile)
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-        return (object["requests"] as? Int ?? 0, object["statuses"] as? [String: Int] ?? [:], object["errors"] as? [String] ?? [],
-                object["versions"] as? [String: Int] ?? [:])
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
     }
 }
 
