@@ -189,4 +189,31 @@ struct CanaryControllerTests {
         #expect(old.state == .failed && old.reason?.contains("imgdeploy upgrade-front web") == true, "\(old.reason ?? "")")
         #expect(fixture.runtime.running(b).isEmpty)
     }
+
+    @Test("a daemon that starts again during a canary ends it: the front's split is cleared, and the interrupted rollout is recorded as failed")
+    func readoptionClearsSplit() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let first = fixture.controller()
+        _ = try await first.apply(fixture.spec(a))
+        let serving = fixture.front.active
+        // The daemon dies while a canary of B holds a share at the front (its backend is a stand-in here).
+        let servingBackends = try await fixture.front.state().active
+        _ = try await fixture.front.setActive(servingBackends, canary: CanarySplit(backends: [servingBackends[0]], percent: 25, window: 9),
+                                              version: nil)
+        var interrupted = RolloutRecord(service: "web", image: b, strategy: .canary, kind: "deploy")
+        interrupted.enter(.shifting, note: "step 2 of 4: 25% of requests to the new version")
+        ServiceState(paths: fixture.paths, service: "web").saveRollout(interrupted)
+
+        let next = fixture.controller()
+        _ = await next.adoptInstances()
+        let record = await next.beginReattach(fixture.spec(a)).value
+        #expect(record.state == .succeeded && record.kind == "readopt", "\(record.reason ?? "")")
+        #expect(try await fixture.front.state().canary == nil, "the split is gone")
+        #expect(fixture.front.active == serving)
+        let aborted = try #require(ReleaseHistory(paths: fixture.paths, service: "web").records().last { $0.image == b })
+        #expect(aborted.state == .failed && aborted.reason?.contains("interrupted") == true)
+        await next.down()
+    }
 }
