@@ -25,8 +25,10 @@ import TerminationSignals
 /// | `POST /v1/gc[?dry-run=true]` | the releases and blobs removed (or that would be) |
 public enum ControlServer {
     /// Runs until SIGTERM or SIGINT, then exits leaving every service serving: fronts and instances are
-    /// processes of their own, and the next daemon adopts them.
-    public static func run(paths: DeployPaths, onReady: @escaping @Sendable ([String]) -> Void = { _ in }) async throws {
+    /// processes of their own, and the next daemon adopts them. With `metrics`, the fronts' metrics are also
+    /// served at `GET /metrics` on that TCP address, for Prometheus to scrape.
+    public static func run(paths: DeployPaths, metrics: (host: String, port: Int)? = nil,
+                           onReady: @escaping @Sendable ([String]) -> Void = { _ in }) async throws {
         try FileManager.default.createDirectory(atPath: paths.root, withIntermediateDirectories: true)
         // Others may pass through (an instance's user must reach its root) but not list; the socket is the owner's alone.
         chmod(paths.root, 0o711)
@@ -47,7 +49,14 @@ public enum ControlServer {
                                   binding.publish()
                                   onReady(adopted)
                               }, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        var services: [any Service] = [app]
+        if let metrics {
+            let scrape = Router()
+            scrape.get("/metrics") { _, _ -> Response in await metricsAnswer(deployer, service: nil) }
+            services.append(Application(router: scrape, configuration: .init(address: .hostname(metrics.host, port: metrics.port), serverName: "imgdeploy"),
+                                        logger: logger))
+        }
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [], logger: logger))
         let signals = TerminationSignals {
             Task {
                 await deployer.shutdown()
@@ -99,14 +108,7 @@ public enum ControlServer {
             return await answer { () async throws(DeployError) in try await deployer.collectReleases(dryRun: dryRun) }
         }
         router.get("/v1/metrics") { request, _ -> Response in
-            let name = request.uri.queryParameters.get("service").map { String($0) }
-            do throws(DeployError) {
-                let text = try await deployer.metrics(name)
-                return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: text)))
-            } catch {
-                return failure(error.isUnknownService ? .notFound : .conflict, error.description)
-            }
+            await metricsAnswer(deployer, service: request.uri.queryParameters.get("service").map { String($0) })
         }
         router.post("/v1/promote/:service") { _, context -> Response in
             let name = context.parameters.get("service") ?? ""
@@ -130,6 +132,17 @@ public enum ControlServer {
             }
         }
         return router
+    }
+
+    /// The fronts' metrics (of `service`, or all) in the Prometheus text format.
+    static func metricsAnswer(_ deployer: Deployer, service: String?) async -> Response {
+        do throws(DeployError) {
+            let text = try await deployer.metrics(service)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        } catch {
+            return failure(error.isUnknownService ? .notFound : .conflict, error.description)
+        }
     }
 
     static func answer<T: Encodable>(_ body: () async throws(DeployError) -> T) async -> Response {

@@ -65,22 +65,26 @@ extension ServiceController {
             } catch {
                 if error.frontGone { await publish() }
             }
+            let now = clock.now()
+            if now >= starvedAt, !current || figures.canary.requests < policy.minRequests {
+                // Also when the front's figures could not be read at all (it hangs, or cannot be started again):
+                // a step never waits for ever.
+                let reason = current || figures.window != 0
+                    ? "the new version answered \(figures.canary.requests) requests in \(DurationText.format(now - started)), "
+                        + "fewer than minRequests (\(policy.minRequests)): too little traffic to judge it (lower minRequests, or send traffic)"
+                    : "the front's figures could not be read for \(DurationText.format(now - started)): the step cannot be judged"
+                ended(.failed, reason)
+                return .stepFailed("canary step \(step + 1) (\(percent)%) starved: \(reason)")
+            }
             guard current else { continue }
             let enough = figures.canary.requests >= policy.minRequests
             if enough, let broken = CanaryAnalysis.brokenRule(figures, policy.analysis) {
                 ended(.failed, broken)
                 return .stepFailed("canary step \(step + 1) (\(percent)%) failed its analysis: \(broken)")
             }
-            let now = clock.now()
             if enough, now - started >= policy.stepDuration {
                 ended(.passed, nil)
                 return .stepPassed
-            }
-            if now >= starvedAt {
-                let reason = "the new version answered \(figures.canary.requests) requests in \(DurationText.format(now - started)), "
-                    + "fewer than minRequests (\(policy.minRequests)): too little traffic to judge it (lower minRequests, or send traffic)"
-                ended(.failed, reason)
-                return .stepFailed("canary step \(step + 1) (\(percent)%) starved: \(reason)")
             }
         }
     }
@@ -131,6 +135,12 @@ extension ServiceController {
         case nil:
             return nil
         }
+    }
+
+    /// A failed step ends the steps: `promote` and `abort` are refused from here on, not taken and ignored.
+    func canaryStepEnded(_ outcome: RolloutMachine.Outcome) -> RolloutMachine.Outcome {
+        if case .stepFailed = outcome { canaryRunning = false }
+        return outcome
     }
 
     private func takeCanaryCommand() -> CanaryCommand? {

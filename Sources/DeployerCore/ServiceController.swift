@@ -243,9 +243,9 @@ actor ServiceController {
             canary = nil
             await setActive(to.compactMap { backend($0) })
         case let .observe(ids, step, percent):
-            return await observe(ids, step: step, percent: percent, policy: new.spec.canary ?? CanaryPolicy(), &record)
+            return canaryStepEnded(await observe(ids, step: step, percent: percent, policy: new.spec.canary ?? CanaryPolicy(), &record))
         case let .hold(ids, step):
-            return await hold(ids, step: step, &record)
+            return canaryStepEnded(await hold(ids, step: step, &record))
         case .serve(let ids):
             for id in ids {
                 instances[id]?.wanted = true

@@ -34,7 +34,10 @@ public struct FrontClient: Sendable {
 
     /// The front's metrics, in the Prometheus text format.
     public func metrics() async throws(FrontError) -> String {
-        let reply = try await exchange(FrontRequest(.metrics))
+        let reply: FrontReply
+        do { reply = try await exchange(FrontRequest(.metrics)) } catch where !error.frontGone {
+            throw FrontError("the front at \(controlPath) gave no metrics (a front older than metrics refuses the request: `imgdeploy upgrade-front`): \(error)")
+        }
         guard reply.ok, let text = reply.metrics else {
             throw FrontError("the front at \(controlPath) gave no metrics: \(reply.error ?? "it is older than metrics (`imgdeploy upgrade-front`)")")
         }

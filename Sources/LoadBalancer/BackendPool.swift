@@ -3,6 +3,19 @@ import Synchronization
 
 /// One instance the load balancer can send requests to.
 public struct Backend: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// Backends are the same instance when their name and address are: the release is a label, which a
+    /// front started by an older daemon does not keep.
+    public static func == (left: Backend, right: Backend) -> Bool {
+        left.id == right.id && left.host == right.host && left.port == right.port && left.namespace == right.namespace
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+        hasher.combine(host)
+        hasher.combine(port)
+        hasher.combine(namespace)
+    }
+
     /// The instance's name, unique within a service.
     public var id: String
     public var host: String
@@ -46,15 +59,32 @@ public final class BackendPool: Sendable {
         var windowStarted = ContinuousClock.now
         var stable = SideCounts()
         var canarySide = SideCounts()
-        /// The metrics each release's answers are counted in, made on first use.
+        /// The metrics each release's answers are counted in, made on first use; the releases they were made
+        /// for, oldest first (the series of the oldest go once more than ``keptReleaseSeries`` have some).
         var meters: [Meters.Key: Meters] = [:]
+        var metered: [String] = []
+        var frontAnswers: [Int: Counter] = [:]
+    }
+
+    /// The releases whose series a front keeps: a long-lived front sees a release per deploy, and each
+    /// release's series are a few kilobytes of every scrape.
+    static let keptReleaseSeries = 16
+
+    /// The status codes counted under their own `code`; any other is counted as its class (`2xx` … `5xx`),
+    /// so a backend cannot make the series grow with made-up statuses.
+    static let namedCodes: Set<Int> = [200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 409, 410,
+                                       413, 422, 429, 499, 500, 501, 502, 503, 504]
+
+    static func codeLabel(_ status: Int?) -> String {
+        guard let status else { return "failed" }
+        return namedCodes.contains(status) ? String(status) : "\(status / 100)xx"
     }
 
     /// One release's counters of answers by status (`failed` for attempts that got none) and its latency.
     struct Meters {
         struct Key: Hashable {
             var release: String
-            var code: Int
+            var code: String
         }
         var requests: Counter
         var latency: Timer?
@@ -136,10 +166,23 @@ public final class BackendPool: Sendable {
             case .stable: state.stable.record(status: status, microseconds: microseconds)
             }
             guard let factory = metricsFactory else { return nil }
-            let key = Meters.Key(release: backend.release ?? "", code: status ?? 0)
+            let code = Self.codeLabel(status)
+            let key = Meters.Key(release: backend.release ?? "", code: code)
             if let made = state.meters[key] { return made }
+            if !state.metered.contains(key.release) {
+                state.metered.append(key.release)
+                if state.metered.count > Self.keptReleaseSeries {
+                    let oldest = state.metered.removeFirst()
+                    for (old, meters) in state.meters where old.release == oldest {
+                        meters.requests.destroy()
+                        meters.latency?.destroy()
+                        state.meters[old] = nil
+                    }
+                }
+            }
             let labels = [("service", service), ("digest", key.release)]
-            let made = Meters(requests: Counter(label: "imgdeploy_requests_total", dimensions: labels + [("code", status.map(String.init) ?? "failed")], factory: factory),
+            // The latency histogram is the release's, shared by its codes (swift-metrics hands out one per label set).
+            let made = Meters(requests: Counter(label: "imgdeploy_requests_total", dimensions: labels + [("code", code)], factory: factory),
                               latency: status == nil ? nil : Timer(label: "imgdeploy_request_duration_seconds", dimensions: labels, factory: factory))
             state.meters[key] = made
             return made
@@ -229,6 +272,19 @@ public final class BackendPool: Sendable {
         }
         state.inFlight[chosen.id, default: 0] += 1
         return (chosen, side, canary.sticky)
+    }
+
+    /// Counts an answer the front made itself because no instance could give one (502, 503), in
+    /// `imgdeploy_front_answers_total{service,code}`: an outage shows there, not under any release.
+    func recordFrontAnswer(status: Int) {
+        let counter = state.withLock { state -> Counter? in
+            guard let factory = metricsFactory else { return nil }
+            if let made = state.frontAnswers[status] { return made }
+            let made = Counter(label: "imgdeploy_front_answers_total", dimensions: [("service", service), ("code", String(status))], factory: factory)
+            state.frontAnswers[status] = made
+            return made
+        }
+        counter?.increment()
     }
 
     /// Ends a request assigned by ``acquire(preferred:excluding:)``.

@@ -66,8 +66,9 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// When the current attempt was sent to its backend (monotonic nanoseconds): each side's latency is
         /// its own attempts', not a retry's total.
         var attemptStarted: UInt64 = 0
-        /// The answer gives the client a cookie for its side (a sticky split, and it came without one).
-        var setsCookie = false
+        /// The answer gives the client a cookie for its side in this rollout (a sticky split, and it came
+        /// without one): the rollout, read when the side was chosen; nil for no cookie.
+        var cookieRollout: UInt64?
         /// The status of the answer being relayed, once its head has been read.
         var status: Int?
         /// Backends that failed this request before answering (empty unless it was retried).
@@ -431,15 +432,17 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let (backend, side, sticky) = pool.acquire(preferred: failedOn.isEmpty ? upstream?.backend.id : nil, excluding: failedOn,
                                                          side: exchange?.cookieSide ?? exchange?.retrySide) else {
             if failedOn.isEmpty {
+                pool.recordFrontAnswer(status: 503)
                 reject(status: 503, reason: "Service Unavailable", message: "no healthy instance is serving this service")
             } else {
+                pool.recordFrontAnswer(status: 502)
                 reject(status: 502, reason: "Bad Gateway", message: "no instance could answer the request")
             }
             return
         }
         exchange!.backend = backend
         exchange!.side = side
-        exchange!.setsCookie = sticky && exchange!.cookieSide != side
+        exchange!.cookieRollout = sticky && exchange!.cookieSide != side ? pool.stickyRollout : nil
         exchange!.attemptStarted = NIODeadline.now().uptimeNanoseconds
         if let upstream, upstream.backend == backend, !upstream.closing, upstream.channel.isActive {
             exchange!.sentOnReusedConnection = true
@@ -628,7 +631,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
             head = rewritten(bytes, parsed, keepAlive: keepAlive, dechunk: client == 0)
             bytes.moveReaderIndex(forwardBy: parsed.length)
         }
-        if exchange!.setsCookie { head = withStickyCookie(head) }
+        if let rollout = exchange!.cookieRollout { head = withStickyCookie(head, rollout: rollout) }
         if parsed.body == .none || bytes.readableBytes > 0 {
             // The usual case: the body (or the end) came with the head.
             context.write(wrapOutboundOut(head), promise: nil)
@@ -666,8 +669,8 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// `head` with a cookie that keeps the client on the side that answered it (before the blank line).
-    private func withStickyCookie(_ head: ByteBuffer) -> ByteBuffer {
-        let line = StickyCookie.setCookieLine(exchange!.side, rollout: pool.stickyRollout ?? 0)
+    private func withStickyCookie(_ head: ByteBuffer, rollout: UInt64) -> ByteBuffer {
+        let line = StickyCookie.setCookieLine(exchange!.side, rollout: rollout)
         var buffer = context!.channel.allocator.buffer(capacity: head.readableBytes + line.count)
         var rest = head
         buffer.writeBuffer(&rest)
@@ -838,10 +841,13 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         return (NIODeadline.now().uptimeNanoseconds &- started) / 1000
     }
 
-    /// The client closed its connection while its request waited for the first byte of an answer: the
-    /// attempt counts as an error of its side (a version that hangs loses its clients before any timeout).
+    /// The client closed its connection after sending its whole request, while it waited for the first
+    /// byte of an answer: the attempt counts as an error of its side (a version that hangs loses its
+    /// clients before any timeout). A client that leaves while still sending, or once an answer has
+    /// begun to come, is not the version's doing.
     private func clientGaveUp() {
-        guard let current = exchange, let backend = current.backend, !current.responseStarted, !current.rejected else { return }
+        guard let current = exchange, let backend = current.backend, current.requestEnded, current.status == nil,
+              !current.responseStarted, !current.rejected else { return }
         pool.record(backend, side: current.side, status: nil, microseconds: elapsedMicroseconds)
     }
 

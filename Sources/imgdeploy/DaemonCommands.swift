@@ -4,6 +4,7 @@ import Foundation
 import ReleaseSpec
 import UnpackedReleases
 import DeployerCore
+import HostPort
 import LoadBalancer
 
 struct UpCommand: AsyncParsableCommand {
@@ -15,10 +16,22 @@ struct UpCommand: AsyncParsableCommand {
         """)
 
     @OptionGroup var options: StateOptions
+    @Option(name: .long, help: ArgumentHelp("Also serve the fronts' metrics at GET /metrics on this address, for Prometheus to scrape (e.g. 127.0.0.1:9100).",
+                                            valueName: "HOST:PORT"))
+    var metrics: String?
 
     func run() async throws {
         let paths = options.paths
-        try await ControlServer.run(paths: paths) { adopted in
+        var address: (host: String, port: Int)?
+        if let metrics {
+            do {
+                let parsed = try HostPort.parse(metrics)
+                address = (parsed.host, parsed.port)
+            } catch {
+                throw ValidationError("--metrics must be HOST:PORT with a host, e.g. 127.0.0.1:9100, not '\(metrics)'")
+            }
+        }
+        try await ControlServer.run(paths: paths, metrics: address) { adopted in
             printError("imgdeploy: listening on \(paths.socket)" + (adopted.isEmpty ? "" : "; re-adopting \(adopted.joined(separator: ", "))"))
         }
     }

@@ -216,4 +216,18 @@ struct CanaryControllerTests {
         #expect(aborted.state == .failed && aborted.reason?.contains("interrupted") == true)
         await next.down()
     }
+
+    @Test("a front whose figures cannot be read (it hangs) starves the step after ten step durations instead of holding the rollout for ever")
+    func unreadableFront() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a))
+        fixture.front.makeUnreadable()
+        let record = try await controller.apply(canarySpec(fixture, b))
+        #expect(record.state == .failed && record.reason?.contains("could not be read") == true, "\(record.reason ?? "")")
+        #expect(fixture.runtime.running(b).isEmpty)
+        await #expect(throws: DeployError.self) { try await controller.command(.abort) }
+    }
 }

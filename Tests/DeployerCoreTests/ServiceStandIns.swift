@@ -157,6 +157,8 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         var canary: CanarySplit?
         /// A front of a version before canaries: it says nothing of them and ignores splits.
         var olderThanCanaries = false
+        /// `state` times out (a front that hangs), though pools are still applied.
+        var unreadable = false
         /// What the front reports of a canary window: set by a test, per percent of the split in force.
         var figures: [Int: TrafficWindow] = [:]
         var version: UInt64 = 0
@@ -192,7 +194,13 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
                           features: front.olderThanCanaries ? nil : ["pause", "canary"])
     }
 
-    func state() async throws(FrontError) -> FrontState { try currentState() }
+    func state() async throws(FrontError) -> FrontState {
+        if front.withLock({ $0.unreadable }) { throw FrontError("the front did not answer within 5 s") }
+        return try currentState()
+    }
+
+    /// Makes `state` time out from now on.
+    func makeUnreadable() { front.withLock { $0.unreadable = true } }
 
     /// The canary splits applied, in order: (percent, canary backends).
     var splits: [(percent: Int, backends: [String])] { front.withLock { $0.splits } }

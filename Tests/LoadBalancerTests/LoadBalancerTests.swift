@@ -1,6 +1,7 @@
 import Foundation
 import LoadBalancer
 import NIOPosix
+import Prometheus
 import Testing
 
 /// The repository's root, found from this file's place.
@@ -94,9 +95,8 @@ private func closedPort() -> Int {
 }
 
 /// A load balancer on a free loopback port, stopped when the body ends.
-private func withFront(_ backends: [Backend], idleSeconds: Int64 = 60,
+private func withFront(_ backends: [Backend], idleSeconds: Int64 = 60, pool: BackendPool = BackendPool(),
                        _ body: (LoadBalancer, String) async throws -> Void) async throws {
-    let pool = BackendPool()
     pool.setActive(backends)
     let balancer = LoadBalancer(pool: pool, idleTimeout: .seconds(idleSeconds))
     let port = try await balancer.start(host: "127.0.0.1", port: 0)
@@ -363,6 +363,37 @@ extension LoadBalancerTests {
             balancer.pool.setActive([a.backend], canary: CanarySplit(backends: [b.backend], percent: 50, window: 3, rollout: 7))
             let plain = try curl(["-H", "Cookie: imgdeploy-canary=new.7", front + "/p", front + "/p"])
             #expect(!plain.heads.contains("set-cookie") && Set(plain.documents.compactMap { $0["backend"] as? String }) == ["a", "b"])
+        }
+    }
+}
+
+extension LoadBalancerTests {
+    @Test("metrics: answers by release and status (unknown statuses by class), the front's own 503s, and only the latest releases' series kept")
+    func metricsSeries() async throws {
+        let a = try EchoBackend("a")
+        let registry = PrometheusCollectorRegistry()
+        let pool = BackendPool(metricsFactory: PrometheusMetricsFactory(registry: registry), service: "web")
+        try await withFront([], pool: pool) { balancer, front in
+            pool.setActive([Backend(id: "a", host: "127.0.0.1", port: a.port, release: "sha256:r0")])
+            _ = try curl([front + "/k", front + "/status/503", front + "/status/599", front + "/status/418"])
+            var text = registry.emitToString()
+            for code in ["200", "503", "5xx", "4xx"] {
+                #expect(text.contains("imgdeploy_requests_total{service=\"web\",digest=\"sha256:r0\",code=\"\(code)\"} 1"), "\(code): \(text)")
+            }
+            #expect(text.contains("imgdeploy_request_duration_seconds_count{service=\"web\",digest=\"sha256:r0\"} 4"), "\(text)")
+            pool.setActive([])
+            _ = try curl([front + "/none"])
+            text = registry.emitToString()
+            #expect(text.contains("imgdeploy_front_answers_total{service=\"web\",code=\"503\"} 1"), "\(text)")
+            // A front outlives many releases: the series of all but the latest 16 go.
+            for release in 1...16 {
+                pool.setActive([Backend(id: "a", host: "127.0.0.1", port: a.port, release: "sha256:r\(release)")])
+                _ = try curl([front + "/k"])
+            }
+            text = registry.emitToString()
+            #expect(!text.contains("sha256:r0\""), "the oldest release's series are gone")
+            #expect(text.contains("digest=\"sha256:r1\"") && text.contains("digest=\"sha256:r16\""))
+            _ = balancer
         }
     }
 }

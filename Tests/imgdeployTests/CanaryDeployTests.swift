@@ -71,18 +71,19 @@ func parsedMetrics(_ text: String) throws -> [String: [String: Double]] {
 
 extension DeployTests {
     /// A daemon serving hello 1.0.0 (blue-green) on a free port: what each canary test starts from.
-    func servingFirstVersion() throws -> (hello: HelloVersions, daemon: DeployDaemon, port: Int) {
+    func servingFirstVersion(daemonArguments: [String] = []) throws -> (hello: HelloVersions, daemon: DeployDaemon, port: Int) {
         let hello = try DeployTests.versions.get()
-        let daemon = try DeployDaemon()
+        let daemon = try DeployDaemon(arguments: daemonArguments)
         let port = freePort()
         let first = try daemon.command(["apply", hello.spec("1.0.0", port: port)])
         #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
         return (hello, daemon, port)
     }
 
-    @Test("canary under load: each step sends its share of requests to the new version (±5 points, as the load generator saw them), then all; imgdeploy metrics, read by prometheus_client, counts what the load generator counted")
+    @Test("canary under load: each step sends its share of requests to the new version (±5 points, as the load generator saw them), then all; imgdeploy metrics and its /metrics listener, read by prometheus_client, count what the load generator counted")
     func canaryShares() throws {
-        let (hello, daemon, port) = try servingFirstVersion()
+        let metricsPort = freePort()
+        let (hello, daemon, port) = try servingFirstVersion(daemonArguments: ["--metrics", "127.0.0.1:\(metricsPort)"])
         defer { daemon.stop() }
         let load = try LoadGenerator(port: port, options: ["--timeline"])
         let spec = hello.spec("2.0.0", port: port, strategy: "canary", extra: "canary: { steps: [10, 50, 100], stepDuration: 4s, minRequests: 50 }")
@@ -121,6 +122,10 @@ extension DeployTests {
             #expect(counts["count"] == counts["200"], "each answer's latency is in the histogram")
         }
         #expect(parsed.keys.allSatisfy { [hello.digests["1.0.0"]!, hello.digests["2.0.0"]!].contains($0) }, "\(parsed)")
+        // The same, scraped over HTTP as Prometheus would (`imgdeploy up --metrics`).
+        let scraped = try run("/usr/bin/curl", ["-sf", "--max-time", "5", "http://127.0.0.1:\(metricsPort)/metrics"])
+        #expect(scraped.status == 0)
+        #expect(try parsedMetrics(scraped.stdout) == parsed)
     }
 
     @Test("canary under load: a version that fails one request in ten is aborted at its first step, having served at most that step's share; one much slower is aborted on latency; status shows each step's figures")

@@ -15,12 +15,12 @@ final class DeployDaemon {
     let process: Process
     let binary: String
 
-    init(state: String = makeTemporaryDirectory("deploy-state"), binary: String = imgdeployBinary) throws {
+    init(state: String = makeTemporaryDirectory("deploy-state"), binary: String = imgdeployBinary, arguments: [String] = []) throws {
         self.state = state
         self.binary = binary
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["up", "--state", state]
+        process.arguments = ["up", "--state", state] + arguments
         let log = state + ".log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)!
