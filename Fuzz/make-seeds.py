@@ -281,6 +281,10 @@ def framing():
         "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
         "\r\nGET / HTTP/1.1\nHost: x\n\n",
+        # Cookies, as a sticky canary reads them.
+        "GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1; imgdeploy-canary=new.7 ;b=2\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\ncookie: x=1\r\nCOOKIE: imgdeploy-canary=old.12\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nCookie: imgdeploy-canary=; ;;\t\r\n\r\n",
     ]
     responses = [
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",

@@ -19,6 +19,7 @@ public func fuzzHTTPFraming(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
         if mode & 1 == 0 {
             guard let head = try? RequestHead.parse(raw, length: end, fields: &fields) else { return }
             checkForwarded(raw, head, fields)
+            checkCookie(raw, fields)
             checkBody(UnsafeRawBufferPointer(rebasing: raw[end...]), head.body)
         } else {
             let toHead = mode & 2 != 0
@@ -41,6 +42,18 @@ public func fuzzHTTPFraming(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt 
         }
     }
     return 0
+}
+
+/// A cookie's value (the sticky canary's, and one named by the head's first bytes) lies inside a
+/// `Cookie` field's value, right after its name and `=`.
+private func checkCookie(_ raw: UnsafeRawBufferPointer, _ fields: [HeaderField]) {
+    for name in [Array("imgdeploy-canary".utf8), Array(raw.prefix(3))] where !name.isEmpty {
+        guard let value = CookieHeader.value(named: name, in: raw, fields: fields) else { continue }
+        fuzzCheck(value.lowerBound >= name.count + 1 && value.upperBound <= raw.count, "a cookie's value lies outside the head")
+        fuzzCheck(fields.contains { $0.value.contains(value.lowerBound - 1) || $0.value.upperBound == value.upperBound }, "a cookie's value is outside every field")
+        fuzzCheck(raw[value.lowerBound - 1] == UInt8(ascii: "=") && raw[(value.lowerBound - 1 - name.count)..<(value.lowerBound - 1)].elementsEqual(name),
+                  "a cookie's value does not follow its name")
+    }
 }
 
 /// The end of the head, checked to be the same when the bytes arrive in two parts.
