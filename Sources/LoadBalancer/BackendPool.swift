@@ -171,8 +171,10 @@ public final class BackendPool: Sendable {
             if let made = state.meters[key] { return made }
             if !state.metered.contains(key.release) {
                 state.metered.append(key.release)
-                if state.metered.count > Self.keptReleaseSeries {
-                    let oldest = state.metered.removeFirst()
+                // The oldest that no backend in use runs: a release that serves on through many deploys keeps its series.
+                let inUse = Set((state.active + (state.canary?.backends ?? [])).map { $0.release ?? "" })
+                if state.metered.count > Self.keptReleaseSeries, let index = state.metered.firstIndex(where: { !inUse.contains($0) }) {
+                    let oldest = state.metered.remove(at: index)
                     for (old, meters) in state.meters where old.release == oldest {
                         meters.requests.destroy()
                         meters.latency?.destroy()
@@ -215,8 +217,9 @@ public final class BackendPool: Sendable {
     /// else round-robin, skipping `excluding`. Nil when no backend is active. A retry (`excluding` not
     /// empty) does not move the rotation: otherwise, with two backends, every request would start on the
     /// one that fails. Under a canary split, the side is chosen first (`side`, a sticky client's, or the
-    /// split's share), then a backend within it; `sticky` says the split keeps clients on their side.
-    func acquire(preferred: String?, excluding: Set<String> = [], side wanted: Side? = nil) -> (backend: Backend, side: Side, sticky: Bool)? {
+    /// split's share), then a backend within it; `stickyRollout` is the rollout of a split that keeps clients
+    /// on their side (read with the side, so a cookie never names another rollout's).
+    func acquire(preferred: String?, excluding: Set<String> = [], side wanted: Side? = nil) -> (backend: Backend, side: Side, stickyRollout: UInt64?)? {
         state.withLock { state in
             if let canary = state.canary, !canary.backends.isEmpty {
                 return Self.acquireSplit(&state, canary, preferred: preferred, excluding: excluding, side: wanted)
@@ -233,12 +236,12 @@ public final class BackendPool: Sendable {
             }
             guard let chosen else { return nil }
             state.inFlight[chosen.id, default: 0] += 1
-            return (chosen, .stable, false)
+            return (chosen, .stable, nil)
         }
     }
 
     private static func acquireSplit(_ state: inout State, _ canary: CanarySplit, preferred: String?, excluding: Set<String>,
-                                     side wanted: Side?) -> (backend: Backend, side: Side, sticky: Bool)? {
+                                     side wanted: Side?) -> (backend: Backend, side: Side, stickyRollout: UInt64?)? {
         var side: Side
         if let wanted {
             side = wanted
@@ -271,7 +274,7 @@ public final class BackendPool: Sendable {
             if excluding.isEmpty { state.next &+= 1 }
         }
         state.inFlight[chosen.id, default: 0] += 1
-        return (chosen, side, canary.sticky)
+        return (chosen, side, canary.sticky ? max(1, canary.rollout) : nil)
     }
 
     /// Counts an answer the front made itself because no instance could give one (502, 503), in

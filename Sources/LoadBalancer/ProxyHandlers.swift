@@ -429,7 +429,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let failedOn = exchange?.failedOn, let context else { return }
         // A retry must not go back to a backend that already failed it; otherwise a keep-alive
         // connection stays on its backend.
-        guard let (backend, side, sticky) = pool.acquire(preferred: failedOn.isEmpty ? upstream?.backend.id : nil, excluding: failedOn,
+        guard let (backend, side, stickyRollout) = pool.acquire(preferred: failedOn.isEmpty ? upstream?.backend.id : nil, excluding: failedOn,
                                                          side: exchange?.cookieSide ?? exchange?.retrySide) else {
             if failedOn.isEmpty {
                 pool.recordFrontAnswer(status: 503)
@@ -442,7 +442,7 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         exchange!.backend = backend
         exchange!.side = side
-        exchange!.cookieRollout = sticky && exchange!.cookieSide != side ? pool.stickyRollout : nil
+        exchange!.cookieRollout = exchange!.cookieSide != side ? stickyRollout : nil
         exchange!.attemptStarted = NIODeadline.now().uptimeNanoseconds
         if let upstream, upstream.backend == backend, !upstream.closing, upstream.channel.isActive {
             exchange!.sentOnReusedConnection = true
@@ -841,14 +841,18 @@ final class FrontHandler: ChannelInboundHandler, RemovableChannelHandler {
         return (NIODeadline.now().uptimeNanoseconds &- started) / 1000
     }
 
-    /// The client closed its connection after sending its whole request, while it waited for the first
-    /// byte of an answer: the attempt counts as an error of its side (a version that hangs loses its
-    /// clients before any timeout). A client that leaves while still sending, or once an answer has
-    /// begun to come, is not the version's doing.
+    /// The client closed its connection while its request was relayed. An answer that had begun (its head
+    /// read) counts with its status. Otherwise the attempt counts as an error of its side when the version
+    /// kept the client waiting: for the first byte of an answer to a request sent whole, or by taking no more
+    /// of its body (a version that hangs loses its clients before any timeout). A client that was simply
+    /// slow to send is not the version's doing.
     private func clientGaveUp() {
-        guard let current = exchange, let backend = current.backend, current.requestEnded, current.status == nil,
-              !current.responseStarted, !current.rejected else { return }
-        pool.record(backend, side: current.side, status: nil, microseconds: elapsedMicroseconds)
+        guard let current = exchange, let backend = current.backend, !current.rejected else { return }
+        if let status = current.status {
+            pool.record(backend, side: current.side, status: status, microseconds: elapsedMicroseconds)
+        } else if current.requestEnded || upstream?.channel.isWritable == false {
+            pool.record(backend, side: current.side, status: nil, microseconds: elapsedMicroseconds)
+        }
     }
 
     private func finishExchange() {

@@ -393,7 +393,42 @@ extension LoadBalancerTests {
             text = registry.emitToString()
             #expect(!text.contains("sha256:r0\""), "the oldest release's series are gone")
             #expect(text.contains("digest=\"sha256:r1\"") && text.contains("digest=\"sha256:r16\""))
+            // A release that serves on beside many newer ones (a stable version through failed canaries) keeps its series.
+            let stay = Backend(id: "stay", host: "127.0.0.1", port: a.port, release: "sha256:stay")
+            for release in 17...34 {
+                pool.setActive([stay, Backend(id: "n\(release)", host: "127.0.0.1", port: a.port, release: "sha256:r\(release)")])
+                _ = try curl([front + "/1"])
+                _ = try curl([front + "/2"])
+            }
+            text = registry.emitToString()
+            #expect(text.contains("digest=\"sha256:stay\""), "the serving release's series stay")
+            #expect(!text.contains("digest=\"sha256:r17\"") && text.contains("digest=\"sha256:r34\""))
             _ = balancer
+        }
+    }
+}
+
+extension LoadBalancerTests {
+    @Test("a client that gives up on a request sent whole to a hung instance counts as that side's error; one that only sends slowly does not")
+    func clientGivesUp() async throws {
+        let (fd, port) = boundLoopbackSocket()
+        defer { close(fd) }
+        listen(fd, 8)
+        let hung = Backend(id: "hung", host: "127.0.0.1", port: port)
+        let a = try EchoBackend("a")
+        try await withFront([a.backend]) { balancer, front in
+            balancer.pool.setActive([a.backend], canary: CanarySplit(backends: [hung], percent: 100, window: 1))
+            // --max-time: curl gives up after its whole request went out and nothing came back.
+            let gaveUp = try curl(["--max-time", "1", front + "/wait"])
+            #expect(gaveUp.status == 28, "curl timed out: \(gaveUp.status)")
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(balancer.pool.window.canary.requests == 1 && balancer.pool.window.canary.errors == 1, "\(balancer.pool.window)")
+            // A client that announces a body it never finishes sending is not the instance's fault.
+            balancer.pool.setActive([a.backend], canary: CanarySplit(backends: [hung], percent: 100, window: 2))
+            let slow = try curl(["--max-time", "1", "-H", "Content-Length: 100000", "--data-binary", "only this", front + "/slow"])
+            #expect(slow.status != 0)
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(balancer.pool.window.canary.requests == 0, "\(balancer.pool.window)")
         }
     }
 }
