@@ -57,6 +57,8 @@ struct CanaryControllerTests {
         #expect(steps.map(\.outcome) == [.passed, .passed] && steps.map(\.percent) == [5, 25])
         #expect(steps.first?.new.requests == 150 && steps.first?.old.requests == 4000)
         #expect(steps.allSatisfy { $0.seconds >= 10 }, "each step lasted its duration: \(steps.map(\.seconds))")
+        // Nothing is left running (an instance watch waits on each), as at the end of every controller test.
+        await controller.down()
     }
 
     @Test("a canary that fails a rule at its first step is aborted there: its instances retire, the old version keeps every request")
@@ -76,6 +78,8 @@ struct CanaryControllerTests {
         let status = await controller.status()
         #expect(status.lastRollout?.canarySteps?.first?.outcome == .failed)
         #expect(status.lastRollout?.canarySteps?.first?.new.errors == 20)
+        // Nothing is left running (an instance watch waits on each), as at the end of every controller test.
+        await controller.down()
     }
 
     @Test("latency rules: a new version 4× slower than the old one fails maxP99Ratio; one under the absolute limit passes maxP99")
@@ -91,6 +95,8 @@ struct CanaryControllerTests {
         let passing = try await controller.apply(canarySpec(fixture, b, steps: [.percent(5), .percent(100)],
                                                             analysis: .init(maxErrorRate: nil, maxP99: .milliseconds(500))))
         #expect(passing.state == .succeeded, "\(passing.reason ?? "")")
+        // Nothing is left running (an instance watch waits on each), as at the end of every controller test.
+        await controller.down()
     }
 
     @Test("a step that never gets minRequests is aborted after ten step durations, not passed unjudged")
@@ -104,6 +110,8 @@ struct CanaryControllerTests {
         let record = try await controller.apply(canarySpec(fixture, b))
         #expect(record.state == .failed && record.reason?.contains("starved") == true, "\(record.reason ?? "")")
         #expect(fixture.runtime.running(b).isEmpty)
+        // Nothing is left running (an instance watch waits on each), as at the end of every controller test.
+        await controller.down()
     }
 
     @Test("promote skips the remaining steps (a pause waits for it); abort stops a step; neither applies without a canary in its steps")
@@ -133,6 +141,8 @@ struct CanaryControllerTests {
         #expect(aborted.state == .failed && aborted.reason?.contains("imgdeploy abort") == true, "\(aborted.reason ?? "")")
         #expect(aborted.canarySteps?.map(\.outcome) == [.aborted])
         #expect(fixture.runtime.running(c).isEmpty && fixture.front.active == fixture.runtime.running(b))
+        // Nothing is left running (an instance watch waits on each), as at the end of every controller test.
+        await controller.down()
     }
 
     @Test("a new instance that exits during a step fails it: the canary retires, and the old version keeps every request")
@@ -152,6 +162,8 @@ struct CanaryControllerTests {
         #expect(record.state == .failed && record.reason?.contains("exited with status 9") == true, "\(record.reason ?? "")")
         #expect(record.canarySteps?.map(\.outcome) == [.failed])
         #expect(fixture.front.active == old && fixture.runtime.running(b).isEmpty)
+        // Nothing is left running (an instance watch waits on each), as at the end of every controller test.
+        await controller.down()
     }
 
     @Test("with nothing serving yet, and for a rollback, a canary spec rolls out blue-green: there is nothing to compare, and a rollback must not wait")
@@ -171,6 +183,8 @@ struct CanaryControllerTests {
         let back = try await controller.rollback(to: nil)
         #expect(back.state == .succeeded && back.canarySteps == nil && fixture.front.splits.count == splits, "\(back.reason ?? "")")
         #expect(fixture.front.active == fixture.runtime.running(a))
+        // Nothing is left running (an instance watch waits on each), as at the end of every controller test.
+        await controller.down()
     }
 
     @Test("a front older than canaries fails the step with how to upgrade it; a latency rule with no answer to measure fails too")
@@ -188,6 +202,8 @@ struct CanaryControllerTests {
         let old = try await controller.apply(canarySpec(fixture, b))
         #expect(old.state == .failed && old.reason?.contains("imgdeploy upgrade-front web") == true, "\(old.reason ?? "")")
         #expect(fixture.runtime.running(b).isEmpty)
+        // Nothing is left running (an instance watch waits on each), as at the end of every controller test.
+        await controller.down()
     }
 
     @Test("a daemon that starts again during a canary ends it: the front's split is cleared, and the interrupted rollout is recorded as failed")
@@ -229,5 +245,7 @@ struct CanaryControllerTests {
         #expect(record.state == .failed && record.reason?.contains("could not be read") == true, "\(record.reason ?? "")")
         #expect(fixture.runtime.running(b).isEmpty)
         await #expect(throws: DeployError.self) { try await controller.command(.abort) }
+        // Nothing is left running (an instance watch waits on each), as at the end of every controller test.
+        await controller.down()
     }
 }
