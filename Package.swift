@@ -126,6 +126,7 @@ let package = Package(
         .target(name: "Front", dependencies: [
             "LoadBalancer", "TerminationSignals", "CDescriptorPassing", "ProcessLimits",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The deployer daemon's core: its services, the rollout decisions (RolloutMachine) and their doing (instances,

@@ -2,6 +2,7 @@ import Foundation
 import LoadBalancer
 import NIOCore
 import ProcessLimits
+import CoreMetrics
 import Prometheus
 import Synchronization
 import TerminationSignals
@@ -42,6 +43,15 @@ public enum FrontProcess {
                                              .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
                                              .microseconds(2_500_000), .seconds(5), .seconds(10)]
 
+    /// A Prometheus registry for a front's metrics, and the swift-metrics factory that records into it
+    /// (with ``latencyBuckets``). `imgdeploy proxy` makes one too, so that it counts as a front does.
+    public static func metricsRegistry() -> (factory: any MetricsFactory, registry: PrometheusCollectorRegistry) {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = latencyBuckets
+        return (factory, registry)
+    }
+
     /// How a front ends.
     enum Ending: Sendable {
         /// Its successor has the socket: finish every connection, leave the control socket (it is the successor's now).
@@ -58,9 +68,7 @@ public enum FrontProcess {
             write("imgdeploy front: \(Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))) [\(pid)] \(line)")
         }
         // Its own registry: what `metrics` answers (each front counts from its start; a successor starts again).
-        let registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.defaultDurationHistogramBuckets = FrontProcess.latencyBuckets
+        let (factory, registry) = metricsRegistry()
         let pool = BackendPool(metricsFactory: factory, service: options.service)
         let failures = FailureLog(log: log)
         let balancer = LoadBalancer(pool: pool, idleTimeout: options.idleTimeout, maxConnections: options.maxConnections,
