@@ -9,15 +9,6 @@ import Testing
 /// front reports, for each share of requests, the figures a test gives it, as a real front counts them.
 @Suite("Canary rollouts, on stand-ins")
 struct CanaryControllerTests {
-    func eventually(_ seconds: Double = 10, _ condition: () async -> Bool) async -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return await condition()
-    }
-
     func canarySpec(_ fixture: ServiceFixture, _ image: PinnedImage, steps: [CanaryPolicy.Step] = [.percent(5), .percent(25), .percent(100)],
                     stepDuration: Duration = .seconds(10), analysis: CanaryPolicy.Analysis = .init()) -> ReleaseSpec {
         var spec = fixture.spec(image, replicas: 2, strategy: .canary)

@@ -9,16 +9,6 @@ import Testing
 /// running 200 times faster: no root, no instance, no network.
 @Suite("A service's controller, on stand-ins")
 struct ServiceControllerTests {
-    /// Waits, polling, until `condition` holds; false if it does not within (real) `seconds`.
-    func eventually(_ seconds: Double = 10, _ condition: () async -> Bool) async -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return await condition()
-    }
-
     @Test("blue-green: the new version takes all traffic once healthy, the old one retires, and the pool is never empty")
     func blueGreen() async throws {
         let fixture = ServiceFixture()
@@ -178,10 +168,9 @@ struct ReadoptionRaceTests {
         let apply = Task { () async throws(DeployError) -> RolloutRecord in
             try await controller.apply(fixture.spec(b, replicas: 2, strategy: .rolling))
         }
-        let waiting = ServiceControllerTests()
-        #expect(await waiting.eventually { fixture.front.drains.waiting == 1 }, "an old instance drains")
+        #expect(await eventually { fixture.front.drains.waiting == 1 }, "an old instance drains")
         let down = Task { await controller.down() }
-        #expect(await waiting.eventually { await controller.takenDown })
+        #expect(await eventually { await controller.takenDown })
         fixture.front.drains.release()
         await down.value
         let record = try await apply.value
@@ -211,8 +200,7 @@ struct ReadoptionRaceTests {
         spec.source = .registry(base: "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))")
         let controller = fixture.controller()
         let apply = Task { () async throws(DeployError) -> RolloutRecord in try await controller.apply(spec) }
-        let waiting = ServiceControllerTests()
-        #expect(await waiting.eventually { await controller.status().lastRollout?.state == .verifying })
+        #expect(await eventually { await controller.status().lastRollout?.state == .verifying })
         // Bounded by the test, not by the registry client's minutes of timeouts and retries.
         let downEnded = await withTaskGroup(of: Bool.self) { group in
             group.addTask { await controller.down(); return true }
@@ -238,10 +226,9 @@ struct ReadoptionRaceTests {
         _ = await next.adoptInstances()
         fixture.runtime.checks.hold()
         let readoption = await next.beginReattach(fixture.spec(a, replicas: 5))
-        let waiting = ServiceControllerTests()
-        #expect(await waiting.eventually { fixture.runtime.checks.waiting == 1 }, "the first missing instance waits for its check")
+        #expect(await eventually { fixture.runtime.checks.waiting == 1 }, "the first missing instance waits for its check")
         let down = Task { await next.down() }
-        #expect(await waiting.eventually { await next.takenDown })
+        #expect(await eventually { await next.takenDown })
         fixture.runtime.checks.release()
         await down.value
         let record = await readoption.value

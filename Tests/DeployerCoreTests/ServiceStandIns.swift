@@ -315,3 +315,13 @@ struct ServiceFixture {
                                  keeper: ReleaseKeeper(paths: paths, releases: releases), front: front, clock: .faster(by: 200))
     }
 }
+
+/// Waits, polling, until `condition` holds; false if it does not within (real) `seconds`.
+func eventually(_ seconds: Double = 10, _ condition: () async -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return await condition()
+}
