@@ -64,15 +64,13 @@ struct RolloutMachine: Sendable, Equatable {
 
     private enum Phase: Sendable, Equatable {
         case ready
-        /// Blue-green: the new instances start one after another, then are checked together.
-        case blueStarting
-        case blueChecking
+        /// Blue-green and canary: the new instances start one after another, then are checked together.
+        case allStarting
+        case allChecking
         /// Rolling, at a step: its new instance starts, is checked, serves; then the step's old one retires.
         case rollingStarting(step: Int)
         case rollingChecking(step: Int)
-        /// Canary: the new instances start one after another, are checked together, then go through the steps.
-        case canaryStarting
-        case canaryChecking
+        /// Canary, once its instances are healthy: a step is observed (or held).
         case canaryStep(Int)
         /// Abort: the old instances retired so far start again, and are checked together.
         case restoring
@@ -121,35 +119,23 @@ struct RolloutMachine: Sendable, Equatable {
         case (.ready, _):
             switch strategy {
             case .blueGreen:
-                phase = .blueStarting
+                phase = .allStarting
                 return [.enter(.provisioning, note: "starting \(replicas) instance(s) of \(image)"), .start(.new)]
             case .rolling:
                 return rollingStep(0)
             case .canary:
-                phase = .canaryStarting
+                phase = .allStarting
                 return [.enter(.provisioning, note: "starting \(replicas) instance(s) of \(image) for a canary"), .start(.new)]
             }
 
-        case (.blueStarting, .started(let id)):
+        case (.allStarting, .started(let id)):
             fresh.append(id)
             guard fresh.count == replicas else { return [.start(.new)] }
-            phase = .blueChecking
+            phase = .allChecking
             return [.enter(.healthChecking), .waitHealthy(fresh, .new)]
-        case (.blueChecking, .healthy):
-            phase = .finished
-            return [.enter(.shifting, note: "all traffic to \(fresh.joined(separator: ", "))"),
-                    .switchTraffic(to: fresh, from: old),
-                    .enter(.scaleDownDelay, note: old.isEmpty ? nil : "draining \(old.joined(separator: ", "))"),
-                    .retire(old),
-                    .finish(.succeeded)]
-
-        case (.canaryStarting, .started(let id)):
-            fresh.append(id)
-            guard fresh.count == replicas else { return [.start(.new)] }
-            phase = .canaryChecking
-            return [.enter(.healthChecking), .waitHealthy(fresh, .new)]
-        case (.canaryChecking, .healthy):
-            return canaryStep(0)
+        case (.allChecking, .healthy):
+            // Blue-green switches now; a canary goes through its steps first.
+            return strategy == .canary ? canaryStep(0) : switchAll()
         case (.canaryStep(let step), .stepPassed):
             return canaryStep(step + 1)
         case (.canaryStep, .promoted):
@@ -165,8 +151,8 @@ struct RolloutMachine: Sendable, Equatable {
             let id = fresh[step]
             return [.enter(.shifting, note: "\(id) takes traffic"), .serve([id])] + rollingDrain(step)
 
-        case (.blueStarting, .notStarted(let reason)), (.rollingStarting, .notStarted(let reason)), (.canaryStarting, .notStarted(let reason)),
-             (.blueChecking, .unhealthy(let reason)), (.rollingChecking, .unhealthy(let reason)), (.canaryChecking, .unhealthy(let reason)):
+        case (.allStarting, .notStarted(let reason)), (.rollingStarting, .notStarted(let reason)),
+             (.allChecking, .unhealthy(let reason)), (.rollingChecking, .unhealthy(let reason)):
             return abort(reason)
 
         case (.restoring, .started(let id)):
@@ -187,17 +173,21 @@ struct RolloutMachine: Sendable, Equatable {
         }
     }
 
+    /// Every new request to the new instances at once, then the old ones drain and stop: blue-green's
+    /// switch, and a canary's last step.
+    private mutating func switchAll() -> [Action] {
+        phase = .finished
+        return [.enter(.shifting, note: "all traffic to \(fresh.joined(separator: ", "))"),
+                .switchTraffic(to: fresh, from: old),
+                .enter(.scaleDownDelay, note: old.isEmpty ? nil : "draining \(old.joined(separator: ", "))"),
+                .retire(old),
+                .finish(.succeeded)]
+    }
+
     /// Step `step` of a canary: observed at its share, held at a pause, or, at the last (100 %), the switch
     /// of every request to the new version, as blue-green's.
     private mutating func canaryStep(_ step: Int) -> [Action] {
-        guard step < steps.count - 1 else {
-            phase = .finished
-            return [.enter(.shifting, note: "all traffic to \(fresh.joined(separator: ", "))"),
-                    .switchTraffic(to: fresh, from: old),
-                    .enter(.scaleDownDelay, note: old.isEmpty ? nil : "draining \(old.joined(separator: ", "))"),
-                    .retire(old),
-                    .finish(.succeeded)]
-        }
+        guard step < steps.count - 1 else { return switchAll() }
         phase = .canaryStep(step)
         switch steps[step] {
         case .percent(let percent):

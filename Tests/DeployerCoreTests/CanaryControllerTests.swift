@@ -9,6 +9,15 @@ import Testing
 /// front reports, for each share of requests, the figures a test gives it, as a real front counts them.
 @Suite("Canary rollouts, on stand-ins")
 struct CanaryControllerTests {
+    /// Two images in the fixture's store, and a controller serving the first (blue-green): where each canary starts.
+    func servingFirstImage(_ fixture: ServiceFixture) async throws -> (a: PinnedImage, b: PinnedImage, controller: ServiceController) {
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        let first = try await controller.apply(fixture.spec(a))
+        #expect(first.state == .succeeded, "\(first.reason ?? "")")
+        return (a, b, controller)
+    }
+
     func canarySpec(_ fixture: ServiceFixture, _ image: PinnedImage, steps: [CanaryPolicy.Step] = [.percent(5), .percent(25), .percent(100)],
                     stepDuration: Duration = .seconds(10), analysis: CanaryPolicy.Analysis = .init()) -> ReleaseSpec {
         var spec = fixture.spec(image, replicas: 2, strategy: .canary)
@@ -29,9 +38,7 @@ struct CanaryControllerTests {
     func healthy() async throws {
         let fixture = ServiceFixture()
         defer { fixture.remove() }
-        let a = try fixture.image("A"), b = try fixture.image("B")
-        let controller = fixture.controller()
-        _ = try await controller.apply(fixture.spec(a))
+        let (a, b, controller) = try await servingFirstImage(fixture)
         let old = fixture.front.active
         let poolsBefore = fixture.front.pools.count
         fixture.front.report(window(new: figures(150)), atPercent: 5)
@@ -56,9 +63,7 @@ struct CanaryControllerTests {
     func errorsAbort() async throws {
         let fixture = ServiceFixture()
         defer { fixture.remove() }
-        let a = try fixture.image("A"), b = try fixture.image("B")
-        let controller = fixture.controller()
-        _ = try await controller.apply(fixture.spec(a))
+        let (_, b, controller) = try await servingFirstImage(fixture)
         let old = fixture.front.active
         fixture.front.report(window(new: figures(200, errors: 20)), atPercent: 5)
         let record = try await controller.apply(canarySpec(fixture, b))
@@ -77,9 +82,7 @@ struct CanaryControllerTests {
     func latency() async throws {
         let fixture = ServiceFixture()
         defer { fixture.remove() }
-        let a = try fixture.image("A"), b = try fixture.image("B")
-        let controller = fixture.controller()
-        _ = try await controller.apply(fixture.spec(a))
+        let (_, b, controller) = try await servingFirstImage(fixture)
         fixture.front.report(window(new: figures(200, p99: 8_000)), atPercent: 5)
         let slow = try await controller.apply(canarySpec(fixture, b, analysis: .init(maxErrorRate: 0.01, maxP99: .milliseconds(500), maxP99Ratio: 1.5)))
         #expect(slow.state == .failed && slow.reason?.contains("maxP99Ratio") == true, "\(slow.reason ?? "")")
@@ -94,9 +97,7 @@ struct CanaryControllerTests {
     func starved() async throws {
         let fixture = ServiceFixture()
         defer { fixture.remove() }
-        let a = try fixture.image("A"), b = try fixture.image("B")
-        let controller = fixture.controller()
-        _ = try await controller.apply(fixture.spec(a))
+        let (_, b, controller) = try await servingFirstImage(fixture)
         fixture.front.report(window(new: figures(7)), atPercent: 5)
         let record = try await controller.apply(canarySpec(fixture, b))
         #expect(record.state == .failed && record.reason?.contains("starved") == true, "\(record.reason ?? "")")
@@ -140,9 +141,7 @@ struct CanaryControllerTests {
     func instanceExits() async throws {
         let fixture = ServiceFixture()
         defer { fixture.remove() }
-        let a = try fixture.image("A"), b = try fixture.image("B")
-        let controller = fixture.controller()
-        _ = try await controller.apply(fixture.spec(a))
+        let (_, b, controller) = try await servingFirstImage(fixture)
         let old = fixture.front.active
         fixture.front.report(window(new: figures(150)), atPercent: 5)
         let running = Task { try await controller.apply(canarySpec(fixture, b, stepDuration: .seconds(3600))) }
@@ -182,9 +181,7 @@ struct CanaryControllerTests {
     func unjudgeable() async throws {
         let fixture = ServiceFixture()
         defer { fixture.remove() }
-        let a = try fixture.image("A"), b = try fixture.image("B")
-        let controller = fixture.controller()
-        _ = try await controller.apply(fixture.spec(a))
+        let (_, b, controller) = try await servingFirstImage(fixture)
         fixture.front.report(TrafficWindow(window: 0, seconds: 1, stable: figures(4000), canary: TrafficFigures(requests: 300, errors: 300)), atPercent: 5)
         let silent = try await controller.apply(canarySpec(fixture, b, analysis: .init(maxErrorRate: nil, maxP99: .milliseconds(500))))
         #expect(silent.state == .failed && silent.reason?.contains("answered none of its 300 requests") == true, "\(silent.reason ?? "")")
@@ -228,9 +225,7 @@ struct CanaryControllerTests {
     func unreadableFront() async throws {
         let fixture = ServiceFixture()
         defer { fixture.remove() }
-        let a = try fixture.image("A"), b = try fixture.image("B")
-        let controller = fixture.controller()
-        _ = try await controller.apply(fixture.spec(a))
+        let (_, b, controller) = try await servingFirstImage(fixture)
         fixture.front.makeUnreadable()
         let record = try await controller.apply(canarySpec(fixture, b))
         #expect(record.state == .failed && record.reason?.contains("could not be read") == true, "\(record.reason ?? "")")
