@@ -317,9 +317,10 @@ struct ServiceFixture {
 }
 
 /// Waits, polling, until `condition` holds; false if it does not within (real) `seconds`.
-func eventually(_ seconds: Double = 10, _ condition: () async -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
+func eventually(_ seconds: Double = 30, _ condition: () async -> Bool) async -> Bool {
+    // A bound, not a timing: generous, because the whole suite runs at once on two cores beside load tests.
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
         if await condition() { return true }
         try? await Task.sleep(for: .milliseconds(5))
     }
