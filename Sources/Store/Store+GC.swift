@@ -34,6 +34,11 @@ extension Store {
     public func collectGarbage(forgetting images: Set<Digest> = [], dryRun: Bool = false, onWait: () throws(StoreError) -> Void = {}) throws(StoreError) -> GCReport {
         let lease = try acquireExclusiveLease(onWait: onWait)
         defer { withExtendedLifetime(lease) {} }
+        // A multi-platform image's SBOMs refer to its platforms' images: forgetting the index forgets those too.
+        var images = images
+        for digest in images {
+            if case .index(let index)? = try? manifest(digest).manifest { images.formUnion(index.manifests.map(\.digest)) }
+        }
         var reachable = Set<Digest>()
         var report = GCReport()
         var letGo: [(repository: RepositoryName, pins: [Digest], artifactTags: [String], subjects: [Digest])] = []

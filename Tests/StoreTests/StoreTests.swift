@@ -214,4 +214,37 @@ struct StoreTests {
         let tagged = try store.collectGarbage(forgetting: [new.digest])
         #expect(tagged.removedBlobs == 4 && store.hasBlob(new.digest) && store.hasBlob(shared), "\(tagged)")
     }
+
+    @Test("forgetting a pinned index forgets what refers to its platforms' images too (their SBOMs), and frees everything only it reaches")
+    func forgetPinnedIndex() throws {
+        let store = try newStore()
+        let name = try RepositoryName("deployer/multi")
+        func image(_ architecture: String) throws -> Descriptor {
+            let layerData = Data("the \(architecture) layer".utf8)
+            let layer = Descriptor(mediaType: MediaType.layerGzip, digest: try store.writeBlob(layerData), size: Int64(layerData.count))
+            let configData = Data(#"{"architecture":"\#(architecture)","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8)
+            let config = Descriptor(mediaType: MediaType.imageConfig, digest: try store.writeBlob(configData), size: Int64(configData.count))
+            let data = try CanonicalJSON.encode(ImageManifest(config: config, layers: [layer]))
+            return Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(data), size: Int64(data.count),
+                              platform: Platform(os: "linux", architecture: architecture))
+        }
+        let amd64 = try image("amd64"), arm64 = try image("arm64")
+        let indexData = try CanonicalJSON.encode(ImageIndex(manifests: [amd64, arm64]))
+        let index = Descriptor(mediaType: MediaType.imageIndex, digest: try store.writeBlob(indexData), size: Int64(indexData.count))
+        try store.pin(name, index)
+        // An SBOM of the arm64 image, kept by its fallback tag, as `imgbuild sbom` keeps one per platform.
+        let sbomData = try CanonicalJSON.encode(ImageManifest(config: Descriptor(mediaType: "application/spdx+json", digest: try store.writeBlob(Data("{}".utf8)), size: 2),
+                                                              layers: [], subject: arm64))
+        let sbom = Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(sbomData), size: Int64(sbomData.count))
+        try store.addReferrer(name, subject: arm64.digest, referrer: sbom)
+        try store.setArtifactTag(name, "sha256-\(arm64.digest.hex).sbom", sbom)
+
+        let report = try store.collectGarbage(forgetting: [index.digest])
+        // The index, two manifests, two configs, two layers, the SBOM and its config.
+        #expect(report.removedBlobs == 9, "\(report)")
+        #expect(try store.pins(name).isEmpty && store.artifactTags(name).isEmpty && store.referrers(name, subject: arm64.digest).isEmpty)
+        #expect(!store.hasBlob(arm64.digest) && !store.hasBlob(sbom.digest))
+        let fsck = store.fsck()
+        #expect(fsck.isClean, "\(fsck.problems)")
+    }
 }
