@@ -219,13 +219,15 @@ def glob():
 def imagefile():
     t = "FuzzImagefile"
     clear(t)
-    for name in ["hello", "full"]:
+    for name in ["hello", "full", "hello-multiarch"]:
         with open(os.path.join(REPO, "Imagefiles", name, "Imagefile"), "rb") as f:
             write(t, f"example-{name}", f.read())
     write(t, "minimal", "name: hello\nversion: 1.0.0\n")
     write(t, "anchors", "name: &n hello\nversion: 1.0.0\nconfig: {entrypoint: [*n], env: {A: *n}}\n")
     write(t, "copy-escapes", "name: a\nversion: 1.0.0\ncode:\n  - copy: ../secret\n    to: /app/\n")
     write(t, "base-image", f"name: a/b\nversion: 1.0.0-rc.1\nbase: base@{DIGEST}\nplatform: linux/arm64/v8\nsourceDateEpoch: 0\n")
+    write(t, "platforms", f"name: a\nversion: 1.0.0\nplatforms: [linux/amd64, linux/arm64/v8, linux/arm64]\n"
+                          f"dependencies:\n  - deb: x.deb\n    sha256: {DIGEST[7:]}\n    platform: linux/s390x\n")
 
 
 def releasespec():

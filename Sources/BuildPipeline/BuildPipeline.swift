@@ -55,8 +55,11 @@ public struct BuildPipeline: Sendable {
                 progress("test results \(record.digest)")
             }
             if attachSBOM {
-                let sbom = try SBOMArtifact.attach(image.manifest, repository: name, in: image.store).artifact
-                progress("sbom \(sbom.digest)")
+                // One SBOM per platform's image, as scanners read them: each platform has its own dependencies.
+                for platformImage in image.platformImages.isEmpty ? [image.manifest] : image.platformImages {
+                    let sbom = try SBOMArtifact.attach(platformImage, repository: name, in: image.store).artifact
+                    progress("sbom \(platformImage.platform.map { "of \($0) " } ?? "")\(sbom.digest)")
+                }
             }
             if attachProvenance {
                 let attestation = try Self.provenance(of: image).attach(repository: name, in: image.store)
@@ -71,7 +74,16 @@ public struct BuildPipeline: Sendable {
     /// The test suite that an image in the store carries in its config.
     public static func suite(of image: Digest, reference: String, in store: Store) throws(PipelineError) -> ImageTestSuite {
         do {
-            guard case .image(let manifest) = try store.manifest(image).manifest else { throw PipelineError.notAnImage(reference: reference) }
+            var manifest: ImageManifest
+            switch try store.manifest(image).manifest {
+            case .image(let image):
+                manifest = image
+            case .index(let index):
+                // Every platform's image carries the same suite in its config.
+                guard let child = index.manifests.first(where: { MediaType.isImageManifest($0.mediaType) && $0.platform != nil && $0.platform?.os != "unknown" }),
+                      case .image(let image) = try store.manifest(child.digest).manifest else { throw PipelineError.notAnImage(reference: reference) }
+                manifest = image
+            }
             let labels = try store.imageConfig(manifest.config.digest).config.config?.labels
             guard let suite = try ImageTestSuite.carried(in: labels) else { throw PipelineError.noTests(reference: reference) }
             return suite
@@ -138,7 +150,8 @@ public struct BuildPipeline: Sendable {
                 "version": .text(image.version.description),
                 "compression": .text(image.compression.rawValue),
                 "sourceDateEpoch": .number(image.epoch),
-                "platform": .text(image.platform.description),
+                "platform": .text(image.platformImages.isEmpty ? image.platform.description
+                                                                : image.platformImages.compactMap { $0.platform?.description }.joined(separator: ",")),
             ],
             materials: materials, invocationID: image.reference, epoch: image.epoch)
     }

@@ -46,15 +46,18 @@ public struct WrittenImage: Sendable {
     public var imagefile: Imagefile
     /// The version to tag: the Imagefile's, or the one the options name.
     public var version: Version
-    /// The manifest's descriptor.
+    /// The manifest's descriptor: the image manifest, or the index of a multi-platform image.
     public var manifest: OCI.Descriptor
     public var store: Store
     /// Keeps `gc` from collecting the image's blobs until it is tagged: drop it after the tag.
     public var lease: Store.WriteLease
     public var epoch: Int64
+    /// The image's platform (the first one of a multi-platform image).
     public var platform: Platform
+    /// A multi-platform image's manifests, each with its platform, in the Imagefile's order; empty for one platform.
+    public var platformImages: [OCI.Descriptor] = []
     public var compression: Compression
-    /// The base image's manifest digest, when the Imagefile names one.
+    /// The digest of the base the Imagefile names (an image manifest or an index), when it names one.
     public var baseDigest: Digest?
     /// Every context file copied into the `runtime` and `code` layers, by path on this machine, as the
     /// build read them; nil unless ``BuildOptions/listContextFiles``.

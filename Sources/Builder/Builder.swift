@@ -52,8 +52,9 @@ public struct Builder: Sendable {
         }
     }
 
-    /// Writes the image's layers, config and manifest into the store. The version is not tagged yet: the
-    /// returned image holds the store's write lease until it is tagged (see `BuildPipeline`).
+    /// Writes the image's layers, config and manifest into the store (for a multi-platform Imagefile, an
+    /// image manifest per platform and the index of them). The version is not tagged yet: the returned
+    /// image holds the store's write lease until it is tagged (see `BuildPipeline`).
     public func build() async throws(BuildError) -> WrittenImage {
         let imagefile = try loadImagefile()
         let epoch = try sourceDateEpoch(imagefile)
@@ -61,10 +62,11 @@ public struct Builder: Sendable {
         let created = RFC3339.string(fromEpochSeconds: epoch)
         progress("building \(imagefile.name):\(version) from \(imagefile.path)")
 
-        let base = try loadBase(imagefile)
-        let platform = try choosePlatform(imagefile, base: base)
+        let targets = try targets(imagefile)
         let settings = LayerSettings(compression: options.compression, mtime: epoch)
-        var layers = try await planLayers(imagefile, settings: settings)
+        let dependencyLayers = try await planDependencies(imagefile, for: targets)
+        // The context's sections are the same bytes for every platform: planned once, written once.
+        var contextLayers = try planContextLayers(imagefile, settings: settings)
 
         let store: Store
         let lease: Store.WriteLease
@@ -75,34 +77,42 @@ public struct Builder: Sendable {
         } catch {
             throw .store(error)
         }
-        let image = ImageParts(imagefile: imagefile, version: version, created: created, platform: platform, base: base)
+        let parts = targets.map { ImageParts(imagefile: imagefile, version: version, created: created, platform: $0.platform, base: $0.base) }
         let writer = LayerWriter(compression: options.compression, mtime: epoch, zstdThreads: options.zstdThreads)
-        var manifest: Descriptor
-        if layers.allSatisfy({ $0.presumedCheck == nil }) {
-            manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store, report: progress)
+        func assembleAll(_ contextLayers: [PlannedLayer], report: (String) -> Void) throws(BuildError) -> (Descriptor, [Descriptor]) {
+            try assemble(parts, dependencies: dependencyLayers, context: contextLayers, multiPlatform: imagefile.platforms != nil,
+                         with: writer, settings: settings, into: store, report: report)
+        }
+        var written: (image: Descriptor, platformImages: [Descriptor])
+        if contextLayers.allSatisfy({ $0.presumedCheck == nil }) {
+            written = try assembleAll(contextLayers, report: progress)
         } else {
             // Progress waits until every presumption is confirmed, so it never tells of a layer that is
-            // then built again. Each pass tells one line per layer.
+            // then built again. Each pass tells the same lines, in the same order.
             var lines: [String] = []
-            manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store) { lines.append($0) }
+            written = try assembleAll(contextLayers) { lines.append($0) }
             var changed: Set<Int> = []
-            for index in layers.indices {
-                guard let check = layers[index].presumedCheck, await !check.isUnchanged(), let context = layers[index].context else { continue }
+            for index in contextLayers.indices {
+                guard let check = contextLayers[index].presumedCheck, await !check.isUnchanged(), let context = contextLayers[index].context else { continue }
                 changed.insert(index)
-                let (tree, entries, snapshot) = try Self.read(layers[index].copies, from: context)
-                layers[index].contents = .read(tree: tree, entries: entries, snapshot: snapshot)
+                let (tree, entries, snapshot) = try Self.read(contextLayers[index].copies, from: context)
+                contextLayers[index].contents = .read(tree: tree, entries: entries, snapshot: snapshot)
             }
             if !changed.isEmpty {
                 var again: [String] = []
-                manifest = try assemble(image, from: layers, with: writer, settings: settings, into: store) { again.append($0) }
-                // The other layers were written by the first pass: what it told of them stands.
-                lines = zip(lines, again).enumerated().map { index, pair in changed.contains(index) ? pair.1 : pair.0 }
+                written = try assembleAll(contextLayers) { again.append($0) }
+                // The other layers were written by the first pass: what it told of them stands. Each
+                // platform tells a line per layer: its dependencies' (if any), then the context's.
+                let retold = dependencyLayers.perTarget.flatMap { dependencies in
+                    (dependencies == nil ? [] : [false]) + contextLayers.indices.map { changed.contains($0) }
+                }
+                lines = zip(zip(lines, again), retold).map { pair, isRetold in isRetold ? pair.1 : pair.0 }
             }
             lines.forEach(progress)
         }
         var contextFiles: [String]?
         if options.listContextFiles {
-            contextFiles = layers.filter { $0.context != nil }.flatMap { layer -> [String] in
+            contextFiles = contextLayers.filter { $0.context != nil }.flatMap { layer -> [String] in
                 guard case .read(_, let entries, _) = layer.contents else { preconditionFailure("a context section was not read") }
                 return entries.compactMap { entry in
                     if case .regularFile(.file(let path, _, _)) = entry.kind { return path }
@@ -110,8 +120,78 @@ public struct Builder: Sendable {
                 }
             }
         }
-        return WrittenImage(imagefile: imagefile, version: version, manifest: manifest, store: store, lease: lease, epoch: epoch,
-                            platform: platform, compression: options.compression, baseDigest: base?.digest, contextFiles: contextFiles)
+        return WrittenImage(imagefile: imagefile, version: version, manifest: written.image, store: store, lease: lease, epoch: epoch,
+                            platform: targets[0].platform, platformImages: written.platformImages, compression: options.compression,
+                            baseDigest: baseReferenceDigest(imagefile),
+                            contextFiles: contextFiles)
+    }
+
+    /// One platform the version is built for, and the base image it builds on there.
+    struct Target {
+        var platform: Platform
+        var base: BaseImage?
+    }
+
+    /// Each platform's `dependencies` layer: the distinct layers, and which one each target has (nil: none).
+    /// Platforms that get the same dependencies share one layer.
+    struct DependencyLayers {
+        var layers: [PlannedLayer] = []
+        var perTarget: [Int?] = []
+    }
+
+    /// Writes every platform's image; with `multiPlatform`, then the index of them, whose descriptor is
+    /// returned with the images' (each carrying its platform). A layer two platforms share (the context's
+    /// sections, and the same dependencies) is written once.
+    func assemble(_ parts: [ImageParts], dependencies: DependencyLayers, context: [PlannedLayer], multiPlatform: Bool, with writer: LayerWriter,
+                  settings: LayerSettings, into store: Store, report: (String) -> Void) throws(BuildError) -> (Descriptor, [Descriptor]) {
+        var images: [Descriptor] = []
+        var contextWritten: [WrittenLayer]?
+        var dependenciesWritten: [Int: (WrittenLayer, first: Platform)] = [:]
+        for (image, dependencyIndex) in zip(parts, dependencies.perTarget) {
+            let prefix = multiPlatform ? "\(image.platform): " : ""
+            var layers: [(section: String, written: WrittenLayer)] = []
+            if let dependencyIndex {
+                if let (written, first) = dependenciesWritten[dependencyIndex] {
+                    report(prefix + "layer dependencies: the same as \(first)'s (\(written.digest))")
+                    layers.append(("dependencies", written))
+                } else {
+                    let written = try write(dependencies.layers[dependencyIndex], with: writer, settings: settings, into: store) { report(prefix + $0) }
+                    dependenciesWritten[dependencyIndex] = (written, image.platform)
+                    layers.append(("dependencies", written))
+                }
+            }
+            if let contextWritten {
+                for (layer, written) in zip(context, contextWritten) {
+                    report(prefix + "layer \(layer.section): the same as \(parts[0].platform)'s (\(written.digest))")
+                    layers.append((layer.section, written))
+                }
+            } else {
+                var written: [WrittenLayer] = []
+                for layer in context {
+                    written.append(try write(layer, with: writer, settings: settings, into: store) { report(prefix + $0) })
+                }
+                contextWritten = written
+                layers += zip(context.map(\.section), written).map { ($0, $1) }
+            }
+            var manifest = try assemble(image, from: layers, into: store)
+            manifest.platform = image.platform
+            images.append(manifest)
+        }
+        guard multiPlatform, let first = parts.first else {
+            images[0].platform = nil
+            return (images[0], [])
+        }
+        let annotations = [AnnotationKey.created: first.created, AnnotationKey.version: first.version.description]
+        let indexData: Data
+        do { indexData = try CanonicalJSON.encode(ImageIndex(manifests: images, annotations: annotations)) } catch {
+            throw .imageNotEncoded(reason: "\(error)")
+        }
+        do {
+            let digest = try store.writeBlob(indexData)
+            return (Descriptor(mediaType: MediaType.imageIndex, digest: digest, size: Int64(indexData.count)), images)
+        } catch {
+            throw .store(error)
+        }
     }
 
     /// What an image's config and manifest are made of besides its layers.
@@ -123,20 +203,19 @@ public struct Builder: Sendable {
         var base: BaseImage?
     }
 
-    /// Writes the layers, then the config and the manifest, into the store; returns the manifest.
-    func assemble(_ image: ImageParts, from layers: [PlannedLayer], with writer: LayerWriter, settings: LayerSettings,
-                  into store: Store, report: (String) -> Void) throws(BuildError) -> Descriptor {
+    /// Writes the config and the manifest of an image of `layers` (its sections, written) into the store;
+    /// returns the manifest.
+    func assemble(_ image: ImageParts, from layers: [(section: String, written: WrittenLayer)], into store: Store) throws(BuildError) -> Descriptor {
         let imagefile = image.imagefile
         let base = image.base
         let created = image.created
         var descriptors = base?.manifest.layers ?? []
         var diffIDs = base?.config.rootfs.diffIDs ?? []
         var history = base?.config.history ?? []
-        for layer in layers {
-            let written = try write(layer, with: writer, settings: settings, into: store, report: report)
+        for (section, written) in layers {
             descriptors.append(Descriptor(mediaType: written.mediaType, digest: written.digest, size: written.size))
             diffIDs.append(written.diffID)
-            history.append(.init(created: created, createdBy: "imgbuild: \(layer.section)"))
+            history.append(.init(created: created, createdBy: "imgbuild: \(section)"))
         }
         if !imagefile.config.isEmpty {
             history.append(.init(created: created, createdBy: "imgbuild: config", emptyLayer: true))
@@ -204,14 +283,80 @@ public struct Builder: Sendable {
         var config: ImageConfig
     }
 
-    func loadBase(_ imagefile: Imagefile) throws(BuildError) -> BaseImage? {
+    /// The digest the Imagefile's `base` names, if it names an image.
+    func baseReferenceDigest(_ imagefile: Imagefile) -> Digest? {
+        guard case .image(let reference) = imagefile.base, case .digest(let digest) = reference.target else { return nil }
+        return digest
+    }
+
+    /// The platforms to build, each with the image it builds on: the base's manifest, or, when the base is
+    /// an index, its image for that platform. A platform left open (no `platform`) is the base's, else the
+    /// host's. A dependency for no platform that is built is refused.
+    func targets(_ imagefile: Imagefile) throws(BuildError) -> [Target] {
+        let base = try loadBase(imagefile)
+        var targets: [Target] = []
+        for wanted in imagefile.targets {
+            switch base {
+            case nil:
+                targets.append(Target(platform: wanted ?? Platform.host))
+            case .image(let image):
+                let basePlatform = image.config.platform
+                if let wanted, basePlatform.os != wanted.os || basePlatform.architecture != wanted.architecture {
+                    throw .platformMismatch(imagefile: imagefile.path, platform: wanted, base: basePlatform)
+                }
+                targets.append(Target(platform: wanted ?? basePlatform, base: image))
+            case .index(let reference, let store, let index):
+                let platform = wanted ?? Platform.host
+                let offered = index.platforms.map(\.description).joined(separator: ", ")
+                let candidates = index.manifests.filter { $0.platform.map(platform.matches) == true && MediaType.isImageManifest($0.mediaType) }
+                guard let child = candidates.first else {
+                    throw .unusableBase(imagefile: imagefile.path, base: "\(reference)",
+                                        reason: "its index has no image for \(platform) (it has \(offered.isEmpty ? "no platform" : offered)): build the base for \(platform) too, or build only for platforms it has ('platform' or 'platforms')")
+                }
+                guard candidates.count == 1 else {
+                    throw .unusableBase(imagefile: imagefile.path, base: "\(reference)",
+                                        reason: "its index has \(candidates.count) images for \(platform) (it has \(offered)): name the variant, e.g. \(candidates.compactMap(\.platform).map(\.description).joined(separator: " or "))")
+                }
+                let image = try loadImage(child.digest, reference: reference, in: store, imagefile: imagefile)
+                // The entry's label is the index's word; the image's own config has the last say.
+                guard image.config.platform.matches(platform) else {
+                    throw .unusableBase(imagefile: imagefile.path, base: "\(reference)",
+                                        reason: "its index lists \(child.digest) as \(platform), but that image's config says \(image.config.platform)")
+                }
+                targets.append(Target(platform: platform, base: image))
+            }
+        }
+        for dependency in imagefile.dependencies {
+            guard let platform = dependency.platform, !targets.contains(where: { dependency.applies(to: $0.platform) }) else { continue }
+            throw .entry(dependency.location, "this dependency is for \(platform), which is not built (this build is for \(targets.map(\.platform.description).joined(separator: ", "))): set 'platform' or 'platforms' to build it, or remove the dependency")
+        }
+        return targets
+    }
+
+    enum LoadedBase {
+        case image(BaseImage)
+        case index(Reference, Store, ImageIndex)
+    }
+
+    func loadBase(_ imagefile: Imagefile) throws(BuildError) -> LoadedBase? {
         guard case .image(let reference) = imagefile.base, case .digest(let digest) = reference.target else { return nil }
         do {
             let store = try Store.open(at: options.storePath, create: false)
             _ = try store.resolve(reference)
+            if case .index(let index) = try store.manifest(digest).manifest { return .index(reference, store, index) }
+            return .image(try loadImage(digest, reference: reference, in: store, imagefile: imagefile))
+        } catch let error as BuildError {
+            throw error
+        } catch {
+            throw .unusableBase(imagefile: imagefile.path, base: "\(reference)", reason: "\(error)", cause: error)
+        }
+    }
+
+    /// An image manifest of the base (the base itself, or its image for one platform) and its config.
+    func loadImage(_ digest: Digest, reference: Reference, in store: Store, imagefile: Imagefile) throws(BuildError) -> BaseImage {
+        do {
             guard case .image(let manifest) = try store.manifest(digest).manifest else {
-                throw BuildError.unusableBase(imagefile: imagefile.path, base: "\(reference)",
-                                              reason: "it is an image index; name the platform's image manifest by its digest")
+                throw BuildError.unusableBase(imagefile: imagefile.path, base: "\(reference)", reason: "\(digest) is an index inside an index; name an image or an index of images")
             }
             let config = try store.imageConfig(manifest.config.digest).config
             return BaseImage(digest: digest, manifest: manifest, config: config)
@@ -222,17 +367,6 @@ public struct Builder: Sendable {
         }
     }
 
-    func choosePlatform(_ imagefile: Imagefile, base: BaseImage?) throws(BuildError) -> Platform {
-        let basePlatform = base?.config.platform
-        if let wanted = imagefile.platform {
-            if let basePlatform, basePlatform.os != wanted.os || basePlatform.architecture != wanted.architecture {
-                throw .platformMismatch(imagefile: imagefile.path, platform: wanted, base: basePlatform)
-            }
-            return wanted
-        }
-        return basePlatform ?? Platform.host
-    }
-
     /// What a layer's bytes depend on besides its entries: the writer's settings.
     struct LayerSettings {
         var compression: Compression
@@ -241,14 +375,36 @@ public struct Builder: Sendable {
         var description: String { "compression=\(compression.rawValue) mtime=\(mtime)" }
     }
 
-    /// Reads every section into a layer tree, checking digests and the context's rules. A context
-    /// section whose files all stat as they did when its layer was last built is not read again.
-    func planLayers(_ imagefile: Imagefile, settings: LayerSettings) async throws(BuildError) -> [PlannedLayer] {
-        var planned: [PlannedLayer] = []
-        if !imagefile.dependencies.isEmpty {
-            let tree = try await DependencyLayer(imagefile: imagefile, cacheDirectory: options.cacheDirectory, progress: progress).read()
-            do { planned.append(PlannedLayer(section: "dependencies", contents: .read(tree: tree, entries: try tree.finalizedEntries(), snapshot: nil))) } catch { throw .layer(error) }
+    /// Reads each platform's `dependencies` into a layer tree: every digest is checked first, for every
+    /// platform, before anything is unpacked; platforms with the same dependencies share one tree.
+    func planDependencies(_ imagefile: Imagefile, for targets: [Target]) async throws(BuildError) -> DependencyLayers {
+        let reader = DependencyLayer(imagefile: imagefile, cacheDirectory: options.cacheDirectory, progress: progress)
+        let used = imagefile.dependencies.indices.filter { index in targets.contains { imagefile.dependencies[index].applies(to: $0.platform) } }
+        let verified = Dictionary(uniqueKeysWithValues: zip(used, try await reader.verifiedFiles(used.map { imagefile.dependencies[$0] })))
+        var result = DependencyLayers()
+        var byList: [[Int]: Int] = [:]
+        for target in targets {
+            let list = used.filter { imagefile.dependencies[$0].applies(to: target.platform) }
+            if list.isEmpty {
+                result.perTarget.append(nil)
+            } else if let known = byList[list] {
+                result.perTarget.append(known)
+            } else {
+                let tree = try reader.read(list.map { verified[$0]! })
+                do { result.layers.append(PlannedLayer(section: "dependencies", contents: .read(tree: tree, entries: try tree.finalizedEntries(), snapshot: nil))) } catch {
+                    throw .layer(error)
+                }
+                byList[list] = result.layers.count - 1
+                result.perTarget.append(result.layers.count - 1)
+            }
         }
+        return result
+    }
+
+    /// Reads the context's sections (`runtime`, `code`) into layer trees, checking the context's rules. A
+    /// section whose files all stat as they did when its layer was last built is not read again.
+    func planContextLayers(_ imagefile: Imagefile, settings: LayerSettings) throws(BuildError) -> [PlannedLayer] {
+        var planned: [PlannedLayer] = []
         let context = try Self.contextReader(imagefile)
         let cache = LayerCache(cacheDirectory: options.cacheDirectory)
         for (section, copies) in Self.contextSections(imagefile) {

@@ -10,28 +10,41 @@ struct DependencyLayer {
     let cacheDirectory: String
     let progress: @Sendable (String) -> Void
 
-    func read() async throws(BuildError) -> LayerTree {
-        // Verify every digest before unpacking anything, so a mismatch is reported first and fast.
-        var files: [(Imagefile.Dependency, String, String)] = []
-        for dependency in imagefile.dependencies {
+    /// A dependency's local file, checked against its pinned digest, and its label for messages.
+    struct VerifiedFile {
+        var dependency: Imagefile.Dependency
+        var path: String
+        var label: String
+    }
+
+    /// Every dependency's local file (a URL's fetched first), each checked against its digest, in order:
+    /// a mismatch is reported before anything is unpacked.
+    func verifiedFiles(_ dependencies: [Imagefile.Dependency]) async throws(BuildError) -> [VerifiedFile] {
+        var files: [VerifiedFile] = []
+        for dependency in dependencies {
             files.append(try await localFile(for: dependency))
         }
+        return files
+    }
+
+    /// The verified files unpacked in order into one tree (a later artefact's file replaces an earlier one's).
+    func read(_ files: [VerifiedFile]) throws(BuildError) -> LayerTree {
         let spool: Spool
         do { spool = try Spool() } catch { throw .layer(error) }
         var tree = LayerTree(spool: spool)
-        for (dependency, path, label) in files {
-            let importer = ArchiveImporter(label: label)
+        for file in files {
+            let importer = ArchiveImporter(label: file.label)
             do {
-                if isDebianPackage(dependency) {
-                    try importer.importDebianPackage(at: path, into: &tree)
+                if isDebianPackage(file.dependency) {
+                    try importer.importDebianPackage(at: file.path, into: &tree)
                 } else {
-                    try importer.importArchive(at: path, under: dependency.destination, into: &tree)
+                    try importer.importArchive(at: file.path, under: file.dependency.destination, into: &tree)
                 }
             } catch {
-                throw .entry(dependency.location, error.description)
+                throw .entry(file.dependency.location, error.description)
             }
         }
-        do { _ = try tree.finalizedEntries() } catch { throw .entry(imagefile.dependencies[0].location, error.description) }
+        do { _ = try tree.finalizedEntries() } catch { throw .entry(files[0].dependency.location, error.description) }
         return tree
     }
 
@@ -44,7 +57,7 @@ struct DependencyLayer {
     }
 
     /// The verified local file of a dependency, and its label for messages.
-    private func localFile(for dependency: Imagefile.Dependency) async throws(BuildError) -> (Imagefile.Dependency, String, String) {
+    private func localFile(for dependency: Imagefile.Dependency) async throws(BuildError) -> VerifiedFile {
         switch dependency.source {
         case .deb(let relative), .archive(let relative):
             let path = relative.hasPrefix("/") ? relative : imagefile.contextDirectory + "/" + relative
@@ -58,13 +71,13 @@ struct DependencyLayer {
             guard actual == dependency.sha256 else {
                 throw .dependencyMismatch(dependency.location, source: relative, expected: dependency.sha256, actual: actual)
             }
-            return (dependency, path, relative)
+            return VerifiedFile(dependency: dependency, path: path, label: relative)
         case .url(let url):
             let fetcher = DependencyFetcher(cacheDirectory: cacheDirectory)
             do {
                 let path = try await fetcher.file(url: url, digest: dependency.sha256)
                 progress("dependency \(url): \(dependency.sha256)")
-                return (dependency, path, url)
+                return VerifiedFile(dependency: dependency, path: path, label: url)
             } catch {
                 switch error {
                 case .mismatch(let actual):

@@ -28,6 +28,8 @@ public struct Copier: Sendable {
     public var parallelism = 4
     /// Also copy the artifacts that refer to the image (signatures, SBOMs, attestations).
     public var carryReferrers = true
+    /// Copy only the image for this platform when the source is an index (an image manifest is copied as it is).
+    public var platform: Platform?
     /// One line per step, for people.
     public var progress: @Sendable (String) -> Void
     /// Bytes of a blob streamed so far, and its size (for progress bars).
@@ -41,7 +43,8 @@ public struct Copier: Sendable {
 
     /// Copies the image `reference` names; tags it `tag` at the destination, or keeps it untagged if nil.
     public func copy(_ reference: ManifestReference, tag: String?) async throws -> CopyResult {
-        let (root, rootData) = try await source.manifest(reference)
+        var (root, rootData) = try await source.manifest(reference)
+        if let platform { (root, rootData) = try await platformImage(platform, of: root, rootData, tag: tag) }
         if let tag, let existing = try await destination.taggedDigest(tag), existing != root.digest {
             throw DistributionError.tagImmutable(destination: destination.displayName, tag: tag, existing: existing, requested: root.digest)
         }
@@ -87,9 +90,38 @@ public struct Copier: Sendable {
         } else {
             try await destination.keep(root)
         }
-        if carryReferrers { result.referrersCopied = try await copyReferrers(of: root.digest) }
+        if carryReferrers {
+            // A multi-platform image's SBOMs refer to each platform's image, not to the index.
+            for digest in [root.digest] + manifests.map(\.0.digest) { result.referrersCopied += try await copyReferrers(of: digest) }
+        }
         progress("\(tag.map { "\(destination.displayName):\($0)" } ?? destination.displayName) \(root.digest): \(result.blobsSent) blob(s) sent (\(result.bytesSent) bytes), \(result.blobsSkipped) already there")
         return result
+    }
+
+    /// The image for `platform` of the root: the index's image for it, or the root itself when it is an
+    /// image of that platform (anything else is refused, as an index without it is).
+    private func platformImage(_ platform: Platform, of root: Descriptor, _ data: Data, tag: String?) async throws -> (Descriptor, Data) {
+        let parsed: AnyManifest
+        do { parsed = try AnyManifest(decoding: data) } catch {
+            throw DistributionError.invalidLocation(source.displayName, reason: "manifest \(root.digest): \(error)")
+        }
+        switch parsed {
+        case .index(let index):
+            guard let child = index.image(for: platform) else {
+                throw DistributionError.platformMissing(source.displayName, platform: platform, offered: index.platforms)
+            }
+            progress("note: only the \(platform) image of \(root.digest) is copied, as \(child.digest)\(tag.map { "; \($0) names it there, not the index" } ?? ""); "
+                     + "what refers to the index (its signature, its test record) stays behind")
+            return try await source.manifest(.digest(child.digest))
+        case .image(let image):
+            let config = try await source.smallBlob(image.config)
+            let own: Platform
+            do { own = try JSONDecoder().decode(ImageConfig.self, from: config).platform } catch {
+                throw DistributionError.invalidLocation(source.displayName, reason: "config \(image.config.digest): \(error)")
+            }
+            guard own.matches(platform) else { throw DistributionError.platformMissing(source.displayName, platform: platform, offered: [own]) }
+            return (root, data)
+        }
     }
 
     /// Copies every artifact that refers to `subject`, with its blobs; returns how many.

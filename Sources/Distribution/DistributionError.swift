@@ -28,6 +28,8 @@ public enum DistributionError: Error, CustomStringConvertible {
     case untrustedCertificate(registry: String, detail: String)
     /// Plain HTTP to a host that is not this machine, without --insecure.
     case insecureRefused(String)
+    /// A platform was asked of an index that has no image for it.
+    case platformMissing(String, platform: Platform, offered: [Platform])
 
     public var description: String {
         switch self {
@@ -53,6 +55,8 @@ public enum DistributionError: Error, CustomStringConvertible {
             return error.description
         case let .untrustedCertificate(registry, detail):
             return "\(registry)'s TLS certificate is not trusted (\(detail)): trust the CA that signed it; certificate checks are never skipped"
+        case let .platformMissing(source, platform, offered):
+            return "\(source) has no image for \(platform): it has \(offered.isEmpty ? "no platform" : offered.map(\.description).joined(separator: ", ")); pick one of those with --platform, or leave --platform out to copy them all"
         case let .insecureRefused(url):
             return "'\(url)' is plain HTTP to another machine: use HTTPS (verified against the system's trust store or a CA given for it), or allow plain HTTP to it explicitly"
         }

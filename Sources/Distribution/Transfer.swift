@@ -9,6 +9,8 @@ public struct Transfer: Sendable {
     public var progress: @Sendable (String) -> Void
     /// Also copy the artifacts that refer to the image (signatures, SBOMs, attestations).
     public var carryReferrers = true
+    /// Copy only the image for this platform of a multi-platform image (its own digest travels, not the index's).
+    public var platform: Platform?
     /// Bytes of a blob streamed so far, and its size.
     public var onBytes: @Sendable (Digest, Int64, Int64) -> Void = { _, _, _ in }
 
@@ -39,6 +41,7 @@ public struct Transfer: Sendable {
             var copier = Copier(source: source, destination: destination, progress: progress)
             copier.onBytes = onBytes
             copier.carryReferrers = carryReferrers
+            copier.platform = platform
             return try await copier.copy(reference, tag: tag)
         }
         result.tag = tag

@@ -51,14 +51,54 @@ public struct ImageTester: Sendable {
     /// The most bytes of a file a `contains` check reads.
     public static let containsLimit = 16 << 20
 
+    /// Runs `suite` against an image manifest, or against every image of an index: its config and file
+    /// checks on each platform's image (each check named with its platform), its commands on the image
+    /// of the host's platform, the only one they can run on.
     public func run(_ suite: ImageTestSuite, image: Digest) async throws -> TestReport {
-        guard case .image(let manifest) = try store.manifest(image).manifest else {
-            throw RuntimeError.setupFailed(instance: "tests", reason: "\(image) is not an image manifest")
+        switch try store.manifest(image).manifest {
+        case .image(let manifest):
+            return TestReport(image: image, results: try await run(suite, manifest: manifest, digest: image, commands: true))
+        case .index(let index):
+            // Every entry is tested or refused, none passed over: buildx's attestations (platform
+            // unknown/unknown) are the only entries that are not images to test.
+            let images = index.manifests.filter { $0.platform?.os != "unknown" }
+            for entry in images where !MediaType.isImageManifest(entry.mediaType) || entry.platform == nil {
+                throw RuntimeError.setupFailed(instance: "tests", reason: "the index \(image) lists \(entry.digest) (\(entry.mediaType)) without a platform or not as an image manifest: only an index of images, each with its platform, can be tested")
+            }
+            guard !images.isEmpty else { throw RuntimeError.setupFailed(instance: "tests", reason: "the index \(image) holds no image manifest with a platform") }
+            let host = images.first { $0.platform!.matches(Platform.host) }
+            if !suite.commands.isEmpty && host == nil {
+                throw RuntimeError.setupFailed(instance: "tests", reason: "the image has no \(Platform.host) image to run its command tests on (it has \(images.map { $0.platform!.description }.joined(separator: ", "))): command tests run on this machine's platform only; build \(Platform.host) too, or test on a machine of one of those platforms")
+            }
+            var results: [TestReport.Result] = []
+            for child in images {
+                guard case .image(let manifest) = try store.manifest(child.digest).manifest else {
+                    throw RuntimeError.setupFailed(instance: "tests", reason: "\(child.digest) in the index \(image) is not an image manifest")
+                }
+                let platform = child.platform!.description
+                var platformResults = try await run(suite, manifest: manifest, digest: child.digest, commands: child == host)
+                if child != host {
+                    // Said, not left out: a record of this run must not read as if the commands ran here.
+                    platformResults += suite.commands.map { .init(check: "command \($0.run) not run: commands run on \(Platform.host) only", passed: true) }
+                }
+                results += platformResults.map { result in
+                    var named = result
+                    named.check = "\(platform): \(result.check)"
+                    return named
+                }
+            }
+            return TestReport(image: image, results: results)
         }
+    }
+
+    /// The suite's results on one image manifest; its commands only when `commands`.
+    private func run(_ suite: ImageTestSuite, manifest: ImageManifest, digest image: Digest, commands: Bool) async throws -> [TestReport.Result] {
+        var suite = suite
+        if !commands { suite.commands = [] }
         let config = try store.imageConfig(manifest.config.digest).config
         var results: [TestReport.Result] = []
         if let check = suite.config { results += configResults(check, config) }
-        guard !suite.files.isEmpty || !suite.commands.isEmpty else { return TestReport(image: image, results: results) }
+        guard !suite.files.isEmpty || !suite.commands.isEmpty else { return results }
 
         let work = NSTemporaryDirectory() + "imgbuild-test-\(image.hex.prefix(12))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let rootfs = work + "/rootfs"
@@ -88,7 +128,7 @@ public struct ImageTester: Sendable {
                 }
             }
         }
-        return TestReport(image: image, results: results)
+        return results
     }
 
     func configResults(_ check: ImageTestSuite.ConfigCheck, _ config: ImageConfig) -> [TestReport.Result] {

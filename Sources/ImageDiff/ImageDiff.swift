@@ -113,9 +113,8 @@ public struct ImageDiff: Encodable, Sendable, Equatable {
         init(_ reference: Reference, store: Store) throws {
             var descriptor = try store.resolve(reference)
             if case .index(let index) = try store.manifest(descriptor.digest).manifest {
-                let host = Platform.host
-                guard let child = index.manifests.first(where: { $0.platform?.os == host.os && $0.platform?.architecture == host.architecture }) else {
-                    throw ImageDiffError.noPlatform(reference: "\(reference)", platform: host.description)
+                guard let child = index.image(for: Platform.host) else {
+                    throw ImageDiffError.noPlatform(reference: "\(reference)", platform: Platform.host.description)
                 }
                 descriptor = child
             }

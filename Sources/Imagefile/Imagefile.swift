@@ -14,8 +14,11 @@ public struct Imagefile: Sendable {
     public var name: RepositoryName
     public var version: Version
     public var base: Base
-    /// The target platform; nil means the host's.
+    /// The target platform of a one-platform image; nil means the host's (or the base's).
     public var platform: Platform?
+    /// The platforms of a multi-platform image (`platforms:`), in the Imagefile's order: the version then
+    /// tags an OCI image index with one image manifest per platform. Nil for a one-platform image.
+    public var platforms: [Platform]?
     /// The timestamp of every file and of the config's `created`, if the Imagefile fixes it.
     public var sourceDateEpoch: Int64?
     public var dependencies: [Dependency]
@@ -46,7 +49,23 @@ public struct Imagefile: Sendable {
         public var sha256: Digest
         /// Where the archive's contents go in the image (a layer path, "" for the root).
         public var destination: String
+        /// The one platform whose image gets this dependency; nil for every platform.
+        public var platform: Platform?
         public var location: SourceLocation
+
+        /// Whether the image for `target` gets this dependency.
+        public func applies(to target: Platform) -> Bool {
+            platform.map { $0.matches(target) } ?? true
+        }
+    }
+
+    /// The most platforms one Imagefile builds (imgdeploy reads at most 64 entries of an index).
+    public static let maxPlatforms = 64
+
+    /// The platforms the version is built for: `platforms`, else the one `platform` (nil: decided by the
+    /// base or the host).
+    public var targets: [Platform?] {
+        platforms ?? [platform]
     }
 
     /// A `copy` entry of the `runtime` or `code` section.

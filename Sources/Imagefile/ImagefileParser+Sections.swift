@@ -37,27 +37,66 @@ extension NodeReader {
         }
         var platform: Platform?
         if let node = keys["platform"]?.value {
-            let text = try nonEmptyString(node, what: "'platform'")
-            guard let parsed = Platform(parsing: text) else { throw self.error(node, "'platform' must be os/architecture[/variant], e.g. linux/amd64, not '\(text)'") }
-            platform = parsed
+            platform = try self.platform(node, what: "'platform'")
+        }
+        let platforms = try keys["platforms"].map { entry throws(ImagefileError) in
+            if let single = keys["platform"]?.value {
+                throw self.error(single, "'platform' and 'platforms' cannot both be given: list every platform under 'platforms'")
+            }
+            return try self.platforms(entry.value)
         }
         let epoch = try keys["sourceDateEpoch"].map { entry throws(ImagefileError) in
             try integer(entry.value, what: "'sourceDateEpoch'", range: 0...253_402_300_799)
         }
-        let dependencies = try keys["dependencies"].map { entry throws(ImagefileError) in try self.dependencies(entry.value) } ?? []
+        let dependencies = try keys["dependencies"].map { entry throws(ImagefileError) in
+            try self.dependencies(entry.value, targets: platforms ?? platform.map { [$0] })
+        } ?? []
         let runtime = try keys["runtime"].map { entry throws(ImagefileError) in try copies(entry.value, section: "runtime") } ?? []
         let code = try keys["code"].map { entry throws(ImagefileError) in try copies(entry.value, section: "code") } ?? []
         let config = try keys["config"].map { entry throws(ImagefileError) in try runConfig(entry.value) } ?? Imagefile.RunConfig()
         let tests = try keys["tests"].map { entry throws(ImagefileError) in try testSuite(entry.value) } ?? ImageTestSuite()
         return Imagefile(path: file, contextDirectory: contextDirectory, name: name, version: version, base: base,
-                         platform: platform, sourceDateEpoch: epoch, dependencies: dependencies, runtime: runtime,
+                         platform: platform, platforms: platforms, sourceDateEpoch: epoch, dependencies: dependencies, runtime: runtime,
                          code: code, config: config, tests: tests)
     }
 
-    func dependencies(_ node: Node) throws(ImagefileError) -> [Imagefile.Dependency] {
+    /// `os/architecture[/variant]`.
+    func platform(_ node: Node, what: String) throws(ImagefileError) -> Platform {
+        let text = try nonEmptyString(node, what: what)
+        // The kernel's and Debian's names are not the ones images use: say which is meant.
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        if parts.count >= 2, let goName = ["x86_64": "amd64", "aarch64": "arm64", "armhf": "arm/v7", "i386": "386", "i686": "386"][String(parts[1])] {
+            throw error(node, "'\(parts[1])' is not an image architecture name: write \(parts[0])/\(goName) (images use Go's names)")
+        }
+        guard let parsed = Platform(parsing: text) else {
+            throw error(node, "\(what) must be os/architecture[/variant] in lowercase letters and digits, e.g. linux/amd64, not '\(text)'")
+        }
+        return parsed
+    }
+
+    /// The `platforms` list: at least one, none twice (`linux/arm64` and `linux/arm64/v8` are one).
+    func platforms(_ node: Node) throws(ImagefileError) -> [Platform] {
+        var result: [Platform] = []
+        let items = try sequence(node, what: "'platforms'")
+        guard !items.isEmpty else { throw error(node, "'platforms' is empty: list the platforms to build, e.g. [linux/amd64, linux/arm64]") }
+        guard items.count <= Imagefile.maxPlatforms else {
+            throw error(node, "'platforms' lists \(items.count) platforms; an image has at most \(Imagefile.maxPlatforms) (imgdeploy and registries refuse larger indexes)")
+        }
+        for item in items {
+            let platform = try self.platform(item, what: "a platform")
+            if let earlier = result.first(where: { $0.matches(platform) }) {
+                throw error(item, "the platform \(platform) is listed twice (as \(earlier) before): each platform is built once")
+            }
+            result.append(platform)
+        }
+        return result
+    }
+
+    /// `targets`: the platforms the Imagefile names, if it names any; a dependency for another is refused.
+    func dependencies(_ node: Node, targets: [Platform]?) throws(ImagefileError) -> [Imagefile.Dependency] {
         var result: [Imagefile.Dependency] = []
         for item in try sequence(node, what: "'dependencies'") {
-            let keys = try mapping(item, allowed: ["deb", "archive", "url", "sha256", "to"], what: "a dependency")
+            let keys = try mapping(item, allowed: ["deb", "archive", "url", "sha256", "to", "platform"], what: "a dependency")
             let kinds = ["deb", "archive", "url"].filter { keys[$0] != nil }
             guard kinds.count == 1 else {
                 throw error(item, "a dependency needs exactly one of 'deb', 'archive' or 'url' (found \(kinds.isEmpty ? "none" : kinds.joined(separator: ", ")))")
@@ -87,7 +126,15 @@ extension NodeReader {
                 }
                 source = .url(url)
             }
-            result.append(Imagefile.Dependency(source: source, sha256: digest, destination: destination, location: location(item)!))
+            var platform: Platform?
+            if let platformNode = keys["platform"]?.value {
+                let wanted = try self.platform(platformNode, what: "'platform'")
+                if let targets, !targets.contains(where: { $0.matches(wanted) }) {
+                    throw error(platformNode, "this dependency is for \(wanted), which is not built (the Imagefile builds \(targets.map(\.description).joined(separator: ", "))): add it to 'platforms' or remove the dependency")
+                }
+                platform = wanted
+            }
+            result.append(Imagefile.Dependency(source: source, sha256: digest, destination: destination, platform: platform, location: location(item)!))
         }
         return result
     }

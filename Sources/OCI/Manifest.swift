@@ -31,6 +31,16 @@ public struct ImageIndex: Codable, Hashable, Sendable {
         self.manifests = manifests
         self.annotations = annotations
     }
+
+    /// The first image manifest the index lists for `platform` (see ``Platform/matches(_:)``).
+    public func image(for platform: Platform) -> Descriptor? {
+        manifests.first { $0.platform.map(platform.matches) == true && MediaType.isImageManifest($0.mediaType) }
+    }
+
+    /// The platforms of the index's image manifests, in its order.
+    public var platforms: [Platform] {
+        manifests.compactMap { MediaType.isImageManifest($0.mediaType) ? $0.platform : nil }
+    }
 }
 
 /// The `oci-layout` file at the root of an OCI image layout.

@@ -20,6 +20,9 @@ public enum MediaType {
 
     /// Whether a descriptor of this media type points at a manifest or an index.
     public static func isManifest(_ mediaType: String) -> Bool { manifestTypes.contains(mediaType) }
+
+    /// An image manifest (OCI's or Docker's), not an index.
+    public static func isImageManifest(_ mediaType: String) -> Bool { mediaType == imageManifest || mediaType == dockerManifest }
 }
 
 /// Annotation keys predefined by the OCI image spec.

@@ -15,12 +15,21 @@ public struct Platform: Codable, Hashable, Sendable, CustomStringConvertible {
         [os, architecture, variant].compactMap { $0 }.joined(separator: "/")
     }
 
-    /// Parses `os/architecture[/variant]`; returns nil when a part is missing or empty.
+    /// Parses `os/architecture[/variant]`; returns nil when a part is missing or empty, or holds anything
+    /// but lowercase ASCII letters and digits (Go's names are all such, and a runtime compares them as bytes:
+    /// `Linux/AMD64` would be a platform no machine picks).
     public init?(parsing string: String) {
         let parts = string.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard (2...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber } })
+        guard (2...3).contains(parts.count),
+              parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) } })
         else { return nil }
         self.init(os: parts[0], architecture: parts[1], variant: parts.count == 3 ? parts[2] : nil)
+    }
+
+    /// Whether `other` names the same platform: the same OS and architecture, and the same variant when
+    /// both name one (`linux/arm64` and `linux/arm64/v8` are one platform, as image indexes use them).
+    public func matches(_ other: Platform) -> Bool {
+        os == other.os && architecture == other.architecture && (variant == nil || other.variant == nil || variant == other.variant)
     }
 
     /// The platform of the machine this program runs on.

@@ -38,6 +38,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     /// A repository name with a component that a repository's own folder uses (`team/tags` would be
     /// the tags folder of `team`).
     case reservedRepositoryName(String, component: String)
+    /// A platform was asked of an image that has no image for it (an index without it, or an image of another).
+    case platformNotInImage(Digest, platform: Platform, offered: [Platform])
 
     public var description: String {
         switch self {
@@ -75,6 +77,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             return "'\(text)' is not a version: \(reason)"
         case let .reservedRepositoryName(name, component):
             return "'\(name)' cannot be a repository here: '\(component)' is a folder of every repository in the store (its parent's \(component)); rename that component"
+        case let .platformNotInImage(digest, platform, offered):
+            return "\(digest) has no image for \(platform): it has \(offered.isEmpty ? "no platform" : offered.map(\.description).joined(separator: ", ")); pick one of those with --platform"
         }
     }
 }

@@ -110,7 +110,9 @@ public struct ReleaseCache: Sendable {
             }
         }
         if policy.requireSBOM {
-            do { admission.sbom = try SBOMArtifact.check(image.digest, repository: image.name, in: store) } catch {
+            // A multi-platform image has an SBOM per platform's image: the one that runs here must have its own.
+            let described = (try? runnableManifest(image, store: store).1) ?? image.digest
+            do { admission.sbom = try SBOMArtifact.check(described, repository: image.name, in: store) } catch {
                 throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.requireSBOM is true)")
             }
         }
@@ -159,13 +161,12 @@ public struct ReleaseCache: Sendable {
             }
             return (manifest, image.digest)
         case .index(let index):
-            let architecture = Platform.host.architecture
-            guard let child = index.manifests.first(where: { $0.platform?.os == "linux" && $0.platform?.architecture == architecture }) else {
-                throw .notAnImage(image: "\(image)", reason: "its index has no linux/\(architecture) image for this machine")
+            guard let child = index.image(for: Platform.host) else {
+                throw .notAnImage(image: "\(image)", reason: "its index has no \(Platform.host) image for this machine")
             }
             do {
                 guard case .image(let manifest) = try store.manifest(child.digest).manifest else {
-                    throw ReleaseError.notAnImage(image: "\(image)", reason: "its linux/\(architecture) entry is not an image manifest")
+                    throw ReleaseError.notAnImage(image: "\(image)", reason: "its \(Platform.host) entry is not an image manifest")
                 }
                 return (manifest, child.digest)
             } catch let error as ReleaseError { throw error } catch {

@@ -16,12 +16,14 @@ struct ExportCommand: AsyncParsableCommand {
     var destination: String
 
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var platform: PlatformOption
 
     func run() async throws {
         guard destination.hasPrefix("oci:"), destination.count > 4 else {
             throw ValidationError("the destination must be oci:DIR (an OCI image layout folder), not '\(destination)'")
         }
-        let transfer = Transfer(storePath: storeOptions.store ?? Store.defaultPath(), options: RegistryOptions())
+        var transfer = Transfer(storePath: storeOptions.store ?? Store.defaultPath(), options: RegistryOptions())
+        transfer.platform = try platform.parsed()
         let source = try ImageLocation(parsing: reference.hasPrefix("store:") ? reference : "store:" + reference)
         let result = try await transfer.run(from: source, to: try ImageLocation(parsing: destination))
         print(result.descriptor.digest)

@@ -23,6 +23,8 @@ struct TransferOptions: ParsableArguments {
     @Flag(name: .customLong("no-referrers"), help: "Copy the image only, not the signatures, SBOMs and attestations that refer to it.")
     var noReferrers = false
 
+    @OptionGroup var platform: PlatformOption
+
     @Option(name: .customLong("chunk-size"), help: ArgumentHelp("Upload blobs larger than this many bytes in chunks of this size.", visibility: .hidden))
     var chunkSize: Int64?
 
@@ -58,6 +60,7 @@ struct TransferOptions: ParsableArguments {
                                 })
         transfer.onBytes = { digest, done, total in display.bytes(digest.description, done: done, total: total) }
         transfer.carryReferrers = !noReferrers
+        transfer.platform = try platform.parsed()
         defer { display.finish() }
         let result = try await transfer.run(from: from, to: to)
         if output.json {

@@ -81,20 +81,34 @@ struct SBOMCommand: ParsableCommand {
     @Argument(help: "NAME:VERSION or NAME@sha256:<hex>", completion: StoreCompletion.references) var reference: String
     @Flag(name: .long, help: "Print the document on standard output (the summary line then goes to standard error).") var print = false
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var platform: PlatformOption
 
     func run() throws {
-        let (reference, store, image) = try storeOptions.resolve(self.reference)
+        let (reference, store, root) = try storeOptions.resolve(self.reference)
+        // A multi-platform image has an SBOM per platform's image, as scanners read them: each has its own packages.
+        var images = [root]
+        if let platform = try platform.parsed() {
+            images = [try store.platformImage(root, platform: platform)]
+        } else if case .index(let index) = try store.manifest(root.digest).manifest {
+            // Each platform's image; not buildx's attestations (unknown/unknown), which hold no files.
+            images = index.manifests.filter { MediaType.isImageManifest($0.mediaType) && $0.platform != nil && $0.platform?.os != "unknown" }
+            if print && images.count != 1 {
+                throw ValidationError("\(reference) is a multi-platform image, with an SBOM per platform: pick one to print with --platform (\(index.platforms.map(\.description).joined(separator: ", ")))")
+            }
+        }
         let lease = try store.acquireWriteLease()
         defer { withExtendedLifetime(lease) {} }
-        let (artifact, document) = try SBOMArtifact.attach(image, repository: reference.name, in: store)
-        let summary = "sbom of \(reference.name)@\(image.digest): \(artifact.digest)"
-        // With --print, standard output carries the document alone (a pipe into jq or a validator), and
-        // the summary goes to standard error.
-        if print {
-            FileHandle.standardOutput.write(document + Data("\n".utf8))
-            printError(summary)
-        } else {
-            Swift.print(summary)
+        for image in images {
+            let (artifact, document) = try SBOMArtifact.attach(image, repository: reference.name, in: store)
+            let summary = "sbom of \(reference.name)@\(image.digest)\(image.platform.map { " (\($0))" } ?? ""): \(artifact.digest)"
+            // With --print, standard output carries the document alone (a pipe into jq or a validator), and
+            // the summary goes to standard error.
+            if print {
+                FileHandle.standardOutput.write(document + Data("\n".utf8))
+                printError(summary)
+            } else {
+                Swift.print(summary)
+            }
         }
     }
 }

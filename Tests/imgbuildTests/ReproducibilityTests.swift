@@ -7,10 +7,10 @@ import Testing
 struct ReproducibilityTests {
     /// Builds the same inputs, made two different ways, into two empty stores under different
     /// environments, and compares the manifest digests.
-    func buildTwice(compression: String, includeDeb: Bool, bigFile: Bool) throws -> (String, String) {
+    func buildTwice(compression: String, includeDeb: Bool, bigFile: Bool, multiPlatform: Bool = false) throws -> (String, String) {
         let archive = try TestContext.makeArchive()
-        let first = try TestContext.make(.first, archive: archive, includeDeb: includeDeb, bigFile: bigFile)
-        let second = try TestContext.make(.second, archive: archive, includeDeb: includeDeb, bigFile: bigFile)
+        let first = try TestContext.make(.first, archive: archive, includeDeb: includeDeb, bigFile: bigFile, multiPlatform: multiPlatform)
+        let second = try TestContext.make(.second, archive: archive, includeDeb: includeDeb, bigFile: bigFile, multiPlatform: multiPlatform)
         let storeA = makeTemporaryDirectory("store-a") + "/store"
         let storeB = makeTemporaryDirectory("store-b") + "/store"
         let a = try imgbuild(["build", first.directory, "--store", storeA, "--compression", compression, "--zstd-threads", "1"],
@@ -32,6 +32,12 @@ struct ReproducibilityTests {
     @Test("zstd: same digest, also with another thread count, over several zstd jobs")
     func zstdReproducible() throws {
         let (a, b) = try buildTwice(compression: "zstd", includeDeb: true, bigFile: true)
+        #expect(a == b)
+    }
+
+    @Test("multi-platform: the same index digest from differently made contexts, environments and stores, gzip and zstd", arguments: ["gzip", "zstd"])
+    func multiPlatformReproducible(compression: String) throws {
+        let (a, b) = try buildTwice(compression: compression, includeDeb: true, bigFile: false, multiPlatform: true)
         #expect(a == b)
     }
 

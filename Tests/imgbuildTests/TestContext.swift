@@ -15,18 +15,22 @@ struct TestContext {
 
     /// The Imagefile text; `includeDeb` adds the busybox package, `bigFile` a 24 MiB file that spans
     /// several zstd jobs.
-    static func imagefile(archive: String, sha256: String, includeDeb: Bool) -> String {
+    static func imagefile(archive: String, sha256: String, includeDeb: Bool, multiPlatform: Bool = false) -> String {
         var text = """
         name: repro/app
         version: 1.0.0
-        platform: linux/amd64
+        \(multiPlatform ? "platforms: [linux/amd64, linux/arm64]" : "platform: linux/amd64")
         dependencies:
 
         """
         if includeDeb {
+            text += "  - deb: \(busyboxDeb)\n    sha256: \(busyboxSHA256)\n" + (multiPlatform ? "    platform: linux/amd64\n" : "")
+        }
+        if includeDeb && multiPlatform {
             text += """
-              - deb: \(busyboxDeb)
-                sha256: \(busyboxSHA256)
+              - deb: \(repositoryRoot)/fixtures/debs/busybox-static-arm64.deb
+                sha256: 732c9135564fc71337e0e05fb4da4d11e6c28c1834bce3e405e575afef2a52f5
+                platform: linux/arm64
 
             """
         }
@@ -90,7 +94,7 @@ struct TestContext {
     }
 
     /// Creates the context in a new folder.
-    static func make(_ variant: Variant, archive: (path: String, sha256: String), includeDeb: Bool, bigFile: Bool) throws -> TestContext {
+    static func make(_ variant: Variant, archive: (path: String, sha256: String), includeDeb: Bool, bigFile: Bool, multiPlatform: Bool = false) throws -> TestContext {
         let directory = makeTemporaryDirectory(variant == .first ? "ctx-a" : "ctx-b")
         let umask = variant == .first ? "022" : "077"
         var files = TestContext.files(bigFile: bigFile)
@@ -118,7 +122,7 @@ struct TestContext {
         if variant == .second {
             try run("/bin/sh", ["-c", "umask \(umask); chmod -R g+w,o-rwx \(directory)/runtime; chmod 0700 \(directory)/code"])
         }
-        write(TestContext.imagefile(archive: archive.path, sha256: archive.sha256, includeDeb: includeDeb), to: directory + "/Imagefile")
+        write(TestContext.imagefile(archive: archive.path, sha256: archive.sha256, includeDeb: includeDeb, multiPlatform: multiPlatform), to: directory + "/Imagefile")
         return TestContext(directory: directory, archivePath: archive.path, archiveSHA256: archive.sha256)
     }
 

@@ -353,6 +353,39 @@ struct DeployTests {
         #expect(text.stdout.contains("why: ") && text.stdout.contains("404"), "\(text.stdout)")
     }
 
+    @Test("a multi-platform image deploys by its index digest: the host's platform runs, the index digest is what status and history name")
+    func multiPlatformByIndexDigest() throws {
+        let store = makeTemporaryDirectory("multi-deploy") + "/store"
+        let build = try imgbuild(["build", repositoryRoot + "/Imagefiles/hello-multiarch", "--store", store])
+        #expect(build.status == 0, "\(build.stderr)")
+        let index = build.lastLine
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        let spec = makeTemporaryDirectory("multi-spec") + "/release.yaml"
+        write("""
+        service: hello
+        image: hello-multiarch@\(index)
+        source: \(store)
+        replicas: 1
+        port: 8080
+        listen: 127.0.0.1:\(port)
+        runner: runc
+        stopTimeout: 1s
+        health: { path: /healthz, interval: 200ms, timeout: 1s, healthyAfter: 2, deadline: 15s }
+        verify: { requireSBOM: true }
+        """, to: spec)
+        // The SBOM asked for is that of the image that runs here, one platform's: none yet.
+        let refused = try daemon.command(["apply", spec])
+        #expect(refused.status != 0 && refused.stderr.contains("has no SBOM"), "\(refused.stderr)")
+        #expect(try imgbuild(["sbom", "hello-multiarch:1.0.0", "--store", store]).status == 0)
+        let apply = try daemon.command(["apply", spec])
+        #expect(apply.status == 0, "\(apply.stdout)\(apply.stderr)")
+        #expect(try frontPage(port).contains("hello-multiarch 1.0.0"))
+        let status = try daemon.status("hello")
+        #expect("\(status)".contains(index), "\(status)")
+    }
+
     @Test("an instance killed with SIGKILL is restarted, and the front keeps answering from the others")
     func killedInstanceRestarts() throws {
         let hello = try DeployTests.versions.get()
