@@ -189,7 +189,7 @@ let package = Package(
             "Distribution", "OCI", "Store", "CommandLineTesting", .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "OCI"]),
-        .testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store"]),
+        .testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store", "Attestations", "OCI"]),
         .testTarget(name: "DeployerCoreTests", dependencies: [
             "DeployerCore", "UnpackedReleases", "ReleaseSpec", "Runtime", "Store", "OCI", "Front", "LoadBalancer", "InstanceNetwork",
             "CommandLineTesting",

@@ -25,10 +25,11 @@ public enum TestResultsArtifact {
         }
     }
 
-    /// Checks that a test record refers to `image`, names its digest, and says it passed.
-    /// Returns the digest of the passing record found.
+    /// Checks that a test record refers to `image`, names its digest, and says it passed; with
+    /// `platform`, also that none of its tests was left unrun on that platform (a multi-platform image runs
+    /// its command tests on the tester's platform only). Returns the digest of the passing record found.
     @discardableResult
-    public static func check(_ image: Digest, repository: RepositoryName, in store: Store) throws(Failure) -> Digest {
+    public static func check(_ image: Digest, repository: RepositoryName, in store: Store, ranOn platform: Platform? = nil) throws(Failure) -> Digest {
         let candidates = ReferrerArtifact.referring(to: image, artifactType: artifactType, repository: repository, in: store)
         guard !candidates.isEmpty else { throw .missing("\(repository)@\(image)") }
         var reasons: [String] = []
@@ -40,6 +41,14 @@ public enum TestResultsArtifact {
             }
             guard document["image"] as? String == image.description else { reasons.append("\(digest): it records another image"); continue }
             guard document["passed"] as? Bool == true else { reasons.append("\(digest): the tests failed"); continue }
+            if let platform {
+                let results = document["results"] as? [[String: Any]] ?? []
+                let notRun = results.filter { $0["notRun"] as? Bool == true && ($0["platform"] as? String).flatMap(Platform.init(parsing:))?.matches(platform) == true }
+                guard notRun.isEmpty else {
+                    reasons.append("\(digest): \(notRun.count) command test(s) were not run on \(platform) (run `imgbuild test` on a \(platform) machine)")
+                    continue
+                }
+            }
             return digest
         }
         throw .rejected("\(repository)@\(image)", reasons)

@@ -159,5 +159,5 @@ public struct BuildPipeline: Sendable {
 
 extension TestReport.Result {
     /// `✓ check`, or `✗ check: what was found`.
-    public var line: String { "\(passed ? "✓" : "✗") \(check)\(actual.map { ": \($0)" } ?? "")" }
+    public var line: String { "\(notRun ? "–" : passed ? "✓" : "✗") \(check)\(actual.map { ": \($0)" } ?? "")" }
 }

@@ -23,6 +23,9 @@ public enum BuildError: Error, CustomStringConvertible {
     case unusableBase(imagefile: String, base: String, reason: String, cause: (any Error)? = nil)
     /// The image's platform is not its base image's.
     case platformMismatch(imagefile: String, platform: Platform, base: Platform)
+    /// A multi-platform Imagefile has command tests but does not build this machine's platform, the only
+    /// one they can run on.
+    case commandTestsNeedHost(imagefile: String, host: Platform)
     /// The image's config or manifest could not be encoded.
     case imageNotEncoded(reason: String)
     /// The store refused or failed.
@@ -48,6 +51,8 @@ public enum BuildError: Error, CustomStringConvertible {
             return "\(imagefile): base image \(base) is not usable: \(reason)"
         case let .platformMismatch(imagefile, platform, base):
             return "\(imagefile): platform \(platform) differs from the base image's \(base)"
+        case let .commandTestsNeedHost(imagefile, host):
+            return "\(imagefile): the tests have commands, which run on this machine's platform (\(host)) only, and 'platforms' does not build it: add \(host) to 'platforms', or build on a machine of a platform that is built"
         case let .imageNotEncoded(reason):
             return "cannot encode the image's config or manifest: \(reason)"
         case let .store(error):

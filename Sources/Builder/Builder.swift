@@ -308,14 +308,14 @@ public struct Builder: Sendable {
             case .index(let reference, let store, let index):
                 let platform = wanted ?? Platform.host
                 let offered = index.platforms.map(\.description).joined(separator: ", ")
-                let candidates = index.manifests.filter { $0.platform.map(platform.matches) == true && MediaType.isImageManifest($0.mediaType) }
+                let candidates = index.images(for: platform)
                 guard let child = candidates.first else {
                     throw .unusableBase(imagefile: imagefile.path, base: "\(reference)",
                                         reason: "its index has no image for \(platform) (it has \(offered.isEmpty ? "no platform" : offered)): build the base for \(platform) too, or build only for platforms it has ('platform' or 'platforms')")
                 }
                 guard candidates.count == 1 else {
                     throw .unusableBase(imagefile: imagefile.path, base: "\(reference)",
-                                        reason: "its index has \(candidates.count) images for \(platform) (it has \(offered)): name the variant, e.g. \(candidates.compactMap(\.platform).map(\.description).joined(separator: " or "))")
+                                        reason: "its index has \(candidates.count) images for \(platform) (it has \(offered)): name the platform with its variant in 'platform' or 'platforms', or name one image as base by its digest (\(candidates.map(\.digest.description).joined(separator: ", ")))")
                 }
                 let image = try loadImage(child.digest, reference: reference, in: store, imagefile: imagefile)
                 // The entry's label is the index's word; the image's own config has the last say.
@@ -323,8 +323,12 @@ public struct Builder: Sendable {
                     throw .unusableBase(imagefile: imagefile.path, base: "\(reference)",
                                         reason: "its index lists \(child.digest) as \(platform), but that image's config says \(image.config.platform)")
                 }
-                targets.append(Target(platform: platform, base: image))
+                // Unnamed, the platform is the base's image's own, as with a one-platform base.
+                targets.append(Target(platform: wanted ?? image.config.platform, base: image))
             }
+        }
+        if imagefile.platforms != nil, !imagefile.tests.commands.isEmpty, !targets.contains(where: { $0.platform.matches(Platform.host) }) {
+            throw .commandTestsNeedHost(imagefile: imagefile.path, host: Platform.host)
         }
         for dependency in imagefile.dependencies {
             guard let platform = dependency.platform, !targets.contains(where: { dependency.applies(to: $0.platform) }) else { continue }

@@ -12,18 +12,42 @@ public struct TestReport: Sendable, Codable, Equatable {
         public var passed: Bool
         /// What was found, when the check failed.
         public var actual: String?
+        /// The platform of the image checked, in a multi-platform image's report.
+        public var platform: String?
+        /// A command test that was not run (on a platform other than the host's): neither passed nor
+        /// failed, and said so in the record, so that no deployer of that platform takes it for a pass.
+        public var notRun = false
+
+        public init(check: String, passed: Bool, actual: String? = nil, platform: String? = nil, notRun: Bool = false) {
+            self.check = check
+            self.passed = passed
+            self.actual = actual
+            self.platform = platform
+            self.notRun = notRun
+        }
     }
 
     public var image: Digest
     public var results: [Result]
+
+    public init(image: Digest, results: [Result]) {
+        self.image = image
+        self.results = results
+    }
+
     public var passed: Bool { results.allSatisfy(\.passed) }
     public var failures: [Result] { results.filter { !$0.passed } }
+    /// The checks that ran (and passed or failed), not those left for another platform.
+    public var checksRun: Int { results.filter { !$0.notRun }.count }
 
-    /// The report as the test record keeps it: `{"image", "passed", "results"}`, sorted keys.
+    /// The report as the test record keeps it: `{"image", "passed", "results"}`, sorted keys; a result
+    /// of a multi-platform image names its `platform`, and a command left for another platform is `notRun`.
     public func document() throws -> Data {
         let results = self.results.map { result -> [String: Any] in
             var entry: [String: Any] = ["check": result.check, "passed": result.passed]
             if let actual = result.actual { entry["actual"] = actual }
+            if let platform = result.platform { entry["platform"] = platform }
+            if result.notRun { entry["notRun"] = true }
             return entry
         }
         return try JSONSerialization.data(withJSONObject: ["image": image.description, "passed": passed, "results": results],
@@ -60,8 +84,8 @@ public struct ImageTester: Sendable {
             return TestReport(image: image, results: try await run(suite, manifest: manifest, digest: image, commands: true))
         case .index(let index):
             // Every entry is tested or refused, none passed over: buildx's attestations (platform
-            // unknown/unknown) are the only entries that are not images to test.
-            let images = index.manifests.filter { $0.platform?.os != "unknown" }
+            // unknown/unknown, annotated as such) are the only entries that are not images to test.
+            let images = index.manifests.filter { $0.annotations?["vnd.docker.reference.type"] != "attestation-manifest" }
             for entry in images where !MediaType.isImageManifest(entry.mediaType) || entry.platform == nil {
                 throw RuntimeError.setupFailed(instance: "tests", reason: "the index \(image) lists \(entry.digest) (\(entry.mediaType)) without a platform or not as an image manifest: only an index of images, each with its platform, can be tested")
             }
@@ -79,11 +103,14 @@ public struct ImageTester: Sendable {
                 var platformResults = try await run(suite, manifest: manifest, digest: child.digest, commands: child == host)
                 if child != host {
                     // Said, not left out: a record of this run must not read as if the commands ran here.
-                    platformResults += suite.commands.map { .init(check: "command \($0.run) not run: commands run on \(Platform.host) only", passed: true) }
+                    platformResults += suite.commands.map {
+                        .init(check: "command \($0.run) not run: commands run on \(Platform.host) only", passed: true, notRun: true)
+                    }
                 }
                 results += platformResults.map { result in
                     var named = result
                     named.check = "\(platform): \(result.check)"
+                    named.platform = platform
                     return named
                 }
             }

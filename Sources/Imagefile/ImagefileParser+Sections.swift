@@ -49,7 +49,7 @@ extension NodeReader {
             try integer(entry.value, what: "'sourceDateEpoch'", range: 0...253_402_300_799)
         }
         let dependencies = try keys["dependencies"].map { entry throws(ImagefileError) in
-            try self.dependencies(entry.value, targets: platforms ?? platform.map { [$0] })
+            try self.dependencies(entry.value, targets: platforms ?? platform.map { [$0] }, singlePlatform: platforms == nil)
         } ?? []
         let runtime = try keys["runtime"].map { entry throws(ImagefileError) in try copies(entry.value, section: "runtime") } ?? []
         let code = try keys["code"].map { entry throws(ImagefileError) in try copies(entry.value, section: "code") } ?? []
@@ -93,7 +93,7 @@ extension NodeReader {
     }
 
     /// `targets`: the platforms the Imagefile names, if it names any; a dependency for another is refused.
-    func dependencies(_ node: Node, targets: [Platform]?) throws(ImagefileError) -> [Imagefile.Dependency] {
+    func dependencies(_ node: Node, targets: [Platform]?, singlePlatform: Bool = false) throws(ImagefileError) -> [Imagefile.Dependency] {
         var result: [Imagefile.Dependency] = []
         for item in try sequence(node, what: "'dependencies'") {
             let keys = try mapping(item, allowed: ["deb", "archive", "url", "sha256", "to", "platform"], what: "a dependency")
@@ -130,7 +130,8 @@ extension NodeReader {
             if let platformNode = keys["platform"]?.value {
                 let wanted = try self.platform(platformNode, what: "'platform'")
                 if let targets, !targets.contains(where: { $0.matches(wanted) }) {
-                    throw error(platformNode, "this dependency is for \(wanted), which is not built (the Imagefile builds \(targets.map(\.description).joined(separator: ", "))): add it to 'platforms' or remove the dependency")
+                    let remedy = singlePlatform ? "list both under 'platforms' instead of 'platform'" : "add it to 'platforms'"
+                    throw error(platformNode, "this dependency is for \(wanted), which is not built (the Imagefile builds \(targets.map(\.description).joined(separator: ", "))): \(remedy), or remove the dependency")
                 }
                 platform = wanted
             }

@@ -32,9 +32,17 @@ public struct ImageIndex: Codable, Hashable, Sendable {
         self.annotations = annotations
     }
 
-    /// The first image manifest the index lists for `platform` (see ``Platform/matches(_:)``).
+    /// The image manifests the index lists for `platform` (see ``Platform/matches(_:)``): those whose
+    /// platform is exactly it, if any, else those that match it (a variant on one side only).
+    public func images(for platform: Platform) -> [Descriptor] {
+        let candidates = manifests.filter { $0.platform.map(platform.matches) == true && MediaType.isImageManifest($0.mediaType) }
+        let exact = candidates.filter { $0.platform == platform }
+        return exact.isEmpty ? candidates : exact
+    }
+
+    /// The image manifest the index lists for `platform`: the exact one, else the first that matches.
     public func image(for platform: Platform) -> Descriptor? {
-        manifests.first { $0.platform.map(platform.matches) == true && MediaType.isImageManifest($0.mediaType) }
+        images(for: platform).first
     }
 
     /// The platforms of the index's image manifests, in its order.

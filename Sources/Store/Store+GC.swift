@@ -34,10 +34,22 @@ extension Store {
     public func collectGarbage(forgetting images: Set<Digest> = [], dryRun: Bool = false, onWait: () throws(StoreError) -> Void = {}) throws(StoreError) -> GCReport {
         let lease = try acquireExclusiveLease(onWait: onWait)
         defer { withExtendedLifetime(lease) {} }
-        // A multi-platform image's SBOMs refer to its platforms' images: forgetting the index forgets those too.
+        // A multi-platform image's SBOMs refer to its platforms' images: forgetting the index forgets what
+        // refers to those too, unless something kept (a tag, another pin, another index) still reaches them.
         var images = images
+        var children = Set<Digest>()
         for digest in images {
-            if case .index(let index)? = try? manifest(digest).manifest { images.formUnion(index.manifests.map(\.digest)) }
+            if case .index(let index)? = try? manifest(digest).manifest { children.formUnion(index.manifests.map(\.digest)) }
+        }
+        children.subtract(images)
+        if !children.isEmpty {
+            var kept = Set<Digest>()
+            var ignored: [String] = []
+            for repository in repositories() {
+                for (_, descriptor) in try tags(repository) { try mark(descriptor, into: &kept, warnings: &ignored) }
+                for descriptor in try pins(repository) where !images.contains(descriptor.digest) { try mark(descriptor, into: &kept, warnings: &ignored) }
+            }
+            images.formUnion(children.subtracting(kept))
         }
         var reachable = Set<Digest>()
         var report = GCReport()

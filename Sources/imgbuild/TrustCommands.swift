@@ -92,6 +92,7 @@ struct SBOMCommand: ParsableCommand {
         } else if case .index(let index) = try store.manifest(root.digest).manifest {
             // Each platform's image; not buildx's attestations (unknown/unknown), which hold no files.
             images = index.manifests.filter { MediaType.isImageManifest($0.mediaType) && $0.platform != nil && $0.platform?.os != "unknown" }
+            guard !images.isEmpty else { throw ValidationError("\(reference) is an index with no image of a platform to describe") }
             if print && images.count != 1 {
                 throw ValidationError("\(reference) is a multi-platform image, with an SBOM per platform: pick one to print with --platform (\(index.platforms.map(\.description).joined(separator: ", ")))")
             }
@@ -140,6 +141,7 @@ struct TestCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let record = try pipeline.recordPass(report, of: image, repository: reference.name, in: store)
-        print("passed: \(report.results.count) tests; recorded as \(record.digest)")
+        let notRun = report.results.count - report.checksRun
+        print("passed: \(report.checksRun) tests\(notRun > 0 ? " (\(notRun) left for another platform)" : ""); recorded as \(record.digest)")
     }
 }

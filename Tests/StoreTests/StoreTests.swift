@@ -228,10 +228,22 @@ struct StoreTests {
             return Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(data), size: Int64(data.count),
                               platform: Platform(os: "linux", architecture: architecture))
         }
-        let amd64 = try image("amd64"), arm64 = try image("arm64")
+        let amd64 = try image("amd64"), arm64 = try image("arm64"), s390x = try image("s390x")
         let indexData = try CanonicalJSON.encode(ImageIndex(manifests: [amd64, arm64]))
         let index = Descriptor(mediaType: MediaType.imageIndex, digest: try store.writeBlob(indexData), size: Int64(indexData.count))
         try store.pin(name, index)
+        // Another index, kept, shares the s390x image with a third one that is forgotten: that image's SBOM stays.
+        let keptData = try CanonicalJSON.encode(ImageIndex(manifests: [s390x]))
+        let kept = Descriptor(mediaType: MediaType.imageIndex, digest: try store.writeBlob(keptData), size: Int64(keptData.count))
+        try store.pin(name, kept)
+        let sharingData = try CanonicalJSON.encode(ImageIndex(manifests: [s390x], annotations: ["another": "index"]))
+        let sharing = Descriptor(mediaType: MediaType.imageIndex, digest: try store.writeBlob(sharingData), size: Int64(sharingData.count))
+        try store.pin(name, sharing)
+        let keptSBOMData = try CanonicalJSON.encode(ImageManifest(config: Descriptor(mediaType: "application/spdx+json", digest: try store.writeBlob(Data("{}".utf8)), size: 2),
+                                                                  layers: [], subject: s390x))
+        let keptSBOM = Descriptor(mediaType: MediaType.imageManifest, digest: try store.writeBlob(keptSBOMData), size: Int64(keptSBOMData.count))
+        try store.addReferrer(name, subject: s390x.digest, referrer: keptSBOM)
+        try store.setArtifactTag(name, "sha256-\(s390x.digest.hex).sbom", keptSBOM)
         // An SBOM of the arm64 image, kept by its fallback tag, as `imgbuild sbom` keeps one per platform.
         let sbomData = try CanonicalJSON.encode(ImageManifest(config: Descriptor(mediaType: "application/spdx+json", digest: try store.writeBlob(Data("{}".utf8)), size: 2),
                                                               layers: [], subject: arm64))
@@ -239,11 +251,12 @@ struct StoreTests {
         try store.addReferrer(name, subject: arm64.digest, referrer: sbom)
         try store.setArtifactTag(name, "sha256-\(arm64.digest.hex).sbom", sbom)
 
-        let report = try store.collectGarbage(forgetting: [index.digest])
-        // The index, two manifests, two configs, two layers, the SBOM and its config.
+        let report = try store.collectGarbage(forgetting: [index.digest, sharing.digest])
+        // The two indexes, two manifests, two configs, two layers and the SBOM (its config, "{}", is the kept SBOM's too).
         #expect(report.removedBlobs == 9, "\(report)")
-        #expect(try store.pins(name).isEmpty && store.artifactTags(name).isEmpty && store.referrers(name, subject: arm64.digest).isEmpty)
-        #expect(!store.hasBlob(arm64.digest) && !store.hasBlob(sbom.digest))
+        #expect(try store.pins(name).map(\.digest) == [kept.digest] && store.referrers(name, subject: arm64.digest).isEmpty)
+        #expect(try store.artifactTags(name).map(\.tag) == ["sha256-\(s390x.digest.hex).sbom"] && store.referrers(name, subject: s390x.digest).count == 1)
+        #expect(!store.hasBlob(arm64.digest) && !store.hasBlob(sbom.digest) && store.hasBlob(s390x.digest) && store.hasBlob(keptSBOM.digest))
         let fsck = store.fsck()
         #expect(fsck.isClean, "\(fsck.problems)")
     }

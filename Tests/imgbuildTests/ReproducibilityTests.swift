@@ -39,6 +39,11 @@ struct ReproducibilityTests {
     func multiPlatformReproducible(compression: String) throws {
         let (a, b) = try buildTwice(compression: compression, includeDeb: true, bigFile: false, multiPlatform: true)
         #expect(a == b)
+        let store = makeTemporaryDirectory("multi-repro") + "/store"
+        let context = try TestContext.make(.first, archive: try TestContext.makeArchive(), includeDeb: true, bigFile: false, multiPlatform: true)
+        let build = try imgbuild(["build", context.directory, "--store", store, "--compression", compression])
+        let mediaType = try readJSON(store: store, digest: a)["mediaType"] as? String
+        #expect(build.lastLine == a && mediaType == "application/vnd.oci.image.index.v1+json")
     }
 
     @Test("a one-line change in code changes only the top layer")
