@@ -91,7 +91,7 @@ struct MultiPlatformTests {
         #expect(try children(store: first.store, index: first.index) == children(store: second.store, index: second.index))
     }
 
-    @Test("push to docker-registry and back, skopeo copy --all to imgbuild serve, pull by version: the index digest travels; --platform sends one image")
+    @Test("push to docker-registry, skopeo copy --all to it and back and on to imgbuild serve, pull by version: the index digest travels; --platform sends one image")
     func travels() throws {
         let (store, index) = try builtExample()
         let platforms = try children(store: store, index: index)
@@ -109,6 +109,16 @@ struct MultiPlatformTests {
         #expect(pushed["referrers"] as? Int == 3, "\(push.stdout)")
         let raw = try run("/usr/bin/skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://127.0.0.1:\(registry.port)/team/multi:1.0.0"])
         #expect(raw.status == 0 && raw.stdout.contains("application/vnd.oci.image.index.v1+json"), "\(raw.stderr)")
+
+        // skopeo carries every platform from the store's layout to Debian's registry and back: the same index.
+        let skopeoRepository = "docker://127.0.0.1:\(registry.port)/skopeo/multi:1.0.0"
+        let there = try run("/usr/bin/skopeo", ["copy", "--all", "--dest-tls-verify=false", "oci:\(store)/repositories/hello-multiarch:1.0.0", skopeoRepository])
+        #expect(there.status == 0, "\(there.stderr)")
+        let returned = makeTemporaryDirectory("skopeo-back") + "/layout"
+        let returning = try run("/usr/bin/skopeo", ["copy", "--all", "--src-tls-verify=false", skopeoRepository, "oci:\(returned):1.0.0"])
+        #expect(returning.status == 0, "\(returning.stderr)")
+        let layoutIndex = try String(contentsOfFile: returned + "/index.json", encoding: .utf8)
+        #expect(layoutIndex.contains(index), "\(layoutIndex)")
 
         // skopeo carries every platform from Debian's registry to imgbuild serve: the same index digest.
         let copy = try run("/usr/bin/skopeo", ["copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
