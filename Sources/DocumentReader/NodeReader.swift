@@ -41,9 +41,13 @@ public struct NodeReader: Sendable {
     }
 
     /// Parses YAML `text` into its node tree; an empty document is an error saying `whenEmpty`.
+    ///
+    /// Every scalar is read as its text (the accessors below parse numbers themselves), so the tags YAML
+    /// would resolve are not needed: Yams's basic resolver leaves them unresolved, and never compiles the
+    /// default resolver's regular expressions (ICU's, a few milliseconds of every start).
     public func compose(_ text: String, whenEmpty: String) throws(DocumentError) -> Node {
         do {
-            guard let node = try Yams.compose(yaml: text) else {
+            guard let node = try Yams.compose(yaml: text, .basic) else {
                 throw DocumentError(file: file, location: nil, message: whenEmpty)
             }
             return node
