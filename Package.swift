@@ -65,6 +65,7 @@ let package = Package(
         .target(name: "Distribution", dependencies: [
             "OCI", "Store", "SemVer",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -88,6 +89,7 @@ let package = Package(
             .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -101,9 +103,9 @@ let package = Package(
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
         .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", "HostPort", .product(name: "Yams", package: "Yams")]),
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
-        .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount", "ProcessLimits"]),
+        .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount", "ProcessLimits", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         // The deployer's releases: images fetched by digest, verified, and unpacked safely into read-only folders.
-        .target(name: "UnpackedReleases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations", "CXattr"]),
+        .target(name: "UnpackedReleases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations", "CXattr", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         // HTTP/1.1 message boundaries for a relay: heads parsed and checked, bodies delimited, heads rewritten.
         .target(name: "HTTPFraming"),
         // The HTTP reverse proxy at a service's front, with backends switched without dropping a request.
@@ -111,6 +113,7 @@ let package = Package(
             "ProcessLimits", "InstanceNetwork", "HTTPFraming",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -125,6 +128,7 @@ let package = Package(
         // the daemon's client and launcher for it.
         .target(name: "Front", dependencies: [
             "LoadBalancer", "TerminationSignals", "CDescriptorPassing", "ProcessLimits",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -158,6 +162,7 @@ let package = Package(
             "ImageDiff", "HostPort", "Layers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ], plugins: ["BuildInfoPlugin"]),
         // Records the commit a binary is built from, for --version.
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Sources/BuildInfoPlugin"),

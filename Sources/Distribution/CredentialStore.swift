@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Registry credentials where docker, podman, skopeo and crane keep them: the `auths` of docker's
 /// `config.json` (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), its credential helpers
@@ -278,13 +278,13 @@ private final class ConfigLock {
 
 /// A helper's standard output and error, gathered from two threads.
 private final class HelperOutput: Sendable {
-    private let state = Mutex<(output: Data, errors: Data)>((Data(), Data()))
+    private let state = NIOLockedValueBox<(output: Data, errors: Data)>((Data(), Data()))
 
     func append(_ data: Data, error: Bool) {
-        state.withLock { if error { $0.errors.append(data) } else { $0.output.append(data) } }
+        state.withLockedValue { if error { $0.errors.append(data) } else { $0.output.append(data) } }
     }
 
-    var value: (Data, Data) { state.withLock { ($0.output, $0.errors) } }
+    var value: (Data, Data) { state.withLockedValue { ($0.output, $0.errors) } }
 }
 
 /// Why credentials could not be read or filed.

@@ -1,9 +1,9 @@
 import Foundation
 import NIOCore
 import OCI
-import Synchronization
 #if canImport(Glibc)
 import Glibc
+import NIOConcurrencyHelpers
 #endif
 
 /// An OCI image layout folder (`oci-layout`, `index.json`, `blobs/sha256/…`) as a source or destination.
@@ -15,10 +15,10 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
     public var registryLocation: (base: String, repository: String)? { nil }
 
     /// Whether the layout's skeleton exists.
-    private let prepared = Mutex(false)
+    private let prepared = NIOLockedValueBox(false)
     /// This writer's scratch folder, open and locked (`flock`) for as long as the endpoint writes, so
     /// that other writers can tell it from one left by a writer that died.
-    private let scratchLock = Mutex<Int32>(-1)
+    private let scratchLock = NIOLockedValueBox<Int32>(-1)
 
     public init(directory: String) {
         self.directory = directory
@@ -85,7 +85,7 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
     /// Creates the layout's skeleton and this endpoint's scratch folder once (blob writers run in
     /// parallel), and removes the scratch folders of writers that died.
     func prepare() throws {
-        try prepared.withLock { prepared in
+        try prepared.withLockedValue { prepared in
             guard !prepared else { return }
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try withLayoutLock {
@@ -94,7 +94,7 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
                 let fd = Glibc.open(temporaryDirectory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                 if fd >= 0 {
                     flock(fd, LOCK_EX | LOCK_NB)
-                    scratchLock.withLock { $0 = fd }
+                    scratchLock.withLockedValue { $0 = fd }
                 }
                 if !FileManager.default.fileExists(atPath: directory + "/oci-layout") {
                     let entries = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0 != ".imgbuild-tmp" }
@@ -194,7 +194,7 @@ public final class LayoutEndpoint: ImageSource, ImageDestination, Sendable {
 
     /// Removes this endpoint's own scratch folder, and the shared one if no other writer uses it.
     public func close() async {
-        let lock = scratchLock.withLock { fd in defer { fd = -1 }; return fd }
+        let lock = scratchLock.withLockedValue { fd in defer { fd = -1 }; return fd }
         guard lock >= 0 || FileManager.default.fileExists(atPath: temporaryDirectory) else { return }
         _ = try? withLayoutLock {
             try? FileManager.default.removeItem(atPath: temporaryDirectory)

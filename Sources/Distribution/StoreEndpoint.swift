@@ -3,7 +3,7 @@ import NIOCore
 import OCI
 import SemVer
 import Store
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A repository of the local store as a source or destination.
 ///
@@ -12,7 +12,7 @@ import Synchronization
 public final class StoreEndpoint: ImageSource, ImageDestination, Sendable {
     public let store: Store
     public let repository: RepositoryName
-    private let lease: Mutex<Store.WriteLease?>
+    private let lease: NIOLockedValueBox<Store.WriteLease?>
 
     public var displayName: String { repository.value }
     public var registryLocation: (base: String, repository: String)? { nil }
@@ -20,7 +20,7 @@ public final class StoreEndpoint: ImageSource, ImageDestination, Sendable {
     public init(store: Store, repository: RepositoryName, writing: Bool) throws {
         self.store = store
         self.repository = repository
-        lease = Mutex(writing ? try store.acquireWriteLease() : nil)
+        lease = NIOLockedValueBox(writing ? try store.acquireWriteLease() : nil)
     }
 
     public func manifest(_ reference: ManifestReference) async throws -> (descriptor: Descriptor, data: Data) {
@@ -85,7 +85,7 @@ public final class StoreEndpoint: ImageSource, ImageDestination, Sendable {
     /// Keeps an image fetched by digest (no version) in the repository.
     public func keep(_ descriptor: Descriptor) async throws { try store.pin(repository, descriptor) }
 
-    public func close() async { lease.withLock { $0 = nil } }
+    public func close() async { lease.withLockedValue { $0 = nil } }
 }
 
 /// Checks manifest bytes against their descriptor and the 4 MiB limit.

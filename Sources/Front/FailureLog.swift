@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 #if canImport(Glibc)
 import Glibc
+import NIOConcurrencyHelpers
 #endif
 
 /// Writes why requests failed to the front's log, at most `perSecond` lines a second: a backend that is
@@ -15,7 +15,7 @@ final class FailureLog: Sendable {
 
     private let log: @Sendable (String) -> Void
     private let perSecond: Int
-    private let window = Mutex(Window())
+    private let window = NIOLockedValueBox(Window())
 
     init(perSecond: Int = 20, log: @escaping @Sendable (String) -> Void) {
         self.log = log
@@ -25,7 +25,7 @@ final class FailureLog: Sendable {
     /// Logs `note` unless this second's allowance is spent; the first line of a later second says how many
     /// lines the earlier ones left out.
     func note(_ note: String) {
-        let (write, skipped) = window.withLock { window -> (Bool, Int) in
+        let (write, skipped) = window.withLockedValue { window -> (Bool, Int) in
             let now = time(nil)
             var skipped = 0
             if window.second != now {

@@ -8,6 +8,7 @@ import Synchronization
 import TerminationSignals
 #if canImport(Glibc)
 import Glibc
+import NIOConcurrencyHelpers
 #endif
 
 /// `imgdeploy front`: one service's load balancer as a process of its own, so the daemon can die, restart
@@ -186,7 +187,7 @@ final class ControlLoop: @unchecked Sendable {
     private let serving = Atomic<Int>(0)
     static let connectionLimit = 32
     /// The version of the last `set-active` applied; checked and changed with the pool, under this lock.
-    private let activeVersion: Mutex<UInt64>
+    private let activeVersion: NIOLockedValueBox<UInt64>
     /// The fronts this one replaced that may still run (see ``FrontState/predecessors``).
     private let predecessors: [RetiringFront]
     private let registry: PrometheusCollectorRegistry
@@ -199,7 +200,7 @@ final class ControlLoop: @unchecked Sendable {
          ending: AsyncStream<FrontProcess.Ending>.Continuation, activeVersion: UInt64, predecessors: [RetiringFront] = [],
          registry: PrometheusCollectorRegistry) {
         self.registry = registry
-        self.activeVersion = Mutex(activeVersion)
+        self.activeVersion = NIOLockedValueBox(activeVersion)
         self.predecessors = predecessors
         self.listener = listener
         self.balancer = balancer
@@ -245,7 +246,7 @@ final class ControlLoop: @unchecked Sendable {
 
     var state: FrontState {
         let pool = balancer.pool
-        let (active, canary, version) = activeVersion.withLock { (pool.active, pool.canary, $0) }
+        let (active, canary, version) = activeVersion.withLockedValue { (pool.active, pool.canary, $0) }
         return FrontState(pid: getpid(), port: port, executable: executable, active: active, canary: canary, window: pool.window,
                           activeVersion: version, inFlight: pool.inFlightByBackend,
                           counts: balancer.metrics.snapshot, connections: balancer.openConnections, retiring: retiring.load(ordering: .relaxed),
@@ -290,7 +291,7 @@ final class ControlLoop: @unchecked Sendable {
                     continue
                 }
                 // Applied only if no later one was: the reply's state then shows what is in force.
-                activeVersion.withLock { applied in
+                activeVersion.withLockedValue { applied in
                     guard let version = request.version else {
                         balancer.pool.setActive(backends, canary: request.canary)
                         return

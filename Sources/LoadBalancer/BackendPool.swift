@@ -1,5 +1,6 @@
 import CoreMetrics
 import Synchronization
+import NIOConcurrencyHelpers
 
 /// One instance the load balancer can send requests to.
 public struct Backend: Hashable, Sendable, Codable, CustomStringConvertible {
@@ -90,7 +91,7 @@ public final class BackendPool: Sendable {
         var latency: Timer?
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     /// The rollout of the sticky canary split in force, 0 when none is: requests' cookies are read only
     /// then (an atomic, so that no other request pays for it).
     private let sticky = Atomic<UInt64>(0)
@@ -110,7 +111,7 @@ public final class BackendPool: Sendable {
     }
 
     /// The backends that take new requests.
-    public var active: [Backend] { state.withLock { $0.active } }
+    public var active: [Backend] { state.withLockedValue { $0.active } }
 
     /// Switches new requests to `backends`, all at once (ending a canary split, if one was applied).
     public func setActive(_ backends: [Backend]) {
@@ -120,7 +121,7 @@ public final class BackendPool: Sendable {
     /// Sends new requests to `backends`, and `canary.percent` of them to the canary's backends instead.
     /// A split with another window than the one in force starts both sides' figures again.
     public func setActive(_ backends: [Backend], canary: CanarySplit?) {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.active = backends
             if canary?.window != state.canary?.window {
                 state.windowStarted = .now
@@ -142,11 +143,11 @@ public final class BackendPool: Sendable {
     }
 
     /// The canary split in force, if any.
-    public var canary: CanarySplit? { state.withLock { $0.canary } }
+    public var canary: CanarySplit? { state.withLockedValue { $0.canary } }
 
     /// Both sides' figures since the split's window began (or since the front started, with no split).
     public var window: TrafficWindow {
-        state.withLock { state in
+        state.withLockedValue { state in
             TrafficWindow(window: state.canary?.window ?? 0, seconds: Self.seconds(ContinuousClock.now - state.windowStarted),
                           stable: state.stable.figures, canary: state.canarySide.figures)
         }
@@ -160,7 +161,7 @@ public final class BackendPool: Sendable {
     /// assigned it): an answer with `status`, or a failure before one (`status` nil), `microseconds` after
     /// its head arrived.
     func record(_ backend: Backend, side: Side, status: Int?, microseconds: UInt64) {
-        let meters = state.withLock { state -> Meters? in
+        let meters = state.withLockedValue { state -> Meters? in
             switch side {
             case .canary: state.canarySide.record(status: status, microseconds: microseconds)
             case .stable: state.stable.record(status: status, microseconds: microseconds)
@@ -196,12 +197,12 @@ public final class BackendPool: Sendable {
 
     /// Adds `backend` to the active set (if it is not there).
     public func add(_ backend: Backend) {
-        state.withLock { if !$0.active.contains(backend) { $0.active.append(backend) } }
+        state.withLockedValue { if !$0.active.contains(backend) { $0.active.append(backend) } }
     }
 
     /// Removes the backend named `id` from the active set (and from a canary's); its requests in flight finish.
     public func remove(_ id: String) {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.active.removeAll { $0.id == id }
             state.canary?.backends.removeAll { $0.id == id }
             state.canaryIDs.remove(id)
@@ -220,7 +221,7 @@ public final class BackendPool: Sendable {
     /// split's share), then a backend within it; `stickyRollout` is the rollout of a split that keeps clients
     /// on their side (read with the side, so a cookie never names another rollout's).
     func acquire(preferred: String?, excluding: Set<String> = [], side wanted: Side? = nil) -> (backend: Backend, side: Side, stickyRollout: UInt64?)? {
-        state.withLock { state in
+        state.withLockedValue { state in
             if let canary = state.canary, !canary.backends.isEmpty {
                 return Self.acquireSplit(&state, canary, preferred: preferred, excluding: excluding, side: wanted)
             }
@@ -280,7 +281,7 @@ public final class BackendPool: Sendable {
     /// Counts an answer the front made itself because no instance could give one (502, 503), in
     /// `imgdeploy_front_answers_total{service,code}`: an outage shows there, not under any release.
     func recordFrontAnswer(status: Int) {
-        let counter = state.withLock { state -> Counter? in
+        let counter = state.withLockedValue { state -> Counter? in
             guard let factory = metricsFactory else { return nil }
             if let made = state.frontAnswers[status] { return made }
             let made = Counter(label: "imgdeploy_front_answers_total", dimensions: [("service", service), ("code", String(status))], factory: factory)
@@ -292,7 +293,7 @@ public final class BackendPool: Sendable {
 
     /// Ends a request assigned by ``acquire(preferred:excluding:)``.
     func release(_ backend: Backend) {
-        state.withLock { state in
+        state.withLockedValue { state in
             let left = (state.inFlight[backend.id] ?? 1) - 1
             state.inFlight[backend.id] = left > 0 ? left : nil
         }
@@ -301,20 +302,20 @@ public final class BackendPool: Sendable {
     func reportFailure(_ backend: Backend) { failures(backend) }
 
     /// Requests in flight on all backends.
-    public var totalInFlight: Int { state.withLock { $0.inFlight.values.reduce(0, +) } }
+    public var totalInFlight: Int { state.withLockedValue { $0.inFlight.values.reduce(0, +) } }
 
     /// Requests in flight, by backend name (backends with none are left out).
-    public var inFlightByBackend: [String: Int] { state.withLock { $0.inFlight } }
+    public var inFlightByBackend: [String: Int] { state.withLockedValue { $0.inFlight } }
 
     /// Requests in flight on the backend named `id`.
-    public func inFlight(_ id: String) -> Int { state.withLock { $0.inFlight[id] ?? 0 } }
+    public func inFlight(_ id: String) -> Int { state.withLockedValue { $0.inFlight[id] ?? 0 } }
 
     /// Waits until the backend named `id` has left the active set and has no request in flight, or
     /// `timeout` passes; true when drained.
     public func drain(_ id: String, timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let busy = state.withLock { state in
+            let busy = state.withLockedValue { state in
                 state.active.contains { $0.id == id } || state.canaryIDs.contains(id) || (state.inFlight[id] ?? 0) > 0
             }
             if !busy { return true }

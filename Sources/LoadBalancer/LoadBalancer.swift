@@ -4,6 +4,7 @@ import ProcessLimits
 import Synchronization
 #if canImport(Glibc)
 import Glibc
+import NIOConcurrencyHelpers
 #endif
 
 /// Counters of what the front has done.
@@ -72,9 +73,9 @@ public final class LoadBalancer: Sendable {
     /// Client connections served at once; more wait in the kernel's queue until one closes.
     public let maxConnections: Int
     private let group: any EventLoopGroup
-    private let server = Mutex<Listener?>(nil)
+    private let server = NIOLockedValueBox<Listener?>(nil)
     private let draining = DrainSignal()
-    private let connections = Mutex<[ObjectIdentifier: Channel]>([:])
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
 
     /// `onFailure` hears, for each request counted as failed, what its client got and why (see ``ProxyMetrics``).
     public init(pool: BackendPool, idleTimeout: TimeAmount = .seconds(60), maxConnections: Int = 4096,
@@ -132,24 +133,24 @@ public final class LoadBalancer: Sendable {
         // burst of connections (every client reconnecting as a replaced front closes its connections) would
         // overflow the queue, and the kernel resets what it cannot queue.
         if let backlog, kept >= 0 { listen(kept, backlog) }
-        server.withLock { $0 = Listener(channel: channel, handoverCopy: kept) }
+        server.withLockedValue { $0 = Listener(channel: channel, handoverCopy: kept) }
         return channel.localAddress?.port ?? 0
     }
 
     /// A descriptor of the listening socket, for handing it to the front that replaces this one; nil
     /// once this front has stopped listening.
     public var listeningSocketForHandover: Int32? {
-        server.withLock { $0.map(\.handoverCopy).flatMap { $0 >= 0 ? $0 : nil } }
+        server.withLockedValue { $0.map(\.handoverCopy).flatMap { $0 >= 0 ? $0 : nil } }
     }
 
     /// Client connections open now.
-    public var openConnections: Int { connections.withLock { $0.count } }
+    public var openConnections: Int { connections.withLockedValue { $0.count } }
 
     /// Remembers a front connection from the moment it is accepted (before NIO has set it up on its event
     /// loop) until it closes.
     private func track(_ channel: Channel) {
-        connections.withLock { $0[ObjectIdentifier(channel)] = channel }
-        channel.closeFuture.whenComplete { _ in _ = self.connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+        connections.withLockedValue { $0[ObjectIdentifier(channel)] = channel }
+        channel.closeFuture.whenComplete { _ in _ = self.connections.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
     }
 
     /// Stops or resumes accepting on the listening socket without closing it. A front that hands the
@@ -157,13 +158,13 @@ public final class LoadBalancer: Sendable {
     /// would wake both, and one of them would find nothing to accept); connections wait in the kernel's
     /// queue meanwhile. It resumes if the successor never takes over.
     public func setAccepting(_ accepting: Bool) async {
-        guard let channel = server.withLock({ $0?.channel }) else { return }
+        guard let channel = server.withLockedValue({ $0?.channel }) else { return }
         try? await channel.setOption(.autoRead, value: accepting)
     }
 
     /// Closes this front's side of the listening socket (a front that took it over keeps accepting on it).
     private func stopListening() async {
-        let listener = server.withLock { value -> Listener? in
+        let listener = server.withLockedValue { value -> Listener? in
             defer { value = nil }
             return value
         }
@@ -179,7 +180,7 @@ public final class LoadBalancer: Sendable {
         while ContinuousClock.now < deadline, pool.totalInFlight > 0 {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        let open = connections.withLock { Array($0.values) }
+        let open = connections.withLockedValue { Array($0.values) }
         for channel in open { try? await channel.close() }
         await stopListening()
     }
@@ -199,7 +200,7 @@ public final class LoadBalancer: Sendable {
         while ContinuousClock.now < deadline, openConnections > 0 {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let open = connections.withLock { Array($0.values) }
+        let open = connections.withLockedValue { Array($0.values) }
         for channel in open { try? await channel.close() }
         await stopListening()
     }

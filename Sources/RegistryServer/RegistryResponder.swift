@@ -5,7 +5,7 @@ import OCI
 import RegistryRoutes
 import SemVer
 import Store
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Answers the OCI distribution spec v1.1 over a ``Store``: reads are anonymous; writes need htpasswd
 /// credentials when a file is given, and are refused when read-only. Versions never move.
@@ -191,19 +191,19 @@ struct RegistryResponder: HTTPResponder {
 /// A count of things in progress with a limit: `enter` says no once `limit` are in.
 final class Admission: Sendable {
     let limit: Int
-    private let count = Mutex(0)
+    private let count = NIOLockedValueBox(0)
 
     init(limit: Int) { self.limit = limit }
 
     func enter() -> Bool {
-        count.withLock { count in
+        count.withLockedValue { count in
             guard count < limit else { return false }
             count += 1
             return true
         }
     }
 
-    func leave() { count.withLock { $0 -= 1 } }
+    func leave() { count.withLockedValue { $0 -= 1 } }
 }
 
 /// Counts requests in flight; once draining starts, refuses new ones and reports when none is left.
@@ -220,11 +220,11 @@ final class InFlight: Sendable {
         var draining = false
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     /// Registers a request; nil once draining has started.
     func begin() -> Ticket? {
-        let admitted = state.withLock { state -> Bool in
+        let admitted = state.withLockedValue { state -> Bool in
             guard !state.draining else { return false }
             state.count += 1
             return true
@@ -233,16 +233,16 @@ final class InFlight: Sendable {
     }
 
     /// Requests in flight now.
-    var current: Int { state.withLock { $0.count } }
+    var current: Int { state.withLockedValue { $0.count } }
 
-    private func end() { state.withLock { $0.count -= 1 } }
+    private func end() { state.withLockedValue { $0.count -= 1 } }
 
     /// Refuses new requests and returns once every request in flight has been answered in full, or
     /// when `patience` has passed, whichever comes first: no client can hold a shutdown for ever.
     /// Returns the number of requests still in flight.
     @discardableResult
     func drain(within patience: Duration) async -> Int {
-        state.withLock { $0.draining = true }
+        state.withLockedValue { $0.draining = true }
         let deadline = ContinuousClock.now + patience
         while ContinuousClock.now < deadline {
             if current == 0 { return 0 }

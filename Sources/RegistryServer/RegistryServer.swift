@@ -8,8 +8,8 @@ import NIOSSL
 import NIOCore
 import ProcessLimits
 import Store
-import Synchronization
 import TerminationSignals
+import NIOConcurrencyHelpers
 
 /// How `imgbuild serve` runs.
 public struct RegistryServerConfiguration: Sendable {
@@ -123,21 +123,21 @@ final class ConnectionTracker: Sendable {
         var accepting = true
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     let limit: Int
 
     init(limit: Int) { self.limit = limit }
 
-    func opened() { state.withLock { $0.open += 1 } }
-    func closed() { state.withLock { $0.open -= 1 } }
-    var isAccepting: Bool { state.withLock { $0.accepting && $0.open < limit } }
+    func opened() { state.withLockedValue { $0.open += 1 } }
+    func closed() { state.withLockedValue { $0.open -= 1 } }
+    var isAccepting: Bool { state.withLockedValue { $0.accepting && $0.open < limit } }
 
     /// Stops accepting and waits until every connection has closed, or `patience` has passed.
     func closeAll(within patience: Duration) async {
-        state.withLock { $0.accepting = false }
+        state.withLockedValue { $0.accepting = false }
         let deadline = ContinuousClock.now + patience
         while ContinuousClock.now < deadline {
-            if state.withLock({ $0.open }) <= 0 { return }
+            if state.withLockedValue({ $0.open }) <= 0 { return }
             try? await Task.sleep(for: .milliseconds(50))
         }
     }

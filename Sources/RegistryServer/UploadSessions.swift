@@ -1,7 +1,7 @@
 import Foundation
 import OCI
 import Store
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The blob upload sessions of one running server.
 ///
@@ -31,7 +31,7 @@ final class UploadSessions: Sendable {
     let store: Store
     let limit: Int
     let idleLimit: Duration
-    private let sessions = Mutex<[String: Session]>([:])
+    private let sessions = NIOLockedValueBox<[String: Session]>([:])
 
     init(store: Store, limit: Int = 256, idleLimit: Duration = .seconds(15 * 60)) {
         self.store = store
@@ -42,14 +42,14 @@ final class UploadSessions: Sendable {
     /// Opens a session for `repository` and `user`, held by the caller until ``release(_:)``.
     func open(_ repository: RepositoryName, user: String?) throws -> String {
         let now = ContinuousClock.now
-        let stale: [String] = sessions.withLock { sessions in
+        let stale: [String] = sessions.withLockedValue { sessions in
             let idle = sessions.filter { !$0.value.busy && now - $0.value.lastUsed > idleLimit }.map(\.key)
             for id in idle { sessions[id] = nil }
             return idle
         }
         for id in stale { store.cancelUpload(id) }
         let id = try store.newUploadSession()
-        let admitted = sessions.withLock { sessions in
+        let admitted = sessions.withLockedValue { sessions in
             guard sessions.count < limit else { return false }
             sessions[id] = Session(repository: repository, user: user, busy: true)
             return true
@@ -63,24 +63,24 @@ final class UploadSessions: Sendable {
 
     /// Takes the session for one request; the same repository and user that opened it only.
     func acquire(_ id: String, _ repository: RepositoryName, user: String?) throws(Refusal) -> String {
-        try sessions.withLock { sessions throws(Refusal) in
+        try sessions.withLockedValue { sessions -> Result<String, Refusal> in
             guard var session = sessions[id], session.repository == repository, session.user == user,
-                  let path = store.uploadPath(id) else { throw .unknown }
-            guard !session.busy else { throw .busy }
+                  let path = store.uploadPath(id) else { return .failure(.unknown) }
+            guard !session.busy else { return .failure(.busy) }
             session.busy = true
             sessions[id] = session
-            return path
-        }
+            return .success(path)
+        }.get()
     }
 
     /// Whether the session exists for this repository and user.
     func owns(_ id: String, _ repository: RepositoryName, user: String?) -> Bool {
-        sessions.withLock { $0[id].map { $0.repository == repository && $0.user == user } ?? false }
+        sessions.withLockedValue { $0[id].map { $0.repository == repository && $0.user == user } ?? false }
     }
 
     /// Gives a session back after a request, for the next one.
     func release(_ id: String) {
-        sessions.withLock { sessions in
+        sessions.withLockedValue { sessions in
             sessions[id]?.busy = false
             sessions[id]?.lastUsed = .now
         }
@@ -88,7 +88,7 @@ final class UploadSessions: Sendable {
 
     /// Ends a session held by the caller; its file is gone or was committed.
     func close(_ id: String) {
-        sessions.withLock { $0[id] = nil }
+        sessions.withLockedValue { $0[id] = nil }
         store.cancelUpload(id)
     }
 }

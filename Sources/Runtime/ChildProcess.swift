@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A child process whose exit can be awaited by any number of tasks.
 public final class ChildProcess: Sendable {
@@ -76,9 +76,9 @@ public final class ChildProcess: Sendable {
 
 /// The exit status once known, and the tasks waiting for it.
 private final class ExitState: Sendable {
-    private let mutex = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+    private let mutex = NIOLockedValueBox<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
     func withLock<T>(_ body: (inout (status: Int32?, waiters: [CheckedContinuation<Int32, Never>])) -> T) -> T {
-        mutex.withLock { body(&$0) }
+        mutex.withLockedValue { body(&$0) }
     }
 }
 

@@ -3,7 +3,7 @@ import Foundation
 import OCI
 import ReleaseSpec
 import Store
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The configs of an image pinned by digest, read from where a release spec fetches it, without its
 /// layers and without writing anything: what a description of how the image runs elsewhere (Kubernetes
@@ -119,11 +119,11 @@ private final class FirstResult<Success: Sendable, Failure: Error>: Sendable {
         var waiter: CheckedContinuation<Result<Success, Failure>, Never>?
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     func set(_ value: Result<Success, Failure>) {
         // Only the first result is kept; its waiter, if one is waiting already, is woken with it.
-        let waiter = state.withLock { state -> CheckedContinuation<Result<Success, Failure>, Never>? in
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Result<Success, Failure>, Never>? in
             guard state.result == nil else { return nil }
             state.result = value
             defer { state.waiter = nil }
@@ -134,7 +134,7 @@ private final class FirstResult<Success: Sendable, Failure: Error>: Sendable {
 
     func value() async -> Result<Success, Failure> {
         await withCheckedContinuation { continuation in
-            let ready = state.withLock { state -> Result<Success, Failure>? in
+            let ready = state.withLockedValue { state -> Result<Success, Failure>? in
                 if let result = state.result { return result }
                 state.waiter = continuation
                 return nil

@@ -6,7 +6,7 @@ import OCI
 import ReleaseSpec
 import Signing
 import Store
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// An image unpacked for running: a read-only folder named by its digest.
 public struct Release: Sendable {
@@ -334,8 +334,8 @@ struct ReleaseRecord: Codable {
 
 /// Release trees by image digest, as this process came to know them.
 private final class KnownTrees: Sendable {
-    private let known = Mutex<[Digest: ReleaseTree]>([:])
+    private let known = NIOLockedValueBox<[Digest: ReleaseTree]>([:])
 
-    func tree(for image: Digest) -> ReleaseTree? { known.withLock { $0[image] } }
-    func remember(_ tree: ReleaseTree, for image: Digest) { known.withLock { $0[image] = tree } }
+    func tree(for image: Digest) -> ReleaseTree? { known.withLockedValue { $0[image] } }
+    func remember(_ tree: ReleaseTree, for image: Digest) { known.withLockedValue { $0[image] = tree } }
 }

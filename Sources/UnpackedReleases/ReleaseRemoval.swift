@@ -1,7 +1,7 @@
 import Foundation
 import OCI
 import Store
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// What ``ReleaseCache/collect(_:dryRun:)`` removed, or would remove.
 public struct ReleaseCollection: Sendable, Codable, Equatable {
@@ -128,8 +128,8 @@ extension ReleaseCache {
 
 /// Release folder sizes by image digest, as this process measured them.
 final class KnownSizes: Sendable {
-    private let known = Mutex<[Digest: Int64]>([:])
+    private let known = NIOLockedValueBox<[Digest: Int64]>([:])
 
-    func size(of image: Digest) -> Int64? { known.withLock { $0[image] } }
-    func remember(_ size: Int64, for image: Digest) { known.withLock { $0[image] = size } }
+    func size(of image: Digest) -> Int64? { known.withLockedValue { $0[image] } }
+    func remember(_ size: Int64, for image: Digest) { known.withLockedValue { $0[image] = size } }
 }

@@ -1,12 +1,12 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Shows transfers on standard error: on a terminal, one bar per blob in flight, redrawn in place at
 /// most ten times a second; otherwise (a pipe, a log, CI) plain lines only.
 final class ProgressDisplay: Sendable {
     private let enabled: Bool
     private let terminal = isatty(STDERR_FILENO) == 1
-    private let screen = Mutex(Screen())
+    private let screen = NIOLockedValueBox(Screen())
 
     /// What is drawn below the last line.
     private struct Screen {
@@ -42,7 +42,7 @@ final class ProgressDisplay: Sendable {
     func line(_ text: String) {
         guard enabled else { return }
         if terminal && text.hasSuffix(": done") { return }  // the bar already shows it
-        screen.withLock { screen in
+        screen.withLockedValue { screen in
             screen.clear()
             printError(text)
             screen.draw(terminal: terminal)
@@ -52,7 +52,7 @@ final class ProgressDisplay: Sendable {
     /// Bytes of one blob.
     func bytes(_ name: String, done: Int64, total: Int64) {
         guard enabled, terminal else { return }
-        screen.withLock { screen in
+        screen.withLockedValue { screen in
             if let index = screen.bars.firstIndex(where: { $0.name == name }) {
                 screen.bars[index].done = done
             } else {
@@ -66,6 +66,6 @@ final class ProgressDisplay: Sendable {
     }
 
     func finish() {
-        screen.withLock { $0.clear() }
+        screen.withLockedValue { $0.clear() }
     }
 }
