@@ -80,7 +80,7 @@ public struct BuildPipeline: Sendable {
                 manifest = image
             case .index(let index):
                 // Every platform's image carries the same suite in its config.
-                guard let child = index.manifests.first(where: { MediaType.isImageManifest($0.mediaType) && $0.platform != nil && $0.platform?.os != "unknown" }),
+                guard let child = index.platformImages.first,
                       case .image(let image) = try store.manifest(child.digest).manifest else { throw PipelineError.notAnImage(reference: reference) }
                 manifest = image
             }

@@ -394,10 +394,8 @@ public struct Builder: Sendable {
             } else if let known = byList[list] {
                 result.perTarget.append(known)
             } else {
-                let tree = try reader.read(list.map { verified[$0]! })
-                do { result.layers.append(PlannedLayer(section: "dependencies", contents: .read(tree: tree, entries: try tree.finalizedEntries(), snapshot: nil))) } catch {
-                    throw .layer(error)
-                }
+                let (tree, entries) = try reader.read(list.map { verified[$0]! })
+                result.layers.append(PlannedLayer(section: "dependencies", contents: .read(tree: tree, entries: entries, snapshot: nil)))
                 byList[list] = result.layers.count - 1
                 result.perTarget.append(result.layers.count - 1)
             }

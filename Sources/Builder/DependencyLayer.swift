@@ -27,8 +27,9 @@ struct DependencyLayer {
         return files
     }
 
-    /// The verified files unpacked in order into one tree (a later artefact's file replaces an earlier one's).
-    func read(_ files: [VerifiedFile]) throws(BuildError) -> LayerTree {
+    /// The verified files unpacked in order into one tree (a later artefact's file replaces an earlier one's),
+    /// with its entries finalized.
+    func read(_ files: [VerifiedFile]) throws(BuildError) -> (LayerTree, [LayerEntry]) {
         let spool: Spool
         do { spool = try Spool() } catch { throw .layer(error) }
         var tree = LayerTree(spool: spool)
@@ -44,8 +45,7 @@ struct DependencyLayer {
                 throw .entry(file.dependency.location, error.description)
             }
         }
-        do { _ = try tree.finalizedEntries() } catch { throw .entry(files[0].dependency.location, error.description) }
-        return tree
+        do { return (tree, try tree.finalizedEntries()) } catch { throw .entry(files[0].dependency.location, error.description) }
     }
 
     private func isDebianPackage(_ dependency: Imagefile.Dependency) -> Bool {

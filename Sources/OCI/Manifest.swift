@@ -45,6 +45,12 @@ public struct ImageIndex: Codable, Hashable, Sendable {
         images(for: platform).first
     }
 
+    /// The index's images of a platform, in its order: image manifests with a platform, not buildx's
+    /// attestations (platform `unknown/unknown`), which hold no files.
+    public var platformImages: [Descriptor] {
+        manifests.filter { MediaType.isImageManifest($0.mediaType) && $0.platform != nil && $0.platform?.os != "unknown" }
+    }
+
     /// The platforms of the index's image manifests, in its order.
     public var platforms: [Platform] {
         manifests.compactMap { MediaType.isImageManifest($0.mediaType) ? $0.platform : nil }

@@ -104,19 +104,19 @@ public struct ReleaseCache: Sendable {
                 throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.key is \(path))")
             }
         }
+        // The image that runs here: a multi-platform image's for this machine's platform.
+        let runs = policy.requireTests || policy.requireSBOM ? (try? runnableManifest(image, store: store).1) ?? image.digest : image.digest
         if policy.requireTests {
             // Of a multi-platform image, a record whose command tests ran on another platform is no pass here.
-            let isIndex = if case .index? = try? store.manifest(image.digest).manifest { true } else { false }
-            do { admission.testRecord = try TestResultsArtifact.check(image.digest, repository: image.name, in: store, ranOn: isIndex ? Platform.host : nil) } catch {
+            do { admission.testRecord = try TestResultsArtifact.check(image.digest, repository: image.name, in: store, ranOn: runs != image.digest ? Platform.host : nil) } catch {
                 throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.requireTests is true)")
             }
         }
         if policy.requireSBOM {
             // A multi-platform image has an SBOM per platform's image: that of the one that runs here, else
             // one of the index itself (as some tools attach it).
-            let described = (try? runnableManifest(image, store: store).1) ?? image.digest
-            do { admission.sbom = try SBOMArtifact.check(described, repository: image.name, in: store) } catch {
-                if described != image.digest, let sbom = try? SBOMArtifact.check(image.digest, repository: image.name, in: store) {
+            do { admission.sbom = try SBOMArtifact.check(runs, repository: image.name, in: store) } catch {
+                if runs != image.digest, let sbom = try? SBOMArtifact.check(image.digest, repository: image.name, in: store) {
                     admission.sbom = sbom
                 } else {
                     throw .policyRefused(image: "\(image)", reason: "\(error.description) (verify.requireSBOM is true)")

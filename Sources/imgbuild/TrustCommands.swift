@@ -90,8 +90,7 @@ struct SBOMCommand: ParsableCommand {
         if let platform = try platform.parsed() {
             images = [try store.platformImage(root, platform: platform)]
         } else if case .index(let index) = try store.manifest(root.digest).manifest {
-            // Each platform's image; not buildx's attestations (unknown/unknown), which hold no files.
-            images = index.manifests.filter { MediaType.isImageManifest($0.mediaType) && $0.platform != nil && $0.platform?.os != "unknown" }
+            images = index.platformImages
             guard !images.isEmpty else { throw ValidationError("\(reference) is an index with no image of a platform to describe") }
             if print && images.count != 1 {
                 throw ValidationError("\(reference) is a multi-platform image, with an SBOM per platform: pick one to print with --platform (\(index.platforms.map(\.description).joined(separator: ", ")))")
