@@ -46,16 +46,26 @@ let package = Package(
         // Path patterns for `exclude`.
         .target(name: "Glob"),
         // Reproducible tar layers, archive reading, gzip/zstd streams.
-        .target(name: "Layers", dependencies: ["OCI", "Glob", "CArchive", "CZstd", "CZlib", "CCrypto", "COpenat2"]),
+        .target(name: "Layers", dependencies: ["OCI", "Glob", "DebianArchive", "CArchive", "CZstd", "CZlib", "CCrypto", "COpenat2"]),
         // The content-addressed local registry directory.
         .target(name: "Store", dependencies: ["OCI", "SemVer"]),
         // YAML documents read with file:line:column in every error (Imagefiles, release specs).
         .target(name: "DocumentReader", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Debian's formats: versions and their order, relations, control paragraphs, Release and Packages files.
+        .target(name: "DebianArchive"),
         // The Imagefile format.
-        .target(name: "Imagefile", dependencies: ["OCI", "SemVer", "Glob", "DocumentReader", .product(name: "Yams", package: "Yams")]),
+        .target(name: "Imagefile", dependencies: ["OCI", "SemVer", "Glob", "DocumentReader", "DebianArchive", .product(name: "Yams", package: "Yams")]),
+        // `Imagefile.lock`: Debian packages resolved into their closure, pinned per platform.
+        .target(name: "PackageLock", dependencies: ["DebianArchive", "Imagefile", "OCI"]),
+        // Debian archives read over HTTP, their signatures checked by gpgv and every index by its hash; `imgbuild lock`.
+        .target(name: "DebianRepository", dependencies: [
+            "DebianArchive", "PackageLock", "Imagefile", "OCI", "CArchive",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         // Imagefile -> layers -> image in the store.
         .target(name: "Builder", dependencies: [
-            "Imagefile", "DocumentReader", "Layers", "Store", "OCI", "SemVer",
+            "Imagefile", "DocumentReader", "Layers", "Store", "OCI", "SemVer", "PackageLock",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
@@ -99,7 +109,7 @@ let package = Package(
         // An Imagefile's tests run against a built image: files, config, and commands under runc.
         .target(name: "ImageChecks", dependencies: ["Imagefile", "Layers", "OCI", "Runtime", "Store"]),
         // Artifacts that refer to images: signatures, SPDX SBOMs, provenance statements and test records.
-        .target(name: "Attestations", dependencies: ["OCI", "Store", "Signing", "Layers"]),
+        .target(name: "Attestations", dependencies: ["OCI", "Store", "Signing", "Layers", "DebianArchive"]),
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
         .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", "HostPort", .product(name: "Yams", package: "Yams")]),
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
@@ -155,11 +165,11 @@ let package = Package(
         // Kubernetes manifests of a release, pinned by digest.
         .target(name: "Kubernetes", dependencies: ["ReleaseSpec", "OCI", .product(name: "Yams", package: "Yams")]),
         // What changed between two images: layers, files, Debian packages, configuration.
-        .target(name: "ImageDiff", dependencies: ["Store", "Layers", "OCI"]),
+        .target(name: "ImageDiff", dependencies: ["Store", "Layers", "OCI", "DebianArchive"]),
         // Thin command-line front end of the builder, the store and the registry.
         .executableTarget(name: "imgbuild", dependencies: [
             "Builder", "BuildPipeline", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
-            "ImageDiff", "HostPort", "Layers",
+            "ImageDiff", "HostPort", "Layers", "DebianRepository", "PackageLock",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -176,6 +186,7 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "SemVerTests", dependencies: ["SemVer"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "OCI", "Glob"]),
+        .testTarget(name: "DebianArchiveTests", dependencies: ["DebianArchive", "PackageLock"]),
         .testTarget(name: "ImagefileTests", dependencies: ["Imagefile", "OCI"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "OCI", "SemVer"]),
         .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer", .product(name: "NIOPosix", package: "swift-nio"),

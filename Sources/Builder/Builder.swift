@@ -56,13 +56,17 @@ public struct Builder: Sendable {
     /// image manifest per platform and the index of them). The version is not tagged yet: the returned
     /// image holds the store's write lease until it is tagged (see `BuildPipeline`).
     public func build() async throws(BuildError) -> WrittenImage {
-        let imagefile = try loadImagefile()
+        var imagefile = try loadImagefile()
         let epoch = try sourceDateEpoch(imagefile)
         let version = options.version ?? imagefile.version
         let created = RFC3339.string(fromEpochSeconds: epoch)
         progress("building \(imagefile.name):\(version) from \(imagefile.path)")
 
         let targets = try targets(imagefile)
+        if !imagefile.packages.isEmpty {
+            imagefile.dependencies = try LockedPackages(imagefile: imagefile, environment: options.environment).dependencies(for: targets.map(\.platform))
+                + imagefile.dependencies
+        }
         let settings = LayerSettings(compression: options.compression, mtime: epoch)
         let dependencyLayers = try await planDependencies(imagefile, for: targets)
         // The context's sections are the same bytes for every platform: planned once, written once.
@@ -254,7 +258,12 @@ public struct Builder: Sendable {
     // MARK: Steps
 
     func loadImagefile() throws(BuildError) -> Imagefile {
-        var path = options.path
+        try Self.loadImagefile(at: options.path)
+    }
+
+    /// The Imagefile at `path`, or in the folder `path` (named `Imagefile`), read and validated.
+    public static func loadImagefile(at path: String) throws(BuildError) -> Imagefile {
+        var path = path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .missingImagefile(path: path) }
         if isDirectory.boolValue {
@@ -394,7 +403,7 @@ public struct Builder: Sendable {
             } else if let known = byList[list] {
                 result.perTarget.append(known)
             } else {
-                let (tree, entries) = try reader.read(list.map { verified[$0]! })
+                let (tree, entries) = try reader.read(list.map { verified[$0]! }, dpkgStatus: !imagefile.packages.isEmpty)
                 result.layers.append(PlannedLayer(section: "dependencies", contents: .read(tree: tree, entries: entries, snapshot: nil)))
                 byList[list] = result.layers.count - 1
                 result.perTarget.append(result.layers.count - 1)

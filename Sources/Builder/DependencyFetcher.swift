@@ -40,6 +40,13 @@ struct DependencyFetcher {
     }
 
     private func download(_ url: String, to path: String) async throws(FetchFailure) -> Digest {
+        // A locked package's address is its repository's: a variable left unset, or no apt source for `system`.
+        if let start = url.range(of: "${"), let end = url[start.upperBound...].firstIndex(of: "}") {
+            throw .other("it is not cached and its repository's url needs the environment variable \(url[start.upperBound..<end]), which is not set: set it to the archive's address")
+        }
+        if url.hasPrefix("system/") {
+            throw .other("it is not cached and the machine's apt sources have no source for its repository's suite: add one, or build where the package is cached")
+        }
         guard let handle = FileHandle(forWritingAtPath: path) ?? {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
             return FileHandle(forWritingAtPath: path)

@@ -29,21 +29,26 @@ struct DependencyLayer {
 
     /// The verified files unpacked in order into one tree (a later artefact's file replaces an earlier one's),
     /// with its entries finalized.
-    func read(_ files: [VerifiedFile]) throws(BuildError) -> (LayerTree, [LayerEntry]) {
+    /// `dpkgStatus`: also write dpkg's status file of every Debian package unpacked (for locked `packages`).
+    func read(_ files: [VerifiedFile], dpkgStatus: Bool = false) throws(BuildError) -> (LayerTree, [LayerEntry]) {
         let spool: Spool
         do { spool = try Spool() } catch { throw .layer(error) }
         var tree = LayerTree(spool: spool)
+        var controls: [[UInt8]] = []
         for file in files {
             let importer = ArchiveImporter(label: file.label)
             do {
                 if isDebianPackage(file.dependency) {
-                    try importer.importDebianPackage(at: file.path, into: &tree)
+                    if let control = try importer.importDebianPackage(at: file.path, into: &tree) { controls.append(control) }
                 } else {
                     try importer.importArchive(at: file.path, under: file.dependency.destination, into: &tree)
                 }
             } catch {
                 throw .entry(file.dependency.location, error.description)
             }
+        }
+        if dpkgStatus, !controls.isEmpty {
+            do { try tree.insertFile(ArchiveImporter.dpkgStatusPath, bytes: ArchiveImporter.dpkgStatus(controls), mode: 0o644) } catch { throw .layer(error) }
         }
         do { return (tree, try tree.finalizedEntries()) } catch { throw .entry(files[0].dependency.location, error.description) }
     }
@@ -52,7 +57,7 @@ struct DependencyLayer {
         switch dependency.source {
         case .deb: return true
         case .archive: return false
-        case .url(let url): return URL(string: url)?.path.hasSuffix(".deb") ?? false
+        case .url(let url): return (URL(string: url)?.path ?? url).hasSuffix(".deb")
         }
     }
 

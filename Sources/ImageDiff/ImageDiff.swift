@@ -1,3 +1,4 @@
+import DebianArchive
 import Foundation
 import Layers
 import OCI

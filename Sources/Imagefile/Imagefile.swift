@@ -1,3 +1,4 @@
+import DebianArchive
 import DocumentReader
 import Glob
 import OCI
@@ -22,6 +23,10 @@ public struct Imagefile: Sendable {
     /// The timestamp of every file and of the config's `created`, if the Imagefile fixes it.
     public var sourceDateEpoch: Int64?
     public var dependencies: [Dependency]
+    /// The Debian archives `packages` are resolved from (by `imgbuild lock`), in order of preference.
+    public var repositories: [PackageRepository] = []
+    /// Debian packages, installed with their dependency closure as `Imagefile.lock` pins it.
+    public var packages: [PackageRequest] = []
     public var runtime: [Copy]
     public var code: [Copy]
     public var config: RunConfig
@@ -53,11 +58,47 @@ public struct Imagefile: Sendable {
         public var platform: Platform?
         public var location: SourceLocation
 
+        public init(source: Source, sha256: Digest, destination: String, platform: Platform?, location: SourceLocation) {
+            self.source = source
+            self.sha256 = sha256
+            self.destination = destination
+            self.platform = platform
+            self.location = location
+        }
+
         /// Whether the image for `target` gets this dependency.
         public func applies(to target: Platform) -> Bool {
             platform.map { $0.matches(target) } ?? true
         }
     }
+
+    /// A Debian archive (`repositories` entry): a suite and its components, signed by a keyring.
+    public struct PackageRepository: Sendable, Equatable {
+        /// As written: an http(s) address, one with `${VARIABLE}`s, or `system` (the machine's apt sources).
+        public var url: String
+        public var suite: String
+        public var components: [String]
+        /// OpenPGP keys the suite's `InRelease` must be signed with (relative to the Imagefile's folder, or
+        /// absolute); nil only with `system`, whose apt sources name their keys.
+        public var keyring: String?
+        public var location: SourceLocation
+
+        public static func == (a: PackageRepository, b: PackageRepository) -> Bool {
+            a.url == b.url && a.suite == b.suite && a.components == b.components && a.keyring == b.keyring
+        }
+    }
+
+    /// A `packages` entry: a name, with a version relation if it has one, or `?essential`.
+    public struct PackageRequest: Sendable {
+        /// As written.
+        public var text: String
+        /// Nil for `?essential` (every package marked Essential).
+        public var relation: Relation?
+        public var location: SourceLocation
+    }
+
+    /// Where the lock of the Imagefile's `packages` is kept: beside it, with `.lock` added to its name.
+    public var lockPath: String { path + ".lock" }
 
     /// The most platforms one Imagefile builds (imgdeploy reads at most 64 entries of an index).
     public static let maxPlatforms = 64

@@ -1,4 +1,5 @@
 import Foundation
+import DebianArchive
 import DocumentReader
 import OCI
 import Glob
@@ -51,13 +52,24 @@ extension NodeReader {
         let dependencies = try keys["dependencies"].map { entry throws(ImagefileError) in
             try self.dependencies(entry.value, targets: platforms ?? platform.map { [$0] }, singlePlatform: platforms == nil)
         } ?? []
+        let repositories = try keys["repositories"].map { entry throws(ImagefileError) in try packageRepositories(entry.value) } ?? []
+        let packages = try keys["packages"].map { entry throws(ImagefileError) in try packageRequests(entry.value) } ?? []
+        if let first = repositories.first, packages.isEmpty {
+            throw ImagefileError(file: file, location: first.location, message: "'repositories' is given but 'packages' is not: list the Debian packages to install from them, or remove 'repositories'")
+        }
+        if let first = packages.first, repositories.isEmpty {
+            throw ImagefileError(file: file, location: first.location, message: "'packages' needs 'repositories': the Debian archives to resolve them from (url, suite, components, keyring)")
+        }
         let runtime = try keys["runtime"].map { entry throws(ImagefileError) in try copies(entry.value, section: "runtime") } ?? []
         let code = try keys["code"].map { entry throws(ImagefileError) in try copies(entry.value, section: "code") } ?? []
         let config = try keys["config"].map { entry throws(ImagefileError) in try runConfig(entry.value) } ?? Imagefile.RunConfig()
         let tests = try keys["tests"].map { entry throws(ImagefileError) in try testSuite(entry.value) } ?? ImageTestSuite()
-        return Imagefile(path: file, contextDirectory: contextDirectory, name: name, version: version, base: base,
-                         platform: platform, platforms: platforms, sourceDateEpoch: epoch, dependencies: dependencies, runtime: runtime,
-                         code: code, config: config, tests: tests)
+        var imagefile = Imagefile(path: file, contextDirectory: contextDirectory, name: name, version: version, base: base,
+                                  platform: platform, platforms: platforms, sourceDateEpoch: epoch, dependencies: dependencies, runtime: runtime,
+                                  code: code, config: config, tests: tests)
+        imagefile.repositories = repositories
+        imagefile.packages = packages
+        return imagefile
     }
 
     /// `os/architecture[/variant]`.
@@ -136,6 +148,103 @@ extension NodeReader {
                 platform = wanted
             }
             result.append(Imagefile.Dependency(source: source, sha256: digest, destination: destination, platform: platform, location: location(item)!))
+        }
+        return result
+    }
+
+    /// The `repositories` list: Debian archives, each a suite with components and a keyring.
+    func packageRepositories(_ node: Node) throws(ImagefileError) -> [Imagefile.PackageRepository] {
+        let items = try sequence(node, what: "'repositories'")
+        guard !items.isEmpty else { throw error(node, "'repositories' is empty: list at least one Debian archive (url, suite, components, keyring)") }
+        var result: [Imagefile.PackageRepository] = []
+        for item in items {
+            let keys = try mapping(item, allowed: ["url", "suite", "components", "keyring"], what: "a repository")
+            guard let urlNode = keys["url"]?.value else {
+                throw error(item, "a repository needs 'url': the archive's address (http:// or https://, '${VARIABLE}', or 'system' for the machine's apt sources)")
+            }
+            let url = try nonEmptyString(urlNode, what: "'url'")
+            try checkRepositoryURL(url, node: urlNode)
+            guard let suiteNode = keys["suite"]?.value else { throw error(item, "a repository needs 'suite', e.g. 'suite: bookworm'") }
+            let suite = try nonEmptyString(suiteNode, what: "'suite'")
+            guard suite.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._/".contains($0)) }), !suite.split(separator: "/").contains(".."),
+                  !suite.hasPrefix("/") else {
+                throw error(suiteNode, "'suite' must be a suite or codename such as bookworm or stable, not '\(suite)'")
+            }
+            var components = ["main"]
+            if let componentsNode = keys["components"]?.value {
+                components = try stringList(componentsNode, what: "'components'")
+                guard !components.isEmpty else { throw error(componentsNode, "'components' is empty: write e.g. [main]") }
+                for component in components where component.isEmpty || !component.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._/".contains($0)) })
+                    || component.split(separator: "/").contains("..") || component.hasPrefix("/") {
+                    throw error(componentsNode, "'\(component)' is not a component name such as main or contrib")
+                }
+                if Set(components).count != components.count { throw error(componentsNode, "a component is listed twice") }
+            }
+            var keyring: String?
+            if let keyringNode = keys["keyring"]?.value {
+                keyring = try nonEmptyString(keyringNode, what: "'keyring'")
+            } else if url != "system" {
+                throw error(item, "a repository needs 'keyring': the OpenPGP keys that sign its InRelease (a binary keyring, e.g. from 'gpg --export KEY > keys/archive.gpg'), so that what is installed is what the archive signed")
+            }
+            let repository = Imagefile.PackageRepository(url: url, suite: suite, components: components, keyring: keyring, location: location(item)!)
+            if result.contains(repository) { throw error(item, "this repository is listed twice") }
+            result.append(repository)
+        }
+        return result
+    }
+
+    /// `http(s)://HOST/PATH`, with `${VARIABLE}`s anywhere, or `system`.
+    func checkRepositoryURL(_ url: String, node: Node) throws(ImagefileError) {
+        if url == "system" { return }
+        var rest = Substring(url)
+        while let start = rest.range(of: "${") {
+            guard let end = rest[start.upperBound...].firstIndex(of: "}") else { throw error(node, "'url' has '${' without a closing '}'") }
+            let name = rest[start.upperBound..<end]
+            guard let first = name.first, first == "_" || (first.isASCII && first.isLetter),
+                  name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }) else {
+                throw error(node, "'${\(name)}' in 'url' is not an environment variable name (letters, digits and '_')")
+            }
+            rest = rest[rest.index(after: end)...]
+        }
+        guard url.hasPrefix("${") || url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw error(node, "'url' must be an http:// or https:// address, one made of '${VARIABLE}'s (from the environment), or 'system', not '\(url)'")
+        }
+        guard !url.contains("?"), !url.contains("#"), !url.contains(where: \.isWhitespace) else {
+            throw error(node, "'url' must be the archive's root, without a query, a fragment or spaces")
+        }
+    }
+
+    /// The `packages` list: names with an optional version relation (`libc6 (= 2.36-9)`), or `?essential`.
+    func packageRequests(_ node: Node) throws(ImagefileError) -> [Imagefile.PackageRequest] {
+        let items = try sequence(node, what: "'packages'")
+        guard !items.isEmpty else { throw error(node, "'packages' is empty: list Debian package names, e.g. [busybox-static]") }
+        guard items.count <= 10_000 else { throw error(node, "'packages' lists \(items.count) packages; at most 10000") }
+        var result: [Imagefile.PackageRequest] = []
+        var names: [String: Imagefile.PackageRequest] = [:]
+        for item in items {
+            let text = try nonEmptyString(item, what: "a package")
+            if text == "?essential" {
+                if result.contains(where: { $0.relation == nil }) { throw error(item, "'?essential' is listed twice") }
+                result.append(Imagefile.PackageRequest(text: text, relation: nil, location: location(item)!))
+                continue
+            }
+            guard !text.contains("|"), !text.contains(",") else {
+                throw error(item, "'\(text)' is more than one package: list each under 'packages' on its own (alternatives are for dependencies)")
+            }
+            let relation: Relation
+            do { relation = try Relation.parse(text) } catch {
+                throw self.error(item, "'\(text)' is not a package: write a name, optionally with a version relation, e.g. 'libc6' or 'libc6 (= 2.36-9+deb12u9)' (\(error.description))")
+            }
+            guard relation.architectureQualifier == nil else {
+                throw error(item, "'\(text)': the architecture comes from the image's platform; write the name without ':\(relation.architectureQualifier!)'")
+            }
+            guard relation.name.allSatisfy({ !$0.isUppercase }) else { throw error(item, "'\(relation.name)' is not a Debian package name: they are lowercase") }
+            if let earlier = names[relation.name] {
+                throw error(item, "the package \(relation.name) is listed twice (as '\(earlier.text)' at line \(earlier.location.line) too)")
+            }
+            let request = Imagefile.PackageRequest(text: text, relation: relation, location: location(item)!)
+            names[relation.name] = request
+            result.append(request)
         }
         return result
     }

@@ -6,7 +6,7 @@ import DocumentReader
 
 extension Imagefile {
     /// The keys an Imagefile may have at its top level.
-    public static let topLevelKeys = ["name", "version", "base", "platform", "platforms", "sourceDateEpoch", "dependencies", "runtime", "code", "config", "tests"]
+    public static let topLevelKeys = ["name", "version", "base", "platform", "platforms", "sourceDateEpoch", "dependencies", "repositories", "packages", "runtime", "code", "config", "tests"]
 
     /// Reads and validates the Imagefile at `path`.
     public static func load(path: String) throws(ImagefileError) -> Imagefile {

@@ -1,3 +1,4 @@
+import DebianArchive
 import CArchive
 import Foundation
 
@@ -28,8 +29,10 @@ public struct ArchiveImporter {
         try withUTF8Locale { () throws(LayerError) in try importArchiveEntries(at: path, under: prefix, into: &tree) }
     }
 
-    /// Adds the files of a Debian package (its `data.tar.*` member) at the image root.
-    public func importDebianPackage(at path: String, into tree: inout LayerTree) throws(LayerError) {
+    /// Adds the files of a Debian package (its `data.tar.*` member) at the image root, and its control
+    /// paragraph as `var/lib/dpkg/status.d/NAME`; returns that paragraph (nil if it has none).
+    @discardableResult
+    public func importDebianPackage(at path: String, into tree: inout LayerTree) throws(LayerError) -> [UInt8]? {
         try withUTF8Locale { () throws(LayerError) in try importDebianEntries(at: path, into: &tree) }
     }
 
@@ -43,7 +46,26 @@ public struct ArchiveImporter {
     /// keep it, so scanners and ``SBOM`` generators find the packages without a dpkg database.
     public static let packageRecordFolder = "var/lib/dpkg/status.d"
 
-    private func importDebianEntries(at path: String, into tree: inout LayerTree) throws(LayerError) {
+    /// dpkg's own database file: written for locked `packages`, so `dpkg --root … -l` lists them.
+    public static let dpkgStatusPath = "var/lib/dpkg/status"
+
+    /// A dpkg status file of `controls` (packages' control paragraphs): each marked installed, sorted by
+    /// package name, separated by empty lines, as dpkg writes it.
+    public static func dpkgStatus(_ controls: [[UInt8]]) -> [UInt8] {
+        var paragraphs: [(name: String, text: String)] = []
+        for control in controls {
+            var lines = String(decoding: control, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            while let last = lines.last, last.trimmingCharacters(in: .whitespaces).isEmpty { lines.removeLast() }
+            lines.removeAll { $0.lowercased().hasPrefix("status:") }
+            guard let packageLine = lines.firstIndex(where: { $0.lowercased().hasPrefix("package:") }) else { continue }
+            lines.insert("Status: install ok installed", at: packageLine + 1)
+            let name = lines[packageLine].dropFirst("package:".count).trimmingCharacters(in: .whitespaces)
+            paragraphs.append((name, lines.joined(separator: "\n") + "\n"))
+        }
+        return Array(paragraphs.sorted { $0.name < $1.name }.map(\.text).joined(separator: "\n").utf8)
+    }
+
+    private func importDebianEntries(at path: String, into tree: inout LayerTree) throws(LayerError) -> [UInt8]? {
         let outer = try ArchiveReader(path: path, label: label, formats: .ar)
         var found = false
         var control: [UInt8]?
@@ -70,16 +92,9 @@ public struct ArchiveImporter {
         }
         guard found else { throw .notADebianPackage(path: label) }
         guard let control, let package = DebianControl(String(decoding: control, as: UTF8.self)).field("Package"),
-              LayerPath.normalize(package) == package, !package.contains("/") else { return }
-        guard let spool = tree.spool else { throw .writeFailed(reason: "no spool to hold the package record") }
-        let offset = spool.currentLength
-        var failure: LayerError?
-        control.withUnsafeBytes { bytes in
-            do throws(LayerError) { try spool.append(bytes) } catch { failure = error }
-        }
-        if let failure { throw failure }
-        tree.insert(LayerEntry(path: ArchiveImporter.packageRecordFolder + "/" + package,
-                               kind: .regularFile(.spool(offset: offset, size: Int64(control.count))), mode: 0o644))
+              LayerPath.normalize(package) == package, !package.contains("/") else { return nil }
+        try tree.insertFile(ArchiveImporter.packageRecordFolder + "/" + package, bytes: control, mode: 0o644)
+        return control
     }
 
     private func add(_ entry: OpaquePointer, reader: ArchiveReader, prefix: String, into tree: inout LayerTree,

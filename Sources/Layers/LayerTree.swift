@@ -26,6 +26,18 @@ public struct LayerTree: Sendable {
         entries[entry.path] = entry
     }
 
+    /// Adds a regular file (owner 0:0) whose bytes are `bytes`, kept in the spool.
+    public mutating func insertFile(_ path: String, bytes: [UInt8], mode: UInt32) throws(LayerError) {
+        guard let spool else { throw .writeFailed(reason: "no spool to hold \(path)") }
+        let offset = spool.currentLength
+        var failure: LayerError?
+        bytes.withUnsafeBytes { raw in
+            do throws(LayerError) { try spool.append(raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        insert(LayerEntry(path: path, kind: .regularFile(.spool(offset: offset, size: Int64(bytes.count))), mode: mode))
+    }
+
     /// The entry at a path, if any.
     public subscript(path: String) -> LayerEntry? { entries[path] }
 

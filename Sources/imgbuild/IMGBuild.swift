@@ -9,7 +9,7 @@ struct IMGBuild: AsyncParsableCommand {
         commandName: "imgbuild",
         abstract: "Build reproducible OCI images from Imagefiles and keep them under immutable versions.",
         version: IMGBuild.versionText,
-        subcommands: [BuildCommand.self, InspectCommand.self, ExportCommand.self, TagCommand.self, TagsCommand.self,
+        subcommands: [BuildCommand.self, LockCommand.self, InspectCommand.self, ExportCommand.self, TagCommand.self, TagsCommand.self,
                       ResolveCommand.self, ImagesCommand.self, DiffCommand.self, FsckCommand.self, GCCommand.self,
                       PushCommand.self, PullCommand.self, CopyCommand.self, LoginCommand.self, LogoutCommand.self, ServeCommand.self,
                       KeygenCommand.self, SignCommand.self, VerifyCommand.self, SBOMCommand.self, TestCommand.self]

@@ -1,5 +1,5 @@
 import Foundation
-import Layers
+import DebianArchive
 import Testing
 
 @Suite("Debian versions")
