@@ -125,7 +125,32 @@ struct BadInputTests {
         Case(name: "a dependency for another platform than the one built, with no platform named",
              imagefile: header + "dependencies:\n  - deb: \(busyboxDeb)\n    sha256: \(busyboxSHA256)\n    platform: linux/s390x\n",
              expected: ["Imagefile:4:5:", "this dependency is for linux/s390x, which is not built (this build is for "]),
+        Case(name: "packages without repositories", imagefile: header + "packages: [busybox-static]\n",
+             expected: ["Imagefile:3:12:", "'packages' needs 'repositories'"]),
+        Case(name: "repositories without packages", imagefile: header + repository("http://127.0.0.1:9/debian"),
+             expected: ["Imagefile:4:5:", "'repositories' is given but 'packages' is not"]),
+        Case(name: "a repository without a keyring",
+             imagefile: header + "repositories:\n  - url: http://127.0.0.1:9/debian\n    suite: bookworm\npackages: [a]\n",
+             expected: ["Imagefile:4:5:", "a repository needs 'keyring'"]),
+        Case(name: "a repository url that is not http", imagefile: header + repository("ftp://mirror/debian") + "packages: [a]\n",
+             expected: ["Imagefile:4:10:", "'url' must be an http:// or https:// address, one made of '${VARIABLE}'s"]),
+        Case(name: "a repository url with a bad variable", imagefile: header + repository("${1X}/debian") + "packages: [a]\n",
+             expected: ["Imagefile:4:10:", "'${1X}' in 'url' is not an environment variable name"]),
+        Case(name: "two packages in one entry", imagefile: header + repository("http://127.0.0.1:9/d") + "packages: [\"a | b\"]\n",
+             expected: ["Imagefile:7:12:", "'a | b' is more than one package"]),
+        Case(name: "a package with a broken version relation", imagefile: header + repository("http://127.0.0.1:9/d") + "packages: [\"libc6 (= )\"]\n",
+             expected: ["Imagefile:7:12:", "'libc6 (= )' is not a package", "is not a Debian version"]),
+        Case(name: "a package listed twice", imagefile: header + repository("http://127.0.0.1:9/d") + "packages: [libc6, \"libc6 (>= 2)\"]\n",
+             expected: ["Imagefile:7:19:", "the package libc6 is listed twice"]),
+        Case(name: "a package with an architecture", imagefile: header + repository("http://127.0.0.1:9/d") + "packages: [\"libc6:arm64\"]\n",
+             expected: ["Imagefile:7:12:", "the architecture comes from the image's platform"]),
+        Case(name: "packages with no lock", imagefile: header + repository("http://127.0.0.1:9/d") + "packages: [libc6]\n",
+             expected: ["Imagefile:7:12:", "Imagefile.lock, which does not exist: run 'imgbuild lock"]),
     ]
+
+    static func repository(_ url: String) -> String {
+        "repositories:\n  - url: \(url)\n    suite: bookworm\n    keyring: keys/archive.gpg\n"
+    }
 
     /// One store with a good image in it, shared by every case: it must not change.
     static let sharedStore: (path: String, snapshot: [String]) = {

@@ -5,14 +5,13 @@ import Testing
 /// The examples in Imagefiles/ build as they are committed.
 @Suite("Examples", .serialized)
 struct ExampleTests {
-    /// `python3 -m http.server` on 127.0.0.1 over fixtures/served, stopped when the test ends.
+    /// `python3 -m http.server` on 127.0.0.1 over `directory` (fixtures/served), stopped when the test ends.
     final class FixtureServer {
         let process = Process()
 
-        init(port: Int) throws {
+        init(port: Int, directory: String = repositoryRoot + "/fixtures/served") throws {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", "-m", "http.server", String(port), "--bind", "127.0.0.1",
-                                 "--directory", repositoryRoot + "/fixtures/served"]
+            process.arguments = ["python3", "-m", "http.server", String(port), "--bind", "127.0.0.1", "--directory", directory]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

@@ -1,0 +1,252 @@
+import CommandLineTesting
+import Foundation
+import Testing
+
+/// A signed Debian archive made by fixtures/debian-archive/make (real packages from the machine's Debian
+/// mirror, a few made there, indexed by apt-ftparchive, signed by a throwaway gpg key), served over HTTP on
+/// 127.0.0.1 by `python3 -m http.server`.
+final class TestArchive {
+    let folder: String
+    let port: Int
+    private var server: ExampleTests.FixtureServer?
+    nonisolated(unsafe) private static var nextPort = 18790
+
+    var archive: String { folder + "/archive" }
+    var url: String { "http://127.0.0.1:\(port)" }
+    var keyring: String { folder + "/keyring.gpg" }
+    var otherKeyring: String { folder + "/other-keyring.gpg" }
+
+    init(newer: Bool = false) throws {
+        folder = makeTemporaryDirectory("debian-archive")
+        port = Self.nextPort
+        Self.nextPort += 1
+        try make(newer: newer)
+        server = try ExampleTests.FixtureServer(port: port, directory: archive)
+    }
+
+    /// Builds (or rebuilds, with the same key) the archive's files.
+    func make(newer: Bool) throws {
+        let made = try run(repositoryRoot + "/fixtures/debian-archive/make", [folder] + (newer ? ["--newer"] : []))
+        guard made.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: made.stderr]) }
+    }
+
+    func stop() {
+        server?.stop()
+        server = nil
+    }
+
+    deinit { stop() }
+
+    /// An Imagefile using this archive (its url from ${TEST_ARCHIVE}) in a new context folder.
+    func context(packages: [String], keyring: String? = nil, extra: String = "") -> String {
+        let context = makeTemporaryDirectory("packages")
+        write("""
+        name: packaged
+        version: 1.0.0
+        repositories:
+          - url: ${TEST_ARCHIVE}
+            suite: bookworm
+            components: [main]
+            keyring: \(keyring ?? self.keyring)
+        packages: [\(packages.map { "\"\($0)\"" }.joined(separator: ", "))]
+        config:
+          entrypoint: [/bin/busybox, sh]
+        \(extra)
+        """, to: context + "/Imagefile")
+        return context
+    }
+
+    var environment: [String: String] { ["TEST_ARCHIVE": url] }
+
+    /// What apt itself installs for `packages` from this archive, in an empty root of its own: the SHA-256
+    /// of each file it downloads, with its name.
+    func aptClosure(_ packages: [String]) throws -> [String: String] {
+        let root = makeTemporaryDirectory("apt-root")
+        for folder in ["etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d", "var/lib/apt/lists/partial",
+                       "var/cache/apt/archives/partial", "var/lib/dpkg"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + folder, withIntermediateDirectories: true)
+        }
+        write("", to: root + "/var/lib/dpkg/status")
+        write("deb [signed-by=\(keyring)] \(url) bookworm main\n", to: root + "/etc/apt/sources.list")
+        let options = ["-o", "Dir=\(root)", "-o", "Dir::State::status=\(root)/var/lib/dpkg/status", "-o", "Dir::Etc::Parts=\(root)/etc/apt/apt.conf.d",
+                       "-o", "APT::Architecture=amd64", "-o", "APT::Architectures::=amd64", "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"]
+        let update = try run("/usr/bin/apt-get", options + ["update", "-qq"])
+        guard update.status == 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: update.stderr]) }
+        let install = try run("/usr/bin/apt-get", options + ["install", "--download-only", "-qq", "--no-install-recommends", "-y"] + packages)
+        guard install.status == 0 else { throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: install.stderr]) }
+        let archives = root + "/var/cache/apt/archives"
+        var result: [String: String] = [:]
+        for file in try FileManager.default.contentsOfDirectory(atPath: archives) where file.hasSuffix(".deb") {
+            let hash = try run("/usr/bin/sha256sum", [archives + "/" + file]).stdout.prefix(64)
+            result[String(hash)] = file.removingPercentEncoding ?? file
+        }
+        guard !result.isEmpty else { throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "apt downloaded nothing: \(install.stderr)"]) }
+        return result
+    }
+}
+
+/// The lock file's packages for the one platform: SHA-256 and name.
+func lockedFiles(_ context: String) throws -> [String: String] {
+    let lock = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: context + "/Imagefile.lock"))) as! [String: Any]
+    let platforms = lock["platforms"] as! [[String: Any]]
+    var result: [String: String] = [:]
+    for package in platforms[0]["packages"] as! [[String: Any]] {
+        result[package["sha256"] as! String] = "\(package["name"]!)_\(package["version"]!)"
+    }
+    return result
+}
+
+func lockedVersions(_ context: String) throws -> [String: String] {
+    let lock = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: context + "/Imagefile.lock"))) as! [String: Any]
+    let platforms = lock["platforms"] as! [[String: Any]]
+    return Dictionary(uniqueKeysWithValues: (platforms[0]["packages"] as! [[String: Any]]).map { ($0["name"] as! String, $0["version"] as! String) })
+}
+
+@Suite("Packages locked from a signed Debian archive", .serialized)
+struct PackageLockTests {
+    @Test("imgbuild lock resolves the same closure as apt for every package set, and writes the same bytes twice")
+    func closureEqualsApt() throws {
+        let archive = try TestArchive()
+        let sets: [[String]] = [
+            ["busybox-static"], ["ca-certificates"], ["liblocale-gettext-perl"], ["adduser"],
+            ["imgtest-virtual-user", "imgtest-api-user", "imgtest-epoch-user"], ["?essential"],
+            ["busybox-static", "ca-certificates", "liblocale-gettext-perl", "adduser", "imgtest-virtual-user"],
+        ]
+        for packages in sets {
+            let context = archive.context(packages: packages)
+            let lock = try imgbuild(["lock", context], environment: archive.environment)
+            #expect(lock.status == 0, "\(packages): \(lock.stderr)")
+            let ours = try lockedFiles(context)
+            let apts = try archive.aptClosure(packages)
+            #expect(!ours.isEmpty && Set(ours.keys) == Set(apts.keys), "\(packages): imgbuild \(ours.values.sorted()) apt \(apts.values.sorted())")
+            let first = try Data(contentsOf: URL(fileURLWithPath: context + "/Imagefile.lock"))
+            try FileManager.default.removeItem(atPath: context + "/Imagefile.lock")
+            #expect(try imgbuild(["lock", context], environment: archive.environment).status == 0)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: context + "/Imagefile.lock")) == first, "\(packages): the second lock differs")
+        }
+        // Edges: the lock says why each package is there, alternatives and virtuals included.
+        let context = archive.context(packages: ["imgtest-virtual-user", "imgtest-api-user", "imgtest-epoch-user"])
+        #expect(try imgbuild(["lock", context], environment: archive.environment).status == 0)
+        let text = try String(contentsOfFile: context + "/Imagefile.lock", encoding: .utf8)
+        #expect(text.contains("imgtest-virtual-user Depends: imgtest-missing | debconf-2.0"))
+        #expect(text.contains("imgtest-api-user Depends: imgtest-api (>= 2)"))
+        #expect(try lockedVersions(context)["imgtest-epoch"] == "1:0.9-1", "the epoch orders 1:0.9-1 after 1.5-1")
+        #expect(!text.contains("127.0.0.1"), "the lock names the archive by its url as written, not its address")
+    }
+
+    @Test("a build installs exactly the lock: the same digest from another cache and store, and offline once cached")
+    func buildsFromLock() throws {
+        let archive = try TestArchive()
+        let context = archive.context(packages: ["busybox-static", "ca-certificates"])
+        #expect(try imgbuild(["lock", context], environment: archive.environment).status == 0)
+        let cache = makeTemporaryDirectory("cache")
+        var environment = archive.environment
+        environment["IMGBUILD_CACHE"] = cache
+        let store = makeTemporaryDirectory("store") + "/store"
+        let first = try imgbuild(["build", context, "--store", store], environment: environment)
+        #expect(first.status == 0, "\(first.stderr)")
+        // Another machine: another cache, another store.
+        let other = try imgbuild(["build", context, "--store", makeTemporaryDirectory("store") + "/store"],
+                                 environment: ["TEST_ARCHIVE": archive.url, "IMGBUILD_CACHE": makeTemporaryDirectory("cache")])
+        #expect(other.status == 0 && other.lastLine == first.lastLine, "\(other.stderr)")
+        // Offline: no server, no variable; the cache has every package.
+        archive.stop()
+        let offline = try imgbuild(["build", context, "--store", makeTemporaryDirectory("store") + "/store"], environment: ["TEST_ARCHIVE": "", "IMGBUILD_CACHE": cache])
+        #expect(offline.status == 0 && offline.lastLine == first.lastLine, "\(offline.stderr)")
+        // Not cached and no address: the error names the variable.
+        let nowhere = try imgbuild(["build", context, "--store", makeTemporaryDirectory("store") + "/store"], environment: ["TEST_ARCHIVE": "", "IMGBUILD_CACHE": makeTemporaryDirectory("cache")])
+        #expect(nowhere.status != 0 && nowhere.stderr.contains("TEST_ARCHIVE"), "\(nowhere.stderr)")
+
+        let layers = try layerDigests(store: store, manifest: first.lastLine)
+        let root = makeTemporaryDirectory("root")
+        #expect(try run("/bin/tar", ["-xzf", store + "/blobs/sha256/" + layers[0].dropFirst(7), "-C", root]).status == 0)
+        let locked = try lockedVersions(context)
+        let records = try FileManager.default.contentsOfDirectory(atPath: root + "/var/lib/dpkg/status.d").sorted()
+        #expect(records == locked.keys.sorted(), "one status.d record per locked package")
+        // dpkg itself reads the status file the layer carries.
+        let listed = try run("/usr/bin/dpkg-query", ["--admindir=\(root)/var/lib/dpkg", "-W", "-f", "${Package} ${Version} ${db:Status-Abbrev}\\n"])
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let rows = listed.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        #expect(Dictionary(uniqueKeysWithValues: rows.map { ($0[0], $0[1]) }) == locked)
+        #expect(rows.allSatisfy { $0.last == "ii" }, "\(listed.stdout)")
+        #expect(FileManager.default.fileExists(atPath: root + "/bin/busybox") && FileManager.default.fileExists(atPath: root + "/usr/share/ca-certificates"))
+    }
+
+    @Test("a tampered index, a bad signature, an unknown key and an unsatisfiable dependency are refused; the lock stays as it was")
+    func refusals() throws {
+        let archive = try TestArchive()
+        let context = archive.context(packages: ["busybox-static"])
+        #expect(try imgbuild(["lock", context], environment: archive.environment).status == 0)
+        let lockPath = context + "/Imagefile.lock"
+        let before = try Data(contentsOf: URL(fileURLWithPath: lockPath))
+        let dists = archive.archive + "/dists/bookworm"
+        func lockFails(_ context: String, _ expected: [String], _ what: String) throws {
+            let result = try imgbuild(["lock", context, "--update"], environment: archive.environment)
+            #expect(result.status != 0, "\(what) was accepted")
+            for text in expected { #expect(result.stderr.contains(text), "\(what): \(result.stderr)") }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: lockPath)) == before, "\(what): the lock changed")
+        }
+
+        // An unknown key.
+        let unknown = archive.context(packages: ["busybox-static"], keyring: archive.otherKeyring)
+        write(String(decoding: before, as: UTF8.self), to: unknown + "/Imagefile.lock")
+        let byOther = try imgbuild(["lock", unknown, "--update"], environment: archive.environment)
+        #expect(byOther.status != 0 && byOther.stderr.contains("not in the repository's keyring"), "\(byOther.stderr)")
+
+        // A tampered Packages index (the signed Release still names the old one).
+        let gz = dists + "/main/binary-amd64/Packages.gz"
+        let original = try Data(contentsOf: URL(fileURLWithPath: gz))
+        let packages = try String(contentsOfFile: dists + "/main/binary-amd64/Packages", encoding: .utf8)
+        write(packages.replacingOccurrences(of: "Package: imgtest-broken", with: "Package: imgtest-evil"), to: dists + "/main/binary-amd64/Packages")
+        #expect(try run("/bin/gzip", ["-9nf", dists + "/main/binary-amd64/Packages"]).status == 0)
+        try lockFails(context, ["Packages.gz", "does not have the size and SHA-256 the signed Release file gives"], "a tampered index")
+        try original.write(to: URL(fileURLWithPath: gz))
+
+        // A changed InRelease: the signature no longer matches.
+        let inRelease = try String(contentsOfFile: dists + "/InRelease", encoding: .utf8)
+        write(inRelease.replacingOccurrences(of: "Suite: bookworm", with: "Suite: bookwarm"), to: dists + "/InRelease")
+        try lockFails(context, ["InRelease", "signature does not match"], "a changed InRelease")
+        write(inRelease, to: dists + "/InRelease")
+
+        // An unsatisfiable dependency.
+        let broken = archive.context(packages: ["imgtest-broken"])
+        let unsatisfiable = try imgbuild(["lock", broken], environment: archive.environment)
+        #expect(unsatisfiable.status != 0 && unsatisfiable.stderr.contains("imgtest-broken 1.0-1 Depends 'imgtest-nothing (>= 2)'"), "\(unsatisfiable.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: broken + "/Imagefile.lock"))
+
+        // A package file whose SHA-256 is not the index's: the build names it, and the store gets no tag.
+        let pool = archive.archive + "/pool/main/b/busybox"
+        let deb = try FileManager.default.contentsOfDirectory(atPath: pool).first { $0.hasPrefix("busybox-static_") }!
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: pool + "/" + deb))
+        bytes[bytes.count - 1] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: pool + "/" + deb))
+        let store = makeTemporaryDirectory("store") + "/store"
+        let build = try imgbuild(["build", context, "--store", store], environment: archive.environment.merging(["IMGBUILD_CACHE": makeTemporaryDirectory("cache")]) { $1 })
+        #expect(build.status != 0 && build.stderr.contains(deb) && build.stderr.contains("does not match its pinned digest"), "\(build.stderr)")
+        #expect(try imgbuild(["tags", "packaged", "--store", store]).stdout.isEmpty)
+
+        // The Imagefile changed since the lock: the build says to lock again.
+        let imagefile = try String(contentsOfFile: context + "/Imagefile", encoding: .utf8)
+        write(imagefile.replacingOccurrences(of: "\"busybox-static\"", with: "\"busybox-static\", \"libc6\""), to: context + "/Imagefile")
+        let stale = try imgbuild(["build", context, "--store", store], environment: archive.environment)
+        #expect(stale.status != 0 && stale.stderr.contains("run 'imgbuild lock"), "\(stale.stderr)")
+        try FileManager.default.removeItem(atPath: lockPath)
+        let missing = try imgbuild(["build", context, "--store", store], environment: archive.environment)
+        #expect(missing.status != 0 && missing.stderr.contains("Imagefile.lock, which does not exist"), "\(missing.stderr)")
+    }
+
+    @Test("lock keeps the versions it has while the archive offers them; --update takes the newest and says so")
+    func keepsVersions() throws {
+        let archive = try TestArchive()
+        let context = archive.context(packages: ["imgtest-epoch-user"])
+        #expect(try imgbuild(["lock", context], environment: archive.environment).status == 0)
+        #expect(try lockedVersions(context)["imgtest-epoch"] == "1:0.9-1")
+        try archive.make(newer: true)
+        let again = try imgbuild(["lock", context], environment: archive.environment)
+        #expect(again.status == 0 && again.stderr.contains("is up to date"), "\(again.stderr)")
+        #expect(try lockedVersions(context)["imgtest-epoch"] == "1:0.9-1")
+        let update = try imgbuild(["lock", context, "--update"], environment: archive.environment)
+        #expect(update.status == 0 && update.stderr.contains("imgtest-epoch 1:0.9-1 -> 2:1-1"), "\(update.stderr)")
+        #expect(try lockedVersions(context)["imgtest-epoch"] == "2:1-1")
+    }
+}
