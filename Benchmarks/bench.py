@@ -393,6 +393,66 @@ def balancer():
 
 # ---------------------------------------------------------------------------------------------- report
 
+def locking():
+    """imgbuild lock against apt resolving the same packages from the same signed archive: Debian bookworm's
+    main index for amd64 (the machine's own apt list, about 95,000 packages), re-signed with a throwaway key and
+    served on 127.0.0.1. Both fetch and check the signed Release and the index, then resolve."""
+    folder = WORK + "/lock"
+    if os.path.exists(folder): shutil.rmtree(folder)
+    dists = folder + "/archive/dists/bookworm"
+    os.makedirs(dists + "/main/binary-amd64")
+    lists = [f for f in os.listdir("/var/lib/apt/lists") if re.search(r"_dists_bookworm_main_binary-amd64_Packages", f)]
+    if not lists:
+        sh("apt-get update -qq")
+        lists = [f for f in os.listdir("/var/lib/apt/lists") if re.search(r"_dists_bookworm_main_binary-amd64_Packages", f)]
+    sh(f"/usr/lib/apt/apt-helper cat-file /var/lib/apt/lists/{lists[0]} > {dists}/main/binary-amd64/Packages && "
+       f"gzip -6nk {dists}/main/binary-amd64/Packages")
+    sh(f"cd {dists} && apt-ftparchive -o APT::FTPArchive::Release::Suite=bookworm -o APT::FTPArchive::Release::Codename=bookworm "
+       f"-o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components=main release . > ../Release && mv ../Release .")
+    gnupg = folder + "/gnupg"
+    os.makedirs(gnupg, mode=0o700)
+    genv = {"GNUPGHOME": gnupg}
+    sh("gpg --batch -q --passphrase '' --quick-gen-key 'bench <bench@invalid>' ed25519 sign never", env=genv)
+    sh(f"gpg --batch -q --export bench@invalid > {folder}/keyring.gpg && gpg --batch -q -u bench@invalid --clearsign -o {dists}/InRelease {dists}/Release", env=genv)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", folder + "/archive"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    packages = ["adduser", "ca-certificates", "curl", "liblocale-gettext-perl", "logrotate"]
+    context = folder + "/context"
+    os.makedirs(context)
+    with open(context + "/Imagefile", "w") as f:
+        f.write(f"name: bench-lock\nversion: 1.0.0\nplatform: linux/amd64\nrepositories:\n  - url: http://127.0.0.1:{port}\n"
+                f"    suite: bookworm\n    keyring: {folder}/keyring.gpg\npackages: [{', '.join(packages)}]\n")
+    root = folder + "/apt-root"
+    for sub in ["etc/apt/apt.conf.d", "etc/apt/preferences.d", "var/lib/apt/lists/partial", "var/cache/apt/archives/partial", "var/lib/dpkg"]:
+        os.makedirs(f"{root}/{sub}")
+    open(root + "/var/lib/dpkg/status", "w").close()
+    with open(root + "/etc/apt/sources.list", "w") as f: f.write(f"deb [signed-by={folder}/keyring.gpg] http://127.0.0.1:{port} bookworm main\n")
+    apt = (f"apt-get -qq -o Dir={root} -o Dir::State::status={root}/var/lib/dpkg/status -o Dir::Etc::Parts={root}/etc/apt/apt.conf.d "
+           f"-o APT::Architecture=amd64 -o APT::Architectures::=amd64 -o Debug::NoLocking=1 -o APT::Sandbox::User=root")
+    def clear_apt():
+        sh(f"rm -rf {root}/var/lib/apt/lists/* {root}/var/cache/apt/*.bin && mkdir -p {root}/var/lib/apt/lists/partial")
+    def clear_lock():
+        if os.path.exists(context + "/Imagefile.lock"): os.remove(context + "/Imagefile.lock")
+    log("imgbuild lock against apt-get update + install --download-only --print-uris: one signed archive of Debian's 95,000 packages")
+    try:
+        # Both must find the same closure.
+        clear_lock(); sh(f"{IMGBUILD} lock {context} -q")
+        clear_apt(); sh(f"{apt} update")
+        uris = sh(f"{apt} install --download-only --print-uris --no-install-recommends -y {' '.join(packages)}", capture=True)
+        theirs = sorted(line.split()[1].split("_")[0] for line in uris.splitlines() if line.strip())
+        ours = sorted(p["name"] for p in json.load(open(context + "/Imagefile.lock"))["platforms"][0]["packages"])
+        if ours != theirs: raise RuntimeError(f"the closures differ: imgbuild {ours} apt {theirs}")
+        log(f"  both resolve {len(ours)} packages")
+        r = alternate({
+            "imgbuild lock": (f"{IMGBUILD} lock {context} -q", None, clear_lock),
+            "apt-get update + install --print-uris": (f"{apt} update && {apt} install --download-only --print-uris --no-install-recommends -y {' '.join(packages)}", None, clear_apt),
+        })
+        record(f"lock {len(packages)} packages ({len(ours)} with dependencies) from 95,000", r, "imgbuild lock", "apt-get update + install --print-uris")
+    finally:
+        stop(server)
+
 def verdict(row):
     case, subject, value, unit, baseline, ratio, target = row
     if not target: return ""
@@ -418,7 +478,7 @@ def main():
     big, small = WORK + "/big", WORK + "/small"
     log("generating workloads (deterministic) in " + WORK)
     # BENCH_ONLY=builds,balancer runs some cases (pushes need the builds' store); the default is all.
-    chosen = set(filter(None, os.environ.get("BENCH_ONLY", "builds,rebuilds,pushes,serving,balancer").split(",")))
+    chosen = set(filter(None, os.environ.get("BENCH_ONLY", "builds,rebuilds,pushes,serving,balancer,locking").split(",")))
     if chosen & {"builds", "pushes"}: make_big(big)
     if "rebuilds" in chosen: make_small(small)
     if chosen & {"builds", "pushes"}: builds(big)
@@ -426,6 +486,7 @@ def main():
     if "pushes" in chosen: pushes()
     if "serving" in chosen: serving()
     if "balancer" in chosen: balancer()
+    if "locking" in chosen: locking()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     memory = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal"))) // (1024 * 1024)
     lines = [f"Machine: {os.cpu_count()} cores ({cpu}), {memory} GiB, {platform.system()} {platform.release()}; "

@@ -27,6 +27,7 @@ let harnesses: [(name: String, modules: [String])] = [
     ("FuzzContextSnapshot", ["Layers"]),
     ("FuzzRegistryRoutes", ["RegistryRoutes", "OCI"]),
     ("FuzzHTTPFraming", ["HTTPFraming"]),
+    ("FuzzDebianArchive", ["DebianArchive", "PackageLock"]),
 ]
 
 /// Every Swift module is built with coverage instrumentation and AddressSanitizer. Harnesses are parsed

@@ -219,7 +219,7 @@ def glob():
 def imagefile():
     t = "FuzzImagefile"
     clear(t)
-    for name in ["hello", "full", "hello-multiarch"]:
+    for name in ["hello", "full", "hello-multiarch", "hello-debian"]:
         with open(os.path.join(REPO, "Imagefiles", name, "Imagefile"), "rb") as f:
             write(t, f"example-{name}", f.read())
     write(t, "minimal", "name: hello\nversion: 1.0.0\n")
@@ -416,8 +416,40 @@ def snapshots():
     ]))
 
 
+def debian():
+    t = "FuzzDebianArchive"
+    clear(t)
+    sha = "a" * 64
+
+    def stanza(name, version, *fields, arch="amd64"):
+        return "\n".join([f"Package: {name}", f"Version: {version}", f"Architecture: {arch}", *fields,
+                          f"Filename: pool/main/{name[0]}/{name}/{name}_{version.split(':')[-1]}_{arch}.deb", "Size: 1234",
+                          f"SHA256: {sha}", "Description: a package", " with a long description", " ."]) + "\n\n"
+    index = (stanza("app", "1:2.0~rc1-1", "Pre-Depends: libc6 (>= 2.34)", "Depends: debconf (>= 0.5) | debconf-2.0, perl:any, api (>= 2)")
+             + stanza("libc6", "2.36-9+deb12u9", "Depends: libgcc-s1", "Breaks: old (<< 1)")
+             + stanza("libgcc-s1", "12.2.0-14", "Provides: libgcc1 (= 1:12.2.0-14)")
+             + stanza("debconf", "1.5.82", "Provides: debconf-2.0", "Priority: required", arch="all")
+             + stanza("perl", "5.36.0-7", "Essential: yes") + stanza("impl", "3", "Provides: api (= 3)", "Conflicts: other"))
+    write(t, "index", b"\0" + index.encode())
+    write(t, "index-cycle", b"\0" + (stanza("a", "1", "Depends: b") + stanza("b", "1", "Depends: a | c")).encode())
+    write(t, "release", b"\1" + f"""Origin: Debian\nSuite: stable\nCodename: bookworm\nDate: Sat, 11 Jul 2026 10:16:37 UTC
+Architectures: amd64 arm64\nComponents: main contrib\nAcquire-By-Hash: yes\nNo-Support-for-Architecture-all: Packages
+MD5Sum:\n 0123456789abcdef0123456789abcdef 100 main/binary-amd64/Packages
+SHA256:\n {sha} 100 main/binary-amd64/Packages\n {"b" * 64} 40 main/binary-amd64/Packages.xz\n""".encode())
+    for i, field in enumerate(["libc6 (>= 2.34), debconf (>= 0.5) | debconf-2.0", "perl:any, foo [amd64 !i386] <!nocheck>, bar (<< 1:2~)",
+                               "a (> 1), b (< 2), c (= 0:1.0-1~bpo1)", "x,,y, | z"]):
+        write(t, f"relations-{i}", b"\2" + field.encode())
+    write(t, "lock", b"\3" + ('{"lockVersion":1,"inputs":{"repositories":[{"url":"${DEBIAN_MIRROR}","suite":"bookworm","components":["main"],'
+                               '"keyring":"k.gpg"}],"packages":["busybox-static"]},"platforms":[{"platform":"linux/amd64","architecture":"amd64",'
+                               '"packages":[{"name":"busybox-static","version":"1:1.35.0-4","architecture":"amd64","repository":0,'
+                               '"filename":"pool/main/b/busybox/busybox-static_1.35.0-4_amd64.deb","size":928188,"sha256":"' + sha +
+                               '","requiredBy":["requested: busybox-static"]}]}]}').encode())
+    with open(os.path.join(REPO, "Imagefiles", "hello-debian", "Imagefile.lock"), "rb") as f:
+        write(t, "lock-example", b"\3" + f.read())
+
+
 if __name__ == "__main__":
-    for make in [semver, reference, manifest, glob, imagefile, releasespec, routes, framing, archives, snapshots]:
+    for make in [semver, reference, manifest, glob, imagefile, releasespec, routes, framing, archives, snapshots, debian]:
         make()
     for target in sorted(os.listdir(CORPUS)):
         folder = os.path.join(CORPUS, target)

@@ -9,6 +9,8 @@ struct ArchiveDownloader {
 
     enum Failure: Error {
         case notFound
+        /// More bytes than `limit`: the size the signed Release file gives, for an index.
+        case tooLarge(String)
         case failed(String)
     }
 
@@ -20,12 +22,12 @@ struct ArchiveDownloader {
             if response.status == .notFound || response.status == .gone { throw Failure.notFound }
             guard response.status == .ok else { throw Failure.failed("the server answered \(response.status.code) \(response.status.reasonPhrase)") }
             if let length = response.headers.first(name: "Content-Length").flatMap({ Int64($0) }), length > limit {
-                throw Failure.failed("it is \(length) bytes, more than the \(limit) expected")
+                throw Failure.tooLarge("it is \(length) bytes, more than the \(limit) expected")
             }
             var bytes: [UInt8] = []
             for try await buffer in response.body {
                 guard Int64(bytes.count + buffer.readableBytes) <= limit else {
-                    throw Failure.failed("it is more than the \(limit) bytes expected")
+                    throw Failure.tooLarge("it is more than the \(limit) bytes expected")
                 }
                 bytes.append(contentsOf: buffer.readableBytesView)
             }

@@ -43,7 +43,7 @@ struct SuiteReader {
             let release = try await get(releaseURL, limit: 16 << 20)
             let signature = try await get(releaseURL + ".gpg", limit: 1 << 20)
             signed = try verify(releaseURL) { () throws(SignatureVerifier.Failure) in try verifier.verifyDetached(release, signature: signature) }
-        } catch ArchiveDownloader.Failure.failed(let reason) {
+        } catch ArchiveDownloader.Failure.failed(let reason), ArchiveDownloader.Failure.tooLarge(let reason) {
             throw Failure(url: inRelease, kind: .fetch(reason))
         } catch {
             throw Failure(url: inRelease, kind: .fetch("\(error)"))
@@ -71,6 +71,7 @@ struct SuiteReader {
             switch error {
             case .notFound: throw Failure(url: url, kind: .fetch("the server has no such file (404)"))
             case .failed(let reason): throw Failure(url: url, kind: .fetch(reason))
+            case .tooLarge(let reason): throw Failure(url: url, kind: .index(reason))
             }
         }
     }
@@ -84,7 +85,11 @@ struct SuiteReader {
             throw Failure(url: suiteURL, kind: .release("the suite has no Packages index for \(folder) (it lists components \(release.components.joined(separator: ", ")) and architectures \(release.architectures.joined(separator: ", "))): check 'components' and the image's platforms"))
         }
         let url = release.acquireByHash ? "\(suiteURL)/\(folder)/by-hash/SHA256/\(entry.sha256)" : "\(suiteURL)/\(folder)/\(name)"
-        let bytes = try await get(url, limit: entry.size)
+        let bytes: [UInt8]
+        do { bytes = try await get(url, limit: entry.size) } catch {
+            guard case .index(let reason) = error.kind else { throw error }
+            throw Failure(url: url, kind: .index("\(reason): it does not have the size the signed Release file gives (\(entry.size) bytes); the mirror is changing or the index was tampered with: try again later or another mirror"))
+        }
         guard Int64(bytes.count) == entry.size, Digest.of(bytes).hex == entry.sha256 else {
             throw Failure(url: url, kind: .index("it does not have the size and SHA-256 the signed Release file gives (\(entry.size) bytes, sha256:\(entry.sha256)), but \(bytes.count) bytes, \(Digest.of(bytes)): the mirror is changing or the index was tampered with; try again later or another mirror"))
         }

@@ -30,6 +30,19 @@ struct ImagefileTests {
         #expect(file.config.health == Imagefile.Health(path: "/healthz", port: 8080))
     }
 
+    @Test("repositories and packages: the hello-debian example, versions and ?essential")
+    func packages() throws {
+        let file = try Imagefile.load(path: Self.examples + "/hello-debian/Imagefile")
+        #expect(file.repositories.map(\.url) == ["${DEBIAN_MIRROR}"] && file.repositories[0].components == ["main"])
+        #expect(file.repositories[0].keyring == "/usr/share/keyrings/debian-archive-keyring.gpg")
+        #expect(file.packages.map(\.relation?.name) == ["busybox-static"])
+        #expect(file.lockPath == Self.examples + "/hello-debian/Imagefile.lock")
+        let parsed = try Imagefile.parse("name: a\nversion: 1.0.0\nrepositories:\n  - { url: system, suite: bookworm }\npackages: [\"libc6 (>= 1:2.36~)\", \"?essential\"]\n",
+                                         path: "Imagefile", contextDirectory: "/tmp")
+        #expect(parsed.repositories[0].keyring == nil && parsed.repositories[0].components == ["main"])
+        #expect(parsed.packages[0].relation?.constraint?.description == ">= 1:2.36~" && parsed.packages[1].relation == nil)
+    }
+
     func error(_ text: String) -> ImagefileError? {
         do { _ = try Imagefile.parse(text, path: "Imagefile", contextDirectory: "/tmp"); return nil } catch { return error }
     }

@@ -199,7 +199,12 @@ struct PackageLockTests {
         let packages = try String(contentsOfFile: dists + "/main/binary-amd64/Packages", encoding: .utf8)
         write(packages.replacingOccurrences(of: "Package: imgtest-broken", with: "Package: imgtest-evil"), to: dists + "/main/binary-amd64/Packages")
         #expect(try run("/bin/gzip", ["-9nf", dists + "/main/binary-amd64/Packages"]).status == 0)
-        try lockFails(context, ["Packages.gz", "does not have the size and SHA-256 the signed Release file gives"], "a tampered index")
+        try lockFails(context, ["Packages.gz", "the index is refused", "the signed Release file gives"], "a tampered index")
+        // Longer than the Release file says: refused while it arrives.
+        var longer = try Data(contentsOf: URL(fileURLWithPath: gz))
+        longer.append(contentsOf: [UInt8](repeating: 0, count: 100))
+        try longer.write(to: URL(fileURLWithPath: gz))
+        try lockFails(context, ["Packages.gz", "the index is refused", "more than the \(original.count) expected"], "a longer index")
         try original.write(to: URL(fileURLWithPath: gz))
 
         // A changed InRelease: the signature no longer matches.
@@ -233,6 +238,18 @@ struct PackageLockTests {
         try FileManager.default.removeItem(atPath: lockPath)
         let missing = try imgbuild(["build", context, "--store", store], environment: archive.environment)
         #expect(missing.status != 0 && missing.stderr.contains("Imagefile.lock, which does not exist"), "\(missing.stderr)")
+    }
+
+    @Test("Imagefiles/hello-debian builds from its committed lock against a copy of Debian's archive on 127.0.0.1")
+    func example() throws {
+        let archive = try TestArchive()
+        let store = makeTemporaryDirectory("store") + "/store"
+        let build = try imgbuild(["build", repositoryRoot + "/Imagefiles/hello-debian", "--store", store],
+                                 environment: ["DEBIAN_MIRROR": archive.url, "IMGBUILD_CACHE": makeTemporaryDirectory("cache")])
+        #expect(build.status == 0, "\(build.stderr)")
+        #expect(build.stderr.contains("/pool/main/b/busybox/busybox-static_1.35.0-4+deb12u1+b1_amd64.deb"), "\(build.stderr)")
+        let tags = try imgbuild(["tags", "hello-debian", "--store", store])
+        #expect(tags.stdout.contains("1.0.0"), "the image's file tests passed and the version was tagged")
     }
 
     @Test("lock keeps the versions it has while the archive offers them; --update takes the newest and says so")
