@@ -64,7 +64,7 @@ public struct Builder: Sendable {
 
         let targets = try targets(imagefile)
         if !imagefile.packages.isEmpty {
-            imagefile.dependencies = try LockedPackages(imagefile: imagefile, environment: options.environment).dependencies(for: targets.map(\.platform))
+            imagefile.dependencies = try LockedPackages(imagefile: imagefile, environment: options.environment, cacheDirectory: options.cacheDirectory).dependencies(for: targets.map(\.platform))
                 + imagefile.dependencies
         }
         let settings = LayerSettings(compression: options.compression, mtime: epoch)

@@ -11,6 +11,7 @@ import PackageLock
 struct LockedPackages {
     let imagefile: Imagefile
     let environment: [String: String]
+    let cacheDirectory: String
 
     /// Each platform's packages, by name, ahead of the Imagefile's own `dependencies`.
     func dependencies(for platforms: [Platform]) throws(BuildError) -> [Imagefile.Dependency] {
@@ -25,14 +26,33 @@ struct LockedPackages {
             throw .entry(location, "the Imagefile's 'repositories' or 'packages' are not the ones \(lockName) was resolved from: run 'imgbuild lock \(imagefile.path)' to lock them again")
         }
         var dependencies: [Imagefile.Dependency] = []
+        let downloads = DependencyFetcher(cacheDirectory: cacheDirectory).downloadsDirectory
         for platform in platforms {
-            guard let entry = lock.platforms.first(where: { Platform(parsing: $0.platform)?.matches(platform) ?? false }) else {
-                throw .entry(location, "\(lockName) has no packages for \(platform) (it has \(lock.platforms.map(\.platform).joined(separator: ", "))): run 'imgbuild lock \(imagefile.path)'")
+            // The platform the lock was resolved for, and Debian's architecture for it: `linux/arm` locked as
+            // armhf is not a lock for `linux/arm/v5` (armel).
+            let architecture = DebianArchitecture.forImage(os: platform.os, architecture: platform.architecture, variant: platform.variant)
+            guard let entry = lock.platforms.first(where: { ($0.platform == platform.description || Platform(parsing: $0.platform) == platform)
+                                                            && $0.architecture == architecture }) else {
+                throw .entry(location, "\(lockName) has no packages for \(platform)\(architecture.map { " (\($0))" } ?? "") (it has \(lock.platforms.map { "\($0.platform) (\($0.architecture))" }.joined(separator: ", "))): run 'imgbuild lock \(imagefile.path)'")
+            }
+            // Every request is in the lock as one: a lock edited by hand cannot drop a package the Imagefile asks for.
+            for request in imagefile.packages {
+                let reason = "requested: " + (request.relation?.description ?? request.text)
+                guard entry.packages.contains(where: { $0.requiredBy.contains(reason) }) else {
+                    throw .entry(request.location, "\(lockName) does not install '\(request.text)' for \(platform): run 'imgbuild lock \(imagefile.path)'")
+                }
             }
             for package in entry.packages {
                 let repository = lock.inputs.repositories[package.repository]
-                // Unknown here (a variable unset), the address is only needed if the file is not cached yet.
-                let root = (try? RepositoryAddress.resolve(repository.url, suite: repository.suite, environment: environment).root) ?? repository.url
+                var root = repository.url
+                do {
+                    root = try RepositoryAddress.resolve(repository.url, suite: repository.suite, environment: environment).root
+                } catch {
+                    // Unknown here (a variable unset), the address is only needed for a file not cached yet.
+                    guard FileManager.default.fileExists(atPath: downloads + "/" + package.sha256) else {
+                        throw .entry(location, "\(package.name) \(package.version) is not in the download cache, and \(error.description)")
+                    }
+                }
                 dependencies.append(Imagefile.Dependency(source: .url(root + "/" + package.filename), sha256: Digest(hex: package.sha256)!,
                                                          destination: "", platform: platform, location: location))
             }

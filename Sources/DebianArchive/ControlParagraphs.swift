@@ -28,9 +28,16 @@ public struct ControlParagraphs: Sequence {
         var line = 1
 
         public mutating func next() -> Paragraph? {
-            var values = [String?](repeating: nil, count: wanted.count)
+            // Each kept field's lines as byte ranges, joined once the paragraph ends: a field of many
+            // continuation lines (a Release file's SHA256 list) costs its length, not its length squared.
+            var segments = [[Range<Int>]](repeating: [], count: wanted.count)
             var current: Int?  // the kept field the last line belonged to
             var started: Int?
+            func paragraph(_ line: Int) -> Paragraph {
+                Paragraph(values: segments.map { parts in
+                    parts.isEmpty ? nil : parts.map { trimmed($0.lowerBound, $0.upperBound) }.joined(separator: "\n")
+                }, line: line)
+            }
             while position < bytes.count {
                 let start = position
                 var end = start
@@ -39,14 +46,19 @@ public struct ControlParagraphs: Sequence {
                 line += 1
                 var lineEnd = end
                 if lineEnd > start, bytes[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-                if lineEnd == start || bytes[start..<lineEnd].allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
-                    if started != nil { return Paragraph(values: values, line: started!) }
+                var blank = true
+                for k in start..<lineEnd where bytes[k] != 0x20 && bytes[k] != 0x09 {
+                    blank = false
+                    break
+                }
+                if blank {
+                    if let started { return paragraph(started) }
                     continue
                 }
                 if bytes[start] == 0x23 { continue }  // a comment line
                 if started == nil { started = line - 1 }
                 if bytes[start] == 0x20 || bytes[start] == 0x09 {
-                    if let current { values[current] = (values[current] ?? "") + "\n" + trimmed(start + 1, lineEnd) }
+                    if let current { segments[current].append((start + 1)..<lineEnd) }
                     continue
                 }
                 current = nil
@@ -59,12 +71,12 @@ public struct ControlParagraphs: Sequence {
                     }
                     if same {
                         current = index
-                        values[index] = trimmed(colon + 1, lineEnd)
+                        segments[index] = [(colon + 1)..<lineEnd]
                         break
                     }
                 }
             }
-            if let started { return Paragraph(values: values, line: started) }
+            if let started { return paragraph(started) }
             return nil
         }
 

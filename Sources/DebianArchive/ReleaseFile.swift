@@ -6,9 +6,11 @@ public struct ReleaseFile: Sendable {
     public var date: String?
     public var architectures: [String]
     public var components: [String]
-    /// `No-Support-for-Architecture-all: Packages`: `all` packages are in `binary-all` only, not repeated
-    /// in each architecture's index.
-    public var architectureAllSeparate: Bool
+    /// `No-Support-for-Architecture-all: Packages`: `all` packages are repeated in each architecture's
+    /// index (for clients that do not read `binary-all`), so `binary-all` need not be read.
+    public var architectureAllRepeated: Bool
+    /// `Valid-Until`, as written: a Release file past it is refused, as apt refuses it (a replayed old one).
+    public var validUntil: String?
     /// `Acquire-By-Hash: yes`: each index can also be fetched by its SHA-256, which no mirror update can race.
     public var acquireByHash: Bool
     /// Index files by path relative to the suite's folder (`main/binary-amd64/Packages.xz`).
@@ -31,7 +33,7 @@ public struct ReleaseFile: Sendable {
     }
 
     public init(_ bytes: [UInt8]) throws(ParseError) {
-        let names = ["Suite", "Codename", "Date", "Architectures", "Components", "SHA256", "No-Support-for-Architecture-all", "Acquire-By-Hash"]
+        let names = ["Suite", "Codename", "Date", "Architectures", "Components", "SHA256", "No-Support-for-Architecture-all", "Acquire-By-Hash", "Valid-Until"]
         guard let paragraph = ControlParagraphs(bytes, fields: names).first(where: { _ in true }) else {
             throw ParseError(description: "the Release file is empty")
         }
@@ -41,8 +43,9 @@ public struct ReleaseFile: Sendable {
         date = values[2]
         architectures = (values[3] ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
         components = (values[4] ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
-        architectureAllSeparate = values[6] == "Packages"
+        architectureAllRepeated = values[6] == "Packages"
         acquireByHash = values[7]?.lowercased() == "yes"
+        validUntil = values[8]
         guard let hashes = values[5] else {
             throw ParseError(description: "the Release file has no SHA256 field: its indexes cannot be checked (an archive older than 2017, or not a Debian archive)")
         }

@@ -21,7 +21,9 @@ enum IndexDecompression {
                 return
             }
             var entry: OpaquePointer?
-            guard archive_read_next_header(archive, &entry) == ARCHIVE_OK else {
+            let header = archive_read_next_header(archive, &entry)
+            if header == ARCHIVE_EOF { return }  // an empty stream
+            guard header == ARCHIVE_OK else {
                 failure = archive_error_string(archive).map { String(cString: $0) } ?? "no data"
                 return
             }

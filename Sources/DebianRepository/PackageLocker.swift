@@ -61,7 +61,10 @@ public struct PackageLocker {
             do {
                 resolved.append((platform.description, architecture, try resolver.resolve(requests, preferring: preferred)))
             } catch {
-                throw .unresolvable(platform: platform, error)
+                // A version kept from the lock may be what stands in the way of a changed Imagefile: resolve
+                // afresh before giving up (the changes are explained all the same).
+                guard !preferred.isEmpty, let fresh = try? resolver.resolve(requests) else { throw .unresolvable(platform: platform, error) }
+                resolved.append((platform.description, architecture, fresh))
             }
         }
         let lock = PackageLockFile(inputs: PackageLockFile.Inputs(imagefile), resolved: resolved)
@@ -87,7 +90,8 @@ public struct PackageLocker {
             guard !keyrings.isEmpty else {
                 throw .keyring(repository.location, "no keyring: the machine's apt source for \(repository.suite) names none; give 'keyring'")
             }
-            let reader = SuiteReader(root: address.root, suite: repository.suite, keyrings: keyrings, downloader: ArchiveDownloader(client: client))
+            let reader = SuiteReader(root: address.root, suite: repository.suite, keyrings: keyrings, checkValidUntil: repository.checkValidUntil,
+                                     downloader: ArchiveDownloader(client: client))
             do {
                 let release = try await reader.release()
                 progress("\(reader.suiteURL): signature good (\(release.date ?? "undated"))")
@@ -97,8 +101,9 @@ public struct PackageLocker {
                     }
                     for architecture in architectures {
                         var records = try await reader.packages(component: component, architecture: architecture, release: release)
-                        if release.architectureAllSeparate, release.files["\(component)/binary-all/Packages"] != nil
-                            || release.files.keys.contains(where: { $0.hasPrefix("\(component)/binary-all/Packages") }) {
+                        // With `all` among the architectures, `all` packages are in binary-all alone, unless the
+                        // Release says they are repeated in each architecture's index (No-Support-for-Architecture-all).
+                        if release.architectures.contains("all"), !release.architectureAllRepeated {
                             records += try await reader.packages(component: component, architecture: "all", release: release)
                         }
                         progress("\(reader.suiteURL) \(component)/\(architecture): \(records.count) packages")

@@ -12,7 +12,10 @@ struct SuiteReader {
     let root: String
     let suite: String
     let keyrings: [String]
+    /// False for a snapshot of an archive (apt's `check-valid-until=no`): its Release is expected to be old.
+    let checkValidUntil: Bool
     let downloader: ArchiveDownloader
+    var now = Date()
 
     /// What is wrong, and with which address.
     struct Failure: Error {
@@ -53,7 +56,32 @@ struct SuiteReader {
         guard release.suite == suite || release.codename == suite else {
             throw Failure(url: suiteURL, kind: .release("it says it is the suite '\(release.suite ?? "?")' (codename '\(release.codename ?? "?")'), not '\(suite)': a mirror may be serving another suite's signed file; check the url and suite"))
         }
+        // As apt: a Release past its Valid-Until may be an old one replayed to hold back updates; one dated
+        // more than ten days ahead is not valid yet.
+        if checkValidUntil, let text = release.validUntil {
+            guard let validUntil = Self.date(text) else {
+                throw Failure(url: suiteURL, kind: .release("its Valid-Until '\(text)' is not a date"))
+            }
+            guard validUntil > now else {
+                throw Failure(url: suiteURL, kind: .release("it expired at \(text) (Valid-Until): the mirror serves an old, possibly replayed, Release; try another mirror, or for a snapshot archive set 'checkValidUntil: false' on the repository"))
+            }
+        }
+        if let text = release.date, let date = Self.date(text), date > now.addingTimeInterval(10 * 86_400) {
+            throw Failure(url: suiteURL, kind: .release("it is dated \(text), in the future: check this machine's clock"))
+        }
         return release
+    }
+
+    /// An RFC 1123 date as Release files write it (`Sat, 11 Jul 2026 10:16:37 UTC`).
+    static func date(_ text: String) -> Date? {
+        for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEE, dd MMM yyyy HH:mm:ss Z", "EEE, d MMM yyyy HH:mm:ss zzz"] {
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.timeZone = TimeZone(identifier: "UTC")
+            formatter.dateFormat = format
+            if let date = formatter.date(from: text) { return date }
+        }
+        return nil
     }
 
     private func verify(_ url: String, _ body: () throws(SignatureVerifier.Failure) -> [UInt8]) throws(Failure) -> [UInt8] {
@@ -94,7 +122,9 @@ struct SuiteReader {
             throw Failure(url: url, kind: .index("it does not have the size and SHA-256 the signed Release file gives (\(entry.size) bytes, sha256:\(entry.sha256)), but \(bytes.count) bytes, \(Digest.of(bytes)): the mirror is changing or the index was tampered with; try again later or another mirror"))
         }
         var text = bytes
-        if name != "Packages" {
+        if uncompressed?.size == 0 {
+            text = []  // an empty index (bookworm-updates has some): nothing to decompress
+        } else if name != "Packages" {
             do { text = try IndexDecompression.decompress(bytes, limit: uncompressed?.size ?? (2 << 30)) } catch {
                 throw Failure(url: url, kind: .index("it cannot be decompressed: \(error.reason)"))
             }

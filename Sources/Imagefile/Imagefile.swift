@@ -81,6 +81,8 @@ public struct Imagefile: Sendable {
         /// OpenPGP keys the suite's `InRelease` must be signed with (relative to the Imagefile's folder, or
         /// absolute); nil only with `system`, whose apt sources name their keys.
         public var keyring: String?
+        /// False (`checkValidUntil: false`) for a snapshot archive, whose Release is old on purpose.
+        public var checkValidUntil: Bool = true
         public var location: SourceLocation
 
         public static func == (a: PackageRepository, b: PackageRepository) -> Bool {

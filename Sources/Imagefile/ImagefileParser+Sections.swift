@@ -60,6 +60,9 @@ extension NodeReader {
         if let first = packages.first, repositories.isEmpty {
             throw ImagefileError(file: file, location: first.location, message: "'packages' needs 'repositories': the Debian archives to resolve them from (url, suite, components, keyring)")
         }
+        if let first = packages.first, base != .scratch {
+            throw ImagefileError(file: file, location: first.location, message: "'packages' cannot go on a base image yet: the resolver does not know what the base has installed, and the base's dpkg status would be replaced; install the packages in the base itself, or build from 'scratch'")
+        }
         let runtime = try keys["runtime"].map { entry throws(ImagefileError) in try copies(entry.value, section: "runtime") } ?? []
         let code = try keys["code"].map { entry throws(ImagefileError) in try copies(entry.value, section: "code") } ?? []
         let config = try keys["config"].map { entry throws(ImagefileError) in try runConfig(entry.value) } ?? Imagefile.RunConfig()
@@ -158,7 +161,7 @@ extension NodeReader {
         guard !items.isEmpty else { throw error(node, "'repositories' is empty: list at least one Debian archive (url, suite, components, keyring)") }
         var result: [Imagefile.PackageRepository] = []
         for item in items {
-            let keys = try mapping(item, allowed: ["url", "suite", "components", "keyring"], what: "a repository")
+            let keys = try mapping(item, allowed: ["url", "suite", "components", "keyring", "checkValidUntil"], what: "a repository")
             guard let urlNode = keys["url"]?.value else {
                 throw error(item, "a repository needs 'url': the archive's address (http:// or https://, '${VARIABLE}', or 'system' for the machine's apt sources)")
             }
@@ -186,7 +189,8 @@ extension NodeReader {
             } else if url != "system" {
                 throw error(item, "a repository needs 'keyring': the OpenPGP keys that sign its InRelease (a binary keyring, e.g. from 'gpg --export KEY > keys/archive.gpg'), so that what is installed is what the archive signed")
             }
-            let repository = Imagefile.PackageRepository(url: url, suite: suite, components: components, keyring: keyring, location: location(item)!)
+            var repository = Imagefile.PackageRepository(url: url, suite: suite, components: components, keyring: keyring, location: location(item)!)
+            if let node = keys["checkValidUntil"]?.value { repository.checkValidUntil = try flag(node, what: "'checkValidUntil'") }
             if result.contains(repository) { throw error(item, "this repository is listed twice") }
             result.append(repository)
         }

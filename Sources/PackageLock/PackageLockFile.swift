@@ -129,11 +129,10 @@ public struct PackageLockFile: Codable, Equatable, Sendable {
                 func bad(_ what: String) -> ReadError {
                     ReadError(description: "\(path): the package '\(package.name)' of \(platform.platform) has \(what): run 'imgbuild lock' to write the lock again")
                 }
-                guard !package.name.isEmpty, package.name.allSatisfy({ Relation.isNameCharacter($0) }) else { throw bad("an invalid name") }
+                guard isPackageName(package.name) else { throw bad("an invalid name") }
                 guard DebianVersion(package.version) != nil else { throw bad("an invalid version '\(package.version)'") }
-                guard package.sha256.count == 64, package.sha256.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { throw bad("an invalid sha256") }
-                guard !package.filename.isEmpty, !package.filename.hasPrefix("/"), !package.filename.split(separator: "/").contains(".."),
-                      package.filename.hasSuffix(".deb"), !package.filename.contains(where: { $0.isWhitespace || $0 == "?" || $0 == "#" }) else {
+                guard isSHA256Hex(package.sha256) else { throw bad("an invalid sha256") }
+                guard isArchiveFilename(package.filename) else {
                     throw bad("a file path '\(package.filename)' that is not a .deb inside the archive")
                 }
                 guard lock.inputs.repositories.indices.contains(package.repository) else { throw bad("no repository \(package.repository)") }

@@ -9,6 +9,11 @@ public struct RepositoryAddress: Sendable, Equatable {
     /// Keyrings the machine's apt source names (`Signed-By`), for `system`.
     public var keyrings: [String]
 
+    public init(root: String, keyrings: [String]) {
+        self.root = root
+        self.keyrings = keyrings
+    }
+
     /// Why the address cannot be known.
     public struct UnknownAddress: Error, Sendable, CustomStringConvertible {
         public var description: String
@@ -51,7 +56,9 @@ public struct RepositoryAddress: Sendable, Equatable {
             for source in sources where source.suites.contains(suite) {
                 let root = source.uri.hasSuffix("/") ? String(source.uri.dropLast()) : source.uri
                 guard root.hasPrefix("http://") || root.hasPrefix("https://") else { continue }
-                return RepositoryAddress(root: root, keyrings: source.signedBy.map { [$0] } ?? systemKeyrings(aptDirectory))
+                // A Signed-By of key files names them; an inline key or fingerprints give none here (and no
+                // fallback to every trusted key): the Imagefile's 'keyring' must say.
+                return RepositoryAddress(root: root, keyrings: source.signedBy.map(Self.keyFiles) ?? systemKeyrings(aptDirectory))
             }
         }
         throw UnknownAddress(description: "the machine's apt sources (\(aptDirectory)) have no http(s) 'deb' source for the suite \(suite): add one, or write the archive's address as the repository's url")
@@ -63,13 +70,20 @@ public struct RepositoryAddress: Sendable, Equatable {
         var signedBy: String?
     }
 
+    /// The key files of a `Signed-By` value: absolute paths, separated by commas or spaces; nothing when it
+    /// holds anything else.
+    private static func keyFiles(_ value: String) -> [String] {
+        let parts = value.split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init)
+        return parts.allSatisfy({ $0.hasPrefix("/") }) ? parts : []
+    }
+
     private static func deb822Sources(_ text: String) -> [Source] {
         let names = ["Types", "URIs", "Suites", "Signed-By", "Enabled"]
         return ControlParagraphs(Array(text.utf8), fields: names).compactMap { paragraph in
             let values = paragraph.values
             guard let types = values[0], types.split(separator: " ").contains("deb"), let uris = values[1], let suites = values[2],
                   values[4]?.lowercased() != "no" else { return nil }
-            let signedBy = values[3].flatMap { $0.hasPrefix("/") && !$0.contains("\n") ? $0 : nil }
+            let signedBy = values[3]
             return uris.split(whereSeparator: \.isWhitespace).first.map { Source(uri: String($0), suites: suites.split(whereSeparator: \.isWhitespace).map(String.init), signedBy: signedBy) }
         }
     }

@@ -6,8 +6,9 @@ import DebianArchive
 /// - `Pre-Depends` and `Depends` are followed (not `Recommends` or `Suggests`, which apt is told to skip).
 /// - A group `a | b` is met by a package already chosen if one satisfies any alternative; otherwise by the
 ///   first alternative that some package can satisfy.
-/// - A name is met by a real package of that name (its preferred version — the one the lock had — if it
-///   satisfies the relation, else its highest version that does), else by a package that `Provides` it
+/// - A name is met by a real package of that name: its candidate, as apt has one (the highest version), or
+///   the version the lock had if the archive still offers it (a request may pin any version), else by a
+///   package that `Provides` it
 ///   (an unversioned `Provides` meets only unversioned relations); among several providers, the one of the
 ///   highest `Priority`, then by name.
 /// - Only one version of a name is chosen; a candidate that conflicts with (or breaks) a chosen package,
@@ -153,6 +154,23 @@ public struct Resolver {
             return qualifier == "any" || qualifier == "native" || qualifier == resolver.architecture
         }
 
+        /// `name:any` is met only by a package marked `Multi-Arch: allowed` (or a provider marked
+        /// `foreign` or `allowed`), as dpkg and apt have it.
+        func meetsQualifier(_ candidate: Candidate, _ relation: Relation, provided: Bool) -> Bool {
+            guard relation.architectureQualifier == "any" else { return true }
+            let multiArch = candidate.record.multiArch
+            return multiArch == "allowed" || (provided && multiArch == "foreign")
+        }
+
+        /// The versions of a name a dependency may take: the lock's, if the archive still offers it, and apt's
+        /// candidate (the highest). Older versions are apt's too only when a request pins them.
+        func dependencyCandidates(_ name: String) -> [Candidate] {
+            let all = ordered(name)
+            guard let first = all.first else { return [] }
+            let highest = resolver.byName[name]!.first!
+            return first.record.version.description == highest.record.version.description ? [first] : [first, highest]
+        }
+
         mutating func chooseRequested(_ relation: Relation) throws(ResolveError) -> Candidate {
             let real = ordered(relation.name)
             if !real.isEmpty {
@@ -201,10 +219,11 @@ public struct Resolver {
         /// The chosen package that meets `relation`, if one does.
         func chosenSatisfying(_ relation: Relation) -> String? {
             guard matchesQualifier(relation) else { return nil }
-            if let chosen = selected[relation.name], relation.constraint?.isSatisfied(by: chosen.candidate.record.version) ?? true {
+            if let chosen = selected[relation.name], relation.constraint?.isSatisfied(by: chosen.candidate.record.version) ?? true,
+               meetsQualifier(chosen.candidate, relation, provided: false) {
                 return relation.name
             }
-            for entry in provided[relation.name] ?? [] {
+            for entry in provided[relation.name] ?? [] where meetsQualifier(selected[entry.name]!.candidate, relation, provided: true) {
                 guard let constraint = relation.constraint else { return entry.name }
                 if let version = entry.relation.constraint, version.op == .equal, constraint.isSatisfied(by: version.version) { return entry.name }
             }
@@ -229,7 +248,7 @@ public struct Resolver {
         func meets(_ candidate: Candidate, _ relation: Relation) -> Bool {
             guard matchesQualifier(relation) else { return false }
             if candidate.record.name == relation.name {
-                return relation.constraint?.isSatisfied(by: candidate.record.version) ?? true
+                return (relation.constraint?.isSatisfied(by: candidate.record.version) ?? true) && meetsQualifier(candidate, relation, provided: false)
             }
             return candidate.record.provides.contains { provided in
                 guard provided.name == relation.name else { return false }
@@ -247,16 +266,22 @@ public struct Resolver {
             if let chosen = selected[relation.name] {
                 return (nil, "\(relation.name) \(chosen.candidate.record.version) is already chosen")
             }
-            let real = ordered(relation.name)
-            let fitting = real.filter { relation.constraint?.isSatisfied(by: $0.record.version) ?? true }
+            let real = dependencyCandidates(relation.name)
+            let fitting = real.filter { (relation.constraint?.isSatisfied(by: $0.record.version) ?? true) && meetsQualifier($0, relation, provided: false) }
             for candidate in fitting where conflictWithChosen(candidate) == nil { return (candidate, "") }
             if let first = fitting.first {
                 return (nil, "\(relation.name) \(first.record.version) conflicts with \(conflictWithChosen(first)!)")
             }
-            for candidate in providerCandidates(relation) where selected[candidate.record.name] == nil && conflictWithChosen(candidate) == nil {
+            for candidate in providerCandidates(relation) where selected[candidate.record.name] == nil && conflictWithChosen(candidate) == nil
+                && meetsQualifier(candidate, relation, provided: true) {
                 return (candidate, "")
             }
-            if !real.isEmpty { return (nil, "the repositories offer \(relation.name) \(real.map(\.record.version.description).joined(separator: ", "))") }
+            if let first = real.first, relation.architectureQualifier == "any", !meetsQualifier(first, relation, provided: false) {
+                return (nil, "\(relation.name) is not marked Multi-Arch: allowed, so ':any' cannot take it")
+            }
+            if !real.isEmpty {
+                return (nil, "the candidate is \(relation.name) \(real.map(\.record.version.description).joined(separator: " (the lock's), or ")), as apt would install it")
+            }
             return (nil, "no package is named or provides \(relation.name)")
         }
 

@@ -48,8 +48,12 @@ struct ResolverTests {
         } catch {
             #expect(error.line == 10 && error.reason.contains("Depends of b"))
         }
-        let climbing = good.replacingOccurrences(of: "Filename: pool", with: "Filename: ../pool")
-        #expect(throws: PackageRecord.ParseError.self) { try PackageRecord.readIndex(Array(climbing.utf8)) }
+        // A file path that a lock could not keep (outside the archive, not a .deb, not safe in a URL) is refused here.
+        for filename in ["../pool/a.deb", "/pool/a.deb", "pool/a.udeb", "pool/a b.deb", "pool/a#1.deb", "pool/a%2e.deb", "pool//a.deb"] {
+            let bad = good.replacingOccurrences(of: "pool/main/a_1.0_amd64.deb", with: filename)
+            #expect(throws: PackageRecord.ParseError.self, "\(filename)") { try PackageRecord.readIndex(Array(bad.utf8)) }
+        }
+        #expect(throws: PackageRecord.ParseError.self) { try PackageRecord.readIndex(Array(good.replacingOccurrences(of: "Package: a", with: "Package: A").utf8)) }
     }
 
     @Test("a Release file gives each index's size and SHA-256; paths outside the suite are refused")
@@ -78,6 +82,10 @@ struct ResolverTests {
         #expect(names(try r.resolve([request("user")], preferring: ["v": "1.0-1"])) == ["user=1", "v=1.0-1"])
         #expect(names(try r.resolve([request("user")], preferring: ["v": "0.1-1"])) == ["user=1", "v=1:0.9-1"], "a version the archive lacks is not kept")
         #expect(throws: Resolver.ResolveError.self) { try r.resolve([request("v (>> 2:0)")]) }
+        // A dependency takes apt's candidate (or the lock's version), not an older one: apt fails here too.
+        let older = try resolver([stanza("v", "1.5-1"), stanza("v", "1:0.9-1"), stanza("old-user", "1", ["Depends: v (<< 1:0)"])])
+        #expect(throws: Resolver.ResolveError.self) { try older.resolve([request("old-user")]) }
+        #expect(names(try older.resolve([request("old-user")], preferring: ["v": "1.5-1"])) == ["old-user=1", "v=1.5-1"])
     }
 
     @Test("virtual packages: a versioned Provides meets a versioned relation, an unversioned one does not")
@@ -104,15 +112,18 @@ struct ResolverTests {
             _ = try r.resolve([request("a")])
             Issue.record("resolved")
         } catch {
-            #expect("\(error)".contains("a 1 Depends 'b (>= 2)'") && "\(error)".contains("offer b 1"))
+            #expect("\(error)".contains("a 1 Depends 'b (>= 2)'") && "\(error)".contains("the candidate is b 1"))
         }
         #expect(throws: Resolver.ResolveError.noSuchPackage("nope", architecture: "amd64", versions: [])) { try r.resolve([request("nope")]) }
     }
 
     @Test("architectures: another architecture's packages are not candidates; ':any' is the same architecture")
     func architectures() throws {
-        let r = try resolver([stanza("a", "1", arch: "arm64"), stanza("a", "2", arch: "amd64", ["Depends: perl:any, d"]), stanza("perl", "5"), stanza("d", "1", arch: "all")])
+        let r = try resolver([stanza("a", "1", arch: "arm64"), stanza("a", "2", arch: "amd64", ["Depends: perl:any, d"]), stanza("perl", "5", ["Multi-Arch: allowed"]), stanza("d", "1", arch: "all")])
         #expect(names(try r.resolve([request("a")])) == ["a=2", "d=1", "perl=5"])
+        // ':any' takes only a package marked Multi-Arch: allowed, as apt has it.
+        let strict = try resolver([stanza("a", "1", ["Depends: tool:any"]), stanza("tool", "1")])
+        #expect(throws: Resolver.ResolveError.self) { try strict.resolve([request("a")]) }
         let arm = try resolver([stanza("a", "1", arch: "arm64"), stanza("a", "2", arch: "amd64")], architecture: "arm64")
         #expect(names(try arm.resolve([request("a")])) == ["a=1"])
     }

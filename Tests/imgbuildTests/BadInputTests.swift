@@ -144,6 +144,9 @@ struct BadInputTests {
              expected: ["Imagefile:7:19:", "the package libc6 is listed twice"]),
         Case(name: "a package with an architecture", imagefile: header + repository("http://127.0.0.1:9/d") + "packages: [\"libc6:arm64\"]\n",
              expected: ["Imagefile:7:12:", "the architecture comes from the image's platform"]),
+        Case(name: "packages on a base image",
+             imagefile: header + "base: hello@sha256:\(String(repeating: "a", count: 64))\n" + repository("http://127.0.0.1:9/d") + "packages: [libc6]\n",
+             expected: ["Imagefile:8:12:", "'packages' cannot go on a base image yet"]),
         Case(name: "packages with no lock", imagefile: header + repository("http://127.0.0.1:9/d") + "packages: [libc6]\n",
              expected: ["Imagefile:7:12:", "Imagefile.lock, which does not exist: run 'imgbuild lock"]),
     ]

@@ -30,6 +30,25 @@ final class TestArchive {
         guard made.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: made.stderr]) }
     }
 
+    /// Rewrites the suite's Release (`edit`, then its index hashes again for `components`) and signs InRelease
+    /// with `signers` (gpg user ids), over `digest` (gpg's --digest-algo) if given.
+    func resign(components: [String] = ["main"], fields: [String] = [], signers: [String] = ["archive@invalid"], digest: String? = nil) throws {
+        let dists = archive + "/dists/bookworm"
+        let script = """
+        set -e
+        cd "\(dists)"
+        for c in \(components.joined(separator: " ")); do mkdir -p $c/binary-amd64; [ -f $c/binary-amd64/Packages ] || { : > $c/binary-amd64/Packages; gzip -9nk $c/binary-amd64/Packages; }; done
+        apt-ftparchive -o APT::FTPArchive::Release::Suite=bookworm -o APT::FTPArchive::Release::Codename=bookworm \\
+          -o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components="\(components.joined(separator: " "))" \\
+          -o APT::FTPArchive::Release::Date="Tue, 14 Nov 2023 22:13:20 UTC" release . > ../Release.new
+        { \(fields.map { "echo '\($0)';" }.joined()) cat ../Release.new; } > Release; rm ../Release.new
+        rm -f InRelease
+        GNUPGHOME="\(folder)/gnupg" gpg --batch -q --yes \(signers.map { "-u '\($0)'" }.joined(separator: " ")) \(digest.map { "--digest-algo \($0)" } ?? "") --clearsign -o InRelease Release
+        """
+        let result = try run("/bin/sh", ["-c", script])
+        guard result.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: result.stderr]) }
+    }
+
     func stop() {
         server?.stop()
         server = nil
@@ -38,17 +57,17 @@ final class TestArchive {
     deinit { stop() }
 
     /// An Imagefile using this archive (its url from ${TEST_ARCHIVE}) in a new context folder.
-    func context(packages: [String], keyring: String? = nil, extra: String = "") -> String {
+    func context(packages: [String], keyring: String? = nil, extra: String = "", repositoryExtra: String = "", components: [String]? = ["main"]) -> String {
         let context = makeTemporaryDirectory("packages")
         write("""
         name: packaged
         version: 1.0.0
+        platform: linux/amd64
         repositories:
           - url: ${TEST_ARCHIVE}
             suite: bookworm
-            components: [main]
             keyring: \(keyring ?? self.keyring)
-        packages: [\(packages.map { "\"\($0)\"" }.joined(separator: ", "))]
+        \(components.map { "    components: [\($0.joined(separator: ", "))]\n" } ?? "")\(repositoryExtra)packages: [\(packages.map { "\"\($0)\"" }.joined(separator: ", "))]
         config:
           entrypoint: [/bin/busybox, sh]
         \(extra)
@@ -230,6 +249,16 @@ struct PackageLockTests {
         #expect(build.status != 0 && build.stderr.contains(deb) && build.stderr.contains("does not match its pinned digest"), "\(build.stderr)")
         #expect(try imgbuild(["tags", "packaged", "--store", store]).stdout.isEmpty)
 
+        // A lock edited by hand: another architecture for the platform, or a request dropped.
+        let lockText = String(decoding: before, as: UTF8.self)
+        write(lockText.replacingOccurrences(of: "\"architecture\" : \"amd64\",\n      \"packages\"", with: "\"architecture\" : \"arm64\",\n      \"packages\""), to: lockPath)
+        let otherArchitecture = try imgbuild(["build", context, "--store", store], environment: archive.environment)
+        #expect(otherArchitecture.status != 0 && otherArchitecture.stderr.contains("has no packages for linux/amd64 (amd64)"), "\(otherArchitecture.stderr)")
+        write(lockText.replacingOccurrences(of: "\"requested: busybox-static\"", with: "\"libc6 Depends: busybox-static\""), to: lockPath)
+        let dropped = try imgbuild(["build", context, "--store", store], environment: archive.environment)
+        #expect(dropped.status != 0 && dropped.stderr.contains("does not install 'busybox-static'"), "\(dropped.stderr)")
+        write(lockText, to: lockPath)
+
         // The Imagefile changed since the lock: the build says to lock again.
         let imagefile = try String(contentsOfFile: context + "/Imagefile", encoding: .utf8)
         write(imagefile.replacingOccurrences(of: "\"busybox-static\"", with: "\"busybox-static\", \"libc6\""), to: context + "/Imagefile")
@@ -252,6 +281,47 @@ struct PackageLockTests {
         #expect(tags.stdout.contains("1.0.0"), "the image's file tests passed and the version was tagged")
     }
 
+    @Test("signatures as apt takes them: one good signature of several is enough; weak digests, an expired Release and a second message are refused")
+    func signatures() throws {
+        let archive = try TestArchive()
+        let context = archive.context(packages: ["busybox-static"])
+        // Debian signs with several keys and a keyring may hold one: either key's keyring is enough.
+        try archive.resign(signers: ["archive@invalid", "other@invalid"])
+        #expect(try imgbuild(["lock", context], environment: archive.environment).status == 0)
+        let other = archive.context(packages: ["busybox-static"], keyring: archive.otherKeyring)
+        let byOther = try imgbuild(["lock", other], environment: archive.environment)
+        #expect(byOther.status == 0, "\(byOther.stderr)")
+        let before = try Data(contentsOf: URL(fileURLWithPath: context + "/Imagefile.lock"))
+        func refused(_ expected: String, _ what: String) throws {
+            let result = try imgbuild(["lock", context, "--update"], environment: archive.environment)
+            #expect(result.status != 0 && result.stderr.contains(expected), "\(what): \(result.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: context + "/Imagefile.lock")) == before, "\(what): the lock changed")
+        }
+        // A message signed by another key put before the good one: gpgv would print both texts.
+        let inRelease = archive.archive + "/dists/bookworm/InRelease"
+        let good = try String(contentsOfFile: inRelease, encoding: .utf8)
+        let forged = archive.folder + "/forged"
+        write("Origin: evil\nSuite: bookworm\nSHA256:\n", to: forged)
+        #expect(try run("/bin/sh", ["-c", "GNUPGHOME=\(archive.folder)/gnupg gpg --batch -q --yes -u other@invalid --clearsign -o \(forged).asc \(forged)"]).status == 0)
+        write(try String(contentsOfFile: forged + ".asc", encoding: .utf8) + good, to: inRelease)
+        try refused("not one clearsigned message with nothing around it", "a second message")
+        // A Release past its Valid-Until (a replayed old one).
+        try archive.resign(fields: ["Valid-Until: Wed, 15 Nov 2023 22:13:20 UTC"])
+        try refused("it expired at Wed, 15 Nov 2023 22:13:20 UTC (Valid-Until)", "an expired Release")
+        // ... which a snapshot archive may be: checkValidUntil: false.
+        let snapshot = archive.context(packages: ["busybox-static"], repositoryExtra: "    checkValidUntil: false\n")
+        let accepted = try imgbuild(["lock", snapshot], environment: archive.environment)
+        #expect(accepted.status == 0, "\(accepted.stderr)")
+        // SHA-1 signatures.
+        try archive.resign(digest: "SHA1")
+        try refused("signed only over a weak digest", "a SHA-1 signature")
+        // An empty component (bookworm-updates has some) is read as no packages.
+        try archive.resign(components: ["main", "contrib"])
+        let both = archive.context(packages: ["busybox-static"], repositoryExtra: "    components: [main, contrib]\n", components: nil)
+        let withEmpty = try imgbuild(["lock", both], environment: archive.environment)
+        #expect(withEmpty.status == 0 && withEmpty.stderr.contains("contrib/amd64: 0 packages"), "\(withEmpty.stderr)")
+    }
+
     @Test("lock keeps the versions it has while the archive offers them; --update takes the newest and says so")
     func keepsVersions() throws {
         let archive = try TestArchive()
@@ -265,5 +335,13 @@ struct PackageLockTests {
         let update = try imgbuild(["lock", context, "--update"], environment: archive.environment)
         #expect(update.status == 0 && update.stderr.contains("imgtest-epoch 1:0.9-1 -> 2:1-1"), "\(update.stderr)")
         #expect(try lockedVersions(context)["imgtest-epoch"] == "2:1-1")
+
+        // A version the lock keeps that a changed Imagefile cannot use is resolved afresh, not refused.
+        let pinned = archive.context(packages: ["imgtest-epoch (= 1.5-1)"])
+        #expect(try imgbuild(["lock", pinned], environment: archive.environment).status == 0)
+        let imagefile = try String(contentsOfFile: pinned + "/Imagefile", encoding: .utf8)
+        write(imagefile.replacingOccurrences(of: "\"imgtest-epoch (= 1.5-1)\"", with: "\"imgtest-epoch-user\", \"imgtest-epoch\""), to: pinned + "/Imagefile")
+        let changed = try imgbuild(["lock", pinned], environment: archive.environment)
+        #expect(changed.status == 0 && changed.stderr.contains("imgtest-epoch 1.5-1 -> 2:1-1"), "\(changed.stderr)")
     }
 }
