@@ -37,9 +37,9 @@ final class TestArchive {
         let script = """
         set -e
         cd "\(dists)"
-        for c in \(components.joined(separator: " ")); do mkdir -p $c/binary-amd64; [ -f $c/binary-amd64/Packages ] || { : > $c/binary-amd64/Packages; gzip -9nk $c/binary-amd64/Packages; }; done
+        for c in \(components.joined(separator: " ")); do for a in amd64 arm64; do mkdir -p $c/binary-$a; [ -f $c/binary-$a/Packages ] || { : > $c/binary-$a/Packages; gzip -9nk $c/binary-$a/Packages; }; done; done
         apt-ftparchive -o APT::FTPArchive::Release::Suite=bookworm -o APT::FTPArchive::Release::Codename=bookworm \\
-          -o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components="\(components.joined(separator: " "))" \\
+          -o APT::FTPArchive::Release::Architectures="amd64 arm64" -o APT::FTPArchive::Release::Components="\(components.joined(separator: " "))" \\
           -o APT::FTPArchive::Release::Date="Tue, 14 Nov 2023 22:13:20 UTC" release . > ../Release.new
         { \(fields.map { "echo '\($0)';" }.joined()) cat ../Release.new; } > Release; rm ../Release.new
         rm -f InRelease
@@ -57,12 +57,13 @@ final class TestArchive {
     deinit { stop() }
 
     /// An Imagefile using this archive (its url from ${TEST_ARCHIVE}) in a new context folder.
-    func context(packages: [String], keyring: String? = nil, extra: String = "", repositoryExtra: String = "", components: [String]? = ["main"]) -> String {
+    func context(packages: [String], keyring: String? = nil, extra: String = "", repositoryExtra: String = "", components: [String]? = ["main"],
+                 platform: String = "platform: linux/amd64") -> String {
         let context = makeTemporaryDirectory("packages")
         write("""
         name: packaged
         version: 1.0.0
-        platform: linux/amd64
+        \(platform)
         repositories:
           - url: ${TEST_ARCHIVE}
             suite: bookworm
@@ -320,6 +321,36 @@ struct PackageLockTests {
         let both = archive.context(packages: ["busybox-static"], repositoryExtra: "    components: [main, contrib]\n", components: nil)
         let withEmpty = try imgbuild(["lock", both], environment: archive.environment)
         #expect(withEmpty.status == 0 && withEmpty.stderr.contains("contrib/amd64: 0 packages"), "\(withEmpty.stderr)")
+    }
+
+    @Test("a two-platform image: each platform's closure from its own index, each image with its own busybox")
+    func twoPlatforms() throws {
+        let archive = try TestArchive()
+        let context = archive.context(packages: ["busybox-static", "imgtest-virtual-user"], platform: "platforms: [linux/amd64, linux/arm64]")
+        let lock = try imgbuild(["lock", context], environment: archive.environment)
+        #expect(lock.status == 0, "\(lock.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: context + "/Imagefile.lock"))) as! [String: Any]
+        let platforms = json["platforms"] as! [[String: Any]]
+        #expect(platforms.map { $0["platform"] as! String } == ["linux/amd64", "linux/arm64"])
+        for platform in platforms {
+            let architecture = platform["architecture"] as! String
+            let packages = platform["packages"] as! [[String: Any]]
+            let busybox = packages.first { $0["name"] as? String == "busybox-static" }!
+            #expect(busybox["architecture"] as? String == architecture && (busybox["filename"] as! String).hasSuffix("_\(architecture).deb"))
+            #expect(Set(packages.map { $0["name"] as! String }) == ["busybox-static", "debconf", "imgtest-virtual-user"])
+        }
+        let store = makeTemporaryDirectory("store") + "/store"
+        let build = try imgbuild(["build", context, "--store", store], environment: archive.environment.merging(["IMGBUILD_CACHE": makeTemporaryDirectory("cache")]) { $1 })
+        #expect(build.status == 0, "\(build.stderr)")
+        for (platform, kind) in [("linux/amd64", "x86-64"), ("linux/arm64", "aarch64")] {
+            let inspect = try imgbuild(["inspect", "packaged:1.0.0", "--platform", platform, "--format", "json", "--store", store])
+            #expect(inspect.status == 0, "\(inspect.stderr)")
+            let document = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any]
+            let digest = ((document?["manifest"] as? [String: Any])?["layers"] as? [[String: Any]])?.first?["digest"] as? String ?? ""
+            let root = makeTemporaryDirectory("root")
+            #expect(try run("/bin/tar", ["-xzf", store + "/blobs/sha256/" + digest.dropFirst(7), "-C", root]).status == 0, "\(platform): \(inspect.stdout.prefix(400))")
+            #expect(try run("/usr/bin/file", ["-L", root + "/bin/busybox"]).stdout.contains(kind), "\(platform)")
+        }
     }
 
     @Test("lock keeps the versions it has while the archive offers them; --update takes the newest and says so")
