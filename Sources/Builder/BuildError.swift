@@ -15,6 +15,8 @@ public enum BuildError: Error, CustomStringConvertible {
     case entry(SourceLocation, String)
     /// A dependency's bytes do not match its pinned digest.
     case dependencyMismatch(SourceLocation, source: String, expected: Digest, actual: Digest)
+    /// A package the lock pins came from the archive with other bytes.
+    case lockedPackageMismatch(SourceLocation, package: String, url: String, expected: Digest, actual: Digest)
     /// A URL dependency could not be fetched.
     case fetchFailed(SourceLocation, url: String, reason: String)
     /// An environment variable the build reads holds a value it cannot use.
@@ -43,6 +45,8 @@ public enum BuildError: Error, CustomStringConvertible {
             return "\(location): \(message)"
         case let .dependencyMismatch(location, source, expected, actual):
             return "\(location): '\(source)' does not match its pinned digest: the Imagefile expects \(expected) but the file is \(actual); if the new file is the one you want, update 'sha256' to \(actual.hex)"
+        case let .lockedPackageMismatch(location, package, url, expected, actual):
+            return "\(location): \(package) from '\(url)' is not the file Imagefile.lock pins: the lock expects \(expected) but the archive sent \(actual); the mirror may be damaged or tampered with — try another mirror, or if the archive really signs a new file for the same version, run 'imgbuild lock --update' and review the change"
         case let .fetchFailed(location, url, reason):
             return "\(location): cannot fetch '\(url)': \(reason)"
         case let .invalidEnvironment(name, value, expected):

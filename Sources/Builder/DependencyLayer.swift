@@ -86,6 +86,9 @@ struct DependencyLayer {
             } catch {
                 switch error {
                 case .mismatch(let actual):
+                    if let package = dependency.lockedPackage {
+                        throw .lockedPackageMismatch(dependency.location, package: package, url: url, expected: dependency.sha256, actual: actual)
+                    }
                     throw .dependencyMismatch(dependency.location, source: url, expected: dependency.sha256, actual: actual)
                 case .other(let reason):
                     throw .fetchFailed(dependency.location, url: url, reason: reason)

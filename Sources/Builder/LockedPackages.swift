@@ -53,8 +53,10 @@ struct LockedPackages {
                         throw .entry(location, "\(package.name) \(package.version) is not in the download cache, and \(error.description)")
                     }
                 }
-                dependencies.append(Imagefile.Dependency(source: .url(root + "/" + package.filename), sha256: Digest(hex: package.sha256)!,
-                                                         destination: "", platform: platform, location: location))
+                var dependency = Imagefile.Dependency(source: .url(root + "/" + package.filename), sha256: Digest(hex: package.sha256)!,
+                                                      destination: "", platform: platform, location: location)
+                dependency.lockedPackage = "\(package.name) \(package.version)"
+                dependencies.append(dependency)
             }
         }
         return dependencies

@@ -57,6 +57,9 @@ public struct Imagefile: Sendable {
         /// The one platform whose image gets this dependency; nil for every platform.
         public var platform: Platform?
         public var location: SourceLocation
+        /// `NAME VERSION` of a package `Imagefile.lock` pins (the dependency stands for it); nil for the
+        /// Imagefile's own `dependencies`.
+        public var lockedPackage: String?
 
         public init(source: Source, sha256: Digest, destination: String, platform: Platform?, location: SourceLocation) {
             self.source = source
