@@ -15,7 +15,7 @@ struct DependencyFetcher {
 
     /// The cached file for `digest`, fetching `url` first if it is not cached. Throws the reason on any
     /// failure; a download whose digest differs is deleted and reported with both digests.
-    func file(url: String, digest: Digest) async throws(FetchFailure) -> String {
+    func file(url: String, digest: Digest, size: Int64? = nil) async throws(FetchFailure) -> String {
         let cached = downloadsDirectory + "/" + digest.hex
         if FileManager.default.fileExists(atPath: cached) {
             if let (actual, _) = try? Digest.ofFile(atPath: cached), actual == digest { return cached }
@@ -28,7 +28,7 @@ struct DependencyFetcher {
         }
         let temporary = downloadsDirectory + "/.partial-\(getpid())-\(digest.hex.prefix(16))"
         defer { unlink(temporary) }
-        let actual = try await download(url, to: temporary)
+        let actual = try await download(url, to: temporary, limit: size)
         guard actual == digest else { throw .mismatch(actual: actual) }
         guard rename(temporary, cached) == 0 else { throw .other("cannot move the download into the cache: \(String(cString: strerror(errno)))") }
         return cached
@@ -39,7 +39,8 @@ struct DependencyFetcher {
         case other(String)
     }
 
-    private func download(_ url: String, to path: String) async throws(FetchFailure) -> Digest {
+    /// `limit`: the most bytes the file may have (the size a lock gives); more is refused while it arrives.
+    private func download(_ url: String, to path: String, limit: Int64?) async throws(FetchFailure) -> Digest {
         // A locked package's address is its repository's: a variable left unset, or no apt source for `system`.
         if let start = url.range(of: "${"), let end = url[start.upperBound...].firstIndex(of: "}") {
             throw .other("it is not cached and its repository's url needs the environment variable \(url[start.upperBound..<end]), which is not set: set it to the archive's address")
@@ -65,7 +66,12 @@ struct DependencyFetcher {
             guard response.status == .ok else {
                 throw FetchFailure.other("the server answered \(response.status.code) \(response.status.reasonPhrase)")
             }
+            var received: Int64 = 0
             for try await buffer in response.body {
+                received += Int64(buffer.readableBytes)
+                if let limit, received > limit {
+                    throw FetchFailure.other("the server sent more than the \(limit) bytes the lock gives for it: the mirror is damaged or hostile; try another")
+                }
                 let chunk = Data(buffer.readableBytesView)
                 hasher.update(chunk)
                 try handle.write(contentsOf: chunk)

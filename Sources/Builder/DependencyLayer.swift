@@ -80,7 +80,7 @@ struct DependencyLayer {
         case .url(let url):
             let fetcher = DependencyFetcher(cacheDirectory: cacheDirectory)
             do {
-                let path = try await fetcher.file(url: url, digest: dependency.sha256)
+                let path = try await fetcher.file(url: url, digest: dependency.sha256, size: dependency.expectedSize)
                 progress("dependency \(url): \(dependency.sha256)")
                 return VerifiedFile(dependency: dependency, path: path, label: url)
             } catch {

@@ -35,12 +35,22 @@ struct LockedPackages {
                                                             && $0.architecture == architecture }) else {
                 throw .entry(location, "\(lockName) has no packages for \(platform)\(architecture.map { " (\($0))" } ?? "") (it has \(lock.platforms.map { "\($0.platform) (\($0.architecture))" }.joined(separator: ", "))): run 'imgbuild lock \(imagefile.path)'")
             }
-            // Every request is in the lock as one: a lock edited by hand cannot drop a package the Imagefile asks for.
+            // Every request is in the lock as one (the package of that name, in a version that fits, unless the
+            // name is a virtual one): a lock edited by hand cannot drop a package the Imagefile asks for.
             for request in imagefile.packages {
                 let reason = "requested: " + (request.relation?.description ?? request.text)
-                guard entry.packages.contains(where: { $0.requiredBy.contains(reason) }) else {
+                let named = request.relation.flatMap { relation in entry.packages.first { $0.name == relation.name } }
+                let fits = named.map { package in
+                    package.requiredBy.contains(reason) && (request.relation?.constraint.map { constraint in
+                        DebianVersion(package.version).map(constraint.isSatisfied) ?? false
+                    } ?? true)
+                } ?? entry.packages.contains { $0.requiredBy.contains(reason) }
+                guard fits else {
                     throw .entry(request.location, "\(lockName) does not install '\(request.text)' for \(platform): run 'imgbuild lock \(imagefile.path)'")
                 }
+            }
+            if let stray = entry.packages.first(where: { $0.architecture != entry.architecture && $0.architecture != "all" }) {
+                throw .entry(location, "\(lockName) installs \(stray.name) for \(stray.architecture) into the \(entry.architecture) image of \(platform): run 'imgbuild lock \(imagefile.path)'")
             }
             for package in entry.packages {
                 let repository = lock.inputs.repositories[package.repository]
@@ -56,6 +66,7 @@ struct LockedPackages {
                 var dependency = Imagefile.Dependency(source: .url(root + "/" + package.filename), sha256: Digest(hex: package.sha256)!,
                                                       destination: "", platform: platform, location: location)
                 dependency.lockedPackage = "\(package.name) \(package.version)"
+                dependency.expectedSize = package.size
                 dependencies.append(dependency)
             }
         }

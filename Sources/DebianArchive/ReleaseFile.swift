@@ -9,6 +9,9 @@ public struct ReleaseFile: Sendable {
     /// `No-Support-for-Architecture-all: Packages`: `all` packages are repeated in each architecture's
     /// index (for clients that do not read `binary-all`), so `binary-all` need not be read.
     public var architectureAllRepeated: Bool
+    /// apt's default pin priority for the suite: 1 with `NotAutomatic: yes` (experimental), 100 with
+    /// `ButAutomaticUpgrades: yes` too (backports), else 500. A version of a higher priority is the candidate.
+    public var pinPriority: Int
     /// `Valid-Until`, as written: a Release file past it is refused, as apt refuses it (a replayed old one).
     public var validUntil: String?
     /// `Acquire-By-Hash: yes`: each index can also be fetched by its SHA-256, which no mirror update can race.
@@ -33,7 +36,7 @@ public struct ReleaseFile: Sendable {
     }
 
     public init(_ bytes: [UInt8]) throws(ParseError) {
-        let names = ["Suite", "Codename", "Date", "Architectures", "Components", "SHA256", "No-Support-for-Architecture-all", "Acquire-By-Hash", "Valid-Until"]
+        let names = ["Suite", "Codename", "Date", "Architectures", "Components", "SHA256", "No-Support-for-Architecture-all", "Acquire-By-Hash", "Valid-Until", "NotAutomatic", "ButAutomaticUpgrades"]
         guard let paragraph = ControlParagraphs(bytes, fields: names).first(where: { _ in true }) else {
             throw ParseError(description: "the Release file is empty")
         }
@@ -46,6 +49,8 @@ public struct ReleaseFile: Sendable {
         architectureAllRepeated = values[6] == "Packages"
         acquireByHash = values[7]?.lowercased() == "yes"
         validUntil = values[8]
+        let notAutomatic = values[9]?.lowercased() == "yes", butUpgrades = values[10]?.lowercased() == "yes"
+        pinPriority = notAutomatic ? (butUpgrades ? 100 : 1) : 500
         guard let hashes = values[5] else {
             throw ParseError(description: "the Release file has no SHA256 field: its indexes cannot be checked (an archive older than 2017, or not a Debian archive)")
         }

@@ -107,7 +107,7 @@ public struct PackageLocker {
                             records += try await reader.packages(component: component, architecture: "all", release: release)
                         }
                         progress("\(reader.suiteURL) \(component)/\(architecture): \(records.count) packages")
-                        result[architecture, default: []] += records.map { Resolver.Candidate(record: $0, repository: index) }
+                        result[architecture, default: []] += records.map { Resolver.Candidate(record: $0, repository: index, priority: release.pinPriority) }
                     }
                 }
             } catch let error as LockError {

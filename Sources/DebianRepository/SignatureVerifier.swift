@@ -23,13 +23,15 @@ struct SignatureVerifier {
     /// key, or none) before or after the good one, gpgv would print both texts while one good signature
     /// is all it reports.
     static func checkSingleMessage(_ document: [UInt8]) throws(Failure) {
+        // Armor lines compared without trailing blanks, as gpg reads them; any line that starts an armor
+        // block counts.
         let lines = String(decoding: document, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-            .map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
-        func count(_ marker: String) -> Int { lines.filter { $0 == marker }.count }
+            .map { line in String(line.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed()) }
         let begin = "-----BEGIN PGP SIGNED MESSAGE-----", signature = "-----BEGIN PGP SIGNATURE-----", end = "-----END PGP SIGNATURE-----"
+        let armor = lines.filter { $0.hasPrefix("-----BEGIN PGP") || $0.hasPrefix("-----END PGP") }
         guard let first = lines.firstIndex(where: { !$0.allSatisfy(\.isWhitespace) }), lines[first] == begin,
               let last = lines.lastIndex(where: { !$0.allSatisfy(\.isWhitespace) }), lines[last] == end,
-              count(begin) == 1, count(signature) == 1, count(end) == 1 else {
+              armor == [begin, signature, end] else {
             throw .rejected("it is not one clearsigned message with nothing around it (apt refuses such a file too)")
         }
     }
@@ -68,29 +70,60 @@ struct SignatureVerifier {
         if output { arguments += ["--output", folder + "/signed"] }
         arguments += files.map { folder + "/" + $0.0 }
         process.arguments = arguments
-        let stdout = Pipe(), stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
+        // Files, not pipes: a hostile file can make gpgv write megabytes to either stream, and a pipe read
+        // one after the other would leave both processes waiting on each other.
+        guard FileManager.default.createFile(atPath: folder + "/status", contents: nil),
+              FileManager.default.createFile(atPath: folder + "/messages", contents: nil),
+              let statusFile = FileHandle(forWritingAtPath: folder + "/status"),
+              let messagesFile = FileHandle(forWritingAtPath: folder + "/messages") else {
+            throw .rejected("cannot write gpgv's output in \(folder)")
+        }
+        defer {
+            try? statusFile.close()
+            try? messagesFile.close()
+        }
+        process.standardOutput = statusFile
+        process.standardError = messagesFile
         process.standardInput = FileHandle.nullDevice
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
         do { try process.run() } catch { throw .rejected("gpgv did not start: \(error.localizedDescription)") }
-        let status = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let messages = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        if exited.wait(timeout: .now() + .seconds(120)) == .timedOut {
+            kill(process.processIdentifier, SIGKILL)
+            exited.wait()
+            throw .rejected("gpgv did not finish in 120 s")
+        }
+        let status = String(decoding: FileManager.default.contents(atPath: folder + "/status") ?? Data(), as: UTF8.self)
+        let messages = String(decoding: (FileManager.default.contents(atPath: folder + "/messages") ?? Data()).prefix(1 << 16), as: UTF8.self)
         let lines = status.split(separator: "\n").map { $0.split(separator: " ").dropFirst().map(String.init) }
         func has(_ keyword: String) -> [String]? { lines.first { $0.first == keyword } }
         // As apt: one good signature by a key of the keyring, over a strong digest, is enough (Debian signs
-        // with several keys, and a keyring may hold only one); a bad signature by any key is not.
+        // with several keys, and a keyring may hold only one); a bad signature by any key is not, nor is any
+        // error gpgv reports about the file itself.
         if has("BADSIG") != nil { throw .rejected("its signature does not match its contents: the file was changed after it was signed") }
-        let valid = lines.filter { $0.first == "VALIDSIG" && $0.count > 8 }
+        if let error = has("ERROR") ?? has("NODATA") {
+            throw .rejected("gpgv reports '\(error.joined(separator: " "))': it is not a well-formed signed file")
+        }
+        // Each signature's lines start at NEWSIG: one of them must be good by itself.
+        var signatures: [[[String]]] = []
+        for line in lines {
+            if line.first == "NEWSIG" || signatures.isEmpty { signatures.append([]) }
+            signatures[signatures.count - 1].append(line)
+        }
         // OpenPGP hash algorithms 1, 2 and 3 are MD5, SHA-1 and RIPEMD-160, which apt refuses too.
-        let strong = valid.filter { !["1", "2", "3"].contains($0[8]) }
-        guard !strong.isEmpty, has("GOODSIG") != nil else {
-            if !valid.isEmpty { throw .rejected("it is signed only over a weak digest (MD5, SHA-1 or RIPEMD-160): ask the archive to sign with SHA-256 or better") }
-            if let missing = has("NO_PUBKEY") {
-                throw .rejected("it is signed by the key \(missing.dropFirst().first ?? "?"), which is not in the repository's keyring: add the archive's signing key to the keyring (if you trust it)")
+        func strong(_ line: [String]) -> Bool { line.first == "VALIDSIG" && line.count > 8 && !["1", "2", "3"].contains(line[8]) }
+        let good = signatures.contains { signature in
+            signature.contains { $0.first == "GOODSIG" } && signature.contains(where: strong)
+        }
+        guard good else {
+            if lines.contains(where: { $0.first == "VALIDSIG" }) && !lines.contains(where: strong) {
+                throw .rejected("it is signed only over a weak digest (MD5, SHA-1 or RIPEMD-160): ask the archive to sign with SHA-256 or better")
             }
             if let expired = has("EXPKEYSIG") ?? has("REVKEYSIG") {
                 throw .rejected("it is signed by a key that has \(expired.first == "EXPKEYSIG" ? "expired" : "been revoked") (\(expired.dropFirst().first ?? "?")): update the keyring")
+            }
+            if let missing = has("NO_PUBKEY") {
+                throw .rejected("it is signed by the key \(missing.dropFirst().first ?? "?"), which is not in the repository's keyring: add the archive's signing key to the keyring (if you trust it)")
             }
             let detail = messages.split(separator: "\n").filter { !$0.isEmpty }.suffix(3).joined(separator: "; ")
             throw .rejected("gpgv did not accept its signature (\(detail.isEmpty ? "exit status \(process.terminationStatus)" : detail))")

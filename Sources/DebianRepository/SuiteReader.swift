@@ -109,22 +109,40 @@ struct SuiteReader {
         let folder = "\(component)/binary-\(architecture)"
         let uncompressed = release.files[folder + "/Packages"]
         let choices = ["Packages.gz", "Packages.xz", "Packages.zst", "Packages.bz2", "Packages.lz4", "Packages"]
-        guard let name = choices.first(where: { release.files[folder + "/" + $0] != nil }), let entry = release.files[folder + "/" + name] else {
+        let listed = choices.filter { release.files[folder + "/" + $0] != nil }
+        guard !listed.isEmpty else {
             throw Failure(url: suiteURL, kind: .release("the suite has no Packages index for \(folder) (it lists components \(release.components.joined(separator: ", ")) and architectures \(release.architectures.joined(separator: ", "))): check 'components' and the image's platforms"))
         }
-        let url = release.acquireByHash ? "\(suiteURL)/\(folder)/by-hash/SHA256/\(entry.sha256)" : "\(suiteURL)/\(folder)/\(name)"
-        let bytes: [UInt8]
-        do { bytes = try await get(url, limit: entry.size) } catch {
-            guard case .index(let reason) = error.kind else { throw error }
-            throw Failure(url: url, kind: .index("\(reason): it does not have the size the signed Release file gives (\(entry.size) bytes); the mirror is changing or the index was tampered with: try again later or another mirror"))
+        if uncompressed?.size == 0 { return [] }  // an empty index (bookworm-updates has some)
+        // Each listed form in turn, by hash first where the archive offers it: a mirror may lack some.
+        var found: (name: String, entry: ReleaseFile.IndexFile, url: String, bytes: [UInt8])?
+        var tried: [String] = []
+        search: for name in listed {
+            let entry = release.files[folder + "/" + name]!
+            let urls = (release.acquireByHash ? ["\(suiteURL)/\(folder)/by-hash/SHA256/\(entry.sha256)"] : []) + ["\(suiteURL)/\(folder)/\(name)"]
+            for url in urls {
+                do {
+                    found = (name, entry, url, try await downloader.get(url, limit: entry.size))
+                    break search
+                } catch ArchiveDownloader.Failure.notFound {
+                    tried.append(url)
+                } catch ArchiveDownloader.Failure.tooLarge(let reason) {
+                    throw Failure(url: url, kind: .index("\(reason): it does not have the size the signed Release file gives (\(entry.size) bytes); the mirror is changing or the index was tampered with: try again later or another mirror"))
+                } catch ArchiveDownloader.Failure.failed(let reason) {
+                    throw Failure(url: url, kind: .fetch(reason))
+                } catch {
+                    throw Failure(url: url, kind: .fetch("\(error)"))
+                }
+            }
+        }
+        guard let (name, entry, url, bytes) = found else {
+            throw Failure(url: suiteURL + "/" + folder, kind: .fetch("the mirror has none of the index files the Release lists (tried \(tried.joined(separator: ", ")))"))
         }
         guard Int64(bytes.count) == entry.size, Digest.of(bytes).hex == entry.sha256 else {
             throw Failure(url: url, kind: .index("it does not have the size and SHA-256 the signed Release file gives (\(entry.size) bytes, sha256:\(entry.sha256)), but \(bytes.count) bytes, \(Digest.of(bytes)): the mirror is changing or the index was tampered with; try again later or another mirror"))
         }
         var text = bytes
-        if uncompressed?.size == 0 {
-            text = []  // an empty index (bookworm-updates has some): nothing to decompress
-        } else if name != "Packages" {
+        if name != "Packages" {
             do { text = try IndexDecompression.decompress(bytes, limit: uncompressed?.size ?? (2 << 30)) } catch {
                 throw Failure(url: url, kind: .index("it cannot be decompressed: \(error.reason)"))
             }

@@ -60,6 +60,8 @@ public struct Imagefile: Sendable {
         /// `NAME VERSION` of a package `Imagefile.lock` pins (the dependency stands for it); nil for the
         /// Imagefile's own `dependencies`.
         public var lockedPackage: String?
+        /// The size the lock gives for it: a download that goes past it is stopped.
+        public var expectedSize: Int64?
 
         public init(source: Source, sha256: Digest, destination: String, platform: Platform?, location: SourceLocation) {
             self.source = source

@@ -19,10 +19,13 @@ public struct Resolver {
     public struct Candidate: Sendable {
         public var record: PackageRecord
         public var repository: Int
+        /// apt's pin priority of the suite that offers it (``ReleaseFile/pinPriority``): 500, 100 or 1.
+        public var priority: Int
 
-        public init(record: PackageRecord, repository: Int) {
+        public init(record: PackageRecord, repository: Int, priority: Int = 500) {
             self.record = record
             self.repository = repository
+            self.priority = priority
         }
     }
 
@@ -62,8 +65,10 @@ public struct Resolver {
             }
         }
         for name in byName.keys {
-            // Highest version first; the same version from two repositories: the first repository's.
+            // apt's order: the highest pin priority (a backports or experimental suite's versions only when
+            // nothing else offers the name), then the highest version, then the first repository.
             byName[name]!.sort { a, b in
+                if a.priority != b.priority { return a.priority > b.priority }
                 let order = DebianVersion.compare(a.record.version, b.record.version)
                 return order != 0 ? order > 0 : a.repository < b.repository
             }
@@ -76,6 +81,7 @@ public struct Resolver {
         case ambiguousVirtual(String, providers: [String])
         case unsatisfiable(package: String, version: String, field: String, group: String, reason: String)
         case conflict(package: String, version: String, field: String, relation: String, other: String)
+        case noEssential(architecture: String)
 
         public var description: String {
             switch self {
@@ -88,6 +94,8 @@ public struct Resolver {
                 return "'\(name)' is a virtual package provided by \(providers.joined(separator: ", ")): list the one you want under 'packages'"
             case let .unsatisfiable(package, version, field, group, reason):
                 return "\(package) \(version) \(field) '\(group)', which nothing in the repositories satisfies (\(reason)): add a repository or component that has it, or pin another version of \(package)"
+            case let .noEssential(architecture):
+                return "'?essential' asks for the packages marked Essential, and the repositories have none for \(architecture): remove it, or add the archive's main component"
             case let .conflict(package, version, field, relation, other):
                 return "\(package) \(version) \(field) '\(relation)', which \(other) (also chosen) matches: the set cannot be installed together; pin other versions or drop one of them"
             }
@@ -104,10 +112,12 @@ public struct Resolver {
             case .package(let relation):
                 roots.append((try state.chooseRequested(relation), "requested: \(relation)"))
             case .essential:
+                let before = roots.count
                 for name in byName.keys.sorted() {
-                    guard let best = state.ordered(name).first(where: { $0.record.essential }) else { continue }
+                    guard let best = state.ordered(name).first, best.record.essential else { continue }
                     roots.append((best, "requested: ?essential"))
                 }
+                if roots.count == before { throw .noEssential(architecture: architecture) }
             }
         }
         // Every request is chosen first (a pinned version holds against what dependencies would pick), then

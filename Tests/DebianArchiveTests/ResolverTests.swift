@@ -88,6 +88,17 @@ struct ResolverTests {
         #expect(names(try older.resolve([request("old-user")], preferring: ["v": "1.5-1"])) == ["old-user=1", "v=1.5-1"])
     }
 
+    @Test("pin priorities: a backports or experimental suite's newer version is the candidate only when nothing else offers the name")
+    func priorities() throws {
+        let main = try PackageRecord.readIndex(Array((stanza("v", "1.0-1") + stanza("user", "1", ["Depends: v"])).utf8))
+        let backports = try PackageRecord.readIndex(Array((stanza("v", "2.0-1~bpo") + stanza("only-new", "1")).utf8))
+        let r = Resolver(candidates: main.map { .init(record: $0, repository: 0, priority: 500) } + backports.map { .init(record: $0, repository: 1, priority: 100) },
+                         architecture: "amd64")
+        #expect(names(try r.resolve([request("user"), request("only-new")])) == ["only-new=1", "user=1", "v=1.0-1"])
+        #expect(names(try r.resolve([request("v (>= 2)")])) == ["v=2.0-1~bpo"])
+        #expect(throws: Resolver.ResolveError.noEssential(architecture: "amd64")) { try r.resolve([.essential]) }
+    }
+
     @Test("virtual packages: a versioned Provides meets a versioned relation, an unversioned one does not")
     func virtuals() throws {
         let r = try resolver([stanza("user", "1", ["Depends: api (>= 2)"]), stanza("old", "1", ["Provides: api"]), stanza("new", "1", ["Provides: api (= 3)"])])

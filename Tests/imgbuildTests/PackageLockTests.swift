@@ -239,9 +239,19 @@ struct PackageLockTests {
         #expect(unsatisfiable.status != 0 && unsatisfiable.stderr.contains("imgtest-broken 1.0-1 Depends 'imgtest-nothing (>= 2)'"), "\(unsatisfiable.stderr)")
         #expect(!FileManager.default.fileExists(atPath: broken + "/Imagefile.lock"))
 
+        // A package file larger than the lock says: the download stops there.
+        let bigger = archive.archive + "/pool/main/b/busybox"
+        let biggerDeb = try FileManager.default.contentsOfDirectory(atPath: bigger).first { $0.hasPrefix("busybox-static_") && $0.hasSuffix("_amd64.deb") }!
+        let originalDeb = try Data(contentsOf: URL(fileURLWithPath: bigger + "/" + biggerDeb))
+        try (originalDeb + Data(count: 1 << 20)).write(to: URL(fileURLWithPath: bigger + "/" + biggerDeb))
+        let tooBig = try imgbuild(["build", context, "--store", makeTemporaryDirectory("store") + "/store"],
+                                  environment: archive.environment.merging(["IMGBUILD_CACHE": makeTemporaryDirectory("cache")]) { $1 })
+        #expect(tooBig.status != 0 && tooBig.stderr.contains("the server sent more than the \(originalDeb.count) bytes the lock gives"), "\(tooBig.stderr)")
+        try originalDeb.write(to: URL(fileURLWithPath: bigger + "/" + biggerDeb))
+
         // A package file whose SHA-256 is not the index's: the build names it, and the store gets no tag.
         let pool = archive.archive + "/pool/main/b/busybox"
-        let deb = try FileManager.default.contentsOfDirectory(atPath: pool).first { $0.hasPrefix("busybox-static_") }!
+        let deb = try FileManager.default.contentsOfDirectory(atPath: pool).first { $0.hasPrefix("busybox-static_") && $0.hasSuffix("_amd64.deb") }!
         var bytes = try Data(contentsOf: URL(fileURLWithPath: pool + "/" + deb))
         bytes[bytes.count - 1] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: pool + "/" + deb))
@@ -305,8 +315,12 @@ struct PackageLockTests {
         let forged = archive.folder + "/forged"
         write("Origin: evil\nSuite: bookworm\nSHA256:\n", to: forged)
         #expect(try run("/bin/sh", ["-c", "GNUPGHOME=\(archive.folder)/gnupg gpg --batch -q --yes -u other@invalid --clearsign -o \(forged).asc \(forged)"]).status == 0)
-        write(try String(contentsOfFile: forged + ".asc", encoding: .utf8) + good, to: inRelease)
+        let forgedText = try String(contentsOfFile: forged + ".asc", encoding: .utf8)
+        write(forgedText + good, to: inRelease)
         try refused("not one clearsigned message with nothing around it", "a second message")
+        // ... with its armor lines ending in blanks, which gpg still reads as armor.
+        write(forgedText.replacingOccurrences(of: "-----\n", with: "----- \t\n") + good, to: inRelease)
+        try refused("not one clearsigned message with nothing around it", "a second message with blanks after its armor")
         // A Release past its Valid-Until (a replayed old one).
         try archive.resign(fields: ["Valid-Until: Wed, 15 Nov 2023 22:13:20 UTC"])
         try refused("it expired at Wed, 15 Nov 2023 22:13:20 UTC (Valid-Until)", "an expired Release")
@@ -317,6 +331,58 @@ struct PackageLockTests {
         // SHA-1 signatures.
         try archive.resign(digest: "SHA1")
         try refused("signed only over a weak digest", "a SHA-1 signature")
+        // Release and Release.gpg (no InRelease), the good signature among three thousand by an unknown key:
+        // gpgv writes megabytes about them, and lock neither hangs nor gives up.
+        try archive.resign()
+        let dists = archive.archive + "/dists/bookworm"
+        let many = """
+        set -e
+        cd "\(dists)"; rm -f InRelease
+        export GNUPGHOME="\(archive.folder)/gnupg"
+        gpg --batch -q --yes -u archive@invalid -b -o good.sig Release
+        gpg --batch -q --yes -u other@invalid -b -o other.sig Release
+        { cat good.sig; for i in $(seq 3000); do cat other.sig; done; } > Release.gpg; rm good.sig other.sig
+        """
+        #expect(try run("/bin/sh", ["-c", many]).status == 0)
+        let detached = try imgbuild(["lock", context, "--update"], environment: archive.environment)
+        #expect(detached.status == 0, "\(detached.stderr.prefix(2000))")
+        // A mirror without the first index form the Release lists (Packages.gz): the next one is read.
+        try FileManager.default.removeItem(atPath: dists + "/main/binary-amd64/Packages.gz")
+        let fallback = try imgbuild(["lock", context, "--update"], environment: archive.environment)
+        #expect(fallback.status == 0, "\(fallback.stderr)")
+
+        // A backports suite (NotAutomatic, ButAutomaticUpgrades) with a newer version: apt's candidate is
+        // still the main suite's, at priority 500 against 100.
+        let backports = archive.archive + "/dists/bookworm-backports"
+        let newer = """
+        set -e
+        mkdir -p "\(backports)/main/binary-amd64"; cd "\(backports)"
+        printf 'Package: imgtest-epoch\\nVersion: 2:1-1~bpo12+1\\nArchitecture: all\\nFilename: pool/main/i/imgtest-epoch/imgtest-epoch_1-1~bpo12+1_all.deb\\nSize: 10\\nSHA256: %064d\\nDescription: newer\\n' 0 > main/binary-amd64/Packages
+        apt-ftparchive -o APT::FTPArchive::Release::Suite=bookworm-backports -o APT::FTPArchive::Release::Codename=bookworm-backports \\
+          -o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components=main release . > ../Release.new
+        { echo 'NotAutomatic: yes'; echo 'ButAutomaticUpgrades: yes'; cat ../Release.new; } > Release; rm ../Release.new
+        GNUPGHOME="\(archive.folder)/gnupg" gpg --batch -q --yes -u archive@invalid --clearsign -o InRelease Release
+        """
+        let made = try run("/bin/sh", ["-c", newer])
+        #expect(made.status == 0, "\(made.stderr)")
+        let twoSuites = archive.context(packages: ["imgtest-epoch-user"], repositoryExtra: """
+              - url: ${TEST_ARCHIVE}
+                suite: bookworm-backports
+                keyring: \(archive.keyring)
+
+            """)
+        let locked = try imgbuild(["lock", twoSuites], environment: archive.environment)
+        #expect(locked.status == 0, "\(locked.stderr)")
+        #expect(try lockedVersions(twoSuites)["imgtest-epoch"] == "1:0.9-1", "backports' version was taken over the main suite's")
+        let pinned = archive.context(packages: ["imgtest-epoch (>= 2:0)"], repositoryExtra: """
+              - url: ${TEST_ARCHIVE}
+                suite: bookworm-backports
+                keyring: \(archive.keyring)
+
+            """)
+        #expect(try imgbuild(["lock", pinned], environment: archive.environment).status == 0)
+        #expect(try lockedVersions(pinned)["imgtest-epoch"] == "2:1-1~bpo12+1", "a request for a newer version takes backports'")
+
         // An empty component (bookworm-updates has some) is read as no packages.
         try archive.resign(components: ["main", "contrib"])
         let both = archive.context(packages: ["busybox-static"], repositoryExtra: "    components: [main, contrib]\n", components: nil)
