@@ -99,13 +99,13 @@ public struct PackageLocker {
                     guard release.components.isEmpty || release.components.contains(component) || release.components.contains(where: { $0.hasSuffix("/" + component) }) else {
                         throw LockError.repository(repository.location, url: reader.suiteURL, "the suite has no component '\(component)' (it has \(release.components.joined(separator: ", "))): fix 'components'")
                     }
+                    // With `all` among the architectures, `all` packages are in binary-all alone, unless the Release
+                    // says they are repeated in each architecture's index (No-Support-for-Architecture-all); read
+                    // once for every platform.
+                    let allPackages = release.architectures.contains("all") && !release.architectureAllRepeated
+                        ? try await reader.packages(component: component, architecture: "all", release: release) : []
                     for architecture in architectures {
-                        var records = try await reader.packages(component: component, architecture: architecture, release: release)
-                        // With `all` among the architectures, `all` packages are in binary-all alone, unless the
-                        // Release says they are repeated in each architecture's index (No-Support-for-Architecture-all).
-                        if release.architectures.contains("all"), !release.architectureAllRepeated {
-                            records += try await reader.packages(component: component, architecture: "all", release: release)
-                        }
+                        let records = try await reader.packages(component: component, architecture: architecture, release: release) + allPackages
                         progress("\(reader.suiteURL) \(component)/\(architecture): \(records.count) packages")
                         result[architecture, default: []] += records.map { Resolver.Candidate(record: $0, repository: index, priority: release.pinPriority) }
                     }

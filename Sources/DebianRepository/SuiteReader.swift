@@ -99,7 +99,7 @@ struct SuiteReader {
             switch error {
             case .notFound: throw Failure(url: url, kind: .fetch("the server has no such file (404)"))
             case .failed(let reason): throw Failure(url: url, kind: .fetch(reason))
-            case .tooLarge(let reason): throw Failure(url: url, kind: .index(reason))
+            case .tooLarge(let reason): throw Failure(url: url, kind: .fetch(reason))
             }
         }
     }
@@ -124,14 +124,15 @@ struct SuiteReader {
                 do {
                     found = (name, entry, url, try await downloader.get(url, limit: entry.size))
                     break search
-                } catch ArchiveDownloader.Failure.notFound {
-                    tried.append(url)
-                } catch ArchiveDownloader.Failure.tooLarge(let reason) {
-                    throw Failure(url: url, kind: .index("\(reason): it does not have the size the signed Release file gives (\(entry.size) bytes); the mirror is changing or the index was tampered with: try again later or another mirror"))
-                } catch ArchiveDownloader.Failure.failed(let reason) {
-                    throw Failure(url: url, kind: .fetch(reason))
                 } catch {
-                    throw Failure(url: url, kind: .fetch("\(error)"))
+                    switch error {
+                    case .notFound:
+                        tried.append(url)
+                    case .tooLarge(let reason):
+                        throw Failure(url: url, kind: .index("\(reason): it does not have the size the signed Release file gives (\(entry.size) bytes); the mirror is changing or the index was tampered with: try again later or another mirror"))
+                    case .failed(let reason):
+                        throw Failure(url: url, kind: .fetch(reason))
+                    }
                 }
             }
         }
