@@ -69,6 +69,8 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        // A no-op build remembered by its command, and answered again while everything it read stats the same.
+        .target(name: "BuildReplay", dependencies: ["Builder", "Imagefile", "Layers", "OCI", "Store"]),
         // After the build: an image's tests, its version tag, and its attestations, in that order.
         .target(name: "BuildPipeline", dependencies: ["Builder", "ImageChecks", "Attestations", "Imagefile", "Layers", "OCI", "Store"]),
         // OCI distribution: push, pull and copy between the store, OCI layouts and registries.
@@ -168,7 +170,7 @@ let package = Package(
         .target(name: "ImageDiff", dependencies: ["Store", "Layers", "OCI", "DebianArchive"]),
         // Thin command-line front end of the builder, the store and the registry.
         .executableTarget(name: "imgbuild", dependencies: [
-            "Builder", "BuildPipeline", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
+            "Builder", "BuildPipeline", "BuildReplay", "Store", "OCI", "SemVer", "Distribution", "RegistryServer", "Signing", "Attestations", "ImageChecks", "Imagefile",
             "ImageDiff", "HostPort", "Layers", "DebianRepository", "PackageLock",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -213,6 +215,7 @@ let package = Package(
         // End-to-end tests drive the built executables against real peers; what both suites share
         // (running a program, scratch folders, free ports, raw TCP connections) is a library of its own.
         .target(name: "CommandLineTesting", path: "Tests/CommandLineTesting"),
+        .testTarget(name: "BuildReplayTests", dependencies: ["BuildReplay", "Builder", "Layers", "OCI"]),
         .testTarget(name: "imgbuildTests", dependencies: ["CommandLineTesting"]),
         .testTarget(name: "imgdeployTests", dependencies: ["CommandLineTesting", "OCI", .product(name: "Yams", package: "Yams")]),
     ]

@@ -62,7 +62,36 @@ public struct WrittenImage: Sendable {
     /// Every context file copied into the `runtime` and `code` layers, by path on this machine, as the
     /// build read them; nil unless ``BuildOptions/listContextFiles``.
     public var contextFiles: [String]?
+    /// Whether the build wrote no layer anew and walked no context section: every layer came from the
+    /// layer cache, every context section's files stat as its snapshot says (a no-op rebuild).
+    public var rebuiltNothing = false
+    /// The context sections that were not read because their snapshots held.
+    public var contextSnapshots: [ContextSnapshotUse] = []
 
     /// `name:version`
     public var reference: String { "\(imagefile.name):\(version)" }
+}
+
+/// A context section's snapshot in the build cache, and what it vouched for when a build relied on it:
+/// while the same snapshot (``contents``) still holds, the section's files are the ones that build took.
+public struct ContextSnapshotUse: Sendable, Equatable {
+    public var key: Digest
+    public var contents: Digest
+
+    public init(key: Digest, contents: Digest) {
+        self.key = key
+        self.contents = contents
+    }
+
+    /// Whether the cache still holds this snapshot and every folder and file of the section stats as it
+    /// says.
+    public func holds(cacheDirectory: String) -> Bool {
+        LayerCache(cacheDirectory: cacheDirectory).snapshot(key)?.isUnchanged(from: contents) ?? false
+    }
+}
+
+extension Builder {
+    /// Who this process reads files as (user, groups, capabilities, id maps): what a file's readability
+    /// depends on besides the file. Nil when `/proc` does not tell.
+    public static var readerIdentity: String? { LayerCache.reader }
 }

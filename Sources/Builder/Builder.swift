@@ -4,6 +4,7 @@ import Layers
 import OCI
 import SemVer
 import Store
+import Synchronization
 
 /// Turns an Imagefile into an image in the store: dependencies → runtime → code, one layer per
 /// non-empty section, then the config and the manifest, then the immutable version tag.
@@ -18,6 +19,15 @@ public struct Builder: Sendable {
     /// Receives one line per step, for people (the CLI prints it on stderr).
     public var progress: @Sendable (String) -> Void
 
+    /// Whether this build walked a context section or wrote a layer anew (a build that did neither is a
+    /// no-op, which ``WrittenImage/rebuiltNothing`` tells).
+    private let activity = Activity()
+
+    final class Activity: Sendable {
+        let readOrWrote = Atomic<Bool>(false)
+        func note() { readOrWrote.store(true, ordering: .relaxed) }
+    }
+
     public init(options: BuildOptions, progress: @escaping @Sendable (String) -> Void = { _ in }) {
         self.options = options
         self.progress = progress
@@ -31,6 +41,8 @@ public struct Builder: Sendable {
         var copies: [Imagefile.Copy] = []
         var context: ContextReader?
         var snapshotKey: Digest?
+        /// What the section's snapshot vouched for, when the section was not read (``ContextSnapshotUse``).
+        var vouched: Digest?
         var contents: Contents
 
         enum Contents {
@@ -127,7 +139,10 @@ public struct Builder: Sendable {
         return WrittenImage(imagefile: imagefile, version: version, manifest: written.image, store: store, lease: lease, epoch: epoch,
                             platform: targets[0].platform, platformImages: written.platformImages, compression: options.compression,
                             baseDigest: baseReferenceDigest(imagefile),
-                            contextFiles: contextFiles)
+                            contextFiles: contextFiles, rebuiltNothing: !activity.readOrWrote.load(ordering: .relaxed),
+                            contextSnapshots: contextLayers.compactMap { layer in
+                                layer.snapshotKey.flatMap { key in layer.vouched.map { ContextSnapshotUse(key: key, contents: $0) } }
+                            })
     }
 
     /// One platform the version is built for, and the base image it builds on there.
@@ -425,12 +440,12 @@ public struct Builder: Sendable {
             } else if let key, let (contents, size) = cache.snapshotContents(key), size >= Self.presumptionThreshold {
                 // The check, with the reading of the snapshot, runs while the build goes on.
                 let check = BackgroundCheck { cache.snapshot(key)?.isUnchanged(from: contents) ?? false }
-                planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
+                planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key, vouched: contents,
                                             contents: .presumedUnchanged(fingerprint: LayerFingerprint.combining(contents, settings: settings.description), check)))
                 continue
             }
             else if let key, let record = cache.snapshot(key), record.snapshot.isUnchanged() {
-                planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key,
+                planned.append(PlannedLayer(section: section, copies: copies, context: context, snapshotKey: key, vouched: record.contents,
                                             contents: .unchanged(fingerprint: LayerFingerprint.combining(record.contents, settings: settings.description))))
                 continue
             }
@@ -480,8 +495,10 @@ public struct Builder: Sendable {
             }
             // The layer is not in this store (another store, or collected since): read the section now.
             guard let context = layer.context else { preconditionFailure("a context section without its context") }
+            activity.note()
             (tree, entries, snapshot) = try Self.read(layer.copies, from: context)
         case .read(let read, let finalized, let walked):
+            if layer.context != nil { activity.note() }
             (tree, entries, snapshot) = (read, finalized, walked)
         }
         let contents: Digest?
@@ -497,6 +514,7 @@ public struct Builder: Sendable {
             report("layer \(layer.section): unchanged since it was last built (\(cached.digest))")
             written = cached
         } else {
+            activity.note()
             written = try writeAnew(entries, spool: tree.spool, with: writer, into: store)
             report("layer \(layer.section): \(entries.count) entries, \(written.uncompressedSize) bytes tar, \(written.size) bytes \(writer.compression.rawValue), \(written.digest)")
             if let fingerprint { cache.remember(written, as: fingerprint) }

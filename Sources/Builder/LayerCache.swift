@@ -67,13 +67,30 @@ struct LayerCache {
     static let reader: String? = {
         var groups = [gid_t](repeating: 0, count: Int(getgroups(0, nil)) + 1)
         let count = max(0, Int(getgroups(Int32(groups.count), &groups)))
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        guard let status = procText("/proc/self/status"),
               let capabilities = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
-              let uidMap = try? String(contentsOfFile: "/proc/self/uid_map", encoding: .utf8),
-              let gidMap = try? String(contentsOfFile: "/proc/self/gid_map", encoding: .utf8) else { return nil }
+              let uidMap = procText("/proc/self/uid_map"), let gidMap = procText("/proc/self/gid_map") else { return nil }
         let squeeze = { (map: String) in map.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
         return "\(geteuid()):\(getegid()) groups \(groups[..<count].sorted()) \(capabilities) uids \(squeeze(uidMap)) gids \(squeeze(gidMap))"
     }()
+
+    /// A small `/proc` file's text (its size reads as 0, so it is read to its end); nil if it cannot be
+    /// read or is over 64 KiB. Plain reads: a no-op build's replay asks this at every start.
+    private static func procText(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count <= 1 << 16 {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { return String(decoding: bytes, as: UTF8.self) }
+            bytes += chunk[..<n]
+        }
+        return nil
+    }
 
     /// What a section's snapshot vouches for, and the size of the snapshot, without reading it.
     func snapshotContents(_ key: Digest) -> (Digest, size: Int)? {
@@ -97,10 +114,13 @@ struct LayerCache {
         } ?? nil
     }
 
+    /// Where the record of `key` lies.
+    func snapshotPath(_ key: Digest) -> String { contexts + "/" + key.hex }
+
     /// Opens the record of `key` and hands `body` its descriptor, what it vouches for and the size of its
     /// snapshot; nil when there is no such record.
     private func withRecord<T>(_ key: Digest, _ body: (Int32, Digest, Int) -> T) -> T? {
-        let fd = open(contexts + "/" + key.hex, O_RDONLY | O_CLOEXEC)
+        let fd = open(snapshotPath(key), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
@@ -126,7 +146,7 @@ struct LayerCache {
         var bytes = Array((key.hex + "\n" + contents.hex + "\n").utf8)
         bytes.append(contentsOf: snapshot.encoded())
         try? FileManager.default.createDirectory(atPath: contexts, withIntermediateDirectories: true)
-        try? Data(bytes).write(to: URL(fileURLWithPath: contexts + "/" + key.hex), options: .atomic)
+        try? Data(bytes).write(to: URL(fileURLWithPath: snapshotPath(key)), options: .atomic)
     }
 
     func lookup(_ fingerprint: Digest, in store: Store) -> WrittenLayer? {

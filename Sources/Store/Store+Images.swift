@@ -25,6 +25,19 @@ extension Store {
         do { return (try AnyManifest(decoding: data), data) } catch { throw .invalidManifest(digest, reason: error.description) }
     }
 
+    /// Every blob an image needs, its manifest first: through indexes, each manifest, config and layer once.
+    public func blobs(of root: Descriptor) throws(StoreError) -> [Digest] {
+        var seen = Set<Digest>()
+        var blobs: [Digest] = []
+        var pending = [root]
+        while let descriptor = pending.popLast() {
+            guard seen.insert(descriptor.digest).inserted else { continue }
+            blobs.append(descriptor.digest)
+            if MediaType.isManifest(descriptor.mediaType) { pending.append(contentsOf: try manifest(descriptor.digest).manifest.contents) }
+        }
+        return blobs
+    }
+
     /// Reads and checks an image configuration blob.
     public func imageConfig(_ digest: Digest) throws(StoreError) -> (config: ImageConfig, data: Data) {
         let data = try readBlob(digest)

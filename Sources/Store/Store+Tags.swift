@@ -58,9 +58,14 @@ extension Store {
         return .unchanged
     }
 
+    /// The file that holds a version's tag (which may not exist).
+    public func tagPath(_ name: RepositoryName, _ version: Version) -> String {
+        repositoryDirectory(name) + "/tags/" + version.description
+    }
+
     /// The manifest descriptor a version points at.
     public func readTag(_ name: RepositoryName, _ version: Version) throws(StoreError) -> Descriptor {
-        let path = repositoryDirectory(name) + "/tags/" + version.description
+        let path = tagPath(name, version)
         guard FileSystem.exists(path) else {
             guard FileSystem.exists(repositoryDirectory(name)) else { throw .unknownRepository(name.value) }
             throw .unknownTag(repository: name.value, version: version.description)

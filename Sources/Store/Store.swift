@@ -90,12 +90,15 @@ public struct Store: Sendable {
         self.root = root
     }
 
+    /// The file that says which format the store is in (a store of another format is refused).
+    public var markerPath: String { root + "/" + Self.markerName }
     var blobsDirectory: String { root + "/blobs/sha256" }
     var repositoriesDirectory: String { root + "/repositories" }
     /// Where files are written before they are moved into place.
     public var temporaryDirectory: String { root + "/tmp" }
 
-    func repositoryDirectory(_ name: RepositoryName) -> String { repositoriesDirectory + "/" + name.value }
+    /// A repository's folder (which may not exist).
+    public func repositoryDirectory(_ name: RepositoryName) -> String { repositoriesDirectory + "/" + name.value }
 
     /// The names a repository's folder holds besides nested repositories.
     static let repositoryFolderEntries: Set<String> = ["tags", "artifacts", "pins", "referrers", "index.json", "oci-layout", "blobs"]

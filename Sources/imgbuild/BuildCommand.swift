@@ -1,10 +1,12 @@
 import ArgumentParser
 import Builder
+import BuildReplay
 import BuildPipeline
 import Foundation
 import Layers
 import SemVer
 import Store
+import Synchronization
 
 struct BuildCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,14 +54,29 @@ struct BuildCommand: AsyncParsableCommand {
             do { options.version = try Version(parsing: version) } catch { throw ValidationError(error.description) }
         }
         if let zstdThreads { options.zstdThreads = max(1, zstdThreads) }
+        let started = Int(Date().timeIntervalSince1970)
         let quiet = self.quiet
-        let progress: @Sendable (String) -> Void = { line in if !quiet { printError(line) } }
+        // What went to standard error, for a replay of this build.
+        let printed = Mutex<[UInt8]>([])
+        let progress: @Sendable (String) -> Void = { line in
+            guard !quiet else { return }
+            printError(line)
+            printed.withLock { $0 += Array((line + "\n").utf8) }
+        }
         let image: WrittenImage
         do { image = try await Builder(options: options, progress: progress).build() } catch { throw PipelineError.build(error) }
         var pipeline = BuildPipeline(progress: progress)
         pipeline.attachSBOM = sbom
         pipeline.attachProvenance = provenance
         let result = try await pipeline.publish(image)
-        print(result.manifest.digest)
+        let digestLine = "\(result.manifest.digest)\n"
+        FileHandle.standardOutput.write(Data(digestLine.utf8))
+        // A version tagged anew, or attestations attached, print what a repeat would not: only a build that
+        // changed nothing is remembered.
+        if !result.newlyTagged, !sbom, !provenance, let command = BuildReplay.command(CommandLine.arguments),
+           let record = BuildReplay.record(of: image, command: command, options: options, started: started,
+                                           standardOutput: Array(digestLine.utf8), standardError: printed.withLock { $0 }) {
+            BuildReplay.remember(record)
+        }
     }
 }

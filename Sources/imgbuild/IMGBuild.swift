@@ -1,4 +1,5 @@
 import ArgumentParser
+import BuildReplay
 import Foundation
 import OCI
 import Store
@@ -17,6 +18,8 @@ struct IMGBuild: AsyncParsableCommand {
 
     /// Runs the command; a library's error is printed with what imgbuild's own flags offer against it.
     static func main() async {
+        // A no-op build answered from its record, before any argument is parsed (see BuildReplay).
+        if BuildReplay.replay(arguments: CommandLine.arguments) { Foundation.exit(0) }
         do {
             var command = try parseAsRoot()
             if var asynchronous = command as? any AsyncParsableCommand {

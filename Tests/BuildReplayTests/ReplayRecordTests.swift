@@ -1,0 +1,65 @@
+import Builder
+@testable import BuildReplay
+import Foundation
+import Layers
+import OCI
+import Testing
+
+@Suite("Replay records")
+struct ReplayRecordTests {
+    static func sample() -> ReplayRecord {
+        let stamp = FileStamp(device: 2049, inode: 77, mode: 0o100644, size: 120,
+                              modified: timespec(tv_sec: 1_700_000_000, tv_nsec: 5), changed: timespec(tv_sec: 1_700_000_001, tv_nsec: 6))
+        var record = ReplayRecord(command: .init(workingDirectory: "/work", arguments: ["build", "app", "--store", "/s", "-q"]),
+                                  cacheDirectory: "/cache", reader: "0:0 groups [] CapEff:\t000001ffffffffff uids 0 0 4294967295",
+                                  tagPath: "/s/repositories/app/tags/1.0.0", tag: Array(#"{"digest":"sha256:00"}"#.utf8))
+        record.environment = [.init(name: "HOME", value: "/root"), .init(name: "SOURCE_DATE_EPOCH", value: nil), .init(name: "EMPTY", value: "")]
+        record.files = [.init(path: "/work/app/Imagefile", stamp: stamp)]
+        record.snapshots = [ContextSnapshotUse(key: Digest.of(Data("k".utf8)), contents: Digest.of(Data("c".utf8)))]
+        record.existing = ["/s/blobs/sha256/aa", "/s/blobs/sha256/bb"]
+        record.standardOutput = Array("sha256:00\n".utf8)
+        record.standardError = Array("building app:1.0.0 from app/Imagefile\n".utf8)
+        return record
+    }
+
+    @Test("a record reads back as it was written, an unset variable apart from an empty one")
+    func roundTrip() {
+        let record = Self.sample()
+        #expect(ReplayRecord(decoding: record.encoded()) == record)
+    }
+
+    @Test("every cut, every flipped byte and every appended byte is refused or read as some record, never a trap")
+    func damagedRecords() {
+        let bytes = Self.sample().encoded()
+        for length in 0..<bytes.count {
+            #expect(ReplayRecord(decoding: Array(bytes[..<length])) == nil, "a record cut to \(length) of \(bytes.count) bytes was accepted")
+        }
+        #expect(ReplayRecord(decoding: bytes + [0]) == nil, "a record with a byte after its end was accepted")
+        for index in bytes.indices {
+            for flip: UInt8 in [0x01, 0x80, 0xff] {
+                var damaged = bytes
+                damaged[index] ^= flip
+                _ = ReplayRecord(decoding: damaged)
+            }
+        }
+    }
+
+    @Test("records are named by the command: arguments and working folder, with no two lists of arguments sharing a text")
+    func recordNames() {
+        func path(_ directory: String, _ arguments: [String]) -> String {
+            BuildReplay.recordPath(.init(workingDirectory: directory, arguments: arguments), cacheDirectory: "/c")
+        }
+        #expect(path("/w", ["build", "a"]) == path("/w", ["build", "a"]))
+        #expect(path("/w", ["build", "a"]) != path("/v", ["build", "a"]))
+        #expect(path("/w", ["build", "a b"]) != path("/w", ["build", "a", "b"]))
+        #expect(path("/w", ["build", "ab"]) != path("/w", ["build", "a", "b"]))
+        #expect(path("/w", ["build"]).hasPrefix("/c/replays/") && path("/w", ["build"]).count == "/c/replays/".count + 16)
+    }
+
+    @Test("variables named in a repository address")
+    func variableNames() {
+        #expect(BuildReplay.variableNames(in: "${MIRROR}/debian/${SUITE}") == ["MIRROR", "SUITE"])
+        #expect(BuildReplay.variableNames(in: "http://deb.debian.org/debian").isEmpty)
+        #expect(BuildReplay.variableNames(in: "${UNCLOSED").isEmpty)
+    }
+}

@@ -1,0 +1,171 @@
+import CommandLineTesting
+import Foundation
+import Testing
+
+/// A no-op build is remembered by its command and answered again without building while everything it
+/// read stats the same (BuildReplay). Each test removes the layer cache after the record is made: a
+/// build that really runs must then write its layer again and says so ("N entries, ..."), while a replay
+/// repeats the recorded "unchanged since it was last built". That is how a test tells them apart.
+@Suite("Build replay (no-op rebuilds)")
+struct BuildReplayTests {
+    /// A context, store and cache where `command` has been built twice, the second time as a no-op that
+    /// left its record; the layer cache is then removed.
+    struct Recorded {
+        var context: String
+        var store: String
+        var cache: String
+        var command: [String]
+        var environment: [String: String]
+        /// What the recorded no-op printed.
+        var noOp: ProcessResult
+
+        var replays: String { cache + "/replays" }
+
+        func again(_ extraEnvironment: [String: String] = [:], directory: String? = nil) throws -> ProcessResult {
+            try run(imgbuildBinary, command, environment: environment.merging(extraEnvironment) { $1 }, directory: directory)
+        }
+
+        func replayed(_ result: ProcessResult) -> Bool { result.stderr.contains("unchanged since it was last built") }
+    }
+
+    static func recorded(_ name: String, quiet: Bool = false) throws -> Recorded {
+        let context = makeTemporaryDirectory("replay-context")
+        for folder in 0..<3 {
+            for index in 0..<20 { write("file \(folder)/\(index)\n", to: context + "/src/d\(folder)/f\(index).txt") }
+        }
+        write("name: \(name)\nversion: 1.0.0\nruntime:\n  - copy: src/\n    to: /app/\n", to: context + "/Imagefile")
+        let store = makeTemporaryDirectory("replay-store")
+        let cache = makeTemporaryDirectory("replay-cache")
+        let environment = ["IMGBUILD_CACHE": cache, "SOURCE_DATE_EPOCH": ""]
+        let command = ["build", context, "--store", store] + (quiet ? ["-q"] : [])
+        // Files changed within 2 s of a build are racily clean: nothing is recorded while any is.
+        sleep(3)
+        let cold = try run(imgbuildBinary, command, environment: environment)
+        #expect(cold.status == 0, "\(cold.stderr)")
+        sleep(3)
+        let noOp = try run(imgbuildBinary, command, environment: environment)
+        #expect(noOp.status == 0 && noOp.lastLine == cold.lastLine, "\(noOp.stderr)")
+        #expect(quiet || noOp.stderr.contains("unchanged since it was last built"), "\(noOp.stderr)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: cache + "/replays").count) == 1, "the no-op left no record")
+        try FileManager.default.removeItem(atPath: cache + "/layers")
+        return Recorded(context: context, store: store, cache: cache, command: command, environment: environment, noOp: noOp)
+    }
+
+    @Test("a repeated no-op prints exactly what the no-op printed, without building (and the store stays whole)")
+    func replaysNoOp() throws {
+        let recorded = try Self.recorded("replayed")
+        let replay = try recorded.again()
+        #expect(replay.status == 0)
+        #expect(replay.stdout == recorded.noOp.stdout && replay.stderr == recorded.noOp.stderr,
+                "replay:\n\(replay.stderr)\(replay.stdout)\nno-op:\n\(recorded.noOp.stderr)\(recorded.noOp.stdout)")
+        #expect(try imgbuild(["fsck", "--store", recorded.store]).status == 0)
+
+        let quiet = try Self.recorded("replayed-quietly", quiet: true)
+        let quietReplay = try quiet.again()
+        #expect(quietReplay.status == 0 && quietReplay.stdout == quiet.noOp.stdout && quietReplay.stderr.isEmpty,
+                "\(quietReplay.stderr)\(quietReplay.stdout)")
+    }
+
+    /// A change to something the build read, made after the record: each must run the build.
+    static var changes: [(String, (Recorded) throws -> Void)] { [
+        ("a file edited to the same size with its mtime set back", { recorded in
+            let path = recorded.context + "/src/d1/f7.txt"
+            let before = try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as! Date
+            write("FILE 1/7\n", to: path)
+            try FileManager.default.setAttributes([.modificationDate: before], ofItemAtPath: path)
+        }),
+        ("a file added to a folder whose other files did not change", { write("new\n", to: $0.context + "/src/d2/new.txt") }),
+        ("the Imagefile rewritten with the same bytes", { recorded in
+            let path = recorded.context + "/Imagefile"
+            try Data(contentsOf: URL(fileURLWithPath: path)).write(to: URL(fileURLWithPath: path))
+        }),
+        ("the version's tag removed", { recorded in
+            try FileManager.default.removeItem(atPath: recorded.store + "/repositories/changed/tags/1.0.0")
+        }),
+        ("a layer blob removed from the store", { recorded in
+            let layers = try layerDigests(store: recorded.store, manifest: recorded.noOp.lastLine)
+            try FileManager.default.removeItem(atPath: recorded.store + "/blobs/sha256/" + layers[0].dropFirst(7))
+        }),
+        ("the section's snapshot removed from the cache", { try FileManager.default.removeItem(atPath: $0.cache + "/contexts") }),
+        ("the record cut short", { recorded in
+            let file = recorded.replays + "/" + (try FileManager.default.contentsOfDirectory(atPath: recorded.replays)[0])
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+            try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: file))
+        }),
+        ("the record overwritten with garbage of the same length", { recorded in
+            let file = recorded.replays + "/" + (try FileManager.default.contentsOfDirectory(atPath: recorded.replays)[0])
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+            try Data(bytes.enumerated().map { $0.offset < 24 ? $0.element : UInt8(truncatingIfNeeded: $0.offset * 131) })
+                .write(to: URL(fileURLWithPath: file))
+        }),
+    ] }
+
+    @Test("anything the no-op read that changes afterwards runs the build, which then finds what changed",
+          arguments: changes.indices)
+    func changeRunsTheBuild(_ index: Int) throws {
+        let (change, apply) = Self.changes[index]
+        let recorded = try Self.recorded("changed")
+        try apply(recorded)
+        sleep(3)  // out of the racy window: only stat data and contents can tell
+        let result = try recorded.again()
+        #expect(!recorded.replayed(result), "\(change): replayed\n\(result.stderr)")
+        #expect(result.stderr.contains(" entries, "), "\(change): the build did not write its layer\n\(result.stderr)")
+        if result.status == 0 {
+            #expect(try imgbuild(["fsck", "--store", recorded.store]).status == 0, "\(change)")
+        } else {
+            // The context changed under an immutable version: refused, as without a record.
+            #expect(result.stderr.contains("versions are immutable"), "\(change): \(result.stderr)")
+        }
+    }
+
+    @Test("the record is the command's: another environment value, another working folder or another command's record is a miss")
+    func recordIsTheCommands() throws {
+        let recorded = try Self.recorded("keyed")
+        let epoch = try recorded.again(["SOURCE_DATE_EPOCH": "86400"])
+        #expect(!recorded.replayed(epoch) && epoch.lastLine != recorded.noOp.lastLine, "\(epoch.stderr)")
+
+        let elsewhere = try recorded.again(directory: makeTemporaryDirectory("replay-cwd"))
+        #expect(!recorded.replayed(elsewhere) && elsewhere.status == 0 && elsewhere.lastLine == recorded.noOp.lastLine, "\(elsewhere.stderr)")
+
+        // The quiet command's record put under the other command's name: its command does not match.
+        let quiet = try Self.recorded("keyed-quietly", quiet: true)
+        let records = try FileManager.default.contentsOfDirectory(atPath: quiet.replays)
+        let loud = try Self.recorded("keyed-loudly")
+        let loudRecord = loud.replays + "/" + (try FileManager.default.contentsOfDirectory(atPath: loud.replays)[0])
+        try FileManager.default.removeItem(atPath: loudRecord)
+        try FileManager.default.copyItem(atPath: quiet.replays + "/" + records[0], toPath: loudRecord)
+        let swapped = try loud.again()
+        #expect(swapped.status == 0 && !loud.replayed(swapped) && swapped.stderr.contains(" entries, "), "\(swapped.stderr)")
+    }
+
+    @Test("a no-op right after its version was first tagged is recorded: the store's folders are no input")
+    func recordedRightAfterTagging() throws {
+        let context = makeTemporaryDirectory("replay-context")
+        for index in 0..<30 { write("file \(index)\n", to: context + "/src/f\(index).txt") }
+        write("name: tagged\nversion: 1.0.0\nruntime:\n  - copy: src/\n    to: /app/\n", to: context + "/Imagefile")
+        let store = makeTemporaryDirectory("replay-store")
+        let cache = makeTemporaryDirectory("replay-cache")
+        sleep(3)
+        let cold = try imgbuild(["build", context, "--store", store], environment: ["IMGBUILD_CACHE": cache])
+        let noOp = try imgbuild(["build", context, "--store", store], environment: ["IMGBUILD_CACHE": cache])
+        #expect(cold.status == 0 && noOp.status == 0 && noOp.lastLine == cold.lastLine, "\(cold.stderr)\(noOp.stderr)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: cache + "/replays").count) == 1, "the no-op left no record")
+    }
+
+    @Test("a no-op right after the Imagefile was written leaves no record (it is racily clean)")
+    func racyNoOpIsNotRecorded() throws {
+        let context = makeTemporaryDirectory("replay-context")
+        write("x\n", to: context + "/src/x.txt")
+        write("name: racy\nversion: 1.0.0\nruntime:\n  - copy: src/\n    to: /app/\n", to: context + "/Imagefile")
+        let store = makeTemporaryDirectory("replay-store")
+        let cache = makeTemporaryDirectory("replay-cache")
+        sleep(3)
+        #expect(try imgbuild(["build", context, "--store", store], environment: ["IMGBUILD_CACHE": cache]).status == 0)
+        sleep(3)
+        let imagefile = context + "/Imagefile"
+        try Data(contentsOf: URL(fileURLWithPath: imagefile)).write(to: URL(fileURLWithPath: imagefile))
+        let noOp = try imgbuild(["build", context, "--store", store], environment: ["IMGBUILD_CACHE": cache])
+        #expect(noOp.status == 0 && noOp.stderr.contains("unchanged since it was last built"), "\(noOp.stderr)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: cache + "/replays"))?.isEmpty ?? true)
+    }
+}
