@@ -99,6 +99,11 @@ extension ReplayRecord {
     /// Reads bytes made by ``encoded()``; nil when they are not such bytes (a record cut short, damaged,
     /// or written by another version is only a miss).
     public init?(decoding bytes: [UInt8]) {
+        guard let record = bytes.withUnsafeBytes({ Self.decode($0) }) else { return nil }
+        self = record
+    }
+
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> ReplayRecord? {
         var input = ByteRecordReader(bytes)
         guard input.expect(Self.magic), let command = Self.readCommand(&input), let cacheDirectory = input.readText(),
               let variableCount = input.count() else { return nil }
@@ -126,13 +131,14 @@ extension ReplayRecord {
             existing.append(path)
         }
         guard let standardOutput = input.readBlock(), let standardError = input.readBlock(), input.isAtEnd else { return nil }
-        self.init(command: command, cacheDirectory: cacheDirectory, reader: reader, tagPath: tagPath, tag: tag)
-        self.environment = environment
-        self.files = files
-        self.snapshots = snapshots
-        self.existing = existing
-        self.standardOutput = standardOutput
-        self.standardError = standardError
+        var record = ReplayRecord(command: command, cacheDirectory: cacheDirectory, reader: reader, tagPath: tagPath, tag: tag)
+        record.environment = environment
+        record.files = files
+        record.snapshots = snapshots
+        record.existing = existing
+        record.standardOutput = standardOutput
+        record.standardError = standardError
+        return record
     }
 
     static func write(_ command: Command, to out: inout ByteRecordWriter) {

@@ -97,19 +97,13 @@ struct LayerCache {
         withRecord(key) { _, contents, size in (contents, size) }
     }
 
-    /// The record of a section's snapshot, read straight into the buffer its check works on: its key and
-    /// what its entries hashed to (each as hex and a newline), then the snapshot.
+    /// The record of a section's snapshot, mapped where it lies for its check to read: its key and what its
+    /// entries hashed to (each as hex and a newline), then the snapshot. Records are replaced by rename,
+    /// never rewritten in place, so the mapped file stays as it was while it is read.
     func snapshot(_ key: Digest) -> SnapshotRecord? {
         withRecord(key) { fd, contents, size -> SnapshotRecord? in
-            let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-                count = 0
-                while count < size {
-                    let n = pread(fd, buffer.baseAddress! + count, size - count, off_t(Self.header + count))
-                    guard n > 0 else { break }
-                    count += n
-                }
-            }
-            guard bytes.count == size, let snapshot = ContextSnapshot.Encoded(bytes) else { return nil }
+            guard let storage = ByteStorage(mapping: fd, offset: Self.header, size: size),
+                  let snapshot = ContextSnapshot.Encoded(storage) else { return nil }
             return SnapshotRecord(contents: contents, snapshot: snapshot)
         } ?? nil
     }

@@ -45,18 +45,19 @@ public struct ByteRecordWriter {
 }
 
 /// Reads what ``ByteRecordWriter`` wrote, checking every length against the bytes left: a cut or
-/// damaged record reads as nil, never out of bounds.
+/// damaged record reads as nil, never out of bounds. It reads bytes it does not own: they must outlive it
+/// (``ByteStorage``, or an array's `withUnsafeBytes`).
 public struct ByteRecordReader {
-    let buffer: [UInt8]
+    let buffer: UnsafeRawBufferPointer
     var offset = 0
 
-    public init(_ buffer: [UInt8]) { self.buffer = buffer }
+    public init(_ buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
 
     public var isAtEnd: Bool { offset == buffer.count }
 
     /// Whether the next bytes are `expected` (skipped if so).
     public mutating func expect(_ expected: [UInt8]) -> Bool {
-        guard buffer[offset...].starts(with: expected) else { return false }
+        guard buffer.count - offset >= expected.count, buffer[offset..<(offset + expected.count)].elementsEqual(expected) else { return false }
         offset += expected.count
         return true
     }
@@ -70,7 +71,7 @@ public struct ByteRecordReader {
     public mutating func integer<T: FixedWidthInteger>() -> T? {
         let start = offset
         guard skip(MemoryLayout<T>.size) else { return nil }
-        return T(littleEndian: buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: start, as: T.self) })
+        return T(littleEndian: buffer.loadUnaligned(fromByteOffset: start, as: T.self))
     }
 
     /// A count of items that follow, each at least one byte long: more than the bytes left is corrupt.
@@ -83,14 +84,14 @@ public struct ByteRecordReader {
     mutating func text() -> Int? {
         let start = offset
         guard let length: UInt32 = integer(), skip(Int(length) + 1), buffer[offset - 1] == 0,
-              !buffer[(start + 4)..<(offset - 1)].contains(0) else { return nil }
+              memchr(buffer.baseAddress! + start + 4, 0, Int(length)) == nil else { return nil }
         return start
     }
 
     /// A text ``ByteRecordWriter/text(_:)`` wrote.
     public mutating func readText() -> String? {
         guard let start = text() else { return nil }
-        return String(decoding: buffer[(start + 4)..<(offset - 1)], as: UTF8.self)
+        return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[(start + 4)..<(offset - 1)]), as: UTF8.self)
     }
 
     /// Bytes ``ByteRecordWriter/block(_:)`` wrote.
@@ -104,7 +105,7 @@ public struct ByteRecordReader {
     public mutating func readStamp() -> FileStamp? {
         let start = offset
         guard skip(ByteRecordWriter.stampSize) else { return nil }
-        return buffer.withUnsafeBytes { Self.stamp(at: start, in: $0) }
+        return Self.stamp(at: start, in: buffer)
     }
 
     static func stamp(at offset: Int, in raw: UnsafeRawBufferPointer) -> FileStamp {
@@ -113,4 +114,35 @@ public struct ByteRecordReader {
                          modified: timespec(tv_sec: Int(load(28, Int64.self)), tv_nsec: Int(load(36, Int64.self))),
                          changed: timespec(tv_sec: Int(load(44, Int64.self)), tv_nsec: Int(load(52, Int64.self))))
     }
+}
+
+/// Bytes a record is read from, kept for as long as anything reads them: an array's, or a file's mapped
+/// read-only (a rebuild's 20,000-file snapshot is then neither copied nor faulted in page by page).
+public final class ByteStorage: @unchecked Sendable {
+    /// The bytes; immutable for the storage's lifetime.
+    public let buffer: UnsafeRawBufferPointer
+    private let release: () -> Void
+
+    /// A copy of `bytes`.
+    public init(_ bytes: [UInt8]) {
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 16)
+        bytes.withUnsafeBytes { memory.copyMemory(from: $0) }
+        buffer = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(memory)[..<bytes.count])
+        release = { memory.deallocate() }
+    }
+
+    /// The bytes of the file open at `fd` from `offset` to its end, `size` of them, mapped privately and
+    /// read-only; nil when the file cannot be mapped (or is not that long).
+    public init?(mapping fd: Int32, offset: Int, size: Int) {
+        var info = stat()
+        guard offset >= 0, size >= 0, fstat(fd, &info) == 0, Int(info.st_size) == offset + size else { return nil }
+        let length = offset + size
+        guard length > 0 else { return nil }
+        // MAP_POPULATE: every page is mapped at once from the page cache, instead of a fault per page.
+        guard let address = mmap(nil, length, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0), address != MAP_FAILED else { return nil }
+        buffer = UnsafeRawBufferPointer(start: address + offset, count: size)
+        release = { munmap(address, length) }
+    }
+
+    deinit { release() }
 }

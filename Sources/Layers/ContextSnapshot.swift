@@ -122,7 +122,7 @@ extension ContextSnapshot {
     /// A snapshot as its cache file holds it, checked where it lies: a rebuild compares 20,000 files'
     /// stat data without making a string or an array for any of them.
     public struct Encoded: Sendable {
-        let bytes: [UInt8]
+        let storage: ByteStorage
         let started: Int
         /// Where each source's two paths start (each a NUL-terminated text).
         let sources: [(path: Int, resolved: Int)]
@@ -142,9 +142,13 @@ extension ContextSnapshot {
         /// Checks the layout of every record; nil when the bytes are not a snapshot (a cache file that
         /// was cut short, or written by another version, is only a cache miss).
         public init?(_ bytes: [UInt8]) {
-            var input = ByteRecordReader(bytes)
-            guard input.skip(ContextSnapshot.magic.count), bytes.starts(with: ContextSnapshot.magic),
-                  let started: Int64 = input.integer(), let sourceCount = input.count() else { return nil }
+            self.init(ByteStorage(bytes))
+        }
+
+        /// The same, on bytes read where they lie (a cache file mapped).
+        public init?(_ storage: ByteStorage) {
+            var input = ByteRecordReader(storage.buffer)
+            guard input.expect(ContextSnapshot.magic), let started: Int64 = input.integer(), let sourceCount = input.count() else { return nil }
             var sources: [(path: Int, resolved: Int)] = []
             for _ in 0..<sourceCount {
                 guard let path = input.text(), let resolved = input.text() else { return nil }
@@ -170,7 +174,7 @@ extension ContextSnapshot {
                 folders.append(FolderIndex(path: path, stamp: stamp, children: children, childCount: childCount))
             }
             guard input.isAtEnd else { return nil }
-            self.bytes = bytes
+            self.storage = storage
             self.started = Int(started)
             self.sources = sources
             self.folders = folders
@@ -209,7 +213,8 @@ extension ContextSnapshot {
         }
 
         private func isUnchanged(_ folder: FolderIndex) -> Bool {
-            bytes.withUnsafeBytes { raw -> Bool in
+            withExtendedLifetime(storage) {
+                let raw = storage.buffer
                 let base = raw.baseAddress!
                 // O_PATH: nothing is read through it; it only anchors the lookups of the folder's names.
                 let fd = open(base.advanced(by: folder.path + 4).assumingMemoryBound(to: CChar.self),
@@ -234,15 +239,18 @@ extension ContextSnapshot {
         }
 
         private func text(at offset: Int) -> String {
-            let length = Int(UInt32(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }))
-            return String(decoding: bytes[(offset + 4)..<(offset + 4 + length)], as: UTF8.self)
+            withExtendedLifetime(storage) {
+                let length = Int(UInt32(littleEndian: storage.buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                return String(decoding: UnsafeRawBufferPointer(rebasing: storage.buffer[(offset + 4)..<(offset + 4 + length)]), as: UTF8.self)
+            }
         }
 
         /// The snapshot as values.
         public func decoded() -> ContextSnapshot {
             var snapshot = ContextSnapshot(started: started)
             snapshot.sources = sources.map { Source(path: text(at: $0.path), resolved: text(at: $0.resolved)) }
-            bytes.withUnsafeBytes { raw in
+            withExtendedLifetime(storage) {
+                let raw = storage.buffer
                 for folder in folders {
                     var children: [Child] = []
                     var offset = folder.children
