@@ -19,34 +19,41 @@ import Glibc
 public enum BuildReplay {
     /// The environment variables every build may read (the store, the cache, the epoch); an Imagefile's
     /// repositories add the variables their addresses name.
-    static let readVariables = ["HOME", "XDG_DATA_HOME", "IMGBUILD_STORE", "XDG_CACHE_HOME", "IMGBUILD_CACHE", "SOURCE_DATE_EPOCH"]
+    static let readVariables = ["HOME", "XDG_DATA_HOME", "IMGBUILD_STORE", "XDG_CACHE_HOME", "IMGBUILD_CACHE", "SOURCE_DATE_EPOCH", "TMPDIR"]
 
     /// The largest record read (a record holds no snapshot, only paths and stat data).
     static let largestRecord = 16 << 20
 
     /// Prints what the last no-op build of the same command printed, if `arguments` (the process's,
-    /// program name first) are an `imgbuild build` whose record still holds; false otherwise, having
-    /// printed nothing. A closed output is no reason to build: what could be written was.
-    /// `environment` looks a variable up (`getenv` by default: a dictionary of the whole environment
-    /// would cost more than the lookups).
-    public static func replay(arguments: [String], environment: (String) -> String? = variable) -> Bool {
-        guard arguments.count >= 2, arguments[1] == "build", let command = command(arguments) else { return false }
+    /// program name first) are an `imgbuild build` whose record still holds, and returns the exit status
+    /// (0, or 1 when the digest could not be written to standard output); nil otherwise, having printed
+    /// nothing. `environment` looks a variable up (``variable(_:)`` by default: a dictionary of the whole
+    /// environment would cost more than the lookups).
+    public static func replay(arguments: [String], environment: (String) -> String? = variable) -> Int32? {
+        guard arguments.count >= 2, arguments[1] == "build", let command = command(arguments) else { return nil }
         var cacheVariables: [String: String] = [:]
         for name in ["IMGBUILD_CACHE", "XDG_CACHE_HOME", "HOME"] { cacheVariables[name] = environment(name) }
         let cacheDirectory = BuildOptions.defaultCacheDirectory(environment: cacheVariables)
         guard let bytes = read(recordPath(command, cacheDirectory: cacheDirectory), atMost: largestRecord),
               let record = ReplayRecord(decoding: bytes), record.command == command, record.cacheDirectory == cacheDirectory,
-              holds(record, environment: environment) else { return false }
-        // Standard error first, as the build printed its progress before the digest.
-        if write(record.standardError, to: STDERR_FILENO) { _ = write(record.standardOutput, to: STDOUT_FILENO) }
-        return true
+              holds(record, environment: environment) else { return nil }
+        // Standard error first, as the build printed its progress before the digest. Progress that cannot
+        // be written is lost, as a build's is; a digest that cannot be written fails the command.
+        _ = write(record.standardError, to: STDERR_FILENO)
+        guard write(record.standardOutput, to: STDOUT_FILENO) else {
+            _ = write(Array("Error: cannot write the digest to standard output: \(String(cString: strerror(errno)))\n".utf8), to: STDERR_FILENO)
+            return 1
+        }
+        return 0
     }
 
     /// Whether everything `record` depends on is as it was, cheapest checks first.
     static func holds(_ record: ReplayRecord, environment: (String) -> String?) -> Bool {
         guard record.environment.allSatisfy({ environment($0.name) == $0.value }),
               record.files.allSatisfy({ stamp(of: $0.path) == $0.stamp }),
+              record.resolved.allSatisfy({ ContextReader.realPath($0.path) == $0.target }),
               record.existing.allSatisfy({ access($0, F_OK) == 0 }),
+              canLease(record.leaseFile),
               read(record.tagPath, atMost: record.tag.count + 1) == record.tag,
               Builder.readerIdentity == record.reader else { return false }
         return record.snapshots.allSatisfy { $0.holds(cacheDirectory: record.cacheDirectory) }
@@ -65,6 +72,7 @@ public enum BuildReplay {
         let tagPath = store.tagPath(name, image.version)
         guard let tag = read(tagPath, atMost: 1 << 16), let blobs = try? store.blobs(of: image.manifest) else { return nil }
         var record = ReplayRecord(command: command, cacheDirectory: options.cacheDirectory, reader: reader, tagPath: tagPath, tag: tag)
+        record.leaseFile = store.leasePath
         record.standardOutput = standardOutput
         record.standardError = standardError
         // An image's layers go from what changes least to what changes most: the last section is checked
@@ -90,16 +98,31 @@ public enum BuildReplay {
             guard let stamp = stamp(of: path), !stamp.touched(since: recent) else { return nil }
             record.files.append(ReplayRecord.WatchedFile(path: path, stamp: stamp))
         }
-        // Files that only need to be the same ones: the executable, the store's format, and the version's
+        // Files that only need to be the same ones: the executable, the store's format, the version's
         // repository (a tag added or removed since moves the tags folder; a build would then check the
-        // layout's index.json). They were not read for their bytes, so a recent change is no doubt.
-        for path in ["/proc/self/exe", store.markerPath, store.repositoryDirectory(name) + "/tags", store.repositoryDirectory(name) + "/index.json"] {
+        // layout's index.json), and downloads, which a build checks by their digest (a file moved or
+        // rewritten since is another file). None was read for bytes that a change in the same clock tick
+        // could hide, so a recent change is no doubt.
+        var same = ["/proc/self/exe", store.markerPath, store.repositoryDirectory(name) + "/tags", store.repositoryDirectory(name) + "/index.json"]
+        for dependency in imagefile.dependencies {
+            if case .url = dependency.source { same.append(Builder.downloadedFile(dependency.sha256, cacheDirectory: options.cacheDirectory)) }
+        }
+        for path in same {
             guard let stamp = stamp(of: path) else { return nil }
             record.files.append(ReplayRecord.WatchedFile(path: path, stamp: stamp))
         }
+        // The Imagefile and its folder as the command names them, and where they lead now: a symlink
+        // switched to another folder is another build (the context is the folder the path leads to).
+        let folder = (imagefile.path as NSString).deletingLastPathComponent
+        for path in [imagefile.path, folder.isEmpty ? "." : folder] {
+            guard let target = ContextReader.realPath(path) else { return nil }
+            record.resolved.append(ReplayRecord.ResolvedPath(path: path, target: target))
+        }
         record.existing = blobs.map(store.blobPath)
-        if case .image(let base) = imagefile.base, case .digest(let digest) = base.target {
-            record.existing += [store.repositoryDirectory(base.name), store.blobPath(digest)]
+        if case .image(let base) = imagefile.base {
+            // The base as a build loads it: its repository, and every blob of it (an index's images too).
+            guard let descriptor = try? store.resolve(base), let baseBlobs = try? store.blobs(of: descriptor) else { return nil }
+            record.existing += [store.repositoryDirectory(base.name)] + baseBlobs.map(store.blobPath)
         }
         return record
     }
@@ -124,9 +147,26 @@ public enum BuildReplay {
         return cacheDirectory + "/replays/" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 
-    /// The process's value of an environment variable.
+    /// The process's value of an environment variable, as a build reads it (Foundation's `ProcessInfo`):
+    /// of two entries with one name, the last.
     public static func variable(_ name: String) -> String? {
-        getenv(name).map { String(decoding: UnsafeRawBufferPointer(start: $0, count: strlen($0)), as: UTF8.self) }
+        let prefix = Array(name.utf8) + [UInt8(ascii: "=")]
+        var found: UnsafeMutablePointer<CChar>?
+        var entry = environ
+        while let text = entry.pointee {
+            if strncmp(text, prefix.map { CChar(bitPattern: $0) }, prefix.count) == 0 { found = text }
+            entry += 1
+        }
+        return found.map { String(decoding: UnsafeRawBufferPointer(start: $0 + prefix.count, count: strlen($0 + prefix.count)), as: UTF8.self) }
+    }
+
+    /// Whether a build could take its write lease on the store now: the lease file opens for writing and
+    /// its shared lock is free (`gc` holds it exclusively while it runs).
+    static func canLease(_ path: String) -> Bool {
+        let fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_SH | LOCK_NB) == 0
     }
 
     /// The names of the `${VARIABLE}`s in a repository's address.
@@ -156,9 +196,10 @@ public enum BuildReplay {
         return FileStamp(info)
     }
 
-    /// A regular file's bytes, if it holds at most `limit` of them.
+    /// A regular file's bytes, if it holds at most `limit` of them. Opened without waiting: a FIFO put
+    /// where a record or tag belongs is refused, not waited on.
     static func read(_ path: String, atMost limit: Int) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()

@@ -34,6 +34,13 @@ public struct ReplayRecord: Sendable, Equatable {
         public var stamp: FileStamp
     }
 
+    /// A path the build went through (the Imagefile, the context folder), and where it led with every
+    /// symlink resolved: a link switched to another folder holding the same Imagefile is another build.
+    public struct ResolvedPath: Sendable, Equatable {
+        public var path: String
+        public var target: String
+    }
+
     public var command: Command
     /// The build cache the command used (its snapshots are checked there).
     public var cacheDirectory: String
@@ -41,7 +48,11 @@ public struct ReplayRecord: Sendable, Equatable {
     /// ``Builder/readerIdentity`` when the build ran: whether a file can be read depends on it.
     public var reader: String
     public var files: [WatchedFile] = []
+    public var resolved: [ResolvedPath] = []
     public var snapshots: [ContextSnapshotUse] = []
+    /// The store's lease file: a build takes its shared lock (so a store that cannot be written, or one
+    /// `gc` holds, is no replay).
+    public var leaseFile: String = ""
     /// The version's tag file and its bytes.
     public var tagPath: String
     public var tag: [UInt8]
@@ -82,6 +93,12 @@ extension ReplayRecord {
             out.text(file.path)
             out.stamp(file.stamp)
         }
+        out.integer(UInt64(resolved.count))
+        for path in resolved {
+            out.text(path.path)
+            out.text(path.target)
+        }
+        out.text(leaseFile)
         out.integer(UInt64(snapshots.count))
         for snapshot in snapshots {
             out.text(snapshot.key.hex)
@@ -118,7 +135,13 @@ extension ReplayRecord {
             guard let path = input.readText(), let stamp = input.readStamp() else { return nil }
             files.append(WatchedFile(path: path, stamp: stamp))
         }
-        guard let snapshotCount = input.count() else { return nil }
+        guard let resolvedCount = input.count() else { return nil }
+        var resolved: [ResolvedPath] = []
+        for _ in 0..<resolvedCount {
+            guard let path = input.readText(), let target = input.readText() else { return nil }
+            resolved.append(ResolvedPath(path: path, target: target))
+        }
+        guard let leaseFile = input.readText(), let snapshotCount = input.count() else { return nil }
         var snapshots: [ContextSnapshotUse] = []
         for _ in 0..<snapshotCount {
             guard let key = input.readText().flatMap(Digest.init(hex:)), let contents = input.readText().flatMap(Digest.init(hex:)) else { return nil }
@@ -134,6 +157,8 @@ extension ReplayRecord {
         var record = ReplayRecord(command: command, cacheDirectory: cacheDirectory, reader: reader, tagPath: tagPath, tag: tag)
         record.environment = environment
         record.files = files
+        record.resolved = resolved
+        record.leaseFile = leaseFile
         record.snapshots = snapshots
         record.existing = existing
         record.standardOutput = standardOutput

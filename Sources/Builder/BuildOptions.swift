@@ -91,6 +91,11 @@ public struct ContextSnapshotUse: Sendable, Equatable {
 }
 
 extension Builder {
+    /// Where a URL dependency (or a locked package) with this digest is kept once downloaded.
+    public static func downloadedFile(_ digest: Digest, cacheDirectory: String) -> String {
+        DependencyFetcher.downloadsDirectory(cacheDirectory) + "/" + digest.hex
+    }
+
     /// Who this process reads files as (user, groups, capabilities, id maps): what a file's readability
     /// depends on besides the file. Nil when `/proc` does not tell.
     public static var readerIdentity: String? { LayerCache.reader }

@@ -11,7 +11,9 @@ import Glibc
 struct DependencyFetcher {
     let cacheDirectory: String
 
-    var downloadsDirectory: String { cacheDirectory + "/downloads/sha256" }
+    var downloadsDirectory: String { Self.downloadsDirectory(cacheDirectory) }
+
+    static func downloadsDirectory(_ cacheDirectory: String) -> String { cacheDirectory + "/downloads/sha256" }
 
     /// The cached file for `digest`, fetching `url` first if it is not cached. Throws the reason on any
     /// failure; a download whose digest differs is deleted and reported with both digests.

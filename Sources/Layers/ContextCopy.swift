@@ -78,7 +78,8 @@ public struct ContextReader: Sendable {
         snapshot.folders.append(contentsOf: walk.folders)
     }
 
-    static func realPath(_ path: String) -> String? {
+    /// `path` with every symlink resolved, absolute; nil if it does not resolve.
+    public static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)

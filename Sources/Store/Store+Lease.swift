@@ -14,7 +14,8 @@ extension Store {
         deinit { LeaseRegistry.shared.release(path) }
     }
 
-    var leasePath: String { root + "/gc.lock" }
+    /// The file whose shared lock is a write lease (and whose exclusive lock is `gc`'s).
+    public var leasePath: String { root + "/gc.lock" }
 
     /// Takes a shared write lease (waits while `gc` runs).
     public func acquireWriteLease() throws(StoreError) -> WriteLease {

@@ -70,7 +70,10 @@ struct BuildCommand: AsyncParsableCommand {
         pipeline.attachProvenance = provenance
         let result = try await pipeline.publish(image)
         let digestLine = "\(result.manifest.digest)\n"
-        FileHandle.standardOutput.write(Data(digestLine.utf8))
+        do { try FileHandle.standardOutput.write(contentsOf: Data(digestLine.utf8)) } catch {
+            printError("Error: cannot write the digest to standard output: \(error.localizedDescription)")
+            throw ExitCode.failure
+        }
         // A version tagged anew, or attestations attached, print what a repeat would not: only a build that
         // changed nothing is remembered.
         if !result.newlyTagged, !sbom, !provenance, let command = BuildReplay.command(CommandLine.arguments),

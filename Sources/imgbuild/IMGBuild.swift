@@ -19,7 +19,7 @@ struct IMGBuild: AsyncParsableCommand {
     /// Runs the command; a library's error is printed with what imgbuild's own flags offer against it.
     static func main() async {
         // A no-op build answered from its record, before any argument is parsed (see BuildReplay).
-        if BuildReplay.replay(arguments: CommandLine.arguments) { Foundation.exit(0) }
+        if let status = BuildReplay.replay(arguments: CommandLine.arguments) { Foundation.exit(status) }
         do {
             var command = try parseAsRoot()
             if var asynchronous = command as? any AsyncParsableCommand {
@@ -62,5 +62,6 @@ extension StoreOptions {
 
 /// Writes a line to standard error.
 func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    // A standard error that cannot be written (closed, a full disk) loses the line, not the command.
+    try? FileHandle.standardError.write(contentsOf: Data((line + "\n").utf8))
 }

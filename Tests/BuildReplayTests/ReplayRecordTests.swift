@@ -15,6 +15,8 @@ struct ReplayRecordTests {
                                   tagPath: "/s/repositories/app/tags/1.0.0", tag: Array(#"{"digest":"sha256:00"}"#.utf8))
         record.environment = [.init(name: "HOME", value: "/root"), .init(name: "SOURCE_DATE_EPOCH", value: nil), .init(name: "EMPTY", value: "")]
         record.files = [.init(path: "/work/app/Imagefile", stamp: stamp)]
+        record.resolved = [.init(path: "app/Imagefile", target: "/work/app/Imagefile"), .init(path: "app", target: "/work/app")]
+        record.leaseFile = "/s/gc.lock"
         record.snapshots = [ContextSnapshotUse(key: Digest.of(Data("k".utf8)), contents: Digest.of(Data("c".utf8)))]
         record.existing = ["/s/blobs/sha256/aa", "/s/blobs/sha256/bb"]
         record.standardOutput = Array("sha256:00\n".utf8)

@@ -62,10 +62,10 @@ public func run(_ program: String, _ arguments: [String], environment: [String: 
 
 /// Runs `imgbuild` with a private cache folder.
 @discardableResult
-public func imgbuild(_ arguments: [String], environment: [String: String] = [:], umask: String? = nil) throws -> ProcessResult {
+public func imgbuild(_ arguments: [String], environment: [String: String] = [:], umask: String? = nil, directory: String? = nil) throws -> ProcessResult {
     var env = ["IMGBUILD_CACHE": scratchRoot + "/cache", "SOURCE_DATE_EPOCH": ""]
     for (key, value) in environment { env[key] = value }
-    return try run(imgbuildBinary, arguments, environment: env, umask: umask)
+    return try run(imgbuildBinary, arguments, environment: env, umask: umask, directory: directory)
 }
 
 /// A per-run scratch folder under the system's temporary folder, removed when the test process exits

@@ -21,8 +21,11 @@ struct BuildReplayTests {
 
         var replays: String { cache + "/replays" }
 
+        /// The command again (within 120 s: a replay must never wait on anything), with the layer cache
+        /// removed first, so that a build that runs says so.
         func again(_ extraEnvironment: [String: String] = [:], directory: String? = nil) throws -> ProcessResult {
-            try run(imgbuildBinary, command, environment: environment.merging(extraEnvironment) { $1 }, directory: directory)
+            try? FileManager.default.removeItem(atPath: cache + "/layers")
+            return try run("/usr/bin/timeout", ["120", imgbuildBinary] + command, environment: environment.merging(extraEnvironment) { $1 }, directory: directory)
         }
 
         func replayed(_ result: ProcessResult) -> Bool { result.stderr.contains("unchanged since it was last built") }
@@ -92,6 +95,11 @@ struct BuildReplayTests {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
             try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: file))
         }),
+        ("the record replaced by a FIFO (nothing may wait on it)", { recorded in
+            let file = recorded.replays + "/" + (try FileManager.default.contentsOfDirectory(atPath: recorded.replays)[0])
+            try FileManager.default.removeItem(atPath: file)
+            #expect(mkfifo(file, 0o644) == 0)
+        }),
         ("the record overwritten with garbage of the same length", { recorded in
             let file = recorded.replays + "/" + (try FileManager.default.contentsOfDirectory(atPath: recorded.replays)[0])
             let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
@@ -123,6 +131,8 @@ struct BuildReplayTests {
         let recorded = try Self.recorded("keyed")
         let epoch = try recorded.again(["SOURCE_DATE_EPOCH": "86400"])
         #expect(!recorded.replayed(epoch) && epoch.lastLine != recorded.noOp.lastLine, "\(epoch.stderr)")
+        let spool = try recorded.again(["TMPDIR": makeTemporaryDirectory("replay-tmp")])
+        #expect(!recorded.replayed(spool) && spool.status == 0 && spool.lastLine == recorded.noOp.lastLine, "\(spool.stderr)")
 
         let elsewhere = try recorded.again(directory: makeTemporaryDirectory("replay-cwd"))
         #expect(!recorded.replayed(elsewhere) && elsewhere.status == 0 && elsewhere.lastLine == recorded.noOp.lastLine, "\(elsewhere.stderr)")
@@ -136,6 +146,71 @@ struct BuildReplayTests {
         try FileManager.default.copyItem(atPath: quiet.replays + "/" + records[0], toPath: loudRecord)
         let swapped = try loud.again()
         #expect(swapped.status == 0 && !loud.replayed(swapped) && swapped.stderr.contains(" entries, "), "\(swapped.stderr)")
+    }
+
+    @Test("a context reached through a symlink that is switched to another folder with the same Imagefile is another build")
+    func switchedSymlink() throws {
+        let root = makeTemporaryDirectory("replay-links")
+        for (folder, text) in [("a", "first\n"), ("b", "other\n")] { write(text, to: root + "/\(folder)/src/file.txt") }
+        write("name: linked\nversion: 1.0.0\nruntime:\n  - copy: src/\n    to: /app/\n", to: root + "/a/Imagefile")
+        try FileManager.default.createSymbolicLink(atPath: root + "/b/Imagefile", withDestinationPath: "../a/Imagefile")
+        try FileManager.default.createSymbolicLink(atPath: root + "/current", withDestinationPath: "a")
+        let store = makeTemporaryDirectory("replay-store")
+        let environment = ["IMGBUILD_CACHE": makeTemporaryDirectory("replay-cache")]
+        sleep(3)
+        let cold = try imgbuild(["build", "current", "--store", store], environment: environment, directory: root)
+        let noOp = try imgbuild(["build", "current", "--store", store], environment: environment, directory: root)
+        #expect(cold.status == 0 && noOp.status == 0 && noOp.lastLine == cold.lastLine, "\(cold.stderr)\(noOp.stderr)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: environment["IMGBUILD_CACHE"]! + "/replays").count) == 1, "the no-op left no record")
+        try FileManager.default.removeItem(atPath: root + "/current")
+        try FileManager.default.createSymbolicLink(atPath: root + "/current", withDestinationPath: "b")
+        try FileManager.default.removeItem(atPath: environment["IMGBUILD_CACHE"]! + "/layers")
+        let switched = try imgbuild(["build", "current", "--store", store], environment: environment, directory: root)
+        #expect(!switched.stderr.contains("unchanged since it was last built"), "replayed through a switched link: \(switched.stderr)\(switched.stdout)")
+        #expect(switched.status != 0 && switched.stderr.contains("versions are immutable"), "the switched context was not read: \(switched.stderr)\(switched.stdout)")
+    }
+
+    @Test("a replay writes the digest even when its progress cannot be written, and fails when the digest cannot")
+    func closedOutputs() throws {
+        let recorded = try Self.recorded("outputs")
+        let script = "\"$0\" \"$@\""
+        let noProgress = try run("/bin/sh", ["-c", script + " 2>/dev/full", imgbuildBinary] + recorded.command, environment: recorded.environment)
+        #expect(noProgress.status == 0 && noProgress.stdout == recorded.noOp.stdout, "\(noProgress.status) \(noProgress.stdout)")
+        let noDigest = try run("/bin/sh", ["-c", script + " >/dev/full", imgbuildBinary] + recorded.command, environment: recorded.environment)
+        #expect(noDigest.status == 1 && noDigest.stderr.contains("cannot write the digest"), "\(noDigest.status) \(noDigest.stderr)")
+    }
+
+    @Test("while gc holds the store, or a download a build would check is gone, the build runs")
+    func storeLeaseAndDownloads() throws {
+        let recorded = try Self.recorded("leased")
+        // gc's exclusive lock on the lease file: a build waits for it; a replay must not answer meanwhile.
+        let lock = open(recorded.store + "/gc.lock", O_RDWR)
+        #expect(lock >= 0 && flock(lock, LOCK_EX) == 0)
+        let release = Thread { sleep(2); close(lock) }
+        release.start()
+        let during = try recorded.again()
+        #expect(!recorded.replayed(during) && during.status == 0 && during.lastLine == recorded.noOp.lastLine, "\(during.stderr)")
+
+        let served = makeTemporaryDirectory("replay-served")
+        write("payload\n", to: served + "/data/payload.txt")
+        #expect(try run("/bin/tar", ["-C", served, "-cf", served + "/payload.tar", "data"]).status == 0)
+        let sha = try run("/usr/bin/sha256sum", [served + "/payload.tar"]).stdout.prefix(64)
+        let port = freePort()
+        let server = try ExampleTests.FixtureServer(port: port, directory: served)
+        defer { server.stop() }
+        let context = makeTemporaryDirectory("replay-context")
+        write("x\n", to: context + "/src/x.txt")
+        write("name: fetched\nversion: 1.0.0\ndependencies:\n  - url: http://127.0.0.1:\(port)/payload.tar\n    sha256: \(sha)\n    to: /opt/\nruntime:\n  - copy: src/\n    to: /app/\n",
+              to: context + "/Imagefile")
+        let store = makeTemporaryDirectory("replay-store")
+        let cache = makeTemporaryDirectory("replay-cache")
+        sleep(3)
+        for _ in 0..<2 { #expect(try imgbuild(["build", context, "--store", store], environment: ["IMGBUILD_CACHE": cache]).status == 0) }
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: cache + "/replays").count) == 1, "the no-op left no record")
+        server.stop()
+        try FileManager.default.removeItem(atPath: cache + "/downloads")
+        let offline = try imgbuild(["build", context, "--store", store], environment: ["IMGBUILD_CACHE": cache])
+        #expect(offline.status != 0 && offline.stderr.contains("127.0.0.1"), "a download the build needs is gone, yet: \(offline.stderr)\(offline.stdout)")
     }
 
     @Test("a no-op right after its version was first tagged is recorded: the store's folders are no input")
