@@ -66,7 +66,10 @@ public enum BuildReplay {
     /// again within the same clock tick unseen, so such a build is not recorded (the next one is).
     public static func record(of image: WrittenImage, command: ReplayRecord.Command, options: BuildOptions, started: Int,
                               standardOutput: [UInt8], standardError: [UInt8]) -> ReplayRecord? {
-        guard image.rebuiltNothing, image.imagefile.tests.isEmpty, let reader = Builder.readerIdentity else { return nil }
+        // A `system` repository's address comes from the machine's apt sources, which the record does not
+        // follow: such a build is not recorded.
+        guard image.rebuiltNothing, image.imagefile.tests.isEmpty, let reader = Builder.readerIdentity,
+              !image.imagefile.repositories.contains(where: { $0.url == "system" }) else { return nil }
         let name = image.imagefile.name
         let store = image.store
         let tagPath = store.tagPath(name, image.version)
@@ -111,18 +114,25 @@ public enum BuildReplay {
             guard let stamp = stamp(of: path) else { return nil }
             record.files.append(ReplayRecord.WatchedFile(path: path, stamp: stamp))
         }
-        // The Imagefile and its folder as the command names them, and where they lead now: a symlink
-        // switched to another folder is another build (the context is the folder the path leads to).
+        // The Imagefile, its folder and the store as the command names them, and where they lead now: a
+        // symlink switched to another folder is another build (the context is the folder the path leads
+        // to; the store is the folder its path leads to).
         let folder = (imagefile.path as NSString).deletingLastPathComponent
-        for path in [imagefile.path, folder.isEmpty ? "." : folder] {
+        for path in [imagefile.path, folder.isEmpty ? "." : folder, options.storePath] {
             guard let target = ContextReader.realPath(path) else { return nil }
             record.resolved.append(ReplayRecord.ResolvedPath(path: path, target: target))
         }
-        record.existing = blobs.map(store.blobPath)
+        // Every blob of the image and of its base (an index's images too), by stat data: a blob removed or
+        // cut short is one a build would write again or refuse.
+        var blobPaths = blobs.map(store.blobPath)
         if case .image(let base) = imagefile.base {
-            // The base as a build loads it: its repository, and every blob of it (an index's images too).
             guard let descriptor = try? store.resolve(base), let baseBlobs = try? store.blobs(of: descriptor) else { return nil }
-            record.existing += [store.repositoryDirectory(base.name)] + baseBlobs.map(store.blobPath)
+            record.existing.append(store.repositoryDirectory(base.name))
+            blobPaths += baseBlobs.map(store.blobPath)
+        }
+        for path in blobPaths {
+            guard let stamp = stamp(of: path) else { return nil }
+            record.files.append(ReplayRecord.WatchedFile(path: path, stamp: stamp))
         }
         return record
     }

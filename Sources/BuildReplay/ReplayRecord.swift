@@ -56,7 +56,7 @@ public struct ReplayRecord: Sendable, Equatable {
     /// The version's tag file and its bytes.
     public var tagPath: String
     public var tag: [UInt8]
-    /// Files and folders that must exist: the image's blobs, and the base's.
+    /// Folders that must exist (the base's repository).
     public var existing: [String] = []
     public var standardOutput: [UInt8] = []
     public var standardError: [UInt8] = []

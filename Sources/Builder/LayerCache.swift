@@ -97,12 +97,11 @@ struct LayerCache {
         withRecord(key) { _, contents, size in (contents, size) }
     }
 
-    /// The record of a section's snapshot, mapped where it lies for its check to read: its key and what its
-    /// entries hashed to (each as hex and a newline), then the snapshot. Records are replaced by rename,
-    /// never rewritten in place, so the mapped file stays as it was while it is read.
+    /// The record of a section's snapshot, read straight into the memory its check works on: its key and
+    /// what its entries hashed to (each as hex and a newline), then the snapshot.
     func snapshot(_ key: Digest) -> SnapshotRecord? {
         withRecord(key) { fd, contents, size -> SnapshotRecord? in
-            guard let storage = ByteStorage(mapping: fd, offset: Self.header, size: size),
+            guard let storage = ByteStorage(reading: fd, offset: Self.header, size: size),
                   let snapshot = ContextSnapshot.Encoded(storage) else { return nil }
             return SnapshotRecord(contents: contents, snapshot: snapshot)
         } ?? nil
@@ -114,11 +113,12 @@ struct LayerCache {
     /// Opens the record of `key` and hands `body` its descriptor, what it vouches for and the size of its
     /// snapshot; nil when there is no such record.
     private func withRecord<T>(_ key: Digest, _ body: (Int32, Digest, Int) -> T) -> T? {
-        let fd = open(snapshotPath(key), O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO put in a record's place is refused below, not waited on.
+        let fd = open(snapshotPath(key), O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size > Self.header, info.st_size < 1 << 31,
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > Self.header, info.st_size < 1 << 31,
               let contents = Self.contents(fd, key: key) else { return nil }
         return body(fd, contents, Int(info.st_size) - Self.header)
     }
@@ -171,10 +171,10 @@ final class BackgroundCheck: Sendable {
         done.enter()
         // A thread of its own: Dispatch's pool is as wide as the machine has cores, and the layers
         // written meanwhile compress on it.
-        Thread { [self] in
+        runDetached { [self] in
             unchanged.store(check(), ordering: .releasing)
             done.leave()
-        }.start()
+        }
     }
 
     /// Whether the context stats as the snapshot says, once the check has finished.

@@ -202,10 +202,10 @@ extension ContextSnapshot {
             let finished = DispatchGroup()
             for _ in 1..<parts {
                 finished.enter()
-                Thread {
+                runDetached {
                     check()
                     finished.leave()
-                }.start()
+                }
             }
             check()
             finished.wait()

@@ -25,7 +25,7 @@ struct BuildReplayTests {
         /// removed first, so that a build that runs says so.
         func again(_ extraEnvironment: [String: String] = [:], directory: String? = nil) throws -> ProcessResult {
             try? FileManager.default.removeItem(atPath: cache + "/layers")
-            return try run("/usr/bin/timeout", ["120", imgbuildBinary] + command, environment: environment.merging(extraEnvironment) { $1 }, directory: directory)
+            return try run("/usr/bin/timeout", ["-k", "5", "120", imgbuildBinary] + command, environment: environment.merging(extraEnvironment) { $1 }, directory: directory)
         }
 
         func replayed(_ result: ProcessResult) -> Bool { result.stderr.contains("unchanged since it was last built") }
@@ -90,6 +90,12 @@ struct BuildReplayTests {
             try FileManager.default.removeItem(atPath: recorded.store + "/blobs/sha256/" + layers[0].dropFirst(7))
         }),
         ("the section's snapshot removed from the cache", { try FileManager.default.removeItem(atPath: $0.cache + "/contexts") }),
+        ("the section's snapshot replaced by a FIFO (nothing may wait on it)", { recorded in
+            let folder = recorded.cache + "/contexts"
+            let file = folder + "/" + (try FileManager.default.contentsOfDirectory(atPath: folder)[0])
+            try FileManager.default.removeItem(atPath: file)
+            #expect(mkfifo(file, 0o644) == 0)
+        }),
         ("the record cut short", { recorded in
             let file = recorded.replays + "/" + (try FileManager.default.contentsOfDirectory(atPath: recorded.replays)[0])
             let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
@@ -168,6 +174,42 @@ struct BuildReplayTests {
         let switched = try imgbuild(["build", "current", "--store", store], environment: environment, directory: root)
         #expect(!switched.stderr.contains("unchanged since it was last built"), "replayed through a switched link: \(switched.stderr)\(switched.stdout)")
         #expect(switched.status != 0 && switched.stderr.contains("versions are immutable"), "the switched context was not read: \(switched.stderr)\(switched.stdout)")
+
+        // The store reached through a link, switched to an empty folder: a build makes a store there.
+        try FileManager.default.removeItem(atPath: root + "/current")
+        try FileManager.default.createSymbolicLink(atPath: root + "/current", withDestinationPath: "a")
+        try FileManager.default.createSymbolicLink(atPath: root + "/store", withDestinationPath: store)
+        sleep(3)
+        for _ in 0..<2 { #expect(try imgbuild(["build", "current", "--store", "store"], environment: environment, directory: root).status == 0) }
+        try FileManager.default.removeItem(atPath: root + "/store")
+        try FileManager.default.createSymbolicLink(atPath: root + "/store", withDestinationPath: makeTemporaryDirectory("replay-other-store"))
+        let otherStore = try imgbuild(["build", "current", "--store", "store"], environment: environment, directory: root)
+        #expect(otherStore.status == 0 && otherStore.stderr.contains("tagged linked:1.0.0"), "replayed into a switched store: \(otherStore.stderr)")
+    }
+
+    @Test("a user at its task limit still gets its answer: the check runs its share on the calling thread (it waited for ever)")
+    func taskLimit() throws {
+        let context = makeTemporaryDirectory("replay-context")
+        for folder in 0..<30 {
+            for index in 0..<100 { write("\(folder)/\(index)\n", to: context + "/src/d\(folder)/f\(index).txt") }
+        }
+        write("name: limited\nversion: 1.0.0\nruntime:\n  - copy: src/\n    to: /app/\n", to: context + "/Imagefile")
+        // Folders the other user can write in: the store is made beside its path, the cache inside.
+        let writable = makeTemporaryDirectory("replay-writable")
+        #expect(chmod(writable, 0o777) == 0)
+        let store = writable + "/store", cache = writable + "/cache"
+        let asNobody = ["/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+        let command = [imgbuildBinary, "build", context, "--store", store, "-q"]
+        let environment = ["IMGBUILD_CACHE": cache, "SOURCE_DATE_EPOCH": "", "HOME": "/nonexistent"]
+        sleep(3)
+        let cold = try run(asNobody[0], Array(asNobody.dropFirst()) + command, environment: environment)
+        #expect(cold.status == 0, "\(cold.stderr)")
+        sleep(3)
+        #expect(try run(asNobody[0], Array(asNobody.dropFirst()) + command, environment: environment).status == 0)
+        // Four tasks for the user: the check's extra threads cannot all be made.
+        let limited = try run(asNobody[0], Array(asNobody.dropFirst()) + ["/usr/bin/prlimit", "--nproc=4", "/usr/bin/timeout", "-k", "5", "60"] + command,
+                              environment: environment)
+        #expect(limited.status == 0 && limited.lastLine == cold.lastLine, "status \(limited.status) (124: it hung): \(limited.stderr)")
     }
 
     @Test("a replay writes the digest even when its progress cannot be written, and fails when the digest cannot")
