@@ -30,11 +30,15 @@ extension Store {
         return data
     }
 
-    /// Stores bytes as a blob; returns its digest. Storing a blob that exists is a no-op.
+    /// Whether the blob is present with `size` bytes: one of another size (cut short by a crash of the
+    /// disk, or by hand) is written again, not kept.
+    func hasBlob(_ digest: Digest, size: Int64) -> Bool { (try? blobSize(digest)) == size }
+
+    /// Stores bytes as a blob; returns its digest. Storing a blob that exists whole is a no-op.
     @discardableResult
     public func writeBlob(_ data: Data) throws(StoreError) -> Digest {
         let digest = Digest.of(data)
-        if hasBlob(digest) { return digest }
+        if hasBlob(digest, size: Int64(data.count)) { return digest }
         let staged = try FileSystem.stage(data, in: temporaryDirectory)
         try commit(stagedFile: staged, as: digest)
         return digest
@@ -86,7 +90,8 @@ public final class BlobUpload {
         do {
             try FileSystem.fsync(fd, path: path)
             fchmod(fd, 0o444)
-            if store.hasBlob(digest) {
+            var staged = stat()
+            if fstat(fd, &staged) == 0, store.hasBlob(digest, size: Int64(staged.st_size)) {
                 unlink(path)
                 return
             }

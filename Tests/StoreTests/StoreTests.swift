@@ -36,6 +36,22 @@ struct StoreTests {
         #expect(index.manifests.first?.annotations?[AnnotationKey.refName] == "1.4.0")
     }
 
+    @Test("a blob cut short is written whole again, by bytes or through an upload, not kept because its name exists")
+    func blobCutShortIsRewritten() throws {
+        let store = try newStore()
+        let bytes = Data("a blob of some length\n".utf8)
+        let digest = try store.writeBlob(bytes)
+        #expect(truncate(store.blobPath(digest), 3) == 0)
+        try store.writeBlob(bytes)
+        #expect(try store.readBlob(digest) == bytes)
+
+        #expect(truncate(store.blobPath(digest), 0) == 0)
+        let upload = try store.beginBlob()
+        bytes.withUnsafeBytes { #expect(write(upload.fd, $0.baseAddress, $0.count) == $0.count) }
+        try upload.commit(as: digest)
+        #expect(try store.readBlob(digest) == bytes)
+    }
+
     @Test("the same tag again repairs a layout index that a process which died after tagging left behind")
     func repairsIndex() throws {
         let store = try newStore()
