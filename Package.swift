@@ -70,7 +70,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         // A no-op build remembered by its command, and answered again while everything it read stats the same.
-        .target(name: "BuildReplay", dependencies: ["Builder", "Imagefile", "Layers", "OCI", "Store"]),
+        .target(name: "BuildReplay", dependencies: ["Builder", "Imagefile", "Layers", "OCI", "PackageLock", "Store"]),
         // After the build: an image's tests, its version tag, and its attestations, in that order.
         .target(name: "BuildPipeline", dependencies: ["Builder", "ImageChecks", "Attestations", "Imagefile", "Layers", "OCI", "Store"]),
         // OCI distribution: push, pull and copy between the store, OCI layouts and registries.
@@ -215,7 +215,7 @@ let package = Package(
         // End-to-end tests drive the built executables against real peers; what both suites share
         // (running a program, scratch folders, free ports, raw TCP connections) is a library of its own.
         .target(name: "CommandLineTesting", path: "Tests/CommandLineTesting"),
-        .testTarget(name: "BuildReplayTests", dependencies: ["BuildReplay", "Builder", "Layers", "OCI"]),
+        .testTarget(name: "BuildReplayTests", dependencies: ["BuildReplay", "Builder", "Layers", "OCI", "PackageLock"]),
         .testTarget(name: "imgbuildTests", dependencies: ["CommandLineTesting"]),
         .testTarget(name: "imgdeployTests", dependencies: ["CommandLineTesting", "OCI", .product(name: "Yams", package: "Yams")]),
     ]

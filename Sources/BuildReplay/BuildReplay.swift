@@ -3,6 +3,7 @@ import Foundation
 import Imagefile
 import Layers
 import OCI
+import PackageLock
 import Store
 #if canImport(Glibc)
 import Glibc
@@ -84,7 +85,7 @@ public enum BuildReplay {
 
         let imagefile = image.imagefile
         var variables = readVariables
-        for repository in imagefile.repositories { variables += variableNames(in: repository.url) }
+        for repository in imagefile.repositories { variables += RepositoryAddress.variableNames(in: repository.url) }
         record.environment = variables.map { ReplayRecord.Variable(name: $0, value: options.environment[$0]) }
 
         // Files whose bytes the build read: racily clean ones are not trusted.
@@ -160,11 +161,11 @@ public enum BuildReplay {
     /// The process's value of an environment variable, as a build reads it (Foundation's `ProcessInfo`):
     /// of two entries with one name, the last.
     public static func variable(_ name: String) -> String? {
-        let prefix = Array(name.utf8) + [UInt8(ascii: "=")]
+        let prefix = (Array(name.utf8) + [UInt8(ascii: "=")]).map { CChar(bitPattern: $0) }
         var found: UnsafeMutablePointer<CChar>?
         var entry = environ
         while let text = entry.pointee {
-            if strncmp(text, prefix.map { CChar(bitPattern: $0) }, prefix.count) == 0 { found = text }
+            if strncmp(text, prefix, prefix.count) == 0 { found = text }
             entry += 1
         }
         return found.map { String(decoding: UnsafeRawBufferPointer(start: $0 + prefix.count, count: strlen($0 + prefix.count)), as: UTF8.self) }
@@ -177,17 +178,6 @@ public enum BuildReplay {
         guard fd >= 0 else { return false }
         defer { close(fd) }
         return flock(fd, LOCK_SH | LOCK_NB) == 0
-    }
-
-    /// The names of the `${VARIABLE}`s in a repository's address.
-    static func variableNames(in text: String) -> [String] {
-        var names: [String] = []
-        var rest = Substring(text)
-        while let start = rest.range(of: "${"), let end = rest[start.upperBound...].firstIndex(of: "}") {
-            names.append(String(rest[start.upperBound..<end]))
-            rest = rest[rest.index(after: end)...]
-        }
-        return names
     }
 
     /// The command the process runs: its working directory and `arguments` (the process's, program name

@@ -24,23 +24,49 @@ public struct RepositoryAddress: Sendable, Equatable {
                                aptDirectory: String = "/etc/apt") throws(UnknownAddress) -> RepositoryAddress {
         if url == "system" { return try system(suite: suite, aptDirectory: aptDirectory) }
         var result = ""
-        var rest = Substring(url)
-        while let start = rest.range(of: "${"), let end = rest[start.upperBound...].firstIndex(of: "}") {
-            result += rest[..<start.lowerBound]
-            let name = String(rest[start.upperBound..<end])
-            guard let value = environment[name], !value.isEmpty else {
-                throw UnknownAddress(description: "the repository url '\(url)' needs the environment variable \(name), which is not set: set it to the archive's address (e.g. \(name)=http://deb.debian.org/debian)")
+        for piece in pieces(of: url) {
+            switch piece {
+            case .text(let text):
+                result += text
+            case .variable(let name):
+                guard let value = environment[name], !value.isEmpty else {
+                    throw UnknownAddress(description: "the repository url '\(url)' needs the environment variable \(name), which is not set: set it to the archive's address (e.g. \(name)=http://deb.debian.org/debian)")
+                }
+                result += value
             }
-            result += value
-            rest = rest[rest.index(after: end)...]
         }
-        result += rest
         while result.hasSuffix("/") { result.removeLast() }
         guard result.hasPrefix("http://") || result.hasPrefix("https://"), result.count > 8,
               !result.contains(where: { $0.isWhitespace || $0 == "?" || $0 == "#" }) else {
             throw UnknownAddress(description: "the repository url '\(url)' is '\(result)', which is not an http:// or https:// address of an archive's root")
         }
         return RepositoryAddress(root: result, keyrings: [])
+    }
+
+    /// The names of the `${VARIABLE}`s in a `url` as written, in order.
+    public static func variableNames(in url: String) -> [String] {
+        pieces(of: url).compactMap { piece in
+            if case .variable(let name) = piece { return name }
+            return nil
+        }
+    }
+
+    /// A url as written: text as it is, and `${NAME}`s (a `${` without its `}` is text).
+    private enum Piece {
+        case text(Substring)
+        case variable(String)
+    }
+
+    private static func pieces(of url: String) -> [Piece] {
+        var pieces: [Piece] = []
+        var rest = Substring(url)
+        while let start = rest.range(of: "${"), let end = rest[start.upperBound...].firstIndex(of: "}") {
+            pieces.append(.text(rest[..<start.lowerBound]))
+            pieces.append(.variable(String(rest[start.upperBound..<end])))
+            rest = rest[rest.index(after: end)...]
+        }
+        pieces.append(.text(rest))
+        return pieces
     }
 
     /// The first `deb` source of the machine's apt configuration that carries `suite` (one-line `.list`

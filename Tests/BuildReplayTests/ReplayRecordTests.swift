@@ -3,6 +3,7 @@ import Builder
 import Foundation
 import Layers
 import OCI
+import PackageLock
 import Testing
 
 @Suite("Replay records")
@@ -60,8 +61,8 @@ struct ReplayRecordTests {
 
     @Test("variables named in a repository address")
     func variableNames() {
-        #expect(BuildReplay.variableNames(in: "${MIRROR}/debian/${SUITE}") == ["MIRROR", "SUITE"])
-        #expect(BuildReplay.variableNames(in: "http://deb.debian.org/debian").isEmpty)
-        #expect(BuildReplay.variableNames(in: "${UNCLOSED").isEmpty)
+        #expect(RepositoryAddress.variableNames(in: "${MIRROR}/debian/${SUITE}") == ["MIRROR", "SUITE"])
+        #expect(RepositoryAddress.variableNames(in: "http://deb.debian.org/debian").isEmpty)
+        #expect(RepositoryAddress.variableNames(in: "${UNCLOSED").isEmpty)
     }
 }
