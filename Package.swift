@@ -28,12 +28,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
-        // System libraries: module maps only.
-        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
-        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        // System libraries: module maps only. Each links its library's static archive (`link ":libX.a"` in
+        // the module map), so no pkg-config here: its `-lX` would bind the shared library first.
+        .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev", "nettle-dev", "libxml2-dev", "libicu-dev", "liblzma-dev", "libbz2-dev", "liblz4-dev", "libacl1-dev"])]),
+        .systemLibrary(name: "CCrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
         // openat2(2), which the C library does not wrap: reads that cannot leave an image's root.
         .systemLibrary(name: "COpenat2"),
         // Extended attributes (file capabilities, ACLs), hashed into a release's tree.
@@ -175,6 +176,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ], linkerSettings: [
+            // `--static-swift-stdlib` links with `-export-dynamic`: every symbol of the executable in its
+            // dynamic table (38,000). Nothing looks them up, but the runtime's backtracer calls `dladdr`
+            // at start, which walks them all: half a millisecond at every start, a no-op build's too.
+            .unsafeFlags(["-Xlinker", "--no-export-dynamic"]),
         ], plugins: ["BuildInfoPlugin"]),
         // Records the commit a binary is built from, for --version.
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Sources/BuildInfoPlugin"),

@@ -32,9 +32,7 @@ public enum BuildReplay {
     /// environment would cost more than the lookups).
     public static func replay(arguments: [String], environment: (String) -> String? = variable) -> Int32? {
         guard arguments.count >= 2, arguments[1] == "build", let command = command(arguments) else { return nil }
-        var cacheVariables: [String: String] = [:]
-        for name in ["IMGBUILD_CACHE", "XDG_CACHE_HOME", "HOME"] { cacheVariables[name] = environment(name) }
-        let cacheDirectory = BuildOptions.defaultCacheDirectory(environment: cacheVariables)
+        let cacheDirectory = BuildOptions.defaultCacheDirectory(variable: environment)
         guard let bytes = read(recordPath(command, cacheDirectory: cacheDirectory), atMost: largestRecord),
               let record = ReplayRecord(decoding: bytes), record.command == command, record.cacheDirectory == cacheDirectory,
               holds(record, environment: environment) else { return nil }

@@ -34,9 +34,15 @@ public struct BuildOptions: Sendable {
 
     /// `$IMGBUILD_CACHE`, else `$XDG_CACHE_HOME/imgbuild`, else `~/.cache/imgbuild`.
     public static func defaultCacheDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let explicit = environment["IMGBUILD_CACHE"], !explicit.isEmpty { return explicit }
-        if let cache = environment["XDG_CACHE_HOME"], !cache.isEmpty { return cache + "/imgbuild" }
-        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        defaultCacheDirectory { environment[$0] }
+    }
+
+    /// The same, with each variable looked up by `variable`: a build's replay asks without making a
+    /// dictionary of the environment.
+    public static func defaultCacheDirectory(variable: (String) -> String?) -> String {
+        if let explicit = variable("IMGBUILD_CACHE"), !explicit.isEmpty { return explicit }
+        if let cache = variable("XDG_CACHE_HOME"), !cache.isEmpty { return cache + "/imgbuild" }
+        let home = variable("HOME").flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
         return home + "/.cache/imgbuild"
     }
 }

@@ -68,11 +68,47 @@ struct LayerCache {
         var groups = [gid_t](repeating: 0, count: Int(getgroups(0, nil)) + 1)
         let count = max(0, Int(getgroups(Int32(groups.count), &groups)))
         guard let status = procText("/proc/self/status"),
-              let capabilities = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let capabilities = line(startingWith: "CapEff:", in: status),
               let uidMap = procText("/proc/self/uid_map"), let gidMap = procText("/proc/self/gid_map") else { return nil }
-        let squeeze = { (map: String) in map.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
-        return "\(geteuid()):\(getegid()) groups \(groups[..<count].sorted()) \(capabilities) uids \(squeeze(uidMap)) gids \(squeeze(gidMap))"
+        // Made with plain loops: a no-op build's replay asks this at every start, and the generic paths
+        // (an array's description, `joined` on substrings) each cost a scan of the binary's ~10,000
+        // protocol conformances the first time they run.
+        var sortedGroups = "["
+        for (index, group) in groups[..<count].sorted().enumerated() {
+            if index > 0 { sortedGroups += ", " }
+            sortedGroups += String(group)
+        }
+        sortedGroups += "]"
+        return "\(geteuid()):\(getegid()) groups \(sortedGroups) \(capabilities) uids \(squeezed(uidMap)) gids \(squeezed(gidMap))"
     }()
+
+    /// The first line of `text` that starts with `prefix`, without its line break.
+    private static func line(startingWith prefix: String, in text: String) -> String? {
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            let end = rest.firstIndex(of: "\n") ?? rest.endIndex
+            if rest[..<end].hasPrefix(prefix) { return String(rest[..<end]) }
+            rest = end == rest.endIndex ? "" : rest[rest.index(after: end)...]
+        }
+        return nil
+    }
+
+    /// `text` with each run of ASCII white space made one space, and none at either end (an id map's
+    /// columns are padded to widths that differ between kernels).
+    static func squeezed(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        var pendingSpace = false
+        for byte in text.utf8 {
+            if byte == 0x20 || (0x09...0x0D).contains(byte) {
+                pendingSpace = !bytes.isEmpty
+            } else {
+                if pendingSpace { bytes.append(0x20) }
+                pendingSpace = false
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 
     /// A small `/proc` file's text (its size reads as 0, so it is read to its end); nil if it cannot be
     /// read or is over 64 KiB. Plain reads: a no-op build's replay asks this at every start.

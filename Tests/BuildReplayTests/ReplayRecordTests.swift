@@ -59,6 +59,31 @@ struct ReplayRecordTests {
         #expect(path("/w", ["build"]).hasPrefix("/c/replays/") && path("/w", ["build"]).count == "/c/replays/".count + 16)
     }
 
+    @Test("who reads is told as it always was (a new form would make every cached snapshot a miss), from /proc")
+    func readerIdentity() throws {
+        // The form the identity had before it was made without generic paths, built here the plain way.
+        func text(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .utf8) }
+        let squeeze = { (map: String) in map.split(whereSeparator: \.isWhitespace).joined(separator: " ") }
+        var groups = [gid_t](repeating: 0, count: Int(getgroups(0, nil)) + 1)
+        let count = max(0, Int(getgroups(Int32(groups.count), &groups)))
+        let capabilities = try #require(try text("/proc/self/status").split(separator: "\n").first { $0.hasPrefix("CapEff:") })
+        let expected = "\(geteuid()):\(getegid()) groups \(groups[..<count].sorted()) \(capabilities) "
+            + "uids \(squeeze(try text("/proc/self/uid_map"))) gids \(squeeze(try text("/proc/self/gid_map")))"
+        #expect(Builder.readerIdentity == expected)
+    }
+
+    @Test("the cache folder a replay looks in is the one a build writes to, for every environment")
+    func cacheDirectoryLookup() {
+        let environments: [[String: String]] = [
+            ["IMGBUILD_CACHE": "/c", "XDG_CACHE_HOME": "/x", "HOME": "/h"], ["IMGBUILD_CACHE": "", "XDG_CACHE_HOME": "/x", "HOME": "/h"],
+            ["XDG_CACHE_HOME": "", "HOME": "/h"], ["HOME": "/h"], ["HOME": ""], [:],
+        ]
+        for environment in environments {
+            #expect(BuildOptions.defaultCacheDirectory(variable: { environment[$0] }) == BuildOptions.defaultCacheDirectory(environment: environment))
+        }
+        #expect(BuildOptions.defaultCacheDirectory(variable: { ["XDG_CACHE_HOME": "/x", "HOME": "/h"][$0] }) == "/x/imgbuild")
+    }
+
     @Test("variables named in a repository address")
     func variableNames() {
         #expect(RepositoryAddress.variableNames(in: "${MIRROR}/debian/${SUITE}") == ["MIRROR", "SUITE"])

@@ -285,4 +285,15 @@ struct BuildReplayTests {
         #expect(noOp.status == 0 && noOp.stderr.contains("unchanged since it was last built"), "\(noOp.stderr)")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: cache + "/replays"))?.isEmpty ?? true)
     }
+
+    @Test("libarchive (and what it reads formats with), libcrypto and libseccomp are linked in: the loader binds none of their symbols at start")
+    func librariesLinkedIn() throws {
+        let result = try run("/usr/bin/readelf", ["--dynamic", "--wide", imgbuildBinary])
+        #expect(result.status == 0, "\(result.stderr)")
+        let needed = result.stdout.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+        #expect(!needed.isEmpty, "readelf listed no shared library at all: \(result.stdout.prefix(500))")
+        for library in ["libarchive", "libcrypto", "libseccomp", "libxml2", "libnettle", "libicuuc"] {
+            #expect(!needed.contains { $0.contains(library + ".so") }, "\(library) is loaded at start: \(needed)")
+        }
+    }
 }
