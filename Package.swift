@@ -180,6 +180,8 @@ let package = Package(
             // `--static-swift-stdlib` links with `-export-dynamic`: every symbol of the executable in its
             // dynamic table (38,000). Nothing looks them up, but the runtime's backtracer calls `dladdr`
             // at start, which walks them all: half a millisecond at every start, a no-op build's too.
+            // (Whatever would look up the executable's own symbols with dlsym finds none: SwiftNIO's
+            // opt-in install of its event loops as the global executor is one such; it is not used.)
             .unsafeFlags(["-Xlinker", "--no-export-dynamic"]),
         ], plugins: ["BuildInfoPlugin"]),
         // Records the commit a binary is built from, for --version.
