@@ -784,7 +784,7 @@ extension ServiceController {
             // A front that runs an older executable than this daemon's is replaced before anything
             // else may run, so that a rollout asked for meanwhile cannot make the upgrade be skipped.
             await self.replaceFrontIfOutdated()
-            await self.endReadoption()
+            self.endReadoption()
             return record
         }
         readoption = task

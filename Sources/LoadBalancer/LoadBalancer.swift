@@ -159,7 +159,9 @@ public final class LoadBalancer: Sendable {
     /// queue meanwhile. It resumes if the successor never takes over.
     public func setAccepting(_ accepting: Bool) async {
         guard let channel = server.withLockedValue({ $0?.channel }) else { return }
-        try? await channel.setOption(.autoRead, value: accepting)
+        // `.get()`: without it the call resolves to the overload that returns a future, and `await` waited for
+        // nothing, so a paused front said so before it had stopped accepting.
+        try? await channel.setOption(.autoRead, value: accepting).get()
     }
 
     /// Closes this front's side of the listening socket (a front that took it over keeps accepting on it).

@@ -2,6 +2,7 @@ import Foundation
 import LoadBalancer
 import NIOPosix
 import Prometheus
+import Synchronization
 import Testing
 
 /// The repository's root, found from this file's place.
@@ -89,6 +90,47 @@ private func boundLoopbackSocket() -> (fd: Int32, port: Int) {
     return (socket, Int(UInt16(bigEndian: address.sin_port)))
 }
 
+/// A TCP connection to 127.0.0.1 made with plain sockets, for tests that watch what a front does with one.
+private final class RawClient {
+    let fd: Int32
+
+    init?(port: Int) {
+        fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
+    }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// What arrives before the connection is quiet for `timeoutMilliseconds` (empty if nothing does).
+    func receive(timeoutMilliseconds: Int32) -> String {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            var waiting = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&waiting, 1, received.isEmpty ? timeoutMilliseconds : 200) == 1 else { break }
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            received += buffer[..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    deinit { close(fd) }
+}
+
 /// A port on 127.0.0.1 where nothing listens (connections are refused).
 private func closedPort() -> Int {
     let (socket, port) = boundLoopbackSocket()
@@ -153,6 +195,35 @@ struct LoadBalancerTests {
         let code = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         client.waitUntilExit()
         #expect(client.terminationStatus == 0 && code == "200", "curl exited \(client.terminationStatus) with status \(code) (56: the connection was reset)")
+        try await group.shutdownGracefully()
+    }
+
+    @Test("setAccepting(false) returns only once the listening channel has stopped accepting: a connection made right after waits in the kernel's queue, and is served when accepting resumes")
+    func pauseTakesEffectBeforeItReturns() async throws {
+        let backend = try EchoBackend("a")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool = BackendPool()
+        pool.setActive([backend.backend])
+        let balancer = LoadBalancer(pool: pool, group: group)
+        let port = try await balancer.start(host: "127.0.0.1", port: 0)
+        // The listening channel's loop is held up, as a busy machine holds it, so the pause is still queued
+        // behind this when a call that does not wait for it would already have returned.
+        let loopReleased = Atomic<Bool>(false)
+        group.next().execute {
+            usleep(500_000)
+            loopReleased.store(true, ordering: .relaxed)
+        }
+        await balancer.setAccepting(false)
+        let releasedWhenPaused = loopReleased.load(ordering: .relaxed)
+        #expect(releasedWhenPaused, "setAccepting(false) returned before the event loop had stopped accepting")
+        let client = try #require(RawClient(port: port))
+        client.send("GET /paused HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(client.receive(timeoutMilliseconds: 500).isEmpty, "a paused front answered a connection made after the pause")
+        #expect(balancer.openConnections == 0, "a paused front accepted a connection")
+        await balancer.setAccepting(true)
+        let answer = client.receive(timeoutMilliseconds: 10_000)
+        #expect(answer.hasPrefix("HTTP/1.1 200"), "the connection that waited was not served once accepting resumed: \(answer)")
+        await balancer.stop(timeout: .seconds(1))
         try await group.shutdownGracefully()
     }
 
