@@ -76,6 +76,8 @@ public final class LoadBalancer: Sendable {
     private let server = NIOLockedValueBox<Listener?>(nil)
     private let draining = DrainSignal()
     private let connections = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+    /// ``stop(timeout:)`` or ``retire(timeout:)`` has begun: accepting does not resume.
+    private let ending = Atomic<Bool>(false)
 
     /// `onFailure` hears, for each request counted as failed, what its client got and why (see ``ProxyMetrics``).
     public init(pool: BackendPool, idleTimeout: TimeAmount = .seconds(60), maxConnections: Int = 4096,
@@ -99,6 +101,7 @@ public final class LoadBalancer: Sendable {
     /// balancer now owns; returns its port. A duplicate is kept for ``listeningSocketForHandover``.
     @discardableResult
     public func start(listeningSocket socket: Int32) async throws -> Int {
+        ending.store(false, ordering: .relaxed)
         let pool = self.pool
         let metrics = self.metrics
         let draining = self.draining
@@ -156,12 +159,18 @@ public final class LoadBalancer: Sendable {
     /// Stops or resumes accepting on the listening socket without closing it. A front that hands the
     /// socket over stops before its successor starts, so the two never accept at once (each connection
     /// would wake both, and one of them would find nothing to accept); connections wait in the kernel's
-    /// queue meanwhile. It resumes if the successor never takes over.
+    /// queue meanwhile. It resumes if the successor never takes over, unless ``stop(timeout:)`` or
+    /// ``retire(timeout:)`` has begun since the last start: a resume then is not applied.
     public func setAccepting(_ accepting: Bool) async {
         guard let channel = server.withLockedValue({ $0?.channel }) else { return }
-        // `.get()`: without it the call resolves to the overload that returns a future, and `await` waited for
-        // nothing, so a paused front said so before it had stopped accepting.
-        try? await channel.setOption(.autoRead, value: accepting).get()
+        // On the listening channel's loop, after any pause asked for before it: a resume that comes once
+        // stopping or retiring has begun (a successor gone while this front stops) is not applied, whichever
+        // thread asked first. `.get()`: without it `await` resolved to nothing to wait for, and a paused front
+        // said so before it had stopped accepting.
+        try? await channel.eventLoop.flatSubmit { [self] in
+            if accepting, ending.load(ordering: .relaxed) { return channel.eventLoop.makeSucceededVoidFuture() }
+            return channel.setOption(.autoRead, value: accepting)
+        }.get()
     }
 
     /// Closes this front's side of the listening socket (a front that took it over keeps accepting on it).
@@ -176,6 +185,7 @@ public final class LoadBalancer: Sendable {
 
     /// Stops accepting, lets requests in flight finish (up to `timeout`), then closes every connection.
     public func stop(timeout: Duration = .seconds(10)) async {
+        ending.store(true, ordering: .relaxed)
         await setAccepting(false)
         pool.setActive([])
         let deadline = ContinuousClock.now + timeout
@@ -196,6 +206,7 @@ public final class LoadBalancer: Sendable {
     /// it, and closes it unserved, its request unread (the kernel resets it), if the listening channel
     /// has closed meanwhile. A connection accepted just before accepting stopped is served instead.
     public func retire(timeout: Duration) async {
+        ending.store(true, ordering: .relaxed)
         await setAccepting(false)
         draining.begin()
         let deadline = ContinuousClock.now + timeout

@@ -128,6 +128,9 @@ private final class RawClient {
         return String(decoding: received, as: UTF8.self)
     }
 
+    /// Ends the connection (the descriptor stays open until the client goes).
+    func hangUp() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
     deinit { close(fd) }
 }
 
@@ -225,6 +228,44 @@ struct LoadBalancerTests {
         #expect(answer.hasPrefix("HTTP/1.1 200"), "the connection that waited was not served once accepting resumed: \(answer)")
         await balancer.stop(timeout: .seconds(1))
         try await group.shutdownGracefully()
+    }
+
+    @Test("a resume asked for once stopping has begun is not applied: a connection made then is not accepted")
+    func resumeDuringStopIsIgnored() async throws {
+        // An instance that never answers keeps a request in flight, so stop waits for it with accepting paused.
+        let (fd, backendPort) = boundLoopbackSocket()
+        defer { close(fd) }
+        listen(fd, 8)
+        let pool = BackendPool()
+        pool.setActive([Backend(id: "hung", host: "127.0.0.1", port: backendPort)])
+        let balancer = LoadBalancer(pool: pool)
+        let port = try await balancer.start(host: "127.0.0.1", port: 0)
+        let inFlight = try #require(RawClient(port: port))
+        inFlight.send("GET /held HTTP/1.1\r\nHost: a\r\n\r\n")
+        var waits = 0
+        while pool.totalInFlight == 0, waits < 1000 {
+            try await Task.sleep(for: .milliseconds(10))
+            waits += 1
+        }
+        try #require(pool.totalInFlight == 1, "the held request never reached the pool")
+        // A long timeout, so that the held connection is still open at the checks however slow the machine;
+        // the held client goes at the end, which ends its request and the stop.
+        let stopping = Task { await balancer.stop(timeout: .seconds(60)) }
+        // stop empties the pool after its pause has taken effect.
+        waits = 0
+        while !pool.active.isEmpty, waits < 1000 {
+            try await Task.sleep(for: .milliseconds(10))
+            waits += 1
+        }
+        try #require(pool.active.isEmpty, "stop did not begin")
+        await balancer.setAccepting(true)
+        let late = try #require(RawClient(port: port))
+        late.send("GET /late HTTP/1.1\r\nHost: a\r\n\r\n")
+        let answer = late.receive(timeoutMilliseconds: 500)
+        #expect(answer.isEmpty, "a front that was stopping accepted a connection and answered it: \(answer)")
+        #expect(balancer.openConnections == 1, "a front that was stopping accepted a connection")
+        inFlight.hangUp()
+        await stopping.value
     }
 
     @Test("forwards method, path and body; appends X-Forwarded-For; hop-by-hop headers stop at the proxy both ways")
