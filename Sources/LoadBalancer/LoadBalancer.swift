@@ -118,6 +118,8 @@ public final class LoadBalancer: Sendable {
                         try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections) { self.track($0) })
                     }
                 }
+                // One connection per wake-up, so that each passes through ConnectionLimitHandler's count.
+                .serverChannelOption(.maxMessagesPerRead, value: 1)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
@@ -167,9 +169,9 @@ public final class LoadBalancer: Sendable {
         // stopping or retiring has begun (a successor gone while this front stops) is not applied, whichever
         // thread asked first. `.get()`: without it `await` resolved to nothing to wait for, and a paused front
         // said so before it had stopped accepting.
-        try? await channel.eventLoop.flatSubmit { [self] in
-            if accepting, ending.load(ordering: .relaxed) { return channel.eventLoop.makeSucceededVoidFuture() }
-            return channel.setOption(.autoRead, value: accepting)
+        try? await channel.eventLoop.submit { [self] in
+            if accepting, ending.load(ordering: .relaxed) { return }
+            try channel.pipeline.syncOperations.handler(type: ConnectionLimitHandler.self).setAccepting(accepting)
         }.get()
     }
 
@@ -232,47 +234,59 @@ final class DrainSignal: Sendable {
     func begin() { flag.store(true, ordering: .relaxed) }
 }
 
-/// On the listening channel: stops accepting while `limit` connections are open, and accepts again when
-/// one closes, so a flood of connections waits in the kernel's queue instead of exhausting descriptors.
-final class ConnectionLimitHandler: ChannelDuplexHandler {
+/// On the listening channel: accepts while fewer than `limit` connections are open and the front has not
+/// paused accepting (a handover, a stop), so a flood of connections waits in the kernel's queue instead of
+/// exhausting descriptors, and a resume at the limit waits for a connection to close.
+///
+/// Accepting is switched with autoRead alone, and the listening channel accepts one connection per wake-up
+/// (`maxMessagesPerRead` 1): NIO accepts up to that many in a row whatever a handler says, and turning
+/// autoRead on reads at once without asking the pipeline, so a limit kept by holding back `read` was passed
+/// by up to four connections.
+final class ConnectionLimitHandler: ChannelInboundHandler {
     typealias InboundIn = Channel
     typealias InboundOut = Channel
-    typealias OutboundIn = Never
 
     let limit: Int
     /// Hears of each connection as it is accepted.
     let accepted: (Channel) -> Void
     private var open = 0
-    private var waiting = false
+    private var paused = false
+    private var context: ChannelHandlerContext?
 
     init(limit: Int, accepted: @escaping (Channel) -> Void) {
         self.limit = limit
         self.accepted = accepted
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let child = unwrapInboundIn(data)
         accepted(child)
         open += 1
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        updateAccepting()
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         child.closeFuture.hop(to: context.eventLoop).whenComplete { _ in
-            let (handler, context) = bound.value
-            handler.open -= 1
-            if handler.waiting, handler.open < handler.limit {
-                handler.waiting = false
-                // Not while accepting is paused (a handover): the successor accepts, and reading resumes
-                // with autoRead if this front accepts again.
-                if (try? context.channel.syncOptions?.getOption(.autoRead)) != false { context.read() }
-            }
+            handler.value.open -= 1
+            handler.value.updateAccepting()
         }
         context.fireChannelRead(data)
     }
 
-    func read(context: ChannelHandlerContext) {
-        guard open < limit else {
-            waiting = true
-            return
-        }
-        context.read()
+    /// Pauses or resumes accepting for the front; a resume at the limit takes effect once a connection closes.
+    func setAccepting(_ accepting: Bool) {
+        paused = !accepting
+        updateAccepting()
+    }
+
+    private func updateAccepting() {
+        // NIO does nothing when the value does not change, and fails (ignored) once the channel has closed.
+        try? context?.channel.syncOptions?.setOption(.autoRead, value: !paused && open < limit)
     }
 }

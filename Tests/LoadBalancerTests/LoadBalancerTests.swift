@@ -134,6 +134,24 @@ private final class RawClient {
     deinit { close(fd) }
 }
 
+/// Reads each client's answer (each sent a request) and hangs up once it has one, which frees its slot at the
+/// front, until all are answered or about 30 s pass; returns how many were answered and the most connections
+/// the front held open at any check.
+private func answerInTurn(_ clients: [RawClient], balancer: LoadBalancer) async throws -> (answered: Int, mostOpen: Int) {
+    var waiting = Array(clients.indices)
+    var mostOpen = 0
+    for _ in 0..<300 where !waiting.isEmpty {
+        mostOpen = max(mostOpen, balancer.openConnections)
+        waiting.removeAll { index in
+            guard clients[index].receive(timeoutMilliseconds: 20).hasPrefix("HTTP/1.1 200") else { return false }
+            clients[index].hangUp()
+            return true
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return (clients.count - waiting.count, mostOpen)
+}
+
 /// A port on 127.0.0.1 where nothing listens (connections are refused).
 private func closedPort() -> Int {
     let (socket, port) = boundLoopbackSocket()
@@ -266,6 +284,65 @@ struct LoadBalancerTests {
         #expect(balancer.openConnections == 1, "a front that was stopping accepted a connection")
         inFlight.hangUp()
         await stopping.value
+    }
+
+    @Test("connections past maxConnections that arrive together wait in the kernel's queue (NIO accepts several per wake-up, whatever a handler says), and each is served once one closes")
+    func limitHoldsUnderBurst() async throws {
+        let backend = try EchoBackend("a")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool = BackendPool()
+        pool.setActive([backend.backend])
+        let balancer = LoadBalancer(pool: pool, maxConnections: 2, group: group)
+        let port = try await balancer.start(host: "127.0.0.1", port: 0)
+        // The loop is held up while the connections arrive, so one wake-up finds them all in the queue.
+        group.next().execute { usleep(300_000) }
+        var clients: [RawClient] = []
+        for index in 0..<6 {
+            let client = try #require(RawClient(port: port))
+            client.send("GET /\(index) HTTP/1.1\r\nHost: a\r\n\r\n")
+            clients.append(client)
+        }
+        let (answered, mostOpen) = try await answerInTurn(clients, balancer: balancer)
+        #expect(mostOpen <= 2, "the front held \(mostOpen) connections open with a limit of 2")
+        #expect(answered == 6, "\(6 - answered) connections that waited for a slot were never served")
+        await balancer.stop(timeout: .seconds(1))
+        try await group.shutdownGracefully()
+    }
+
+    @Test("a front that resumes accepting while at maxConnections takes no connection until one closes (NIO resumes reading without asking the pipeline)")
+    func resumeAtLimit() async throws {
+        let backend = try EchoBackend("a")
+        let pool = BackendPool()
+        pool.setActive([backend.backend])
+        let balancer = LoadBalancer(pool: pool, maxConnections: 2)
+        let port = try await balancer.start(host: "127.0.0.1", port: 0)
+        var held: [RawClient] = []
+        for index in 0..<2 {
+            let client = try #require(RawClient(port: port))
+            client.send("GET /held\(index) HTTP/1.1\r\nHost: a\r\n\r\n")
+            let answer = client.receive(timeoutMilliseconds: 10_000)
+            try #require(answer.hasPrefix("HTTP/1.1 200"), "a connection within the limit was not served: \(answer)")
+            held.append(client)
+        }
+        await balancer.setAccepting(false)
+        var queued: [RawClient] = []
+        for index in 0..<3 {
+            let client = try #require(RawClient(port: port))
+            client.send("GET /queued\(index) HTTP/1.1\r\nHost: a\r\n\r\n")
+            queued.append(client)
+        }
+        await balancer.setAccepting(true)
+        var mostOpen = 0
+        for _ in 0..<25 {
+            mostOpen = max(mostOpen, balancer.openConnections)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(mostOpen == 2, "a front resumed at its limit of 2 held \(mostOpen) connections open")
+        for client in held { client.hangUp() }
+        let (answered, mostAfter) = try await answerInTurn(queued, balancer: balancer)
+        #expect(answered == 3, "\(3 - answered) queued connections were never served")
+        #expect(mostAfter <= 2, "the front held \(mostAfter) connections open with a limit of 2")
+        await balancer.stop(timeout: .seconds(1))
     }
 
     @Test("forwards method, path and body; appends X-Forwarded-For; hop-by-hop headers stop at the proxy both ways")
