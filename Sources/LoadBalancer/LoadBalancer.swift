@@ -118,8 +118,6 @@ public final class LoadBalancer: Sendable {
                         try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections) { self.track($0) })
                     }
                 }
-                // One connection per wake-up, so that each passes through ConnectionLimitHandler's count.
-                .serverChannelOption(.maxMessagesPerRead, value: 1)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
@@ -238,10 +236,10 @@ final class DrainSignal: Sendable {
 /// paused accepting (a handover, a stop), so a flood of connections waits in the kernel's queue instead of
 /// exhausting descriptors, and a resume at the limit waits for a connection to close.
 ///
-/// Accepting is switched with autoRead alone, and the listening channel accepts one connection per wake-up
-/// (`maxMessagesPerRead` 1): NIO accepts up to that many in a row whatever a handler says, and turning
-/// autoRead on reads at once without asking the pipeline, so a limit kept by holding back `read` was passed
-/// by up to four connections.
+/// Accepting is switched with autoRead alone, and the listening channel accepts no more connections per
+/// wake-up than there is room for (`maxMessagesPerRead`, up to 16): NIO accepts that many in a row whatever
+/// a handler says, and turning autoRead on reads at once without asking the pipeline, so a limit kept by
+/// holding back `read` was passed by up to four connections.
 final class ConnectionLimitHandler: ChannelInboundHandler {
     typealias InboundIn = Channel
     typealias InboundOut = Channel
@@ -251,6 +249,8 @@ final class ConnectionLimitHandler: ChannelInboundHandler {
     let accepted: (Channel) -> Void
     private var open = 0
     private var paused = false
+    /// The listening channel's `maxMessagesPerRead` as last set.
+    private var acceptsPerWakeUp: UInt = 0
     private var context: ChannelHandlerContext?
 
     init(limit: Int, accepted: @escaping (Channel) -> Void) {
@@ -260,6 +260,7 @@ final class ConnectionLimitHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        updateAccepting()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -286,7 +287,14 @@ final class ConnectionLimitHandler: ChannelInboundHandler {
     }
 
     private func updateAccepting() {
+        guard let options = context?.channel.syncOptions else { return }
+        // NIO reads this when a wake-up's accepting begins, so those accepts never pass the limit.
+        let room = UInt(max(1, min(16, limit - open)))
+        if room != acceptsPerWakeUp {
+            acceptsPerWakeUp = room
+            try? options.setOption(.maxMessagesPerRead, value: room)
+        }
         // NIO does nothing when the value does not change, and fails (ignored) once the channel has closed.
-        try? context?.channel.syncOptions?.setOption(.autoRead, value: !paused && open < limit)
+        try? options.setOption(.autoRead, value: !paused && open < limit)
     }
 }
