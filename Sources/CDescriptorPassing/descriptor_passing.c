@@ -87,3 +87,12 @@ int imgdeploy_spawn_clean(const char *path, char *const argv[], char *const envp
     posix_spawn_file_actions_destroy(&actions);
     return failure;
 }
+
+pid_t imgdeploy_peer_process(int socket) {
+    struct ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(socket, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0 || length != sizeof(credentials)) {
+        return 0;
+    }
+    return credentials.pid;
+}

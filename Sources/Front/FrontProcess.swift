@@ -114,12 +114,10 @@ public enum FrontProcess {
 
         let (endings, ending) = AsyncStream<Ending>.makeStream()
         let listener = try UnixListener(publishingAt: options.controlPath)
-        let control = ControlLoop(listener: listener, balancer: balancer, port: port, executable: executableIdentity(), ending: ending,
-                                  activeVersion: activeVersion, predecessors: predecessors, registry: registry)
-        listener.path.publish()
-        let published = inode(options.controlPath)
-        control.controlPath = options.controlPath
-        control.publishedInode = published
+        let control = ControlLoop(listener: listener, controlPath: options.controlPath, balancer: balancer, port: port,
+                                  executable: executableIdentity(), ending: ending, activeVersion: activeVersion,
+                                  predecessors: predecessors, registry: registry, log: log)
+        control.publish()
         if let predecessor {
             // The socket is served here now; the old front may finish and go.
             try? predecessor.send(FrontRequest(.retire))
@@ -144,7 +142,7 @@ public enum FrontProcess {
             log("stopping")
             await balancer.stop(timeout: options.drainTimeout)
             // Unless a successor has replaced it meanwhile, the control socket goes with this front.
-            if published != nil, inode(options.controlPath) == published { unlink(options.controlPath) }
+            if let published = control.publishedInode, inode(options.controlPath) == published { unlink(options.controlPath) }
         }
         let counts = balancer.metrics.snapshot
         log("done; \(counts.requests) requests, \(counts.failed) failed, \(counts.retried) retried")
@@ -172,7 +170,11 @@ public enum FrontProcess {
 /// The control socket's accept loop, on a thread of its own, and each connection on another (requests are
 /// small and answered at once; only the owner can connect).
 final class ControlLoop: @unchecked Sendable {
-    let listener: UnixListener
+    /// The control socket being accepted on: the one this front published, or the one it published again
+    /// when a successor that had replaced it died before taking over; with the inode it had when published.
+    private let listening: NIOLockedValueBox<(listener: UnixListener, inode: UInt?, stopped: Bool)>
+    let controlPath: String
+    let log: @Sendable (String) -> Void
     let balancer: LoadBalancer
     let port: Int
     let executable: String
@@ -191,25 +193,38 @@ final class ControlLoop: @unchecked Sendable {
     /// The fronts this one replaced that may still run (see ``FrontState/predecessors``).
     private let predecessors: [RetiringFront]
     private let registry: PrometheusCollectorRegistry
-    private var thread: Thread?
-    /// The control socket's path, and the inode it had when this front published it.
-    var controlPath = ""
-    var publishedInode: UInt?
 
-    init(listener: UnixListener, balancer: LoadBalancer, port: Int, executable: String,
+    init(listener: UnixListener, controlPath: String, balancer: LoadBalancer, port: Int, executable: String,
          ending: AsyncStream<FrontProcess.Ending>.Continuation, activeVersion: UInt64, predecessors: [RetiringFront] = [],
-         registry: PrometheusCollectorRegistry) {
+         registry: PrometheusCollectorRegistry, log: @escaping @Sendable (String) -> Void) {
         self.registry = registry
         self.activeVersion = NIOLockedValueBox(activeVersion)
         self.predecessors = predecessors
-        self.listener = listener
+        self.listening = NIOLockedValueBox((listener, nil, false))
+        self.controlPath = controlPath
+        self.log = log
         self.balancer = balancer
         self.port = port
         self.executable = executable
         self.ending = ending
     }
 
+    /// The inode the control socket had when this front (last) published it.
+    var publishedInode: UInt? { listening.withLockedValue { $0.inode } }
+
+    /// Moves the control socket to its path, where the daemon and successors find it.
+    func publish() {
+        listening.withLockedValue { state in
+            state.listener.path.publish()
+            state.inode = FrontProcess.inode(controlPath)
+        }
+    }
+
     func start() {
+        startAccepting(listening.withLockedValue { $0.listener })
+    }
+
+    private func startAccepting(_ listener: UnixListener) {
         let thread = Thread { [self] in
             while true {
                 while serving.load(ordering: .relaxed) >= Self.connectionLimit { usleep(10_000) }
@@ -225,12 +240,51 @@ final class ControlLoop: @unchecked Sendable {
             close(listener.fd)
         }
         thread.name = "front-control"
-        self.thread = thread
         thread.start()
     }
 
     func stop() {
+        let listener = listening.withLockedValue { state in
+            state.stopped = true
+            return state.listener
+        }
         listener.shutdown()
+    }
+
+    /// Publishes a new control socket in place of one a successor published and left dead, and accepts on it.
+    private func publishAgain() {
+        let fresh: UnixListener
+        do {
+            fresh = try UnixListener(publishingAt: controlPath)
+        } catch {
+            log("cannot publish the control socket again (the daemon will start a new front): \(error)")
+            return
+        }
+        let replaced = listening.withLockedValue { state -> UnixListener? in
+            guard !state.stopped else { return nil }
+            fresh.path.publish()
+            defer { (state.listener, state.inode) = (fresh, FrontProcess.inode(controlPath)) }
+            return state.listener
+        }
+        startAccepting(fresh)
+        if let replaced {
+            replaced.shutdown()
+        } else {
+            // Stopped meanwhile: it was never published.
+            fresh.shutdown()
+            try? FileManager.default.removeItem(atPath: fresh.path.folder)
+        }
+    }
+
+    /// Whether `process` has ended (or is a zombie) within `time`: a process that closed its end of a
+    /// connection by dying may take a moment more to finish exiting.
+    private static func ends(_ process: (pid: Int32, started: UInt64), within time: Duration) -> Bool {
+        let deadline = ContinuousClock.now + time
+        while ProcessStart.of(process.pid) == process.started {
+            if ContinuousClock.now >= deadline { return false }
+            usleep(20_000)
+        }
+        return true
     }
 
     /// Stops or resumes accepting, waiting until it is done (this thread is the control connection's own).
@@ -257,6 +311,8 @@ final class ControlLoop: @unchecked Sendable {
     private func serve(_ connection: UnixConnection) {
         var handedOver = false
         var paused = false
+        /// The process taking over (pid and start time), once it has the socket.
+        var successor: (pid: Int32, started: UInt64)?
         while true {
             let request: FrontRequest
             do {
@@ -267,10 +323,18 @@ final class ControlLoop: @unchecked Sendable {
                 // Said why, unless the client has simply gone.
                 try? connection.send(FrontReply(ok: false, error: error.description))
                 // A successor that took the socket and then went without a word: if its control socket
-                // replaced this one, it serves now and this front retires; if not, this one goes on.
+                // replaced this one and it runs, it serves now and this front retires; if it died (it would
+                // have said `retire`), nobody serves but this front, which takes the control socket back.
                 if handedOver, FrontProcess.inode(controlPath) != publishedInode {
-                    retiring.store(true, ordering: .relaxed)
-                    ending.yield(.retire)
+                    if let successor, Self.ends(successor, within: .seconds(2)) {
+                        log("the front taking over (pid \(successor.pid)) died before it did; serving again")
+                        if paused { setAccepting(true) }
+                        publishAgain()
+                        handoverUnderWay.store(false, ordering: .relaxed)
+                    } else {
+                        retiring.store(true, ordering: .relaxed)
+                        ending.yield(.retire)
+                    }
                 } else {
                     if paused {
                         // The successor went before it served: this front accepts again.
@@ -311,6 +375,7 @@ final class ControlLoop: @unchecked Sendable {
                     try? connection.send(FrontReply(ok: false, error: "another front is taking over from this one"))
                     continue
                 }
+                successor = connection.peerProcess.flatMap { pid in ProcessStart.of(pid).map { (pid, $0) } }
                 try? connection.send(FrontReply(ok: true, state: state), descriptor: socket)
                 connection.waitWithoutTimeout()
                 handedOver = true

@@ -36,6 +36,12 @@ final class UnixConnection: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// The pid of the process at the other end, as it was when it connected; nil if the kernel does not say.
+    var peerProcess: Int32? {
+        let pid = imgdeploy_peer_process(fd)
+        return pid > 0 ? pid : nil
+    }
+
     /// Waits for the next message as long as it takes (the successor's `retire` after a handover).
     func waitWithoutTimeout() {
         var none = timeval(tv_sec: 0, tv_usec: 0)

@@ -1,5 +1,6 @@
 // Descriptors between processes: sending and receiving one over a Unix socket (SCM_RIGHTS), whose
-// control-message macros Swift cannot call, and closing those a process should not have inherited.
+// control-message macros Swift cannot call, and closing those a process should not have inherited; and
+// which process is at the other end of such a socket.
 #ifndef IMGDEPLOY_DESCRIPTOR_PASSING_H
 #define IMGDEPLOY_DESCRIPTOR_PASSING_H
 
@@ -18,5 +19,9 @@ ssize_t imgdeploy_receive_with_descriptor(int socket, void *buffer, size_t capac
 /// output and error go to `output`, with no other descriptor of this process (however it was opened),
 /// no blocked signals and default signal handling. Returns 0 and the child's pid, or an errno value.
 int imgdeploy_spawn_clean(const char *path, char *const argv[], char *const envp[], int input, int output, pid_t *pid);
+
+/// The pid of the process at the other end of the Unix stream socket `socket`, as the kernel recorded it
+/// when the connection was made (SO_PEERCRED, whose struct Swift cannot see); 0 if it cannot be read.
+pid_t imgdeploy_peer_process(int socket);
 
 #endif
