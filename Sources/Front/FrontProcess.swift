@@ -251,14 +251,15 @@ final class ControlLoop: @unchecked Sendable {
         listener.shutdown()
     }
 
-    /// Publishes a new control socket in place of one a successor published and left dead, and accepts on it.
-    private func publishAgain() {
+    /// Publishes a new control socket in place of one a successor published and left dead, and accepts on
+    /// it; false if it cannot be made (this front then retires rather than serve where nothing can reach it).
+    private func publishAgain() -> Bool {
         let fresh: UnixListener
         do {
             fresh = try UnixListener(publishingAt: controlPath)
         } catch {
-            log("cannot publish the control socket again (the daemon will start a new front): \(error)")
-            return
+            log("cannot publish the control socket again, so this front retires: \(error)")
+            return false
         }
         let replaced = listening.withLockedValue { state -> UnixListener? in
             guard !state.stopped else { return nil }
@@ -274,6 +275,7 @@ final class ControlLoop: @unchecked Sendable {
             fresh.shutdown()
             try? FileManager.default.removeItem(atPath: fresh.path.folder)
         }
+        return true
     }
 
     /// Whether `process` has ended (or is a zombie) within `time`: a process that closed its end of a
@@ -326,11 +328,11 @@ final class ControlLoop: @unchecked Sendable {
                 // replaced this one and it runs, it serves now and this front retires; if it died (it would
                 // have said `retire`), nobody serves but this front, which takes the control socket back.
                 if handedOver, FrontProcess.inode(controlPath) != publishedInode {
-                    if let successor, Self.ends(successor, within: .seconds(2)) {
+                    // (Nobody can ask for a handover before the control socket is published again.)
+                    if let successor, Self.ends(successor, within: .seconds(2)), publishAgain() {
                         log("the front taking over (pid \(successor.pid)) died before it did; serving again")
-                        if paused { setAccepting(true) }
-                        publishAgain()
                         handoverUnderWay.store(false, ordering: .relaxed)
+                        if paused { setAccepting(true) }
                     } else {
                         retiring.store(true, ordering: .relaxed)
                         ending.yield(.retire)

@@ -64,7 +64,7 @@ struct ControlSocketTests {
 
 @Suite("imgdeploy front control socket against hostile clients")
 struct FrontControlTests {
-    @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused; a late pool change is not applied over a later one; silent connections are served a bounded number at a time; a paused front accepts nothing until its successor goes, and takes its control socket back from one that died before taking over")
+    @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused; a late pool change is not applied over a later one; silent connections are served a bounded number at a time; a paused front accepts nothing until its successor goes, takes its control socket back from one that died before taking over, and retires for one that published and runs")
     func silentAndOversizedClients() throws {
         let result = try run("/usr/bin/python3", [repositoryRoot + "/fixtures/hostile/front_control.py", imgdeployBinary, makeTemporaryDirectory("front")])
         let object = try #require((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any],
@@ -83,9 +83,12 @@ struct FrontControlTests {
                 "a front that handed its socket over and paused accepts nothing; its successor does: \(object)")
         #expect(object["answered_after"] as? Bool == true, "a successor that went without taking over leaves the front accepting again: \(object)")
         #expect(object["second_handover"] as? Bool == false, "a second successor was handed the socket while the first was taking over: \(object)")
-        #expect(object["answered_while_successor_published"] as? Bool == false && object["queued_answered_after_successor_died"] as? Bool == true
-                    && object["control_back"] as? Bool == true,
+        #expect(object["dead_successor_published"] as? Bool == true && object["answered_while_successor_published"] as? Bool == false
+                    && object["queued_answered_after_successor_died"] as? Bool == true && object["control_back"] as? Bool == true,
                 "a successor that published its control socket and died before taking over leaves the front serving, its control socket back: \(object)")
-        #expect(object["exit"] as? Int == 0, "stop ends it cleanly: \(object)")
+        #expect(object["leftover_folders"] as? [String] == [], "the control socket published again left its private folder: \(object)")
+        #expect(object["live_handover_ok"] as? Bool == true && object["retired_for_live_successor"] as? Bool == true,
+                "a successor that published and hung up while it runs is taken to serve: the front retires: \(object)")
+        #expect(object["exit"] as? Int == 0, "the front ends cleanly: \(object)")
     }
 }
