@@ -199,7 +199,7 @@ let package = Package(
         .testTarget(name: "DebianArchiveTests", dependencies: ["DebianArchive", "PackageLock"]),
         .testTarget(name: "ImagefileTests", dependencies: ["Imagefile", "OCI"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "OCI", "SemVer"]),
-        .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer", .product(name: "NIOPosix", package: "swift-nio"),
+        .testTarget(name: "LoadBalancerTests", dependencies: ["LoadBalancer", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                                                            .product(name: "Prometheus", package: "swift-prometheus")]),
         .testTarget(name: "HTTPFramingTests", dependencies: ["HTTPFraming"]),
         .testTarget(name: "HostPortTests", dependencies: ["HostPort"]),
