@@ -2,11 +2,13 @@ import CommandLineTesting
 import Foundation
 import Testing
 
-/// `imgdeploy apply SPEC` (of `image`) run while the test watches `status`: its result, and when each
-/// transition of the rollout was first seen (the record's own times are whole seconds; the watch sees each
-/// within a tenth of one). `during` is called with each transition as it appears.
+/// `imgdeploy apply SPEC` (of `image`) run while the test watches `status`: its result, and for each
+/// transition of the rollout when it was first seen and when the record says it happened (`recorded`, in
+/// whole seconds: the transition happened in the second that begins there, and before it was seen, which
+/// can be a second or more later when the machine is busy). `during` is called with each transition as it
+/// appears.
 func applyWatching(_ daemon: DeployDaemon, _ spec: String, image: String, during: (String) throws -> Void = { _ in }) throws
-    -> (result: ProcessResult, seen: [(time: Double, text: String)]) {
+    -> (result: ProcessResult, seen: [(time: Double, text: String, recorded: Double)]) {
     let folder = makeTemporaryDirectory("apply")
     let process = Process()
     process.executableURL = URL(fileURLWithPath: daemon.binary)
@@ -17,7 +19,7 @@ func applyWatching(_ daemon: DeployDaemon, _ spec: String, image: String, during
     process.standardError = FileHandle(forWritingAtPath: folder + "/err")
     let started = Date().timeIntervalSince1970
     try process.run()
-    var seen: [(time: Double, text: String)] = []
+    var seen: [(time: Double, text: String, recorded: Double)] = []
     var known = -1
     while process.isRunning {
         let status = try daemon.status("hello")
@@ -30,7 +32,8 @@ func applyWatching(_ daemon: DeployDaemon, _ spec: String, image: String, during
             if known < 0 { known = 0 }
             for transition in transitions.dropFirst(known) {
                 let text = "\(transition["state"] as? String ?? ""): \(transition["note"] as? String ?? "")"
-                seen.append((Date().timeIntervalSince1970, text))
+                let recorded = (transition["at"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) }?.timeIntervalSince1970
+                seen.append((Date().timeIntervalSince1970, text, recorded ?? 0))
                 try during(text)
             }
             known = max(known, transitions.count)
@@ -100,15 +103,18 @@ extension DeployTests {
             guard entry.count == 3, let time = entry[0] as? Double, let version = entry[1] as? String else { return nil }
             return (time, version)
         }
-        let starts = ["step 1 of", "step 2 of", "all traffic to"].map { marker in seen.first { $0.text.contains(marker) }?.time }
+        let starts = ["step 1 of", "step 2 of", "all traffic to"].map { marker in seen.first { $0.text.contains(marker) } }
         #expect(starts.allSatisfy { $0 != nil }, "the steps and the switch were seen: \(seen.map(\.text))")
         if starts.allSatisfy({ $0 != nil }) {
             for (index, percent) in [10, 50].enumerated() {
-                // A margin at each end: the watch sees a step late (by its poll, and `status` answering), so
-                // the next step may have begun up to a second before it was seen.
-                let window = timeline.filter { $0.time > starts[index]! + 0.5 && $0.time < starts[index + 1]! - 1.0 }
+                // Only answers from inside the step: after the latest its start can have been (the end of
+                // its recorded second, or when it was seen if sooner) and the front's share was set (a
+                // moment after it is recorded), and before the earliest the next step can have begun.
+                let (start, next) = (starts[index]!, starts[index + 1]!)
+                let from = min(start.recorded + 1, start.time) + 0.3
+                let window = timeline.filter { $0.time > from && $0.time < next.recorded }
                 let share = Double(window.filter { $0.version == "2.0.0" }.count) / Double(max(1, window.count)) * 100
-                #expect(window.count >= 50 && abs(share - Double(percent)) <= 5, "step \(index + 1): \(share)% of \(window.count) answers from 2.0.0, for \(percent)%")
+                #expect(window.count >= 50 && abs(share - Double(percent)) <= 5, "step \(index + 1): \(share)% of \(window.count) answers from 2.0.0, for \(percent)% (from \(from) to \(next.recorded); steps seen at \(starts.map { $0!.time }), recorded at \(starts.map { $0!.recorded })")
             }
         }
 
