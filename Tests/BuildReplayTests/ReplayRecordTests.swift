@@ -5,8 +5,9 @@ import Layers
 import OCI
 import PackageLock
 import Testing
+import TestScheduling
 
-@Suite("Replay records")
+@Suite("Replay records", .mayBlock)
 struct ReplayRecordTests {
     static func sample() -> ReplayRecord {
         let stamp = FileStamp(device: 2049, inode: 77, mode: 0o100644, size: 120,

@@ -1,8 +1,9 @@
 import Foundation
 import DebianArchive
 import Testing
+import TestScheduling
 
-@Suite("Debian versions")
+@Suite("Debian versions", .mayBlock)
 struct DebianVersionTests {
     static let versions = ["1.0", "1.0-1", "1.0-2", "1.0-10", "1:0.9", "0:1.0", "2:0", "1.0~rc1", "1.0~~", "1.0~", "1.0a", "1.0+b1", "1.00", "1.0.1",
                            "2", "10", "9", "1.0-1ubuntu1", "1.0-1~bpo1", "1.35.0-4+deb12u1+b1", "1:1.35.0-4+deb12u1+b1", "1.0-1.1", "1.a"]

@@ -1,8 +1,9 @@
 import Foundation
 import PackageLock
 import Testing
+import TestScheduling
 
-@Suite("Where a repository's url points")
+@Suite("Where a repository's url points", .mayBlock)
 struct RepositoryAddressTests {
     @Test("variables come from the environment; an unset one is named")
     func variables() throws {

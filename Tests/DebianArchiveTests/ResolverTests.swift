@@ -2,6 +2,7 @@ import DebianArchive
 import Foundation
 import PackageLock
 import Testing
+import TestScheduling
 
 /// A `Packages` paragraph for the resolver tests.
 private func stanza(_ name: String, _ version: String, arch: String = "amd64", _ fields: [String] = []) -> String {
@@ -21,7 +22,7 @@ private func names(_ resolved: [Resolver.Resolved]) -> [String] {
 
 private func request(_ text: String) throws -> Resolver.Request { .package(try Relation.parse(text)) }
 
-@Suite("Debian relations, indexes and the resolver")
+@Suite("Debian relations, indexes and the resolver", .mayBlock)
 struct ResolverTests {
     @Test("relation fields parse as Debian Policy writes them; malformed ones are refused")
     func relations() throws {

@@ -4,10 +4,11 @@ import LoadBalancer
 import OCI
 import ReleaseSpec
 import Testing
+import TestScheduling
 
 /// Canary rollouts through the controller, on the stand-ins of `ServiceStandIns.swift`: the stand-in
 /// front reports, for each share of requests, the figures a test gives it, as a real front counts them.
-@Suite("Canary rollouts, on stand-ins")
+@Suite("Canary rollouts, on stand-ins", .mayBlock)
 struct CanaryControllerTests {
     /// Two images in the fixture's store, and a controller serving the first (blue-green): where each canary starts.
     func servingFirstImage(_ fixture: ServiceFixture) async throws -> (a: PinnedImage, b: PinnedImage, controller: ServiceController) {

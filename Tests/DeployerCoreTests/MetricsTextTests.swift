@@ -1,7 +1,8 @@
 @testable import DeployerCore
 import Testing
+import TestScheduling
 
-@Suite("Metrics of several fronts as one exposition")
+@Suite("Metrics of several fronts as one exposition", .mayBlock)
 struct MetricsTextTests {
     @Test("each family's TYPE line once, then every front's samples of it, families in the order first seen")
     func merge() {

@@ -4,12 +4,13 @@ import OCI
 import ReleaseSpec
 @testable import DeployerCore
 import Testing
+import TestScheduling
 
 /// The daemon's start against a user's `apply`: the re-adoption of a service is begun before the daemon
 /// answers anyone, and a rollout asked for meanwhile waits for it instead of running beside it. The
 /// front "executable" is a script that records each launch and never serves, so no root, instance or
 /// real front is needed.
-@Suite("Re-adoption and apply do not run together")
+@Suite("Re-adoption and apply do not run together", .mayBlock)
 struct ReadoptionGateTests {
     @Test("a rollout asked for as the daemon starts begins only once the re-adoption has ended")
     func applyWaitsForReadoption() async throws {

@@ -3,8 +3,9 @@ import OCI
 import ReleaseSpec
 @testable import DeployerCore
 import Testing
+import TestScheduling
 
-@Suite("What a daemon that started again keeps")
+@Suite("What a daemon that started again keeps", .mayBlock)
 struct ReadoptionPlanTests {
     let serving = PinnedImage(name: try! RepositoryName("hello"), digest: Digest.of(Data("serving".utf8)))
     let other = PinnedImage(name: try! RepositoryName("hello"), digest: Digest.of(Data("other".utf8)))

@@ -6,10 +6,11 @@ import UnpackedReleases
 import Runtime
 import Store
 import Testing
+import TestScheduling
 
 /// The rollback window and the collection of releases outside it, on a state folder made by hand: no
 /// root, no instance, no network.
-@Suite("Releases kept and removed")
+@Suite("Releases kept and removed", .mayBlock)
 struct ReleaseKeeperTests {
     let paths = DeployPaths(root: NSTemporaryDirectory() + "keeper-\(UUID().uuidString)")
     let name = try! RepositoryName("hello")

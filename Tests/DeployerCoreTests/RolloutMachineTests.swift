@@ -2,6 +2,7 @@ import Foundation
 import ReleaseSpec
 @testable import DeployerCore
 import Testing
+import TestScheduling
 
 /// A world the rollout machine's actions act on, in memory: instances start (or fail to, by start
 /// number), pass their health checks (or not, by id), take traffic and stop.
@@ -84,7 +85,7 @@ struct ScriptedWorld {
     }
 }
 
-@Suite("Rollout decisions, without root or instances")
+@Suite("Rollout decisions, without root or instances", .mayBlock)
 struct RolloutMachineTests {
     func machine(_ strategy: ReleaseSpec.Strategy, replicas: Int, old: [String], canRestore: Bool = true,
                  steps: [CanaryPolicy.Step] = [.percent(5), .percent(25), .percent(50), .percent(100)]) -> RolloutMachine {

@@ -3,11 +3,12 @@ import Foundation
 import OCI
 import ReleaseSpec
 import Testing
+import TestScheduling
 
 /// The controller itself, acting on stand-ins for the front, the runtime and the health probe (see
 /// `ServiceStandIns.swift`), with real releases fetched, verified and unpacked from a store, and time
 /// running 200 times faster: no root, no instance, no network.
-@Suite("A service's controller, on stand-ins")
+@Suite("A service's controller, on stand-ins", .mayBlock)
 struct ServiceControllerTests {
     @Test("blue-green: the new version takes all traffic once healthy, the old one retires, and the pool is never empty")
     func blueGreen() async throws {
@@ -113,7 +114,7 @@ struct ServiceControllerTests {
     }
 }
 
-@Suite("A service's controller against operations that meet a re-adoption")
+@Suite("A service's controller against operations that meet a re-adoption", .mayBlock)
 struct ReadoptionRaceTests {
     @Test("an apply that waited for a re-adoption, when the service is taken down meanwhile, is refused and leaves nothing running")
     func downWhileWaiting() async throws {

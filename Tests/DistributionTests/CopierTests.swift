@@ -2,8 +2,9 @@ import Distribution
 import Foundation
 import OCI
 import Testing
+import TestScheduling
 
-@Suite("Copier, between endpoints in memory")
+@Suite("Copier, between endpoints in memory", .mayBlock)
 struct CopierTests {
     /// Bytes that differ per seed, `count` long.
     func bytes(_ seed: UInt8, count: Int) -> Data { Data((0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }) }

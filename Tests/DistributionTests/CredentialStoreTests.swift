@@ -1,9 +1,10 @@
 import Foundation
 import Testing
 @testable import Distribution
+import TestScheduling
 
 /// Filing credentials where docker, podman and crane read them, against hostile and odd config files.
-@Suite("Credentials in config.json and helpers")
+@Suite("Credentials in config.json and helpers", .mayBlock)
 struct CredentialStoreTests {
     func folder() -> String {
         let path = NSTemporaryDirectory() + "credentials-\(UUID().uuidString.prefix(8))"

@@ -3,8 +3,9 @@ import Foundation
 import OCI
 import Store
 import Testing
+import TestScheduling
 
-@Suite("Endpoints are opened in one place and closed by whoever opened them")
+@Suite("Endpoints are opened in one place and closed by whoever opened them", .mayBlock)
 struct EndpointOpenerTests {
     struct Deliberate: Error {}
 

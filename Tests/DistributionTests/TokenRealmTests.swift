@@ -1,7 +1,8 @@
 import Testing
 @testable import Distribution
+import TestScheduling
 
-@Suite("Where credentials may go")
+@Suite("Where credentials may go", .mayBlock)
 struct TokenRealmTests {
     @Test("a password goes to a token service only over HTTPS or on this machine, --insecure or not")
     func realms() {

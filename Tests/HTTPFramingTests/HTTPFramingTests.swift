@@ -1,5 +1,6 @@
 import HTTPFraming
 import Testing
+import TestScheduling
 
 /// Parses `text` as a request head, as the front does.
 private func request(_ text: String) throws -> (RequestHead, [HeaderField], [UInt8])? {
@@ -47,7 +48,7 @@ private func readBody(_ framing: BodyFraming, _ body: String, step: Int) throws 
     return (consumed, String(decoding: payload, as: UTF8.self), reader.isComplete)
 }
 
-@Suite("HTTP/1.1 framing for the relay (RFC 9112)")
+@Suite("HTTP/1.1 framing for the relay (RFC 9112)", .mayBlock)
 struct HTTPFramingTests {
     @Test("a head is found however its bytes are split, and only once it is whole")
     func scanning() throws {

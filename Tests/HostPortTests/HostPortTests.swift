@@ -1,7 +1,8 @@
 import HostPort
 import Testing
+import TestScheduling
 
-@Suite("HOST:PORT")
+@Suite("HOST:PORT", .mayBlock)
 struct HostPortTests {
     @Test("hosts by name, IPv4 and bracketed IPv6 are read; brackets are written back for IPv6")
     func valid() throws {

@@ -3,9 +3,10 @@ import Foundation
 @testable import Imagefile
 import Store
 import Testing
+import TestScheduling
 
 /// Needs `.testTarget(name: "ImageChecksTests", dependencies: ["ImageChecks", "Imagefile", "Store"])` (uses @testable: fileResult is internal).
-@Test("file checks resolve inside the image root: a symlink never shows them a file of the host")
+@Test("file checks resolve inside the image root: a symlink never shows them a file of the host", .mayBlock)
 func fileChecksStayInside() throws {
     let folder = NSTemporaryDirectory() + "tester-\(UUID().uuidString.prefix(8))"
     let manager = FileManager.default

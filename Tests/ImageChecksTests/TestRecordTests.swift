@@ -4,10 +4,11 @@ import ImageChecks
 import OCI
 import Store
 import Testing
+import TestScheduling
 
 /// A multi-platform image's test record says which command tests were left for another platform, and a
 /// deployer of that platform does not take it for a pass.
-@Test("a record whose command tests were not run on a platform is no pass for that platform")
+@Test("a record whose command tests were not run on a platform is no pass for that platform", .mayBlock)
 func recordNotRunOnPlatform() throws {
     let store = try Store.open(at: NSTemporaryDirectory() + "record-\(UUID().uuidString.prefix(8))/store")
     let name = try RepositoryName("team/multi")

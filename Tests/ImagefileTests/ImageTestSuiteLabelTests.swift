@@ -1,8 +1,9 @@
 import Foundation
 import Imagefile
 import Testing
+import TestScheduling
 
-@Suite("The test suite's image label")
+@Suite("The test suite's image label", .mayBlock)
 struct ImageTestSuiteLabelTests {
     @Test("a suite read back from its label is the same suite, and the label is canonical JSON")
     func roundTrip() throws {

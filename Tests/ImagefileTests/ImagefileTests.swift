@@ -2,8 +2,9 @@ import Foundation
 import Imagefile
 import OCI
 import Testing
+import TestScheduling
 
-@Suite("Imagefile parsing")
+@Suite("Imagefile parsing", .mayBlock)
 struct ImagefileTests {
     static let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path + "/Imagefiles"

@@ -1,8 +1,9 @@
 import Foundation
 import Layers
 import Testing
+import TestScheduling
 
-@Suite("Archive size limits")
+@Suite("Archive size limits", .mayBlock)
 struct ArchiveLimitTests {
     @Test("refused: an archive whose files together claim more than the import limit, with the limit and what is left named")
     func importLimit() throws {

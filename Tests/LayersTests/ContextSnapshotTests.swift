@@ -2,13 +2,14 @@ import Foundation
 import Glob
 import Layers
 import Testing
+import TestScheduling
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The snapshot that lets a rebuild skip walking an unchanged context must see every change that could
 /// change the layer, however it was made; a change it misses is a stale image.
-@Suite("Context snapshot")
+@Suite("Context snapshot", .mayBlock)
 struct ContextSnapshotTests {
     /// A build context on disk: `app/` with files in two levels of folders, a symlink, a single file
     /// `config.txt`, and `app/cache/` excluded.

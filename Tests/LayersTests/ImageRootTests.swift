@@ -1,6 +1,7 @@
 import Foundation
 import Layers
 import Testing
+import TestScheduling
 
 /// A hostile image root on disk, next to a folder of the "host" that must never be read through it.
 ///
@@ -71,7 +72,7 @@ private struct HostileRoot {
     func watch() -> Watch { Watch([outside, outside + "/etc"]) }
 }
 
-@Suite("Reading inside an image root")
+@Suite("Reading inside an image root", .mayBlock)
 struct ImageRootTests {
     static let resolutions: [ImageRoot.Resolution] = [.automatic, .userSpace]
 

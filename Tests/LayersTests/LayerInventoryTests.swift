@@ -2,8 +2,9 @@ import Foundation
 import Layers
 import OCI
 import Testing
+import TestScheduling
 
-@Suite("The files an image's layers leave")
+@Suite("The files an image's layers leave", .mayBlock)
 struct LayerInventoryTests {
     func layer(_ build: (inout TarBytes) -> Void) throws -> (String, Digest) {
         var tar = TarBytes()

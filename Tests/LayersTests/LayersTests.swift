@@ -3,8 +3,9 @@ import Glob
 import Layers
 import OCI
 import Testing
+import TestScheduling
 
-@Suite("Layer trees")
+@Suite("Layer trees", .mayBlock)
 struct LayerTreeTests {
     @Test("entries come out sorted by path bytes with every parent directory")
     func sortedWithParents() throws {
@@ -49,7 +50,7 @@ struct LayerTreeTests {
     }
 }
 
-@Suite("Exclude patterns")
+@Suite("Exclude patterns", .mayBlock)
 struct GlobTests {
     @Test("anchored patterns with ** for any depth", arguments: [
         ("**/*.tmp", "a.tmp", true), ("**/*.tmp", "x/y/a.tmp", true), ("**/*.tmp", "a.tmpl", false),
@@ -67,7 +68,7 @@ struct GlobTests {
     }
 }
 
-@Suite("Writing and reading archives")
+@Suite("Writing and reading archives", .mayBlock)
 struct ArchiveTests {
     func temporaryFile() -> (fd: Int32, path: String) {
         let path = NSTemporaryDirectory() + "layer-\(UUID())"

@@ -1,6 +1,7 @@
 import Foundation
 import Layers
 import Testing
+import TestScheduling
 
 /// Writes a tar layer with Python's tarfile (a tar writer other than ours), from a small script of entries.
 private func pythonLayer(_ entries: String, compress: Bool = true) throws -> String {
@@ -40,7 +41,7 @@ private func exists(_ path: String) -> Bool {
     return lstat(path, &info) == 0
 }
 
-@Suite("Unpacking layers onto a rootfs")
+@Suite("Unpacking layers onto a rootfs", .mayBlock)
 struct RootfsUnpackerTests {
     @Test("files, folders, symlinks and hard links land with their modes; later layers replace earlier ones")
     func basicLayers() throws {

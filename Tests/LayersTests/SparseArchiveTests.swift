@@ -2,6 +2,7 @@ import Foundation
 import Layers
 import OCI
 import Testing
+import TestScheduling
 
 /// The environment variable that makes this test binary, started again by ``SparseArchiveTests``, run one
 /// ``SparseBomb`` in ``SparseBombChild`` and write its outcome to the file the variable names.
@@ -87,7 +88,7 @@ enum SparseBomb: String, CaseIterable, Sendable, CustomTestStringConvertible {
     }
 }
 
-@Suite("Hostile archives: sparse files")
+@Suite("Hostile archives: sparse files", .mayBlock)
 struct SparseArchiveTests {
     @Test("a sparse file's holes are bounded by the size limit before anything is allocated (in a child process)", arguments: SparseBomb.allCases)
     func sparseBomb(_ bomb: SparseBomb) throws {
@@ -177,7 +178,7 @@ struct SparseArchiveTests {
 }
 
 /// The other half of ``SparseArchiveTests/sparseBomb(_:)``: runs in the child process only.
-@Suite("Hostile archives: a sparse bomb in a child process")
+@Suite("Hostile archives: a sparse bomb in a child process", .mayBlock)
 struct SparseBombChild {
     @Test("run one sparse bomb", .enabled(if: ProcessInfo.processInfo.environment[childVariable] != nil))
     func run() throws {

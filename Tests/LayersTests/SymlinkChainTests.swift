@@ -1,9 +1,10 @@
 import Foundation
 import Layers
 import Testing
+import TestScheduling
 
 /// Layers whose symlinks, each harmless on its own, climb out of the root together.
-@Suite("Hostile archives: chains of symlinks")
+@Suite("Hostile archives: chains of symlinks", .mayBlock)
 struct SymlinkChainTests {
     /// Symlinks, in the order the layers hold them, one array per layer.
     struct Chain: Sendable, CustomTestStringConvertible {

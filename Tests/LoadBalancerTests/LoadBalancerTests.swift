@@ -5,6 +5,7 @@ import NIOPosix
 import Prometheus
 import Synchronization
 import Testing
+import TestScheduling
 
 /// The repository's root, found from this file's place.
 private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
@@ -179,7 +180,7 @@ private func withFront(_ backends: [Backend], idleSeconds: Int64 = 60, pool: Bac
     await balancer.stop(timeout: .seconds(1))
 }
 
-@Suite("Load balancer (real curl in front, Python http.server behind)")
+@Suite("Load balancer (real curl in front, Python http.server behind)", .mayBlock)
 struct LoadBalancerTests {
     @Test("a listening socket handed to the load balancer keeps its backlog (NIO listens again with 128), before and after a handover")
     func backlogKept() async throws {

@@ -1,8 +1,9 @@
 import Foundation
 import OCI
 import Testing
+import TestScheduling
 
-@Suite("Digests")
+@Suite("Digests", .mayBlock)
 struct DigestTests {
     @Test("SHA-256 of known vectors through libcrypto")
     func vectors() {
@@ -53,7 +54,7 @@ struct DigestTests {
     }
 }
 
-@Suite("Canonical JSON and OCI documents")
+@Suite("Canonical JSON and OCI documents", .mayBlock)
 struct DocumentTests {
     @Test("keys are sorted, no white space, slashes unescaped")
     func canonical() throws {
@@ -108,7 +109,7 @@ struct DocumentTests {
     }
 }
 
-@Suite("Names and references")
+@Suite("Names and references", .mayBlock)
 struct ReferenceTests {
     @Test("repository names follow the distribution spec grammar", arguments: [
         ("hello", true), ("team/hello", true), ("a.b_c__d--e/f", true), ("a0/b1/c2", true),

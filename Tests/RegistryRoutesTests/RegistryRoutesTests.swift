@@ -1,8 +1,9 @@
 import OCI
 import Testing
 @testable import RegistryRoutes
+import TestScheduling
 
-@Suite("Range and Content-Range")
+@Suite("Range and Content-Range", .mayBlock)
 struct RangeTests {
     @Test("Range: RFC 9110 single ranges, clamped ends, suffixes, and what cannot be satisfied")
     func ranges() {
@@ -40,7 +41,7 @@ struct RangeTests {
     }
 }
 
-@Suite("Routes")
+@Suite("Routes", .mayBlock)
 struct RouteTests {
     @Test("every endpoint, names with slashes, and what is not an endpoint")
     func routes() throws {

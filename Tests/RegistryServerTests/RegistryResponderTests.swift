@@ -7,11 +7,12 @@ import OCI
 @testable import RegistryServer
 import Store
 import Testing
+import TestScheduling
 
 /// The registry's routes answered in process, through HummingbirdTesting's live framework (a server on
 /// a free loopback port, and its client), so each rule of the distribution spec is checked alone (hostile clients on real sockets are
 /// `imgbuildTests.HostileRegistryTests`).
-@Suite("The registry's responder, in process")
+@Suite("The registry's responder, in process", .mayBlock)
 struct RegistryResponderTests {
     func withRegistry(readOnly: Bool = false, _ body: @escaping @Sendable (any TestClientProtocol, Store) async throws -> Void) async throws {
         let root = NSTemporaryDirectory() + "responder-\(UUID().uuidString)"

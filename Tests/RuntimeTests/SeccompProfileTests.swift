@@ -1,9 +1,10 @@
 import Foundation
 @testable import Runtime
 import Testing
+import TestScheduling
 
 /// The compiled profile, loaded by bwrap in front of the host's python, which then tries each call.
-@Suite("The seccomp profile, compiled and loaded", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap")
+@Suite("The seccomp profile, compiled and loaded", .mayBlock, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap")
                                                        && FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")))
 struct SeccompProfileTests {
     /// Runs `script` under the profile and returns its output lines.

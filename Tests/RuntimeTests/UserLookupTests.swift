@@ -2,6 +2,7 @@ import Foundation
 import OCI
 import Runtime
 import Testing
+import TestScheduling
 
 /// An image root next to a folder of the "host" whose passwd names a user the image does not have.
 private func hostileRoot(_ links: [(String, String)], passwd: String? = nil) throws -> (root: String, host: String) {
@@ -30,7 +31,7 @@ private func spec(_ user: String, rootfs: String) throws(RuntimeError) -> Proces
     return try ProcessSpec(config: config, rootfs: rootfs, image: "hostile", host: "127.0.0.1", port: 8080)
 }
 
-@Suite("The user an image runs as, from its own /etc/passwd and /etc/group only")
+@Suite("The user an image runs as, from its own /etc/passwd and /etc/group only", .mayBlock)
 struct UserLookupTests {
     @Test("symlinks in the image never make it read the host's /etc/passwd or /etc/group", arguments: [
         [("etc", "$HOST/etc")],                                        // an absolute link: the image's own /…/etc, not the host's

@@ -1,7 +1,8 @@
 import SemVer
 import Testing
+import TestScheduling
 
-@Suite("SemVer ranges (npm semantics)")
+@Suite("SemVer ranges (npm semantics)", .mayBlock)
 struct RangeTests {
     /// (range, version, in range without asking for pre-releases)
     static let cases: [(String, String, Bool)] = [

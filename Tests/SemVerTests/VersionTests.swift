@@ -1,7 +1,8 @@
 import SemVer
 import Testing
+import TestScheduling
 
-@Suite("SemVer 2.0.0 versions")
+@Suite("SemVer 2.0.0 versions", .mayBlock)
 struct VersionTests {
     @Test("the precedence example of the SemVer text")
     func specExample() throws {

@@ -3,8 +3,9 @@ import OCI
 import SemVer
 import Store
 import Testing
+import TestScheduling
 
-@Suite("The local store")
+@Suite("The local store", .mayBlock)
 struct StoreTests {
     func newStore() throws -> Store {
         try Store.open(at: NSTemporaryDirectory() + "store-\(UUID())/s")

@@ -1,10 +1,11 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// Every bad input is a clear error naming the Imagefile, line and column where it applies, exits
 /// non-zero, and leaves the store as it was.
-@Suite("Bad input is refused clearly and changes nothing")
+@Suite("Bad input is refused clearly and changes nothing", .mayBlock)
 struct BadInputTests {
     struct Case: CustomTestStringConvertible, Sendable {
         var name: String

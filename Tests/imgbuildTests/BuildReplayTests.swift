@@ -1,12 +1,13 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// A no-op build is remembered by its command and answered again without building while everything it
 /// read stats the same (BuildReplay). Each test removes the layer cache after the record is made: a
 /// build that really runs must then write its layer again and says so ("N entries, ..."), while a replay
 /// repeats the recorded "unchanged since it was last built". That is how a test tells them apart.
-@Suite("Build replay (no-op rebuilds)")
+@Suite("Build replay (no-op rebuilds)", .mayBlock)
 struct BuildReplayTests {
     /// A context, store and cache where `command` has been built twice, the second time as a no-op that
     /// left its record; the layer cache is then removed.

@@ -1,10 +1,11 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// Builds, tags and garbage collections killed with SIGKILL at random moments never leave the store
 /// invalid, never lose a tag that was reported written, and never keep a rerun from succeeding.
-@Suite("Crash torture")
+@Suite("Crash torture", .mayBlock)
 struct CrashTortureTests {
     /// Starts imgbuild, kills it after `delay` microseconds unless it finished, and returns its exit
     /// status and stdout if it finished on its own.

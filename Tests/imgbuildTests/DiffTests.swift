@@ -1,9 +1,10 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// `imgbuild diff`, checked against what `tar -tv` says of the layers and `dpkg-deb` built.
-@Suite("imgbuild diff")
+@Suite("imgbuild diff", .mayBlock)
 struct DiffTests {
     /// A .deb made by dpkg-deb: the package `imgdiff-tool` at `version`, holding one file. (Versions of
     /// different lengths, so that tar's sizes show the change too.)

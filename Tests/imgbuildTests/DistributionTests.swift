@@ -1,9 +1,10 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// push, pull and copy against the real CNCF distribution registry and skopeo, on 127.0.0.1.
-@Suite("Push and pull with real registries")
+@Suite("Push and pull with real registries", .mayBlock)
 struct DistributionTests {
     /// A store with a small image built in it: (store, digest).
     func builtImage(seed: String = "dist", version: String = "1.0.0+build.7") throws -> (store: String, digest: String, context: String) {

@@ -1,9 +1,10 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// The examples in Imagefiles/ build as they are committed.
-@Suite("Examples", .serialized)
+@Suite("Examples", .mayBlock, .serialized)
 struct ExampleTests {
     /// `python3 -m http.server` on 127.0.0.1 over `directory` (fixtures/served), stopped when the test ends.
     final class FixtureServer {
@@ -135,7 +136,7 @@ struct ExampleTests {
     }
 }
 
-@Suite("Base images")
+@Suite("Base images", .mayBlock)
 struct BaseImageTests {
     @Test("an image built on a base named by digest keeps the base's layers and config and adds its own")
     func onBase() throws {

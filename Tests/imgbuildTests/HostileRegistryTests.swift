@@ -1,10 +1,11 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// `imgbuild serve` against clients that do not play by the rules, over raw sockets. After each attack
 /// the server must still answer and its store must pass fsck.
-@Suite("imgbuild serve against hostile clients")
+@Suite("imgbuild serve against hostile clients", .mayBlock)
 struct HostileRegistryTests {
     static let emptyDigest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
@@ -312,7 +313,7 @@ struct HostileRegistryTests {
 }
 
 /// Shutting down against clients that hold requests open.
-@Suite("imgbuild serve shutdown against hostile clients")
+@Suite("imgbuild serve shutdown against hostile clients", .mayBlock)
 struct HostileShutdownTests {
     @Test("an upload cut by the idle timeout does not hold SIGTERM")
     func idleClosedUpload() throws {
@@ -347,7 +348,7 @@ struct HostileShutdownTests {
 }
 
 /// Password checks that cannot be used to take the server's CPU or to learn user names.
-@Suite("imgbuild serve password checks")
+@Suite("imgbuild serve password checks", .mayBlock)
 struct PasswordCheckTests {
     @Test("bad passwords: known and unknown users are refused alike, a flood is bounded (429), reads still answer")
     func flood() throws {

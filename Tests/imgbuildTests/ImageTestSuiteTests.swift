@@ -1,8 +1,9 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
-@Suite("Image tests (the Imagefile's tests: section)", .serialized)
+@Suite("Image tests (the Imagefile's tests: section)", .mayBlock, .serialized)
 struct ImageTestSuiteTests {
     /// The hello example with extra tests appended.
     func context(tests: String) throws -> String {

@@ -1,8 +1,9 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
-@Suite("Layer cache (stat cache)")
+@Suite("Layer cache (stat cache)", .mayBlock)
 struct LayerCacheTests {
     @Test("an unchanged layer is not written again; an edit that keeps size and mtime is still seen; another store rebuilds")
     func statCache() throws {
@@ -240,7 +241,7 @@ extension LayerCacheTests {
 
 /// Who may read a file decides what a build takes, so a snapshot taken by one reader does not vouch for
 /// another (root only: setpriv changes the user and groups).
-@Suite("Layer cache: readers", .enabled(if: getuid() == 0, "setpriv needs root, as CI has"))
+@Suite("Layer cache: readers", .mayBlock, .enabled(if: getuid() == 0, "setpriv needs root, as CI has"))
 struct LayerCacheReaderTests {
     @Test("a rebuild by a reader that lost the group that could read a file fails as a fresh build does")
     func supplementaryGroups() throws {
@@ -311,7 +312,7 @@ struct LayerCacheReaderTests {
 
 /// On a file system whose timestamps count whole seconds, a folder can gain a name after the walk listed
 /// it without its modification time moving (root only: the file system is a loop-mounted ext4 image).
-@Suite("Layer cache: coarse timestamps", .enabled(if: getuid() == 0, "a loop mount needs root, as CI has"))
+@Suite("Layer cache: coarse timestamps", .mayBlock, .enabled(if: getuid() == 0, "a loop mount needs root, as CI has"))
 struct CoarseTimestampTests {
     @Test("a name added to a folder in the second it was listed is seen by the next rebuild, however long the build took")
     func nameAddedInTheTickOfTheListing() throws {

@@ -1,9 +1,10 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// Memory stays flat with input size: layers are streamed, archive contents are spooled to disk.
-@Suite("Flat memory")
+@Suite("Flat memory", .mayBlock)
 struct MemoryTests {
     /// The peak resident memory (KiB) of one imgbuild command, measured by the kernel (ru_maxrss of the
     /// child, read through python3's resource module).

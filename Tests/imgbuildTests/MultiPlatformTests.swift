@@ -1,10 +1,11 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// One Imagefile, every platform: `platforms:` builds an OCI image index, which real tools (skopeo,
 /// umoci, file, Debian's registry) read and copy, and every imgbuild command handles.
-@Suite("Multi-platform images", .serialized)
+@Suite("Multi-platform images", .mayBlock, .serialized)
 struct MultiPlatformTests {
     static let example = repositoryRoot + "/Imagefiles/hello-multiarch"
     #if arch(x86_64)

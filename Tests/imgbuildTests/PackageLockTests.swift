@@ -1,6 +1,7 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// A signed Debian archive made by fixtures/debian-archive/make (real packages from the machine's Debian
 /// mirror, a few made there, indexed by apt-ftparchive, signed by a throwaway gpg key), served over HTTP on
@@ -122,7 +123,7 @@ func lockedVersions(_ context: String) throws -> [String: String] {
     return Dictionary(uniqueKeysWithValues: (platforms[0]["packages"] as! [[String: Any]]).map { ($0["name"] as! String, $0["version"] as! String) })
 }
 
-@Suite("Packages locked from a signed Debian archive", .serialized)
+@Suite("Packages locked from a signed Debian archive", .mayBlock, .serialized)
 struct PackageLockTests {
     @Test("imgbuild lock resolves the same closure as apt for every package set, and writes the same bytes twice")
     func closureEqualsApt() throws {

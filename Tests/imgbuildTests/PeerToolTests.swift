@@ -1,9 +1,10 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// Exported images are read by real OCI tools: skopeo, umoci and GNU tar.
-@Suite("Real peers read what imgbuild writes")
+@Suite("Real peers read what imgbuild writes", .mayBlock)
 struct PeerToolTests {
     static let epoch = "1700000000"
 

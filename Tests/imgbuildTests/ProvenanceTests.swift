@@ -1,8 +1,9 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
-@Suite("Provenance (in-toto, SLSA v1)")
+@Suite("Provenance (in-toto, SLSA v1)", .mayBlock)
 struct ProvenanceTests {
     func statement(store: String, digest: String) throws -> (artifact: String, statement: [String: Any]) {
         let referrer = try StoredReferrer(store: store, subject: digest, artifactType: "application/vnd.in-toto+json")

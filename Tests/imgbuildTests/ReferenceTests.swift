@@ -1,10 +1,11 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// References as docker, skopeo and crane write them: `HOST[:PORT]/PATH[:TAG|@DIGEST]` and `docker://…`,
 /// against the real distribution registry, `imgbuild serve` and skopeo, on 127.0.0.1.
-@Suite("Docker-style references")
+@Suite("Docker-style references", .mayBlock)
 struct ReferenceTests {
     func builtImage(seed: String) throws -> (store: String, digest: String) {
         let store = makeTemporaryDirectory("store") + "/store"

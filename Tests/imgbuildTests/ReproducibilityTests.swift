@@ -1,9 +1,10 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// What the build issue must show: the same digest on any machine, and only the changed layer changes.
-@Suite("Reproducible builds")
+@Suite("Reproducible builds", .mayBlock)
 struct ReproducibilityTests {
     /// Builds the same inputs, made two different ways, into two empty stores under different
     /// environments, and compares the manifest digests.

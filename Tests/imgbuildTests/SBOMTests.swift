@@ -1,8 +1,9 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
-@Suite("SBOM (SPDX 2.3)")
+@Suite("SBOM (SPDX 2.3)", .mayBlock)
 struct SBOMTests {
     /// The SPDX document of the image's SBOM, read from the store.
     func document(store: String, digest: String) throws -> (artifact: String, document: [String: Any]) {

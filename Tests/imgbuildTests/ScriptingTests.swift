@@ -1,10 +1,11 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// What scripts and shells rely on: `--format json`, `--version`, completion, and credentials filed where
 /// docker, podman, skopeo and crane keep them.
-@Suite("Scripts, shells and credentials")
+@Suite("Scripts, shells and credentials", .mayBlock)
 struct ScriptingTests {
     func builtImage(seed: String, version: String = "1.0.0") throws -> (store: String, digest: String) {
         let store = makeTemporaryDirectory("store") + "/store"

@@ -1,6 +1,7 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// `imgbuild serve` on 127.0.0.1 over a store of its own, stopped by the test.
 final class ServedRegistry {
@@ -67,7 +68,7 @@ func sha256(_ text: String) -> String {
     return "sha256:" + (try! run("/usr/bin/sha256sum", [path]).stdout.prefix(64))
 }
 
-@Suite("imgbuild serve")
+@Suite("imgbuild serve", .mayBlock)
 struct ServeTests {
     func builtImage(_ seed: String, version: String = "1.0.0") throws -> (store: String, digest: String) {
         let store = makeTemporaryDirectory("store") + "/store"
@@ -364,7 +365,7 @@ struct ServeTests {
     }
 }
 
-@Suite("imgbuild serve under concurrency and shutdown")
+@Suite("imgbuild serve under concurrency and shutdown", .mayBlock)
 struct ServeConcurrencyTests {
     /// Runs the same curl command line in `count` parallel processes; returns the HTTP status codes.
     func parallel(_ count: Int, _ arguments: (Int) -> [String]) throws -> [String] {

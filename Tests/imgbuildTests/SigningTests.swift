@@ -1,6 +1,7 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// A store holding the hello example and two key pairs.
 private struct SigningFixture {
@@ -41,7 +42,7 @@ private func sha256Hex(_ data: Data) -> String {
     return String(try! run("/usr/bin/sha256sum", [file]).stdout.prefix(64))
 }
 
-@Suite("Signatures: keygen, sign, verify")
+@Suite("Signatures: keygen, sign, verify", .mayBlock)
 struct SigningTests {
     @Test("a signature verifies with openssl on the payload and with imgbuild verify; another key is refused")
     func signAndVerify() throws {
@@ -120,7 +121,7 @@ struct SigningTests {
     }
 }
 
-@Suite("Signatures travel with their images")
+@Suite("Signatures travel with their images", .mayBlock)
 struct ReferrerTransferTests {
     @Test("push to imgbuild serve lists the signature through the referrers API; pull brings it back and it verifies")
     func throughServe() throws {

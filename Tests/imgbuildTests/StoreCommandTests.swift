@@ -1,6 +1,7 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// A tiny context whose content (and so digest) depends on `seed`.
 func makeSmallContext(seed: String, name: String = "src/app", version: String = "0.0.1", bigFileMiB: Int = 0) -> String {
@@ -16,7 +17,7 @@ func makeSmallContext(seed: String, name: String = "src/app", version: String = 
     return context
 }
 
-@Suite("Immutable tags and store commands")
+@Suite("Immutable tags and store commands", .mayBlock)
 struct StoreCommandTests {
     @Test("tag, tags, resolve and images")
     func tagAndRead() throws {

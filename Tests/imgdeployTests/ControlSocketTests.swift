@@ -1,10 +1,11 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// The deploy daemon's control socket: only its owner may connect, and a spec that arrives as JSON is
 /// held to the same rules as one read from YAML.
-@Suite("imgdeploy control socket")
+@Suite("imgdeploy control socket", .mayBlock)
 struct ControlSocketTests {
     /// A release spec as the client sends it (JSON of `ReleaseSpec`), with fields replaced.
     func json(_ replacing: [String: String] = [:]) -> String {
@@ -62,7 +63,7 @@ struct ControlSocketTests {
     }
 }
 
-@Suite("imgdeploy front control socket against hostile clients")
+@Suite("imgdeploy front control socket against hostile clients", .mayBlock)
 struct FrontControlTests {
     @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused; a late pool change is not applied over a later one; silent connections are served a bounded number at a time; a paused front accepts nothing until its successor goes, takes its control socket back from one that died before taking over, and retires for one that published and runs")
     func silentAndOversizedClients() throws {

@@ -2,6 +2,7 @@ import CommandLineTesting
 import Foundation
 import Synchronization
 import Testing
+import TestScheduling
 
 /// The `imgdeploy` executable beside `imgbuild`.
 let imgdeployBinary: String = {
@@ -254,7 +255,7 @@ func frontPage(_ port: Int) throws -> String {
     try run("/usr/bin/curl", ["-s", "--max-time", "5", "http://127.0.0.1:\(port)/"]).stdout
 }
 
-@Suite("imgdeploy", .serialized, .enabled(if: getuid() == 0, "runc and overlay mounts need root, as CI has"))
+@Suite("imgdeploy", .mayBlock, .serialized, .enabled(if: getuid() == 0, "runc and overlay mounts need root, as CI has"))
 struct DeployTests {
     static let versions = Result { try HelloVersions() }
 
@@ -864,7 +865,7 @@ struct DeployTests {
     }
 }
 
-@Suite("imgdeploy render --kubernetes")
+@Suite("imgdeploy render --kubernetes", .mayBlock)
 struct KubernetesRenderTests {
     /// `kubernetes-validate` from PyPI, installed by `.ci/install-deps --test`.
     static let validator: String = {

@@ -1,6 +1,7 @@
 import CommandLineTesting
 import Foundation
 import Testing
+import TestScheduling
 
 /// `fixtures/hostile/raw_backend.py` on a free loopback port, logging every request it receives.
 final class RawBackend {
@@ -62,7 +63,7 @@ final class Front {
 /// The load balancer's front against clients and backends that do not play by the rules, over raw
 /// sockets. Nothing a client sends may reach a backend as a request of its own (smuggling), be lost, or
 /// make the front hold memory, descriptors or in-flight counts without bound.
-@Suite("imgdeploy front against hostile clients")
+@Suite("imgdeploy front against hostile clients", .mayBlock)
 struct HostileFrontTests {
     static let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 

@@ -2,6 +2,7 @@ import CommandLineTesting
 import Foundation
 import Testing
 import Yams
+import TestScheduling
 
 /// The rules of the Pod Security Standards (https://kubernetes.io/docs/concepts/security/pod-security-standards/),
 /// Baseline then Restricted, each checked as the documentation lists it: the fields it restricts and the
@@ -160,7 +161,7 @@ struct SecurityTestImage {
     }
 }
 
-@Suite("imgdeploy render --kubernetes meets the restricted Pod Security Standard")
+@Suite("imgdeploy render --kubernetes meets the restricted Pod Security Standard", .mayBlock)
 struct KubernetesSecurityTests {
     static func spec(image: String, source: String, strategy: String = "rolling", extra: String = "") -> String {
         let path = makeTemporaryDirectory("k8s-spec") + "/release.yaml"
@@ -378,7 +379,7 @@ struct KubernetesSecurityTests {
     }
 }
 
-@Suite("release spec: capabilities and writableRoot")
+@Suite("release spec: capabilities and writableRoot", .mayBlock)
 struct ReleaseSpecSecurityFieldTests {
     /// The capability names in the kernel's own header, in the order of their numbers.
     static let kernelCapabilities: [String] = {

@@ -1,0 +1,49 @@
+import Dispatch
+import Testing
+
+/// Runs each test of a suite on threads of its own, so that a test that blocks its thread (a process it
+/// waits for, a socket it reads, a `sleep` between two steps) holds up no other test.
+///
+/// Without it, tests run on Swift's cooperative pool, which has one thread per core: two tests waiting
+/// for a child process stop every other test of the run, and their NIO-free async code too, for as long
+/// as they wait. On CI's two cores the whole run then spent most of its time with the CPU idle, and a
+/// test's timings (the seconds it reports, the timeouts of the servers it starts) included minutes in
+/// which it could not run at all.
+///
+/// Every suite of the repository carries it, `@Suite("…", .mayBlock)`, so that no test body runs on the
+/// cooperative pool. What a test starts with `Task {}` does run there (an unstructured task does not
+/// inherit the preference): such a task must not block. The number of tests that run at once is still
+/// Swift Testing's to set (twice the cores).
+public struct MayBlockTrait: SuiteTrait, TestTrait, TestScoping {
+    public var isRecursive: Bool { true }
+
+    public func scopeProvider(for test: Test, testCase: Test.Case?) -> MayBlockTrait? {
+        // Each test case gets the scope; a suite's own set-up needs none.
+        testCase == nil ? nil : self
+    }
+
+    public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        try await withTaskExecutorPreference(BlockingTaskExecutor.shared) {
+            try await function()
+        }
+    }
+}
+
+extension Trait where Self == MayBlockTrait {
+    /// Tests that run on threads they may block (see ``MayBlockTrait``).
+    public static var mayBlock: MayBlockTrait { MayBlockTrait() }
+}
+
+/// A task executor whose jobs run on a concurrent dispatch queue: when every thread it has is blocked,
+/// dispatch starts another (the queue is not limited to one thread per core, as the cooperative pool is).
+public final class BlockingTaskExecutor: TaskExecutor {
+    public static let shared = BlockingTaskExecutor()
+
+    private let queue = DispatchQueue(label: "tests.may-block", attributes: .concurrent)
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        queue.async { job.runSynchronously(on: executor) }
+    }
+}
