@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Testing
 
 /// Runs each test of a suite on threads of its own, so that a test that blocks its thread (a process it
@@ -12,8 +13,11 @@ import Testing
 ///
 /// Every suite of the repository carries it, `@Suite("…", .mayBlock)`, so that no test body runs on the
 /// cooperative pool. What a test starts with `Task {}` does run there (an unstructured task does not
-/// inherit the preference): such a task must not block. The number of tests that run at once is still
-/// Swift Testing's to set (twice the cores).
+/// inherit the preference): such a task must not block.
+///
+/// Freed from the pool's limit, Swift Testing would start every test at once (two dozen builds on two
+/// cores, where a test's bounded waits ran out), so the trait also admits at most ``TestSlots/width``
+/// tests at a time.
 public struct MayBlockTrait: SuiteTrait, TestTrait, TestScoping {
     public var isRecursive: Bool { true }
 
@@ -23,9 +27,16 @@ public struct MayBlockTrait: SuiteTrait, TestTrait, TestScoping {
     }
 
     public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
-        try await withTaskExecutorPreference(BlockingTaskExecutor.shared) {
-            try await function()
+        await TestSlots.shared.acquire()
+        do {
+            try await withTaskExecutorPreference(BlockingTaskExecutor.shared) {
+                try await function()
+            }
+        } catch {
+            await TestSlots.shared.release()
+            throw error
         }
+        await TestSlots.shared.release()
     }
 }
 
@@ -45,5 +56,41 @@ public final class BlockingTaskExecutor: TaskExecutor {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
         queue.async { job.runSynchronously(on: executor) }
+    }
+}
+
+/// The tests that may run at once: `IMGBUILD_TEST_WIDTH`, or four per core. A test waits here, before it
+/// starts, for one of them to end. On two cores the whole run took 458 s with 4 (the CPU 61 % idle:
+/// most tests wait on processes, sockets and timeouts), 365 s with 8 (50 % idle), and about 330 s
+/// with no limit, where two dozen builds at once starved a test's own tasks past their 30 s bounds.
+public actor TestSlots {
+    public static let shared = TestSlots(width: width)
+
+    public static var width: Int {
+        if let text = ProcessInfo.processInfo.environment["IMGBUILD_TEST_WIDTH"], let width = Int(text), width > 0 { return width }
+        return 4 * max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(width: Int) {
+        free = width
+    }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            free += 1
+        } else {
+            waiting.removeFirst().resume()
+        }
     }
 }
