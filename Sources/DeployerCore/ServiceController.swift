@@ -35,6 +35,14 @@ actor ServiceController {
     /// The spec whose release serves, once one has succeeded.
     private(set) var serving: ReleaseSpec?
     private var listening: ReleaseSpec.ListenAddress?
+    /// A copy of the front's listening socket, held here so that the socket outlives a front that dies:
+    /// connections wait in its queue for the front started again on it, rather than being refused.
+    private var keptSocket: (address: ReleaseSpec.ListenAddress, descriptor: Int32)?
+    /// The front last seen serving (pid and start time): while it runs, the kept socket is given to no other.
+    private var frontProcess: (pid: Int32, started: UInt64)?
+    /// The start of a front under way, which a second caller (the watchdog, an instance's exit) waits for
+    /// rather than start a second front on the kept socket.
+    private var relaunching: Task<DeployError?, Never>?
     var instances: [String: ManagedInstance] = [:]
     /// The backends the front sends new requests to, as this controller wants them.
     private var active: [Backend] = []
@@ -63,6 +71,10 @@ actor ServiceController {
     private var fetching: Task<Release, any Error>?
     /// Callers waiting for the operation that holds `busy` to end (`down`).
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+
+    deinit {
+        if let kept = keptSocket { close(kept.descriptor) }
+    }
 
     struct ManagedInstance {
         var id: String
@@ -473,6 +485,8 @@ actor ServiceController {
         // The front lets its requests in flight finish before it exits; the instances stop after it.
         let pid = (try? await front.state())?.pid
         try? await front.stop()
+        // Nothing accepts on the socket any more: connections are refused again rather than queued for nobody.
+        dropKeptSocket()
         if let pid { await waitForExit(pid, timeout: .seconds(15)) }
         // No front to tell, nor to start again, while the instances stop.
         listening = nil
@@ -594,6 +608,8 @@ extension ServiceController {
     private func startFront(_ listen: ReleaseSpec.ListenAddress) async throws(DeployError) {
         if let running = try? await front.state(), running.port == listen.port {
             listening = listen
+            sawFront(running.pid)
+            await keepListeningSocket(at: listen)
         } else {
             try await relaunchFront(listen)
         }
@@ -601,22 +617,47 @@ extension ServiceController {
     }
 
     private func relaunchFront(_ listen: ReleaseSpec.ListenAddress) async throws(DeployError) {
-        guard !takenDown else { return }
+        if let relaunching {
+            if let error = await relaunching.value { throw error }
+            return
+        }
+        let starting = Task { await self.launchFront(listen) }
+        relaunching = starting
+        let error = await starting.value
+        relaunching = nil
+        if let error { throw error }
+    }
+
+    /// Starts a front on `listen` and tells it the pool; only ever one at a time (``relaunchFront(_:)``).
+    private func launchFront(_ listen: ReleaseSpec.ListenAddress) async -> DeployError? {
+        guard !takenDown else { return nil }
+        let failed = { (error: any Error) in DeployError.cannotListen(service: self.name, address: listen.description, reason: "\(error)") }
+        let socket: Int32
         do {
             try FileManager.default.createDirectory(atPath: paths.fronts, withIntermediateDirectories: true)
             chmod(paths.fronts, 0o700)
-            let socket = try ListeningSocket.bind(host: listen.host, port: listen.port)
-            _ = try await launcher.start(socket: socket, controlPath: paths.frontControl(name), logPath: paths.frontLog(name))
-            // Taken down while it started (the watchdog found the old front gone as `down` stopped it): stop it again.
-            if takenDown {
-                try? await front.stop()
-                return
-            }
-            _ = try await front.setActive(active, canary: canary, version: nextActiveVersion())
+            socket = try socketForFront(at: listen)
         } catch {
-            throw .cannotListen(service: name, address: listen.description, reason: "\(error)")
+            return failed(error)
         }
+        do {
+            sawFront(try await launcher.start(socket: socket, controlPath: paths.frontControl(name), logPath: paths.frontLog(name)).pid)
+        } catch {
+            // The kept socket goes too: a front that answers too late to be known here may still come up on
+            // it, and the next start binds the port afresh, which fails while that front holds it, rather
+            // than give it the same socket.
+            dropKeptSocket()
+            return failed(error)
+        }
+        // Taken down while it started (the watchdog found the old front gone as `down` stopped it): stop it again.
+        if takenDown {
+            try? await front.stop()
+            dropKeptSocket()
+            return nil
+        }
+        do { _ = try await front.setActive(active, canary: canary, version: nextActiveVersion()) } catch { return failed(error) }
         listening = listen
+        return nil
     }
 
     /// Checks the front every second and starts it again if it is gone (killed, or crashed).
@@ -677,6 +718,7 @@ extension ServiceController {
         guard !busy, let listen = listening else { return }
         do {
             let state = try await front.state()
+            sawFront(state.pid)
             if state.active != active || state.canary != canary, !busy { await publish() }
             return
         } catch where !error.frontGone {
@@ -711,11 +753,14 @@ extension ServiceController {
         do {
             old = try await front.state()
             new = try await launcher.replace(controlPath: paths.frontControl(name), logPath: paths.frontLog(name))
+            sawFront(new.pid)
         } catch {
             throw .frontUpgradeFailed(service: name, reason: "\(error)")
         }
         // Anything that changed while the new front took over is told to it now.
         await publish()
+        // An old front adopted at the daemon's start gave no copy of its socket; the new one does.
+        if let listen = listening { await keepListeningSocket(at: listen) }
         // A `down` meanwhile does not wait for the old front: it drains on its own.
         if waitingForOld { await waitForExit(old.pid, timeout: .seconds(Int64(launcher.drainTimeout) + 5), untilTakenDown: true) }
         return FrontUpgrade(service: name, oldPID: old.pid, newPID: new.pid, oldExited: ProcessStart.of(old.pid) == nil)
@@ -827,6 +872,8 @@ extension ServiceController {
         let running = try? await front.state()
         if let running, running.port == spec.listen.port {
             listening = spec.listen
+            sawFront(running.pid)
+            await keepListeningSocket(at: spec.listen)
             watchFront()
         } else {
             do { try await startFront(spec.listen) } catch {
@@ -928,5 +975,58 @@ final class RunnerSet: Sendable {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: paths.instances)) ?? [] where !keeping.contains(name) {
             try? FileManager.default.removeItem(atPath: paths.instances + "/" + name)
         }
+    }
+}
+
+// MARK: The listening socket kept beside the front
+
+extension ServiceController {
+    /// The listening socket for a front to be started at `listen`: the one kept here when the front that
+    /// served it is gone (connections queued on it meanwhile are served by the new front), or a new one,
+    /// of which a copy is kept.
+    private func socketForFront(at listen: ReleaseSpec.ListenAddress) throws(ListeningSocket.Failure) -> Int32 {
+        if let kept = keptSocket, kept.address == listen, !lastFrontRuns {
+            let copy = fcntl(kept.descriptor, F_DUPFD_CLOEXEC, 0)
+            if copy >= 0 { return copy }
+        }
+        // A front last seen here still runs (its control socket gone, or not answering): the socket it accepts
+        // on is not shared with a second one, which would accept beside one nobody controls. The port is then
+        // held (by that front, and the copy kept here), so the bind below fails, as it did before copies were
+        // kept, and the watchdog tries again a second later.
+        let socket = try ListeningSocket.bind(host: listen.host, port: listen.port)
+        dropKeptSocket()
+        let copy = fcntl(socket, F_DUPFD_CLOEXEC, 0)
+        if copy >= 0 { keptSocket = (listen, copy) }
+        return socket
+    }
+
+    /// Remembers `pid` as the serving front, with its start time (a recycled pid is not taken for it).
+    private func sawFront(_ pid: Int32) {
+        guard frontProcess?.pid != pid else { return }
+        frontProcess = ProcessStart.of(pid).map { (pid, $0) }
+    }
+
+    /// Whether the front last seen serving still runs.
+    private var lastFrontRuns: Bool {
+        frontProcess.map { ProcessStart.of($0.pid) == $0.started } ?? false
+    }
+
+    /// Keeps a copy of the running front's listening socket (after the daemon started again, or an upgrade
+    /// of a front adopted then), if it gives one (a front older than `listening-socket` does not) and it is
+    /// the socket of `listen`.
+    private func keepListeningSocket(at listen: ReleaseSpec.ListenAddress) async {
+        guard keptSocket?.address != listen else { return }
+        guard let socket = try? await front.listeningSocket() else { return }
+        guard listen.port == 0 || ListeningSocket.port(of: socket) == listen.port, !takenDown, keptSocket?.address != listen else {
+            close(socket)
+            return
+        }
+        dropKeptSocket()
+        keptSocket = (listen, socket)
+    }
+
+    private func dropKeptSocket() {
+        if let kept = keptSocket { close(kept.descriptor) }
+        keptSocket = nil
     }
 }

@@ -17,6 +17,8 @@ protocol FrontControl: Sendable {
     /// True once `id` has no request in flight at the front (or the front is gone), false after `timeout`.
     func drain(_ id: String, timeout: Duration) async -> Bool
     func stop() async throws(FrontError)
+    /// A copy of its listening socket, for the daemon to keep (see ``FrontClient/listeningSocket()``).
+    func listeningSocket() async throws(FrontError) -> Int32
     /// Its metrics, in the Prometheus text format.
     func metrics() async throws(FrontError) -> String
 }

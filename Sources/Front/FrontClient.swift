@@ -44,6 +44,15 @@ public struct FrontClient: Sendable {
         return text
     }
 
+    /// A copy of the front's listening socket (close-on-exec), for the daemon to keep: while any process
+    /// holds it, connections wait in its queue, so a front that dies and is started again on it refuses
+    /// none. A front older than this request, or one that is retiring, gives none.
+    public func listeningSocket() async throws(FrontError) -> Int32 {
+        let (_, descriptor) = try await exchangeKeepingDescriptor(FrontRequest(.listeningSocket))
+        guard let descriptor else { throw FrontError("the front at \(controlPath) sent no listening socket") }
+        return descriptor
+    }
+
     /// Stops the front: it stops accepting, lets requests in flight finish, and exits.
     public func stop() async throws(FrontError) {
         _ = try await exchange(FrontRequest(.stop))
@@ -74,22 +83,30 @@ public struct FrontClient: Sendable {
     }
 
     private func exchange(_ request: FrontRequest) async throws(FrontError) -> FrontReply {
+        let (reply, stray) = try await exchangeKeepingDescriptor(request)
+        if let stray { close(stray) }
+        return reply
+    }
+
+    /// The reply to `request` and the descriptor that came with it, if any (the caller's to close).
+    private func exchangeKeepingDescriptor(_ request: FrontRequest) async throws(FrontError) -> (FrontReply, Int32?) {
         let (path, timeout, queue) = (controlPath, self.timeout, self.queue)
         // Blocking socket calls, off the concurrency pool's few threads.
-        let result: Result<FrontReply, FrontError> = await withCheckedContinuation { continuation in
+        let result: Result<(FrontReply, Int32?), FrontError> = await withCheckedContinuation { continuation in
             queue.async {
-                continuation.resume(returning: Result { () throws(FrontError) -> FrontReply in
+                continuation.resume(returning: Result { () throws(FrontError) -> (FrontReply, Int32?) in
                     let connection = try UnixConnection.connect(to: path, timeout: timeout)
                     try connection.send(request)
-                    let (reply, stray) = try connection.receive(FrontReply.self)
-                    if let stray { close(stray) }
-                    return reply
+                    return try connection.receive(FrontReply.self)
                 })
             }
         }
-        let reply = try result.get()
-        guard reply.ok else { throw FrontError("the front at \(path) refused '\(request.op.rawValue)': \(reply.error ?? "no reason given")") }
-        return reply
+        let (reply, descriptor) = try result.get()
+        guard reply.ok else {
+            if let descriptor { close(descriptor) }
+            throw FrontError("the front at \(path) refused '\(request.op.rawValue)': \(reply.error ?? "no reason given")")
+        }
+        return (reply, descriptor)
     }
 }
 

@@ -77,6 +77,7 @@ public enum FrontProcess {
         var predecessor: UnixConnection?
         var predecessors: [RetiringFront] = []
         var activeVersion: UInt64 = 0
+        var takenOverState: FrontState?
         let socket: Int32
         if options.takeOver {
             let connection = try UnixConnection.connect(to: options.controlPath, timeout: .seconds(10))
@@ -94,6 +95,7 @@ public enum FrontProcess {
             balancer.metrics.add(state.counts)
             socket = descriptor
             predecessor = connection
+            takenOverState = state
             if state.features?.contains("pause") == true {
                 // The old front stops accepting before this one starts, so the two never accept at once.
                 try connection.send(FrontRequest(.pause))
@@ -110,13 +112,18 @@ public enum FrontProcess {
             dup2(null, 0)
             close(null)
         }
-        let port = try await balancer.start(listeningSocket: socket)
+        // A front the daemon starts (not one that takes over, which carries its predecessor's pool on, unless
+        // that one was waiting for its own) accepts once the daemon has told it where to send requests: a
+        // connection that waited in the socket's queue (the front before it died) is not answered 503 for
+        // want of a pool the daemon is about to send.
+        let awaitingPool = !options.takeOver || takenOverState?.awaitingPool == true
+        let port = try await balancer.start(listeningSocket: socket, accepting: !awaitingPool)
 
         let (endings, ending) = AsyncStream<Ending>.makeStream()
         let listener = try UnixListener(publishingAt: options.controlPath)
         let control = ControlLoop(listener: listener, controlPath: options.controlPath, balancer: balancer, port: port,
                                   executable: executableIdentity(), ending: ending, activeVersion: activeVersion,
-                                  predecessors: predecessors, registry: registry, log: log)
+                                  predecessors: predecessors, registry: registry, awaitingPool: awaitingPool, log: log)
         control.publish()
         if let predecessor {
             // The socket is served here now; the old front may finish and go.
@@ -125,6 +132,13 @@ public enum FrontProcess {
         }
         log("serving port \(port), control \(options.controlPath)")
         control.start()
+        if awaitingPool {
+            // A daemon that says nothing (it died as it started this front) does not keep the service shut.
+            // (On a dispatch thread: it waits until accepting has begun.)
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(ControlLoop.poolWait.components.seconds))) {
+                control.acceptOnceThePoolIsKnown(late: true)
+            }
+        }
         let signals = TerminationSignals { ending.yield(.stop) }
         defer { signals.cancel() }
 
@@ -188,6 +202,10 @@ final class ControlLoop: @unchecked Sendable {
     /// without bound (each is closed by its read timeout, 5 s).
     private let serving = Atomic<Int>(0)
     static let connectionLimit = 32
+    /// This front was started by the daemon and has not accepted yet: it does at the first `set-active`, or
+    /// after ``poolWait``.
+    private let awaitingPool: Synchronization.Atomic<Bool>
+    static let poolWait: Duration = .seconds(5)
     /// The version of the last `set-active` applied; checked and changed with the pool, under this lock.
     private let activeVersion: NIOLockedValueBox<UInt64>
     /// The fronts this one replaced that may still run (see ``FrontState/predecessors``).
@@ -196,7 +214,8 @@ final class ControlLoop: @unchecked Sendable {
 
     init(listener: UnixListener, controlPath: String, balancer: LoadBalancer, port: Int, executable: String,
          ending: AsyncStream<FrontProcess.Ending>.Continuation, activeVersion: UInt64, predecessors: [RetiringFront] = [],
-         registry: PrometheusCollectorRegistry, log: @escaping @Sendable (String) -> Void) {
+         registry: PrometheusCollectorRegistry, awaitingPool: Bool = false, log: @escaping @Sendable (String) -> Void) {
+        self.awaitingPool = Synchronization.Atomic(awaitingPool)
         self.registry = registry
         self.activeVersion = NIOLockedValueBox(activeVersion)
         self.predecessors = predecessors
@@ -289,6 +308,20 @@ final class ControlLoop: @unchecked Sendable {
         return true
     }
 
+    /// Begins accepting, if this front waits for its first pool and no successor is taking over (a
+    /// successor that goes before it serves leaves the wait as it was). `late`: the daemon said nothing for
+    /// ``poolWait``; while a successor is taking over, that is checked again a second later.
+    func acceptOnceThePoolIsKnown(late: Bool = false) {
+        guard awaitingPool.load(ordering: .relaxed) else { return }
+        if handoverUnderWay.load(ordering: .relaxed) {
+            if late { DispatchQueue.global().asyncAfter(deadline: .now() + 1) { self.acceptOnceThePoolIsKnown(late: true) } }
+            return
+        }
+        guard awaitingPool.exchange(false, ordering: .relaxed) else { return }
+        if late { log("no pool from the daemon within \(Self.poolWait); accepting with the pool it has") }
+        setAccepting(true)
+    }
+
     /// Stops or resumes accepting, waiting until it is done (this thread is the control connection's own).
     private func setAccepting(_ accepting: Bool) {
         let done = DispatchSemaphore(value: 0)
@@ -306,7 +339,8 @@ final class ControlLoop: @unchecked Sendable {
         return FrontState(pid: getpid(), port: port, executable: executable, active: active, canary: canary, window: pool.window,
                           activeVersion: version, inFlight: pool.inFlightByBackend,
                           counts: balancer.metrics.snapshot, connections: balancer.openConnections, retiring: retiring.load(ordering: .relaxed),
-                          features: ["pause", "canary"], predecessors: predecessors.filter(\.isRunning))
+                          features: ["pause", "canary"], predecessors: predecessors.filter(\.isRunning),
+                          awaitingPool: awaitingPool.load(ordering: .relaxed))
     }
 
     /// Answers a connection's requests until it closes (a successor sends two: handover, then retire).
@@ -332,14 +366,15 @@ final class ControlLoop: @unchecked Sendable {
                     if let successor, Self.ends(successor, within: .seconds(2)), publishAgain() {
                         log("the front taking over (pid \(successor.pid)) died before it did; serving again")
                         handoverUnderWay.store(false, ordering: .relaxed)
-                        if paused { setAccepting(true) }
+                        if paused, !awaitingPool.load(ordering: .relaxed) { setAccepting(true) }
                     } else {
                         retiring.store(true, ordering: .relaxed)
                         ending.yield(.retire)
                     }
                 } else {
-                    if paused {
-                        // The successor went before it served: this front accepts again.
+                    if paused, !awaitingPool.load(ordering: .relaxed) {
+                        // The successor went before it served: this front accepts again (one still waiting
+                        // for its first pool begins when that comes).
                         setAccepting(true)
                     }
                     if handedOver { handoverUnderWay.store(false, ordering: .relaxed) }
@@ -367,6 +402,7 @@ final class ControlLoop: @unchecked Sendable {
                     balancer.pool.setActive(backends, canary: request.canary)
                     applied = version
                 }
+                acceptOnceThePoolIsKnown()
                 try? connection.send(FrontReply(ok: true, state: state))
             case .handover:
                 guard let socket = balancer.listeningSocketForHandover, !retiring.load(ordering: .relaxed) else {
@@ -381,6 +417,12 @@ final class ControlLoop: @unchecked Sendable {
                 try? connection.send(FrontReply(ok: true, state: state), descriptor: socket)
                 connection.waitWithoutTimeout()
                 handedOver = true
+            case .listeningSocket:
+                guard let socket = balancer.listeningSocketForHandover, !retiring.load(ordering: .relaxed) else {
+                    try? connection.send(FrontReply(ok: false, error: "this front is no longer listening"))
+                    continue
+                }
+                try? connection.send(FrontReply(ok: true, state: state), descriptor: socket)
             case .pause:
                 guard handedOver else {
                     try? connection.send(FrontReply(ok: false, error: "pause comes after handover, from the front that takes over"))

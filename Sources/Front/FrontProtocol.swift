@@ -7,9 +7,10 @@ import ProcessLimits
 /// |---|---|---|
 /// | `state` | nothing | its state |
 /// | `metrics` | nothing | its metrics in the Prometheus text format |
-/// | `set-active` | sends new requests to `backends`, all at once, and a share to a `canary`'s if given, unless it has applied a later `version` | its state |
+/// | `set-active` | sends new requests to `backends`, all at once, and a share to a `canary`'s if given, unless it has applied a later `version`; a front the daemon started begins accepting at the first (or 5 s after it started, if none came) | its state |
 /// | `handover` | nothing yet | its state, with its listening socket attached (SCM_RIGHTS) |
-/// | `pause` | stops accepting (its successor is about to start), until `retire`, or resumes if the successor goes | `ok` |
+/// | `listening-socket` | nothing | its state, with a copy of its listening socket attached: the daemon keeps one, so that a front that dies leaves the socket open (connections wait in its queue) for the one started in its place |
+/// | `pause` | stops accepting (its successor is about to start), until `retire`, or resumes if the successor goes (a front still waiting for its first pool resumes when that comes) | `ok` |
 /// | `retire` | stops accepting, finishes every connection's requests, exits | `ok` |
 /// | `stop` | stops accepting, lets requests in flight finish, exits | `ok` |
 ///
@@ -20,6 +21,7 @@ public struct FrontRequest: Codable, Sendable {
         case state, metrics
         case setActive = "set-active"
         case handover, pause, retire, stop
+        case listeningSocket = "listening-socket"
     }
 
     public var op: Operation
@@ -82,6 +84,9 @@ public struct FrontState: Codable, Sendable, Equatable {
     /// sends its connections' next requests to the instances it knew, so a daemon stops none of those
     /// while one runs. Absent in older fronts.
     public var predecessors: [RetiringFront]?
+    /// Started by the daemon, it has not accepted yet: it waits for its first `set-active` (at most 5 s). A
+    /// front that takes over from it waits too. Absent in older fronts.
+    public var awaitingPool: Bool? = nil
 }
 
 /// A front that handed its socket over and is finishing its connections: its pid and start time, which

@@ -34,6 +34,24 @@ public enum ListeningSocket {
         return fd
     }
 
+    /// The local port `socket` is bound to; nil if it is not a bound IPv4 or IPv6 socket.
+    public static func port(of socket: Int32) -> Int? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let got = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+        }
+        guard got == 0 else { return nil }
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) } }
+        case AF_INET6:
+            return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) } }
+        default:
+            return nil
+        }
+    }
+
     /// How many connections the kernel queues for `socket` before it is accepted (its listen backlog, which
     /// `TCP_INFO` reports as `tcpi_sacked` on a listening socket); nil if the socket is not a listening TCP socket.
     public static func backlog(of socket: Int32) -> Int32? {

@@ -99,8 +99,10 @@ public final class LoadBalancer: Sendable {
     /// Starts accepting on `socket`, a bound and listening TCP socket (made here, inherited from the
     /// process that started this one, or handed over by the front this one replaces), which the load
     /// balancer now owns; returns its port. A duplicate is kept for ``listeningSocketForHandover``.
+    /// With `accepting` false it accepts nothing until ``setAccepting(_:)`` says so (a front waiting for
+    /// its first pool): connections wait in the kernel's queue.
     @discardableResult
-    public func start(listeningSocket socket: Int32) async throws -> Int {
+    public func start(listeningSocket socket: Int32, accepting: Bool = true) async throws -> Int {
         ending.store(false, ordering: .relaxed)
         let pool = self.pool
         let metrics = self.metrics
@@ -115,9 +117,10 @@ public final class LoadBalancer: Sendable {
             channel = try await ServerBootstrap(group: group)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections) { self.track($0) })
+                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections, paused: !accepting) { self.track($0) })
                     }
                 }
+                .serverChannelOption(.autoRead, value: accepting)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
@@ -253,8 +256,9 @@ final class ConnectionLimitHandler: ChannelInboundHandler {
     private var acceptsPerWakeUp: UInt = 0
     private var context: ChannelHandlerContext?
 
-    init(limit: Int, accepted: @escaping (Channel) -> Void) {
+    init(limit: Int, paused: Bool, accepted: @escaping (Channel) -> Void) {
         self.limit = limit
+        self.paused = paused
         self.accepted = accepted
     }
 

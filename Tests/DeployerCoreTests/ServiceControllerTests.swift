@@ -1,5 +1,7 @@
+import CommandLineTesting
 import Foundation
 @testable import DeployerCore
+import LoadBalancer
 import OCI
 import ReleaseSpec
 import Testing
@@ -85,6 +87,50 @@ struct ServiceControllerTests {
         let status = await controller.status()
         #expect(status.instances.first { $0.id == victim.id }?.restarts == 1)
         #expect(fixture.front.pools.contains { !$0.contains(victim.id) && !$0.isEmpty }, "it left the pool while it was down")
+        await controller.down()
+    }
+
+    @Test("a front that dies is started again on the listening socket the controller kept: a connection made while no front ran waits in its queue for the new one; down lets the socket go")
+    func deadFrontKeepsItsSocket() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(try fixture.image("A")))
+        let socket = try #require(fixture.front.heldSocket())
+        let port = try #require(ListeningSocket.port(of: socket))
+        close(socket)
+        // The front dies: its copy of the socket goes with it; a client connects before a new front runs.
+        try await fixture.front.stop()
+        let client = try #require(connectLoopback(port), "the connection was refused while no front ran")
+        defer { close(client) }
+        #expect(await eventually { fixture.front.starts == 2 }, "the front was started again")
+        let inodes = fixture.front.socketInodes
+        #expect(inodes.count == 2 && inodes[0] == inodes[1], "the new front got the same socket: \(inodes)")
+        // The connection queued while no front ran is there for the new front to accept.
+        let served = try #require(fixture.front.heldSocket())
+        var ready = pollfd(fd: served, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&ready, 1, 5000) == 1)
+        let accepted = accept(served, nil, nil)
+        #expect(accepted >= 0)
+        if accepted >= 0 { close(accepted) }
+        close(served)
+
+        await controller.down()
+        #expect(connectLoopback(port) == nil, "after down nothing holds the socket: connections are refused")
+    }
+
+    @Test("a front whose control socket is gone while its process still runs is not given the kept socket: the front started in its place listens on a socket of its own")
+    func liveFrontKeepsItsSocketToItself() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        // The front reports a process that runs (this one) from its start.
+        fixture.front.report(pid: getpid())
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(try fixture.image("A")))
+        try await fixture.front.stop()
+        #expect(await eventually { fixture.front.starts == 2 }, "a front was started")
+        let inodes = fixture.front.socketInodes
+        #expect(inodes.count == 2 && inodes[0] != inodes[1], "the new front got a socket of its own: \(inodes)")
         await controller.down()
     }
 

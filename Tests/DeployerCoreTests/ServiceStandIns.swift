@@ -166,6 +166,11 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         var splits: [(percent: Int, backends: [String])] = []
         var starts = 0
         var replacements = 0
+        /// A copy of the listening socket the running front was started with, and each start's socket inode.
+        var socket: Int32 = -1
+        var socketInodes: [UInt] = []
+        /// The pid its state reports: by default one that never runs.
+        var pid = Int32.max
         /// The executable the running front was started from, and the one a front started now would run.
         var executable = ""
         var installed = "stand-in 1"
@@ -181,6 +186,24 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
     var active: [String] { front.withLock { $0.active.map(\.id).sorted() } }
     var pools: [[String]] { front.withLock { $0.pools } }
     var starts: Int { front.withLock { $0.starts } }
+    /// Makes the front report `pid` (a process that runs) as its own.
+    func report(pid: Int32) { front.withLock { $0.pid = pid } }
+
+    /// The inode of the listening socket each start was given, in order.
+    var socketInodes: [UInt] { front.withLock { $0.socketInodes } }
+
+    /// A copy of the listening socket the running front holds (the caller's to close); nil when none runs.
+    func heldSocket() -> Int32? {
+        let copy = front.withLock { $0.socket >= 0 ? fcntl($0.socket, F_DUPFD_CLOEXEC, 0) : -1 }
+        return copy >= 0 ? copy : nil
+    }
+
+    func listeningSocket() async throws(FrontError) -> Int32 {
+        _ = try currentState()
+        let copy = front.withLock { fcntl($0.socket, F_DUPFD_CLOEXEC, 0) }
+        guard copy >= 0 else { throw FrontError("the stand-in front holds no socket") }
+        return copy
+    }
 
     private func currentState() throws(FrontError) -> FrontState {
         let front = self.front.withLock { $0 }
@@ -188,7 +211,7 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         let window = front.canary.flatMap { split in
             front.figures[split.percent].map { TrafficWindow(window: split.window, seconds: $0.seconds, stable: $0.stable, canary: $0.canary) }
         }
-        return FrontState(pid: Int32.max, port: 0, executable: front.executable, active: front.active, canary: front.canary, window: window,
+        return FrontState(pid: front.pid, port: 0, executable: front.executable, active: front.active, canary: front.canary, window: window,
                           activeVersion: front.version,
                           inFlight: [:], counts: ProxyMetrics.Counts(), connections: 0, retiring: false,
                           features: front.olderThanCanaries ? nil : ["pause", "canary"])
@@ -232,7 +255,13 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         return true
     }
 
-    func stop() async throws(FrontError) { front.withLock { $0.running = false } }
+    func stop() async throws(FrontError) {
+        front.withLock { front in
+            front.running = false
+            if front.socket >= 0 { close(front.socket) }
+            front.socket = -1
+        }
+    }
 
     func metrics() async throws(FrontError) -> String {
         _ = try currentState()
@@ -240,8 +269,12 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
     }
 
     func start(socket: Int32, controlPath: String, logPath: String) async throws(FrontError) -> FrontState {
-        close(socket)
+        var info = stat()
+        fstat(socket, &info)
         front.withLock { front in
+            if front.socket >= 0 { close(front.socket) }
+            front.socket = socket
+            front.socketInodes.append(UInt(info.st_ino))
             front.running = true
             front.starts += 1
             front.executable = front.installed

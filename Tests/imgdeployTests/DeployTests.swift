@@ -659,23 +659,40 @@ struct DeployTests {
         #expect(cut?["state"] as? String == "Failed" && (cut?["reason"] as? String ?? "").contains("the daemon stopped while this rollout was HealthChecking"), "\(records)")
     }
 
-    @Test("a front that is killed is started again by the daemon on the same address")
+    @Test("a front that is killed is started again by the daemon on the same socket: a request sent while no front runs waits and is answered, by the first daemon, by one that re-adopted the front, and after upgrade-front")
     func killedFrontRestarts() throws {
         let hello = try DeployTests.versions.get()
-        let daemon = try DeployDaemon()
+        var daemon = try DeployDaemon()
         defer { daemon.stop() }
         let port = freePort()
         #expect(try daemon.command(["apply", hello.spec("1.0.0", port: port)]).status == 0)
-        let pid = try #require(try daemon.status("hello")["frontPID"] as? Int)
-        kill(Int32(pid), SIGKILL)
-        var back = false
-        for _ in 0..<100 where !back {
-            usleep(100_000)
-            back = ((try? frontPage(port)) ?? "").contains("hello 1.0.0")
+        for round in ["the daemon that started the front", "a daemon started again, which adopted it", "a front that took over by upgrade-front"] {
+            if round.contains("upgrade-front") {
+                let upgraded = try daemon.command(["upgrade-front", "hello"])
+                #expect(upgraded.status == 0, "\(upgraded.stdout)\(upgraded.stderr)")
+            }
+            let pid = try #require(try daemon.status("hello")["frontPID"] as? Int)
+            kill(Int32(pid), SIGKILL)
+            // Gone, with every descriptor it held closed (it is a zombie at most).
+            for _ in 0..<5000 where (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd"))?.isEmpty == false { usleep(1000) }
+            // Sent before the daemon has noticed: the daemon's copy of the socket keeps it listening.
+            let client = try RawConnection(port: port)
+            client.send("GET / HTTP/1.1\r\nHost: hello\r\n\r\n")
+            let answer = client.readAnswer()
+            #expect(answer?.status == 200 && String(decoding: answer?.body ?? Data(), as: UTF8.self).contains("hello 1.0.0"),
+                    "\(round): the request sent while no front ran was answered: \(String(describing: answer))")
+            let now = try daemon.status("hello")["frontPID"] as? Int
+            #expect(now != nil && now != pid, "\(round): a new front serves")
+            daemon.kill9()
+            daemon = try DeployDaemon(state: daemon.state)
+            // Once it has adopted the front (and asked it for a copy of its socket).
+            for _ in 0..<300 {
+                let status = try daemon.status("hello")
+                let last = status["lastRollout"] as? [String: Any]
+                if last?["kind"] as? String == "readopt", last?["state"] as? String == "Succeeded", status["rolloutRunning"] as? Bool == false { break }
+                usleep(100_000)
+            }
         }
-        #expect(back, "the front answers again")
-        let now = try daemon.status("hello")["frontPID"] as? Int
-        #expect(now != nil && now != pid)
     }
 
     @Test("a verify policy deploys the signed image and refuses an unsigned one, one signed by another key, one without an SBOM or with another image's, one without passing tests, before anything starts")
