@@ -761,8 +761,12 @@ extension ServiceController {
         await publish()
         // An old front adopted at the daemon's start gave no copy of its socket; the new one does.
         if let listen = listening { await keepListeningSocket(at: listen) }
-        // A `down` meanwhile does not wait for the old front: it drains on its own.
-        if waitingForOld { await waitForExit(old.pid, timeout: .seconds(Int64(launcher.drainTimeout) + 5), untilTakenDown: true) }
+        // A `down` meanwhile does not wait for the old front: it drains on its own. Nor does a new front that
+        // dies: the upgrade ends, and the watchdog, which waits for it, starts a front again on the kept socket
+        // (connections wait in its queue meanwhile) rather than after the old front's drain.
+        if waitingForOld {
+            await waitForExit(old.pid, timeout: .seconds(Int64(launcher.drainTimeout) + 5), untilTakenDown: true, orUntilEnds: frontProcess)
+        }
         return FrontUpgrade(service: name, oldPID: old.pid, newPID: new.pid, oldExited: ProcessStart.of(old.pid) == nil)
     }
 
@@ -788,10 +792,14 @@ extension ServiceController {
         return !current.isEmpty && running.executable != current
     }
 
-    /// Waits until the process `pid` has exited, `timeout` has passed, or (`untilTakenDown`) a `down` began.
-    func waitForExit(_ pid: Int32, timeout: Duration, untilTakenDown: Bool = false) async {
+    /// Waits until the process `pid` has exited, `timeout` has passed, (`untilTakenDown`) a `down` began,
+    /// or the process `other` (pid and start time) has ended.
+    func waitForExit(_ pid: Int32, timeout: Duration, untilTakenDown: Bool = false, orUntilEnds other: (pid: Int32, started: UInt64)? = nil) async {
         let deadline = clock.now() + timeout
-        while ProcessStart.of(pid) != nil, clock.now() < deadline, !(untilTakenDown && takenDown) { await clock.sleep(.milliseconds(50)) }
+        while ProcessStart.of(pid) != nil, clock.now() < deadline, !(untilTakenDown && takenDown),
+              other.map({ ProcessStart.of($0.pid) == $0.started }) ?? true {
+            await clock.sleep(.milliseconds(50))
+        }
     }
 
     // MARK: A daemon's restart

@@ -695,6 +695,43 @@ struct DeployTests {
         }
     }
 
+    @Test("a front that dies just after it took over (upgrade-front) is started again on the kept socket while the front it replaced still drains: a request sent meanwhile is answered")
+    func successorDiesAfterTakingOver() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        #expect(try daemon.command(["apply", hello.spec("1.0.0", port: port)]).status == 0)
+        // A keep-alive connection that goes quiet keeps the replaced front draining, for its drain timeout (30 s).
+        let quiet = try RawConnection(port: port)
+        quiet.send("GET / HTTP/1.1\r\nHost: hello\r\n\r\n")
+        #expect(quiet.readAnswer()?.status == 200)
+        let oldPID = try #require(try daemon.status("hello")["frontPID"] as? Int)
+        let upgrade = Process()
+        upgrade.executableURL = URL(fileURLWithPath: daemon.binary)
+        upgrade.arguments = ["upgrade-front", "hello", "--state", daemon.state]
+        upgrade.standardOutput = FileHandle.nullDevice
+        upgrade.standardError = FileHandle.nullDevice
+        try upgrade.run()
+        var newPID: Int?
+        for _ in 0..<200 where newPID == nil {
+            usleep(50_000)
+            if let pid = try daemon.status("hello")["frontPID"] as? Int, pid != oldPID { newPID = pid }
+        }
+        let successor = try #require(newPID, "the new front took over")
+        kill(Int32(successor), SIGKILL)
+        for _ in 0..<5000 where (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(successor)/fd"))?.isEmpty == false { usleep(1000) }
+        let client = try RawConnection(port: port)
+        client.send("GET / HTTP/1.1\r\nHost: hello\r\n\r\n")
+        let answer = client.readAnswer()
+        #expect(answer?.status == 200 && String(decoding: answer?.body ?? Data(), as: UTF8.self).contains("hello 1.0.0"), "\(String(describing: answer))")
+        // Answered by a front started while the replaced one still drained, not after it had gone.
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(oldPID)/fd"))?.isEmpty == false, "the replaced front still drains")
+        let serving = try daemon.status("hello")["frontPID"] as? Int
+        #expect(serving != nil && serving != oldPID && serving != successor, "a third front serves: \(String(describing: serving))")
+        upgrade.waitUntilExit()
+    }
+
     @Test("a verify policy deploys the signed image and refuses an unsigned one, one signed by another key, one without an SBOM or with another image's, one without passing tests, before anything starts")
     func verifyPolicy() throws {
         let hello = try DeployTests.versions.get()
