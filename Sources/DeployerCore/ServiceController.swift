@@ -43,6 +43,12 @@ actor ServiceController {
     /// The start of a front under way, which a second caller (the watchdog, an instance's exit) waits for
     /// rather than start a second front on the kept socket.
     private var relaunching: Task<DeployError?, Never>?
+    /// Fronts this controller replaced by an upgrade (pid and start time) that may still run. One of them
+    /// takes the service back if its successor dies before it retires, so while one runs a front is not
+    /// started on the kept socket before the control socket has been asked again.
+    private var replacedFronts: [(pid: Int32, started: UInt64)] = []
+    /// The front last asked for a copy of its listening socket (one older than that request is asked once).
+    private var socketAskedOf: Int32?
     var instances: [String: ManagedInstance] = [:]
     /// The backends the front sends new requests to, as this controller wants them.
     private var active: [Backend] = []
@@ -478,6 +484,8 @@ actor ServiceController {
         // A rollout, re-adoption or front upgrade under way ends first: once taken down, it starts no
         // instance and waits for no health check, so it ends soon, as a failure; then all it left stops.
         while busy { await withCheckedContinuation { idleWaiters.append($0) } }
+        // A front being started (by the watchdog) is up, or has failed, before it is stopped below.
+        if let relaunching { _ = await relaunching.value }
         frontWatch?.cancel()
         frontWatch = nil
         let ids = Array(instances.keys)
@@ -632,6 +640,18 @@ extension ServiceController {
     private func launchFront(_ listen: ReleaseSpec.ListenAddress) async -> DeployError? {
         guard !takenDown else { return nil }
         let failed = { (error: any Error) in DeployError.cannotListen(service: self.name, address: listen.description, reason: "\(error)") }
+        // A front this one replaced may have taken the service back (its successor died before it retired):
+        // after the moment it has to decide, whoever answers on the control socket is the front.
+        replacedFronts.removeAll { ProcessStart.of($0.pid) != $0.started }
+        if !replacedFronts.isEmpty {
+            await clock.sleep(.seconds(3))
+            if let running = try? await front.state(), !running.retiring {
+                sawFront(running.pid)
+                if !takenDown { listening = listen }
+                return nil
+            }
+            guard !takenDown else { return nil }
+        }
         let socket: Int32
         do {
             try FileManager.default.createDirectory(atPath: paths.fronts, withIntermediateDirectories: true)
@@ -656,7 +676,7 @@ extension ServiceController {
             return nil
         }
         do { _ = try await front.setActive(active, canary: canary, version: nextActiveVersion()) } catch { return failed(error) }
-        listening = listen
+        if !takenDown { listening = listen }
         return nil
     }
 
@@ -719,6 +739,11 @@ extension ServiceController {
         do {
             let state = try await front.state()
             sawFront(state.pid)
+            // A front adopted without a copy of its socket (it came up after its start was given up on) is asked once.
+            if keptSocket == nil, socketAskedOf != state.pid {
+                socketAskedOf = state.pid
+                await keepListeningSocket(at: listen)
+            }
             if state.active != active || state.canary != canary, !busy { await publish() }
             return
         } catch where !error.frontGone {
@@ -752,6 +777,7 @@ extension ServiceController {
         let new: FrontState
         do {
             old = try await front.state()
+            if let started = ProcessStart.of(old.pid) { replacedFronts.append((old.pid, started)) }
             new = try await launcher.replace(controlPath: paths.frontControl(name), logPath: paths.frontLog(name))
             sawFront(new.pid)
         } catch {
@@ -1010,7 +1036,6 @@ extension ServiceController {
 
     /// Remembers `pid` as the serving front, with its start time (a recycled pid is not taken for it).
     private func sawFront(_ pid: Int32) {
-        guard frontProcess?.pid != pid else { return }
         frontProcess = ProcessStart.of(pid).map { (pid, $0) }
     }
 

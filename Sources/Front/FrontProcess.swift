@@ -117,7 +117,7 @@ public enum FrontProcess {
         // connection that waited in the socket's queue (the front before it died) is not answered 503 for
         // want of a pool the daemon is about to send.
         let awaitingPool = !options.takeOver || takenOverState?.awaitingPool == true
-        let port = try await balancer.start(listeningSocket: socket, accepting: !awaitingPool)
+        let port = try await balancer.start(listeningSocket: socket, held: awaitingPool)
 
         let (endings, ending) = AsyncStream<Ending>.makeStream()
         let listener = try UnixListener(publishingAt: options.controlPath)
@@ -308,26 +308,26 @@ final class ControlLoop: @unchecked Sendable {
         return true
     }
 
-    /// Begins accepting, if this front waits for its first pool and no successor is taking over (a
-    /// successor that goes before it serves leaves the wait as it was). `late`: the daemon said nothing for
-    /// ``poolWait``; while a successor is taking over, that is checked again a second later.
+    /// Ends the hold on accepting of a front that waits for its first pool (accepting then begins, unless a
+    /// successor has paused it). `late`: the daemon said nothing for ``poolWait``.
     func acceptOnceThePoolIsKnown(late: Bool = false) {
-        guard awaitingPool.load(ordering: .relaxed) else { return }
-        if handoverUnderWay.load(ordering: .relaxed) {
-            if late { DispatchQueue.global().asyncAfter(deadline: .now() + 1) { self.acceptOnceThePoolIsKnown(late: true) } }
-            return
-        }
         guard awaitingPool.exchange(false, ordering: .relaxed) else { return }
         if late { log("no pool from the daemon within \(Self.poolWait); accepting with the pool it has") }
-        setAccepting(true)
+        waitFor { await $0.releaseHold() }
     }
 
     /// Stops or resumes accepting, waiting until it is done (this thread is the control connection's own).
     private func setAccepting(_ accepting: Bool) {
+        waitFor { await $0.setAccepting(accepting) }
+    }
+
+    /// Runs `work` on the load balancer and waits until it is done (on a control connection's own thread,
+    /// or a timer's).
+    private func waitFor(_ work: @escaping @Sendable (LoadBalancer) async -> Void) {
         let done = DispatchSemaphore(value: 0)
         let balancer = self.balancer
         Task {
-            await balancer.setAccepting(accepting)
+            await work(balancer)
             done.signal()
         }
         done.wait()
@@ -366,15 +366,15 @@ final class ControlLoop: @unchecked Sendable {
                     if let successor, Self.ends(successor, within: .seconds(2)), publishAgain() {
                         log("the front taking over (pid \(successor.pid)) died before it did; serving again")
                         handoverUnderWay.store(false, ordering: .relaxed)
-                        if paused, !awaitingPool.load(ordering: .relaxed) { setAccepting(true) }
+                        if paused { setAccepting(true) }
                     } else {
                         retiring.store(true, ordering: .relaxed)
                         ending.yield(.retire)
                     }
                 } else {
-                    if paused, !awaitingPool.load(ordering: .relaxed) {
-                        // The successor went before it served: this front accepts again (one still waiting
-                        // for its first pool begins when that comes).
+                    if paused {
+                        // The successor went before it served: this front accepts again (one still held for
+                        // its first pool once that comes).
                         setAccepting(true)
                     }
                     if handedOver { handoverUnderWay.store(false, ordering: .relaxed) }

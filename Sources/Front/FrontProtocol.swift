@@ -10,7 +10,7 @@ import ProcessLimits
 /// | `set-active` | sends new requests to `backends`, all at once, and a share to a `canary`'s if given, unless it has applied a later `version`; a front the daemon started begins accepting at the first (or 5 s after it started, if none came) | its state |
 /// | `handover` | nothing yet | its state, with its listening socket attached (SCM_RIGHTS) |
 /// | `listening-socket` | nothing | its state, with a copy of its listening socket attached: the daemon keeps one, so that a front that dies leaves the socket open (connections wait in its queue) for the one started in its place |
-/// | `pause` | stops accepting (its successor is about to start), until `retire`, or resumes if the successor goes (a front still waiting for its first pool resumes when that comes) | `ok` |
+/// | `pause` | stops accepting (its successor is about to start), until `retire`, or resumes if the successor goes | `ok` |
 /// | `retire` | stops accepting, finishes every connection's requests, exits | `ok` |
 /// | `stop` | stops accepting, lets requests in flight finish, exits | `ok` |
 ///

@@ -99,10 +99,10 @@ public final class LoadBalancer: Sendable {
     /// Starts accepting on `socket`, a bound and listening TCP socket (made here, inherited from the
     /// process that started this one, or handed over by the front this one replaces), which the load
     /// balancer now owns; returns its port. A duplicate is kept for ``listeningSocketForHandover``.
-    /// With `accepting` false it accepts nothing until ``setAccepting(_:)`` says so (a front waiting for
-    /// its first pool): connections wait in the kernel's queue.
+    /// With `held`, it accepts nothing until ``releaseHold()`` (a front waiting for its first pool):
+    /// connections wait in the kernel's queue. The hold is apart from ``setAccepting(_:)``'s pause.
     @discardableResult
-    public func start(listeningSocket socket: Int32, accepting: Bool = true) async throws -> Int {
+    public func start(listeningSocket socket: Int32, held: Bool = false) async throws -> Int {
         ending.store(false, ordering: .relaxed)
         let pool = self.pool
         let metrics = self.metrics
@@ -117,10 +117,10 @@ public final class LoadBalancer: Sendable {
             channel = try await ServerBootstrap(group: group)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections, paused: !accepting) { self.track($0) })
+                        try channel.pipeline.syncOperations.addHandler(ConnectionLimitHandler(limit: maxConnections, held: held) { self.track($0) })
                     }
                 }
-                .serverChannelOption(.autoRead, value: accepting)
+                .serverChannelOption(.autoRead, value: !held)
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
@@ -173,6 +173,14 @@ public final class LoadBalancer: Sendable {
         try? await channel.eventLoop.submit { [self] in
             if accepting, ending.load(ordering: .relaxed) { return }
             try channel.pipeline.syncOperations.handler(type: ConnectionLimitHandler.self).setAccepting(accepting)
+        }.get()
+    }
+
+    /// Ends the hold of ``start(listeningSocket:held:)``: accepting begins, unless paused (or stopping).
+    public func releaseHold() async {
+        guard let channel = server.withLockedValue({ $0?.channel }) else { return }
+        try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: ConnectionLimitHandler.self).releaseHold()
         }.get()
     }
 
@@ -252,13 +260,16 @@ final class ConnectionLimitHandler: ChannelInboundHandler {
     let accepted: (Channel) -> Void
     private var open = 0
     private var paused = false
+    /// Held from the start until the front knows where to send requests (apart from `paused`, which a
+    /// handover sets and clears).
+    private var held: Bool
     /// The listening channel's `maxMessagesPerRead` as last set.
     private var acceptsPerWakeUp: UInt = 0
     private var context: ChannelHandlerContext?
 
-    init(limit: Int, paused: Bool, accepted: @escaping (Channel) -> Void) {
+    init(limit: Int, held: Bool, accepted: @escaping (Channel) -> Void) {
         self.limit = limit
-        self.paused = paused
+        self.held = held
         self.accepted = accepted
     }
 
@@ -290,6 +301,11 @@ final class ConnectionLimitHandler: ChannelInboundHandler {
         updateAccepting()
     }
 
+    func releaseHold() {
+        held = false
+        updateAccepting()
+    }
+
     private func updateAccepting() {
         guard let options = context?.channel.syncOptions else { return }
         // NIO reads this when a wake-up's accepting begins, so those accepts never pass the limit.
@@ -299,6 +315,6 @@ final class ConnectionLimitHandler: ChannelInboundHandler {
             try? options.setOption(.maxMessagesPerRead, value: room)
         }
         // NIO does nothing when the value does not change, and fails (ignored) once the channel has closed.
-        try? options.setOption(.autoRead, value: !paused && open < limit)
+        try? options.setOption(.autoRead, value: !paused && !held && open < limit)
     }
 }

@@ -27,10 +27,14 @@ public struct MayBlockTrait: SuiteTrait, TestTrait, TestScoping {
     }
 
     public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        // The trait given twice (a suite and its test) takes one slot, not two.
+        guard !TestSlots.holding else { return try await function() }
         await TestSlots.shared.acquire()
         do {
-            try await withTaskExecutorPreference(BlockingTaskExecutor.shared) {
-                try await function()
+            try await TestSlots.$holding.withValue(true) {
+                try await withTaskExecutorPreference(BlockingTaskExecutor.shared) {
+                    try await function()
+                }
             }
         } catch {
             await TestSlots.shared.release()
@@ -70,6 +74,9 @@ public actor TestSlots {
         if let text = ProcessInfo.processInfo.environment["IMGBUILD_TEST_WIDTH"], let width = Int(text), width > 0 { return width }
         return 4 * max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
+
+    /// Whether the current task's test holds a slot.
+    @TaskLocal static var holding = false
 
     private var free: Int
     private var waiting: [CheckedContinuation<Void, Never>] = []

@@ -65,7 +65,7 @@ struct ControlSocketTests {
 
 @Suite("imgdeploy front control socket against hostile clients", .mayBlock)
 struct FrontControlTests {
-    @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused; a late pool change is not applied over a later one; silent connections are served a bounded number at a time; a paused front accepts nothing until its successor goes, takes its control socket back from one that died before taking over, and retires for one that published and runs")
+    @Test("a control connection that sends nothing does not hold up others; bad JSON and a line over 1 MiB are refused; a late pool change is not applied over a later one; silent connections are served a bounded number at a time; a paused front accepts nothing until its successor goes, takes its control socket back from one that died before taking over, and retires for one that published and runs; a front accepts at its first pool, or after 5 s without one")
     func silentAndOversizedClients() throws {
         let result = try run("/usr/bin/python3", [repositoryRoot + "/fixtures/hostile/front_control.py", imgdeployBinary, makeTemporaryDirectory("front")])
         let object = try #require((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any],
@@ -91,5 +91,11 @@ struct FrontControlTests {
         #expect(object["live_handover_ok"] as? Bool == true && object["retired_for_live_successor"] as? Bool == true,
                 "a successor that published and hung up while it runs is taken to serve: the front retires: \(object)")
         #expect(object["exit"] as? Int == 0, "the front ends cleanly: \(object)")
+        #expect(object["awaiting_pool_at_start"] as? Bool == true && object["answered_before_pool"] as? Bool == false
+                    && object["awaiting_pool_after"] as? Bool == false && object["answered_after_pool"] as? Bool == true,
+                "a front started as the daemon starts it accepts at its first pool, and the client that waited is answered: \(object)")
+        #expect(object["orphan_answered_at_once"] as? Bool == false && (object["orphan_answer"] as? String ?? "").contains("503")
+                    && object["orphan_exit"] as? Int == 0,
+                "a front that never gets a pool accepts after 5 s, answering 503 for want of instances: \(object)")
     }
 }

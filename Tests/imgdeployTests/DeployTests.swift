@@ -692,6 +692,8 @@ struct DeployTests {
                 if last?["kind"] as? String == "readopt", last?["state"] as? String == "Succeeded", status["rolloutRunning"] as? Bool == false { break }
                 usleep(100_000)
             }
+            let adopted = try daemon.status("hello")["lastRollout"] as? [String: Any]
+            #expect(adopted?["kind"] as? String == "readopt" && adopted?["state"] as? String == "Succeeded", "the daemon started again adopted the service: \(String(describing: adopted))")
         }
     }
 
@@ -719,6 +721,14 @@ struct DeployTests {
             if let pid = try daemon.status("hello")["frontPID"] as? Int, pid != oldPID { newPID = pid }
         }
         let successor = try #require(newPID, "the new front took over")
+        // Once the replaced front has been told to retire (before that, it would take the service back).
+        let log = daemon.state + "/fronts/hello.log"
+        var retiring = false
+        for _ in 0..<200 where !retiring {
+            retiring = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("[\(oldPID)] handed over")
+            if !retiring { usleep(20_000) }
+        }
+        #expect(retiring, "the replaced front retires")
         kill(Int32(successor), SIGKILL)
         for _ in 0..<5000 where (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(successor)/fd"))?.isEmpty == false { usleep(1000) }
         let client = try RawConnection(port: port)
