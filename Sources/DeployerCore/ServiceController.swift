@@ -39,14 +39,14 @@ actor ServiceController {
     /// connections wait in its queue for the front started again on it, rather than being refused.
     private var keptSocket: (address: ReleaseSpec.ListenAddress, descriptor: Int32)?
     /// The front last seen serving (pid and start time): while it runs, the kept socket is given to no other.
-    private var frontProcess: (pid: Int32, started: UInt64)?
+    private var frontProcess: ProcessIdentity?
     /// The start of a front under way, which a second caller (the watchdog, an instance's exit) waits for
     /// rather than start a second front on the kept socket.
     private var relaunching: Task<DeployError?, Never>?
     /// Fronts this controller replaced by an upgrade (pid and start time) that may still run. One of them
     /// takes the service back if its successor dies before it retires, so while one runs a front is not
     /// started on the kept socket before the control socket has been asked again.
-    private var replacedFronts: [(pid: Int32, started: UInt64)] = []
+    private var replacedFronts: [ProcessIdentity] = []
     /// The front last asked for a copy of its listening socket (one older than that request is asked once).
     private var socketAskedOf: Int32?
     var instances: [String: ManagedInstance] = [:]
@@ -642,7 +642,7 @@ extension ServiceController {
         let failed = { (error: any Error) in DeployError.cannotListen(service: self.name, address: listen.description, reason: "\(error)") }
         // A front this one replaced may have taken the service back (its successor died before it retired):
         // after the moment it has to decide, whoever answers on the control socket is the front.
-        replacedFronts.removeAll { ProcessStart.of($0.pid) != $0.started }
+        replacedFronts.removeAll { !$0.isRunning }
         if !replacedFronts.isEmpty {
             await clock.sleep(.seconds(3))
             if let running = try? await front.state(), !running.retiring {
@@ -777,7 +777,7 @@ extension ServiceController {
         let new: FrontState
         do {
             old = try await front.state()
-            if let started = ProcessStart.of(old.pid) { replacedFronts.append((old.pid, started)) }
+            if let replaced = ProcessIdentity(running: old.pid) { replacedFronts.append(replaced) }
             new = try await launcher.replace(controlPath: paths.frontControl(name), logPath: paths.frontLog(name))
             sawFront(new.pid)
         } catch {
@@ -819,11 +819,10 @@ extension ServiceController {
     }
 
     /// Waits until the process `pid` has exited, `timeout` has passed, (`untilTakenDown`) a `down` began,
-    /// or the process `other` (pid and start time) has ended.
-    func waitForExit(_ pid: Int32, timeout: Duration, untilTakenDown: Bool = false, orUntilEnds other: (pid: Int32, started: UInt64)? = nil) async {
+    /// or the process `other` has ended.
+    func waitForExit(_ pid: Int32, timeout: Duration, untilTakenDown: Bool = false, orUntilEnds other: ProcessIdentity? = nil) async {
         let deadline = clock.now() + timeout
-        while ProcessStart.of(pid) != nil, clock.now() < deadline, !(untilTakenDown && takenDown),
-              other.map({ ProcessStart.of($0.pid) == $0.started }) ?? true {
+        while ProcessStart.of(pid) != nil, clock.now() < deadline, !(untilTakenDown && takenDown), other?.isRunning ?? true {
             await clock.sleep(.milliseconds(50))
         }
     }
@@ -1036,13 +1035,11 @@ extension ServiceController {
 
     /// Remembers `pid` as the serving front, with its start time (a recycled pid is not taken for it).
     private func sawFront(_ pid: Int32) {
-        frontProcess = ProcessStart.of(pid).map { (pid, $0) }
+        frontProcess = ProcessIdentity(running: pid)
     }
 
     /// Whether the front last seen serving still runs.
-    private var lastFrontRuns: Bool {
-        frontProcess.map { ProcessStart.of($0.pid) == $0.started } ?? false
-    }
+    private var lastFrontRuns: Bool { frontProcess?.isRunning ?? false }
 
     /// Keeps a copy of the running front's listening socket (after the daemon started again, or an upgrade
     /// of a front adopted then), if it gives one (a front older than `listening-socket` does not) and it is

@@ -299,9 +299,9 @@ final class ControlLoop: @unchecked Sendable {
 
     /// Whether `process` has ended (or is a zombie) within `time`: a process that closed its end of a
     /// connection by dying may take a moment more to finish exiting.
-    private static func ends(_ process: (pid: Int32, started: UInt64), within time: Duration) -> Bool {
+    private static func ends(_ process: ProcessIdentity, within time: Duration) -> Bool {
         let deadline = ContinuousClock.now + time
-        while ProcessStart.of(process.pid) == process.started {
+        while process.isRunning {
             if ContinuousClock.now >= deadline { return false }
             usleep(20_000)
         }
@@ -348,7 +348,7 @@ final class ControlLoop: @unchecked Sendable {
         var handedOver = false
         var paused = false
         /// The process taking over (pid and start time), once it has the socket.
-        var successor: (pid: Int32, started: UInt64)?
+        var successor: ProcessIdentity?
         while true {
             let request: FrontRequest
             do {
@@ -413,7 +413,7 @@ final class ControlLoop: @unchecked Sendable {
                     try? connection.send(FrontReply(ok: false, error: "another front is taking over from this one"))
                     continue
                 }
-                successor = connection.peerProcess.flatMap { pid in ProcessStart.of(pid).map { (pid, $0) } }
+                successor = connection.peerProcess.flatMap { ProcessIdentity(running: $0) }
                 try? connection.send(FrontReply(ok: true, state: state), descriptor: socket)
                 connection.waitWithoutTimeout()
                 handedOver = true

@@ -12,3 +12,19 @@ public enum ProcessStart {
         return UInt64(String(decoding: fields[19], as: UTF8.self))
     }
 }
+
+/// One process, named for good by its pid and start time (a pid alone may be reused once it exits).
+public struct ProcessIdentity: Sendable, Equatable {
+    public let pid: Int32
+    public let startTime: UInt64
+
+    /// The process `pid` is now; nil when there is none (or a zombie).
+    public init?(running pid: Int32) {
+        guard let startTime = ProcessStart.of(pid) else { return nil }
+        self.pid = pid
+        self.startTime = startTime
+    }
+
+    /// Whether it still runs (not a zombie, and not another process that got its pid).
+    public var isRunning: Bool { ProcessStart.of(pid) == startTime }
+}
