@@ -135,7 +135,7 @@ public enum FrontProcess {
         if awaitingPool {
             // A daemon that says nothing (it died as it started this front) does not keep the service shut.
             // (On a dispatch thread: it waits until accepting has begun.)
-            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(ControlLoop.poolWait.components.seconds))) {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(ControlLoop.poolWaitSeconds)) {
                 control.acceptOnceThePoolIsKnown(late: true)
             }
         }
@@ -203,9 +203,9 @@ final class ControlLoop: @unchecked Sendable {
     private let serving = Atomic<Int>(0)
     static let connectionLimit = 32
     /// This front was started by the daemon and has not accepted yet: it does at the first `set-active`, or
-    /// after ``poolWait``.
+    /// after ``poolWaitSeconds``.
     private let awaitingPool: Synchronization.Atomic<Bool>
-    static let poolWait: Duration = .seconds(5)
+    static let poolWaitSeconds = 5
     /// The version of the last `set-active` applied; checked and changed with the pool, under this lock.
     private let activeVersion: NIOLockedValueBox<UInt64>
     /// The fronts this one replaced that may still run (see ``FrontState/predecessors``).
@@ -309,10 +309,10 @@ final class ControlLoop: @unchecked Sendable {
     }
 
     /// Ends the hold on accepting of a front that waits for its first pool (accepting then begins, unless a
-    /// successor has paused it). `late`: the daemon said nothing for ``poolWait``.
+    /// successor has paused it). `late`: the daemon said nothing for ``poolWaitSeconds``.
     func acceptOnceThePoolIsKnown(late: Bool = false) {
         guard awaitingPool.exchange(false, ordering: .relaxed) else { return }
-        if late { log("no pool from the daemon within \(Self.poolWait); accepting with the pool it has") }
+        if late { log("no pool from the daemon within \(Self.poolWaitSeconds) s; accepting with the pool it has") }
         waitFor { await $0.releaseHold() }
     }
 

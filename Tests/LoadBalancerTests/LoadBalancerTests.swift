@@ -154,8 +154,9 @@ private func answerInTurn(_ clients: [RawClient], balancer: LoadBalancer) async 
     return (clients.count - waiting.count, mostOpen)
 }
 
-/// An idle timeout no stall of the test process reaches, for tests whose connections must stay open while they
-/// check (in the whole suite, the test process's threads can be held up for minutes, past the default 60 s).
+/// An idle timeout no delay of a busy machine reaches, for tests whose connections must stay open while they
+/// check (before tests ran off the cooperative pool, the whole suite held them up for minutes, past the
+/// default 60 s; four tests per core still run at once beside load tests).
 private let testIdleTimeout = TimeAmount.seconds(3600)
 
 /// A port on 127.0.0.1 where nothing listens (connections are refused).
