@@ -133,6 +133,8 @@ public struct ServiceStatus: Sendable, Codable, Equatable {
     public var rolloutRunning: Bool?
     /// The releases kept for an instant rollback, newest (the serving one) first.
     public var releases: [KeptRelease]?
+    /// The front's restarts, and its crash loop if it is in one (absent from older daemons).
+    public var frontRestarts: FrontRestartStatus?
 }
 
 /// One release in a service's rollback window, as `status` shows it.

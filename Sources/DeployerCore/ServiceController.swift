@@ -47,6 +47,8 @@ actor ServiceController {
     /// takes the service back if its successor dies before it retires, so while one runs a front is not
     /// started on the kept socket before the control socket has been asked again.
     private var replacedFronts: [ProcessIdentity] = []
+    /// How often the front was started again, and the backoff of a crash loop.
+    private var frontRestarts = FrontRestarts()
     /// The front last asked for a copy of its listening socket (one older than that request is asked once).
     private var socketAskedOf: Int32?
     var instances: [String: ManagedInstance] = [:]
@@ -558,7 +560,8 @@ actor ServiceController {
         }
         return ServiceStatus(service: name, listen: listening?.description ?? "-", current: serving?.image, instances: list,
                              lastRollout: lastRollout, requests: counts.requests, failedRequests: counts.failed, retriedRequests: counts.retried,
-                             frontPID: frontState?.pid, rolloutRunning: busy, releases: kept)
+                             frontPID: frontState?.pid, rolloutRunning: busy, releases: kept,
+                             frontRestarts: frontRestarts.status(at: clock.now()))
     }
 }
 
@@ -601,7 +604,7 @@ extension ServiceController {
                 state = try await front.setActive(active, canary: canary, version: nextActiveVersion())
             }
         } catch {
-            if error.frontGone, let listen = listening { try? await relaunchFront(listen) }
+            if error.frontGone, let listen = listening { await restartGoneFront(listen) }
         }
     }
 
@@ -662,7 +665,9 @@ extension ServiceController {
         }
         do {
             sawFront(try await launcher.start(socket: socket, controlPath: paths.frontControl(name), logPath: paths.frontLog(name)).pid)
+            frontRestarts.started(at: clock.now())
         } catch {
+            frontRestarts.failedToStart(at: clock.now())
             // The kept socket goes too: a front that answers too late to be known here may still come up on
             // it, and the next start binds the port afresh, which fails while that front holds it, rather
             // than give it the same socket.
@@ -675,9 +680,41 @@ extension ServiceController {
             dropKeptSocket()
             return nil
         }
-        do { _ = try await front.setActive(active, canary: canary, version: nextActiveVersion()) } catch { return failed(error) }
+        do {
+            _ = try await front.setActive(active, canary: canary, version: nextActiveVersion())
+        } catch {
+            // Gone before it took the pool: it exited as it started.
+            if error.frontGone {
+                frontRestarts.failedToStart(at: clock.now())
+                if frontRestarts.inCrashLoop { dropKeptSocket() }
+            }
+            return failed(error)
+        }
         if !takenDown { listening = listen }
         return nil
+    }
+
+    /// The front is gone (killed, crashed, or it never came up): starts it again now, or once the backoff
+    /// of a crash loop has passed (the watchdog calls this every second until then). In a crash loop the
+    /// kept socket is let go (``FrontRestarts``).
+    private func restartGoneFront(_ listen: ReleaseSpec.ListenAddress) async {
+        // A start under way (another caller's) is waited for; then the front is asked again, since what
+        // was seen before may be stale.
+        if let relaunching { _ = await relaunching.value }
+        let attempts = frontRestarts.attempts
+        do {
+            _ = try await front.state()
+            return
+        } catch where !error.frontGone {
+            return
+        } catch {}
+        guard !takenDown, relaunching == nil, frontRestarts.attempts == attempts else { return }
+        let now = clock.now()
+        let due = frontRestarts.gone(at: now)
+        if frontRestarts.inCrashLoop { dropKeptSocket() }
+        guard now >= due else { return }
+        frontRestarts.restarting()
+        try? await relaunchFront(listen)
     }
 
     /// Checks the front every second and starts it again if it is gone (killed, or crashed).
@@ -739,6 +776,7 @@ extension ServiceController {
         do {
             let state = try await front.state()
             sawFront(state.pid)
+            frontRestarts.answered(at: clock.now())
             // A front adopted without a copy of its socket (it came up after its start was given up on) is asked once.
             if keptSocket == nil, socketAskedOf != state.pid {
                 socketAskedOf = state.pid
@@ -749,14 +787,10 @@ extension ServiceController {
         } catch where !error.frontGone {
             return
         } catch {}
-        // Asked again: a front being replaced is unreachable for an instant.
+        // Asked again (in restartGoneFront): a front being replaced is unreachable for an instant.
         await clock.sleep(.milliseconds(200))
         guard !busy, listening != nil else { return }
-        do {
-            _ = try await front.state()
-        } catch where error.frontGone {
-            try? await relaunchFront(listen)
-        } catch {}
+        await restartGoneFront(listen)
     }
 
     /// Replaces the front with one started from the daemon's executable as it is on disk now: the new
@@ -780,6 +814,7 @@ extension ServiceController {
             if let replaced = ProcessIdentity(running: old.pid) { replacedFronts.append(replaced) }
             new = try await launcher.replace(controlPath: paths.frontControl(name), logPath: paths.frontLog(name))
             sawFront(new.pid)
+            frontRestarts.started(at: clock.now())
         } catch {
             throw .frontUpgradeFailed(service: name, reason: "\(error)")
         }

@@ -96,9 +96,7 @@ struct ServiceControllerTests {
         defer { fixture.remove() }
         let controller = fixture.controller()
         _ = try await controller.apply(fixture.spec(try fixture.image("A")))
-        let socket = try #require(fixture.front.heldSocket())
-        let port = try #require(ListeningSocket.port(of: socket))
-        close(socket)
+        let port = try #require(fixture.front.heldPort())
         // The front dies: its copy of the socket goes with it; a client connects before a new front runs.
         try await fixture.front.stop()
         let client = try #require(connectLoopback(port), "the connection was refused while no front ran")
@@ -117,6 +115,40 @@ struct ServiceControllerTests {
 
         await controller.down()
         #expect(connectLoopback(port) == nil, "after down nothing holds the socket: connections are refused")
+    }
+
+    @Test("fronts that keep exiting as they start are started again after a growing backoff, status says so, and connections are refused until one stays up")
+    func crashLoopingFront() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(try fixture.image("A")))
+        let port = try #require(fixture.front.heldPort())
+        #expect(await controller.status().frontRestarts == FrontRestartStatus(restarts: 0, quickExits: 0, crashLoop: false, nextStartIn: nil))
+
+        fixture.front.exitAtStart(true)
+        try await fixture.front.stop()
+        #expect(await eventually { await controller.status().frontRestarts?.crashLoop == true }, "status says the front is in a crash loop")
+        let looping = try #require(await controller.status().frontRestarts)
+        #expect(looping.quickExits >= FrontRestarts.crashLoopAfter && looping.restarts >= FrontRestarts.crashLoopAfter, "\(looping)")
+        #expect(connectLoopback(port) == nil, "in a crash loop the kept socket is let go: connections are refused")
+        // The backoff grows to 8 s between starts (40 ms here, with time 200 times faster): a lower bound,
+        // which a busy machine only lengthens.
+        #expect(await eventually { fixture.front.starts >= 7 })
+        let times = fixture.front.startTimes
+        let lastGap = (times[times.count - 1] - times[times.count - 2]) * 200
+        #expect(lastGap >= .seconds(7), "the last two starts were \(lastGap) apart in the controller's time")
+
+        fixture.front.exitAtStart(false)
+        #expect(await eventually { fixture.front.isRunning }, "a front that stays up is started")
+        // Once it has run for 10 s (50 ms here), the loop is over.
+        #expect(await eventually { await controller.status().frontRestarts?.quickExits == 0 })
+        let recovered = try #require(await controller.status().frontRestarts)
+        #expect(!recovered.crashLoop && recovered.nextStartIn == nil)
+        let newPort = try #require(fixture.front.heldPort())
+        let client = try #require(connectLoopback(newPort), "the new front's socket takes connections")
+        close(client)
+        await controller.down()
     }
 
     @Test("a front whose control socket is gone while its process still runs is not given the kept socket: the front started in its place listens on a socket of its own")

@@ -174,6 +174,10 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
         /// The executable the running front was started from, and the one a front started now would run.
         var executable = ""
         var installed = "stand-in 1"
+        /// Fronts started exit as soon as they have answered their start (a crash loop).
+        var exitsAtStart = false
+        /// When each start was made, in order.
+        var startTimes: [ContinuousClock.Instant] = []
     }
     private let front = Locked(Front())
     let drainTimeout = 1
@@ -186,6 +190,11 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
     var active: [String] { front.withLock { $0.active.map(\.id).sorted() } }
     var pools: [[String]] { front.withLock { $0.pools } }
     var starts: Int { front.withLock { $0.starts } }
+    var isRunning: Bool { front.withLock { $0.running } }
+    /// When each start was made, in order.
+    var startTimes: [ContinuousClock.Instant] { front.withLock { $0.startTimes } }
+    /// Makes the fronts started from now on exit as soon as they have answered their start, or not.
+    func exitAtStart(_ exits: Bool) { front.withLock { $0.exitsAtStart = exits } }
     /// Makes the front report `pid` (a process that runs) as its own.
     func report(pid: Int32) { front.withLock { $0.pid = pid } }
 
@@ -196,6 +205,13 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
     func heldSocket() -> Int32? {
         let copy = front.withLock { $0.socket >= 0 ? fcntl($0.socket, F_DUPFD_CLOEXEC, 0) : -1 }
         return copy >= 0 ? copy : nil
+    }
+
+    /// The port of the listening socket the running front holds; nil when none runs.
+    func heldPort() -> Int? {
+        guard let socket = heldSocket() else { return nil }
+        defer { close(socket) }
+        return ListeningSocket.port(of: socket)
     }
 
     func listeningSocket() async throws(FrontError) -> Int32 {
@@ -277,9 +293,12 @@ final class StandInFront: FrontControl, FrontStarter, Sendable {
             front.socketInodes.append(UInt(info.st_ino))
             front.running = true
             front.starts += 1
+            front.startTimes.append(.now)
             front.executable = front.installed
         }
-        return try currentState()
+        let started = try currentState()
+        if front.withLock({ $0.exitsAtStart }) { try await stop() }
+        return started
     }
 
     func replace(controlPath: String, logPath: String) async throws(FrontError) -> FrontState {

@@ -742,6 +742,44 @@ struct DeployTests {
         upgrade.waitUntilExit()
     }
 
+    @Test("fronts killed one after another as they start are a crash loop: status says so, the port refuses connections during the backoff, and the next front serves")
+    func frontCrashLoop() throws {
+        let hello = try DeployTests.versions.get()
+        let daemon = try DeployDaemon()
+        defer { daemon.stop() }
+        let port = freePort()
+        #expect(try daemon.command(["apply", hello.spec("1.0.0", port: port)]).status == 0)
+        // Each front is killed as soon as it serves, until the daemon calls it a crash loop (the third quick
+        // exit in a row; more if the machine is so slow that a front ran 10 s before it was killed).
+        var killed: Set<Int> = []
+        var looping: String?
+        for _ in 0..<600 where looping == nil && killed.count < 8 {
+            let text = try daemon.command(["status", "hello"]).stdout
+            if text.contains("new connections are refused") {
+                looping = text
+            } else if let pid = try daemon.status("hello")["frontPID"] as? Int, !killed.contains(pid) {
+                kill(Int32(pid), SIGKILL)
+                killed.insert(pid)
+            } else {
+                usleep(20_000)
+            }
+        }
+        let status = try #require(looping, "status said the front was in a crash loop after \(killed.count) kills")
+        #expect(connectLoopback(port) == nil, "during the backoff, connections are refused")
+        #expect(status.contains("see \(daemon.state)/fronts/hello.log"), "\(status)")
+        // After the backoff a front starts, and it is let be.
+        var answer: RawConnection.Answer?
+        for _ in 0..<300 where answer?.status != 200 {
+            usleep(100_000)
+            guard let client = try? RawConnection(port: port) else { continue }
+            client.send("GET / HTTP/1.1\r\nHost: hello\r\n\r\n")
+            answer = client.readAnswer()
+        }
+        #expect(answer?.status == 200 && String(decoding: answer?.body ?? Data(), as: UTF8.self).contains("hello 1.0.0"), "\(String(describing: answer))")
+        let restarts = try daemon.status("hello")["frontRestarts"] as? [String: Any]
+        #expect((restarts?["restarts"] as? Int ?? 0) >= 3, "\(String(describing: restarts))")
+    }
+
     @Test("a verify policy deploys the signed image and refuses an unsigned one, one signed by another key, one without an SBOM or with another image's, one without passing tests, before anything starts")
     func verifyPolicy() throws {
         let hello = try DeployTests.versions.get()
