@@ -20,8 +20,8 @@ struct FrontRestarts: Sendable, Equatable {
     private(set) var restarts = 0
     /// Fronts in a row that were found gone within ``stableAfter`` of their start, or that failed to start.
     private(set) var quickExits = 0
-    /// When the serving front was started here; nil for a front adopted at the daemon's start (its age is
-    /// not known, so its exit is not counted as quick).
+    /// When the serving front was started here (or first answered, when it was not started here); nil for
+    /// a front adopted at the daemon's start and not yet asked (its exit is not counted as quick).
     private var startedAt: Duration?
     /// The front is gone and is started again no sooner than this (set once per front found gone).
     private(set) var nextStart: Duration?
@@ -55,10 +55,15 @@ struct FrontRestarts: Sendable, Equatable {
     }
 
     /// The front answers at `now` (it is back, however it came: no backoff holds); once it has run for
-    /// ``stableAfter``, the exits before it are forgotten.
+    /// ``stableAfter``, the exits before it are forgotten. A front not started here (one that took the
+    /// service back after an upgrade, one that came up after its start was given up on) is timed from now.
     mutating func answered(at now: Duration) {
         nextStart = nil
-        if let startedAt, now - startedAt >= Self.stableAfter { quickExits = 0 }
+        guard let startedAt else {
+            startedAt = now
+            return
+        }
+        if now - startedAt >= Self.stableAfter { quickExits = 0 }
     }
 
     /// The front was found gone at `now`: when to start it again. A front already found gone keeps the
@@ -73,7 +78,7 @@ struct FrontRestarts: Sendable, Equatable {
         return next
     }
 
-    /// A start is about to be made by the watchdog (counted whether or not it succeeds).
+    /// A front is about to be started in place of one that is gone (counted whether or not it comes up).
     mutating func restarting() { restarts += 1 }
 }
 
@@ -83,25 +88,29 @@ public struct FrontRestartStatus: Sendable, Codable, Equatable {
     public var restarts: Int
     /// Fronts in a row that exited within 10 s of their start, or failed to start.
     public var quickExits: Int
+    /// No front answers and the daemon holds no copy of its socket: new connections are refused (in a
+    /// crash loop, or after a start failed).
+    public var refusingConnections: Bool
     /// Three or more quick exits in a row, and no front runs: the service is down, and new connections are
     /// refused, until a front stays up.
     public var crashLoop: Bool
     /// While the front is gone and its start waits for the backoff: seconds until the next start.
     public var nextStartIn: Double?
 
-    public init(restarts: Int, quickExits: Int, crashLoop: Bool, nextStartIn: Double?) {
+    public init(restarts: Int, quickExits: Int, refusingConnections: Bool, crashLoop: Bool, nextStartIn: Double?) {
         self.restarts = restarts
         self.quickExits = quickExits
+        self.refusingConnections = refusingConnections
         self.crashLoop = crashLoop
         self.nextStartIn = nextStartIn
     }
 }
 
 extension FrontRestarts {
-    /// What `status` shows at `now`.
-    func status(at now: Duration) -> FrontRestartStatus {
+    /// What `status` shows at `now`; `refusing`: no front answers, and no copy of its socket is kept.
+    func status(at now: Duration, refusing: Bool) -> FrontRestartStatus {
         let wait = nextStart.map { Double(($0 - now).milliseconds) / 1000 }
-        return FrontRestartStatus(restarts: restarts, quickExits: quickExits, crashLoop: inCrashLoop && nextStart != nil,
+        return FrontRestartStatus(restarts: restarts, quickExits: quickExits, refusingConnections: refusing, crashLoop: inCrashLoop && nextStart != nil,
                                   nextStartIn: wait.flatMap { $0 > 0 ? $0 : nil })
     }
 }

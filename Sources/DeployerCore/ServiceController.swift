@@ -49,6 +49,8 @@ actor ServiceController {
     private var replacedFronts: [ProcessIdentity] = []
     /// How often the front was started again, and the backoff of a crash loop.
     private var frontRestarts = FrontRestarts()
+    /// Starts the front once a crash loop's backoff has passed, even while a rollout holds the watchdog back.
+    private var frontStartTimer: Task<Void, Never>?
     /// The front last asked for a copy of its listening socket (one older than that request is asked once).
     private var socketAskedOf: Int32?
     var instances: [String: ManagedInstance] = [:]
@@ -490,6 +492,8 @@ actor ServiceController {
         if let relaunching { _ = await relaunching.value }
         frontWatch?.cancel()
         frontWatch = nil
+        frontStartTimer?.cancel()
+        frontStartTimer = nil
         let ids = Array(instances.keys)
         for id in ids { instances[id]?.wanted = false }
         // The front lets its requests in flight finish before it exits; the instances stop after it.
@@ -548,7 +552,9 @@ actor ServiceController {
                                        pid: managed.lastExit == nil ? await managed.instance.hostPID() : nil,
                                        serving: managed.inPool, restarts: managed.restarts, lastExit: managed.lastExit))
         }
-        let frontState = try? await front.state()
+        var frontGone = false
+        let frontState: FrontState?
+        do { frontState = try await front.state() } catch { (frontState, frontGone) = (nil, error.frontGone) }
         let counts = frontState?.counts ?? ProxyMetrics.Counts()
         // Measuring a release folder reads all of it the first time: off the controller's thread.
         let window = ReleaseKeeper.window(current: serving, history: history.records())
@@ -561,7 +567,7 @@ actor ServiceController {
         return ServiceStatus(service: name, listen: listening?.description ?? "-", current: serving?.image, instances: list,
                              lastRollout: lastRollout, requests: counts.requests, failedRequests: counts.failed, retriedRequests: counts.retried,
                              frontPID: frontState?.pid, rolloutRunning: busy, releases: kept,
-                             frontRestarts: frontRestarts.status(at: clock.now()))
+                             frontRestarts: frontRestarts.status(at: clock.now(), refusing: frontGone && keptSocket == nil && listening != nil))
     }
 }
 
@@ -627,12 +633,14 @@ extension ServiceController {
         watchFront()
     }
 
-    private func relaunchFront(_ listen: ReleaseSpec.ListenAddress) async throws(DeployError) {
+    /// Starts a front on `listen`, or waits for the start under way; `restarting`: it replaces one that is
+    /// gone (counted in `status`).
+    private func relaunchFront(_ listen: ReleaseSpec.ListenAddress, restarting: Bool = false) async throws(DeployError) {
         if let relaunching {
             if let error = await relaunching.value { throw error }
             return
         }
-        let starting = Task { await self.launchFront(listen) }
+        let starting = Task { await self.launchFront(listen, restarting: restarting) }
         relaunching = starting
         let error = await starting.value
         relaunching = nil
@@ -640,7 +648,7 @@ extension ServiceController {
     }
 
     /// Starts a front on `listen` and tells it the pool; only ever one at a time (``relaunchFront(_:)``).
-    private func launchFront(_ listen: ReleaseSpec.ListenAddress) async -> DeployError? {
+    private func launchFront(_ listen: ReleaseSpec.ListenAddress, restarting: Bool) async -> DeployError? {
         guard !takenDown else { return nil }
         let failed = { (error: any Error) in DeployError.cannotListen(service: self.name, address: listen.description, reason: "\(error)") }
         // A front this one replaced may have taken the service back (its successor died before it retired):
@@ -661,8 +669,11 @@ extension ServiceController {
             chmod(paths.fronts, 0o700)
             socket = try socketForFront(at: listen)
         } catch {
+            // The port taken by another process, say: tried again after a backoff, like a front that exits.
+            frontRestarts.failedToStart(at: clock.now())
             return failed(error)
         }
+        if restarting { frontRestarts.restarting() }
         do {
             sawFront(try await launcher.start(socket: socket, controlPath: paths.frontControl(name), logPath: paths.frontLog(name)).pid)
             frontRestarts.started(at: clock.now())
@@ -695,26 +706,44 @@ extension ServiceController {
     }
 
     /// The front is gone (killed, crashed, or it never came up): starts it again now, or once the backoff
-    /// of a crash loop has passed (the watchdog calls this every second until then). In a crash loop the
-    /// kept socket is let go (``FrontRestarts``).
+    /// of a crash loop has passed. In a crash loop the kept socket is let go (``FrontRestarts``).
     private func restartGoneFront(_ listen: ReleaseSpec.ListenAddress) async {
-        // A start under way (another caller's) is waited for; then the front is asked again, since what
-        // was seen before may be stale.
+        // A start under way (another caller's) is waited for; then the front is asked again, twice (a front
+        // being replaced is unreachable for an instant), since what was seen before may be stale.
         if let relaunching { _ = await relaunching.value }
         let attempts = frontRestarts.attempts
-        do {
-            _ = try await front.state()
-            return
-        } catch where !error.frontGone {
-            return
-        } catch {}
+        for attempt in 0..<2 {
+            if attempt > 0 { await clock.sleep(.milliseconds(200)) }
+            do {
+                _ = try await front.state()
+                return
+            } catch where !error.frontGone {
+                return
+            } catch {}
+        }
         guard !takenDown, relaunching == nil, frontRestarts.attempts == attempts else { return }
         let now = clock.now()
         let due = frontRestarts.gone(at: now)
         if frontRestarts.inCrashLoop { dropKeptSocket() }
-        guard now >= due else { return }
-        frontRestarts.restarting()
-        try? await relaunchFront(listen)
+        if now >= due { try? await relaunchFront(listen, restarting: true) }
+        // Not due yet, or the start failed: tried again when the backoff has passed.
+        if let next = frontRestarts.nextStart { startFront(listen, at: next) }
+    }
+
+    /// Calls ``restartGoneFront(_:)`` at `due` (the watchdog may call it sooner; whichever comes second
+    /// finds the front there).
+    private func startFront(_ listen: ReleaseSpec.ListenAddress, at due: Duration) {
+        guard frontStartTimer == nil, !takenDown else { return }
+        frontStartTimer = Task { [weak self, clock] in
+            await clock.sleep(due - clock.now())
+            await self?.frontStartDue(listen)
+        }
+    }
+
+    private func frontStartDue(_ listen: ReleaseSpec.ListenAddress) async {
+        frontStartTimer = nil
+        guard !takenDown, listening == listen else { return }
+        await restartGoneFront(listen)
     }
 
     /// Checks the front every second and starts it again if it is gone (killed, or crashed).
@@ -787,9 +816,6 @@ extension ServiceController {
         } catch where !error.frontGone {
             return
         } catch {}
-        // Asked again (in restartGoneFront): a front being replaced is unreachable for an instant.
-        await clock.sleep(.milliseconds(200))
-        guard !busy, listening != nil else { return }
         await restartGoneFront(listen)
     }
 

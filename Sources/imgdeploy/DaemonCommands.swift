@@ -69,10 +69,10 @@ struct StatusCommand: AsyncParsableCommand {
         for status in statuses {
             let restarts = status.frontRestarts.map { ", restarts \($0.restarts)" } ?? ""
             print("\(status.service)  front \(status.listen) (pid \(status.frontPID.map(String.init) ?? "-")\(restarts))  serving \(status.current?.description ?? "nothing")")
-            if let front = status.frontRestarts, front.crashLoop || front.nextStartIn != nil {
+            if let front = status.frontRestarts, front.crashLoop || front.refusingConnections || front.nextStartIn != nil {
                 let next = front.nextStartIn.map { String(format: "next start in %.0f s", $0.rounded(.up)) } ?? "starting it again"
-                let refused = front.crashLoop ? "; new connections are refused until one stays up" : ""
-                print("  front gone: \(front.quickExits) fronts in a row exited within 10 s of starting\(refused); \(next); see \(options.paths.frontLog(status.service))")
+                let refused = front.refusingConnections ? "; new connections are refused until one runs" : ""
+                print("  front gone: \(front.quickExits) in a row exited within 10 s of starting or failed to start\(refused); \(next); see \(options.paths.frontLog(status.service))")
             }
             print("  requests \(status.requests), failed \(status.failedRequests), retried \(status.retriedRequests)")
             for instance in status.instances {

@@ -23,6 +23,18 @@ struct FrontRestartsTests {
         #expect(restarts.quickExits == 0)
     }
 
+    @Test("a front that came back without being started here (one that took the service back) is timed from when it first answered: 10 s later the crash loop is over")
+    func frontNotStartedHereEndsTheLoop() {
+        var restarts = FrontRestarts()
+        for second in 0..<3 { restarts.failedToStart(at: .seconds(Int64(second))) }
+        #expect(restarts.inCrashLoop)
+        restarts.answered(at: .seconds(5))
+        restarts.answered(at: .seconds(14))
+        #expect(restarts.inCrashLoop)
+        restarts.answered(at: .seconds(15))
+        #expect(!restarts.inCrashLoop && restarts.quickExits == 0)
+    }
+
     @Test("fronts that keep dying as they start wait 1, 2, 4 and then 8 s, and from the third in a row the service is down")
     func crashLoopBacksOff() {
         var restarts = FrontRestarts()
@@ -41,7 +53,7 @@ struct FrontRestartsTests {
         }
         #expect(waits == [.zero, .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8)])
         #expect(crashLoop == [false, false, true, true, true, true, true])
-        #expect(restarts.status(at: now - .seconds(3)) == FrontRestartStatus(restarts: 0, quickExits: 7, crashLoop: true, nextStartIn: 3))
+        #expect(restarts.status(at: now - .seconds(3), refusing: true) == FrontRestartStatus(restarts: 0, quickExits: 7, refusingConnections: true, crashLoop: true, nextStartIn: 3))
     }
 
     @Test("starts that fail count as quick exits; a front that then stays up for 10 s ends the crash loop")
@@ -54,7 +66,7 @@ struct FrontRestartsTests {
         // Up, but young: still counted as in the loop, though nothing waits and the port is open.
         restarts.answered(at: .seconds(25))
         #expect(restarts.quickExits == 3)
-        #expect(restarts.status(at: .seconds(25)) == FrontRestartStatus(restarts: 0, quickExits: 3, crashLoop: false, nextStartIn: nil))
+        #expect(restarts.status(at: .seconds(25), refusing: false) == FrontRestartStatus(restarts: 0, quickExits: 3, refusingConnections: false, crashLoop: false, nextStartIn: nil))
         restarts.answered(at: .seconds(32))
         #expect(restarts.quickExits == 0 && !restarts.inCrashLoop)
     }
@@ -68,6 +80,6 @@ struct FrontRestartsTests {
         #expect(restarts.gone(at: .seconds(2)) == .seconds(3))
         restarts.answered(at: .seconds(2.5))
         #expect(restarts.nextStart == nil)
-        #expect(restarts.status(at: .seconds(2.5)).nextStartIn == nil)
+        #expect(restarts.status(at: .seconds(2.5), refusing: false).nextStartIn == nil)
     }
 }
