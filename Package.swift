@@ -89,6 +89,9 @@ let package = Package(
         // The process limits a server raises for the connections it admits (open files), and which process is
         // which (its start time, which with its pid names it for good).
         .target(name: "ProcessLimits"),
+        // The logs of fronts and instances (processes that outlive the daemon): appended to, read from their end,
+        // and kept to a size by copying and truncating.
+        .target(name: "LogFiles"),
         // HOST:PORT, the one parser of where to listen or connect.
         .target(name: "HostPort"),
         // SIGTERM and SIGINT as a call to drain a server before it ends.
@@ -116,7 +119,7 @@ let package = Package(
         // The release spec imgdeploy reads: an image pinned by digest, where it comes from, how it rolls out.
         .target(name: "ReleaseSpec", dependencies: ["OCI", "DocumentReader", "HostPort", .product(name: "Yams", package: "Yams")]),
         // Instances of a release under runc or bubblewrap, each on its own overlay root.
-        .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount", "ProcessLimits", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        .target(name: "Runtime", dependencies: ["OCI", "Layers", "InstanceNetwork", "CSeccomp", "CIdmappedMount", "ProcessLimits", "LogFiles", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         // The deployer's releases: images fetched by digest, verified, and unpacked safely into read-only folders.
         .target(name: "UnpackedReleases", dependencies: ["OCI", "Store", "Layers", "Distribution", "ReleaseSpec", "Signing", "Attestations", "CXattr", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         // HTTP/1.1 message boundaries for a relay: heads parsed and checked, bodies delimited, heads rewritten.
@@ -140,7 +143,7 @@ let package = Package(
         // The front as a process of its own: its control socket, the handover of its listening socket, and
         // the daemon's client and launcher for it.
         .target(name: "Front", dependencies: [
-            "LoadBalancer", "TerminationSignals", "CDescriptorPassing", "ProcessLimits",
+            "LoadBalancer", "TerminationSignals", "CDescriptorPassing", "ProcessLimits", "LogFiles",
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -149,7 +152,7 @@ let package = Package(
         // The deployer daemon's core: its services, the rollout decisions (RolloutMachine) and their doing (instances,
         // health checks, the front, restarts), history, rollback, re-adoption and the rollback window.
         .target(name: "DeployerCore", dependencies: [
-            "OCI", "ReleaseSpec", "UnpackedReleases", "Runtime", "LoadBalancer", "Front", "Layers", "InstanceNetwork", "ProcessLimits",
+            "OCI", "ReleaseSpec", "UnpackedReleases", "Runtime", "LoadBalancer", "Front", "Layers", "InstanceNetwork", "ProcessLimits", "LogFiles",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -203,6 +206,7 @@ let package = Package(
                                                            .product(name: "Prometheus", package: "swift-prometheus")]),
         .testTarget(name: "HTTPFramingTests", dependencies: ["TestScheduling", "HTTPFraming"]),
         .testTarget(name: "HostPortTests", dependencies: ["TestScheduling", "HostPort"]),
+        .testTarget(name: "LogFilesTests", dependencies: ["TestScheduling", "LogFiles"]),
         .testTarget(name: "RegistryRoutesTests", dependencies: ["TestScheduling", "RegistryRoutes", "OCI"]),
         .testTarget(name: "RegistryServerTests", dependencies: [
             "TestScheduling", "RegistryServer", "Store", "OCI",
@@ -217,7 +221,7 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["TestScheduling", "Runtime", "OCI"]),
         .testTarget(name: "ImageChecksTests", dependencies: ["TestScheduling", "ImageChecks", "Imagefile", "Store", "Attestations", "OCI"]),
         .testTarget(name: "DeployerCoreTests", dependencies: [
-            "TestScheduling", "DeployerCore", "UnpackedReleases", "ReleaseSpec", "Runtime", "Store", "OCI", "Front", "LoadBalancer", "InstanceNetwork",
+            "TestScheduling", "DeployerCore", "UnpackedReleases", "ReleaseSpec", "Runtime", "Store", "OCI", "Front", "LoadBalancer", "InstanceNetwork", "LogFiles",
             "CommandLineTesting",
         ]),
         // End-to-end tests drive the built executables against real peers; what both suites share

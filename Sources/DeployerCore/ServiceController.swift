@@ -2,6 +2,7 @@ import Foundation
 import Front
 import Layers
 import LoadBalancer
+import LogFiles
 import OCI
 import ProcessLimits
 import ReleaseSpec
@@ -420,9 +421,22 @@ actor ServiceController {
     }
 
     private func logTail(_ id: String) -> String {
-        guard let data = FileManager.default.contents(atPath: paths.instances + "/" + id + "/output.log") else { return "(none)" }
-        let text = String(decoding: data.suffix(400), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        // Read from its end: an instance's log may be as large as its limit.
+        let text = LogFile.tail(of: instanceLog(id), bytes: 400).trimmingCharacters(in: .whitespacesAndNewlines)
         return text.isEmpty ? "(none)" : text
+    }
+
+    private func instanceLog(_ id: String) -> String { paths.instances + "/" + id + "/output.log" }
+
+    /// Keeps the front's and the instances' logs to their limit (``LogFile``), off the controller's thread.
+    private func keepLogs() async {
+        let logs = [paths.frontLog(name)] + instances.keys.sorted().map(instanceLog)
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                for log in logs { LogFile.keep(log) }
+                continuation.resume()
+            }
+        }
     }
 
     /// Drains the instances' requests in flight, then stops them, once no front that was replaced still
@@ -746,7 +760,8 @@ extension ServiceController {
         await restartGoneFront(listen)
     }
 
-    /// Checks the front every second and starts it again if it is gone (killed, or crashed).
+    /// Checks the front every second and starts it again if it is gone (killed, or crashed), and keeps the
+    /// logs to their limit.
     private func watchFront() {
         guard frontWatch == nil else { return }
         frontWatch = Task { [weak self, clock] in
@@ -754,6 +769,7 @@ extension ServiceController {
                 await clock.sleep(.seconds(1))
                 guard let self else { return }
                 await self.checkFront()
+                await self.keepLogs()
             }
         }
     }

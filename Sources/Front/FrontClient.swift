@@ -1,6 +1,7 @@
 import CDescriptorPassing
 import Dispatch
 import Foundation
+import LogFiles
 import LoadBalancer
 #if canImport(Glibc)
 import Glibc
@@ -159,8 +160,7 @@ public struct FrontLauncher: Sendable {
         guard let setsid = ["/usr/bin/setsid", "/bin/setsid"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw FrontError("setsid (Debian package util-linux) is not installed; the front runs in a session of its own through it")
         }
-        let log = open(logPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard log >= 0 else { throw .system("cannot open the front's log \(logPath)") }
+        guard let log = LogFile.openForAppending(logPath) else { throw .system("cannot open the front's log \(logPath)") }
         defer { close(log) }
         // The daemon publishes a service's front at fronts/SERVICE.sock: its metrics are labelled with that name.
         let service = URL(fileURLWithPath: controlPath).deletingPathExtension().lastPathComponent
@@ -178,19 +178,6 @@ public struct FrontLauncher: Sendable {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
-    /// The last `bytes` of a file, read from its end (a front's log grows for as long as the service runs).
-    static func tail(of path: String, bytes: Int) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        let size = lseek(fd, 0, SEEK_END)
-        guard size > 0 else { return "" }
-        let start = max(0, size - off_t(bytes))
-        var buffer = [UInt8](repeating: 0, count: Int(size - start))
-        let count = pread(fd, &buffer, buffer.count, start)
-        return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : ""
-    }
-
     private func waitForFront(at controlPath: String, other: Int32?, logPath: String) async throws(FrontError) -> FrontState {
         let client = FrontClient(controlPath: controlPath)
         let deadline = ContinuousClock.now + startTimeout
@@ -198,7 +185,7 @@ public struct FrontLauncher: Sendable {
             if let state = try? await client.state(), state.pid != other { return state }
             try? await Task.sleep(for: .milliseconds(25))
         }
-        let tail = Self.tail(of: logPath, bytes: 600).trimmingCharacters(in: .whitespacesAndNewlines)
+        let tail = LogFile.tail(of: logPath, bytes: 600).trimmingCharacters(in: .whitespacesAndNewlines)
         throw FrontError("the front did not start serving within \(startTimeout); its log (\(logPath)) ends: \(tail.isEmpty ? "(empty)" : tail)")
     }
 }

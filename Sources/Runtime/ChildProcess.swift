@@ -1,4 +1,5 @@
 import Foundation
+import LogFiles
 import NIOConcurrencyHelpers
 
 /// A child process whose exit can be awaited by any number of tasks.
@@ -19,11 +20,12 @@ public final class ChildProcess: Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["--default-signal", "--", executable] + arguments
         if let environment { process.environment = environment }
+        // Emptied at each start, and appended to (the daemon empties it again when it passes its limit).
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        guard let log = FileHandle(forWritingAtPath: logPath) else {
+        guard let fd = LogFile.openForAppending(logPath) else {
             throw .setupFailed(instance: logPath, reason: "cannot open its log file")
         }
-        log.seekToEndOfFile()
+        let log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice

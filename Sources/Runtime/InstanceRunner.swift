@@ -1,4 +1,5 @@
 import Foundation
+import LogFiles
 import InstanceNetwork
 import OCI
 
@@ -69,10 +70,9 @@ public struct InstanceRequest: Sendable {
 
     /// Adds a line of imgdeploy's own to the instance's log (once its process has started, which empties the log).
     func log(_ note: String) {
-        guard let log = FileHandle(forWritingAtPath: logPath) else { return }
-        log.seekToEndOfFile()
+        guard let fd = LogFile.openForAppending(logPath) else { return }
+        let log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         log.write(Data("imgdeploy: \(note)\n".utf8))
-        try? log.close()
     }
 
     /// Creates the instance's private network, if it is to have one.

@@ -2,6 +2,7 @@ import CommandLineTesting
 import Foundation
 @testable import DeployerCore
 import LoadBalancer
+import LogFiles
 import OCI
 import ReleaseSpec
 import Testing
@@ -155,6 +156,29 @@ struct ServiceControllerTests {
         let newPort = try #require(fixture.front.heldPort())
         let client = try #require(connectLoopback(newPort), "the new front's socket takes connections")
         close(client)
+        await controller.down()
+    }
+
+    @Test("the watchdog keeps the front's and the instances' logs to their limit: a larger one is copied to .1 and emptied")
+    func logsKeptToTheirLimit() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let controller = fixture.controller()
+        let image = try fixture.image("A")
+        _ = try await controller.apply(fixture.spec(image))
+        let instance = try #require(fixture.runtime.running(image).first)
+        let logs = [fixture.paths.frontLog("web"), fixture.paths.instances + "/" + instance + "/output.log"]
+        for log in logs {
+            try FileManager.default.createDirectory(atPath: (log as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let handle = try #require(FileHandle(forWritingAtPath: log))
+            try handle.truncate(atOffset: UInt64(LogFile.defaultLimit + 4096))
+            try handle.close()
+        }
+        for log in logs {
+            #expect(await eventually { ((try? FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? -1) == 0 }, "\(log) was emptied")
+            #expect((try? FileManager.default.attributesOfItem(atPath: log + ".1")[.size] as? Int) == LogFile.defaultLimit, "\(log).1 holds its last part")
+        }
         await controller.down()
     }
 
