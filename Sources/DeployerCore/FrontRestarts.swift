@@ -107,10 +107,12 @@ public struct FrontRestartStatus: Sendable, Codable, Equatable {
 }
 
 extension FrontRestarts {
-    /// What `status` shows at `now`; `refusing`: no front answers, and no copy of its socket is kept.
-    func status(at now: Duration, refusing: Bool) -> FrontRestartStatus {
-        let wait = nextStart.map { Double(($0 - now).milliseconds) / 1000 }
-        return FrontRestartStatus(restarts: restarts, quickExits: quickExits, refusingConnections: refusing, crashLoop: inCrashLoop && nextStart != nil,
+    /// What `status` shows at `now`. `frontGone`: no front answers its control socket; `refusing`: and
+    /// none runs, and no copy of its socket is kept.
+    func status(at now: Duration, frontGone: Bool, refusing: Bool) -> FrontRestartStatus {
+        let wait = frontGone ? nextStart.map { Double(($0 - now).milliseconds) / 1000 } : nil
+        return FrontRestartStatus(restarts: restarts, quickExits: quickExits, refusingConnections: refusing,
+                                  crashLoop: inCrashLoop && nextStart != nil && frontGone,
                                   nextStartIn: wait.flatMap { $0 > 0 ? $0 : nil })
     }
 }

@@ -581,7 +581,8 @@ actor ServiceController {
         return ServiceStatus(service: name, listen: listening?.description ?? "-", current: serving?.image, instances: list,
                              lastRollout: lastRollout, requests: counts.requests, failedRequests: counts.failed, retriedRequests: counts.retried,
                              frontPID: frontState?.pid, rolloutRunning: busy, releases: kept,
-                             frontRestarts: frontRestarts.status(at: clock.now(), refusing: frontGone && keptSocket == nil && listening != nil))
+                             frontRestarts: frontRestarts.status(at: clock.now(), frontGone: frontGone,
+                                                                  refusing: frontGone && keptSocket == nil && listening != nil && !lastFrontRuns))
     }
 }
 
@@ -672,6 +673,7 @@ extension ServiceController {
             await clock.sleep(.seconds(3))
             if let running = try? await front.state(), !running.retiring {
                 sawFront(running.pid)
+                frontRestarts.answered(at: clock.now())
                 if !takenDown { listening = listen }
                 return nil
             }
@@ -684,7 +686,8 @@ extension ServiceController {
             socket = try socketForFront(at: listen)
         } catch {
             // The port taken by another process, say: tried again after a backoff, like a front that exits.
-            frontRestarts.failedToStart(at: clock.now())
+            // (A first start that fails is the caller's error, not a restart's.)
+            if restarting { frontRestarts.failedToStart(at: clock.now()) }
             return failed(error)
         }
         if restarting { frontRestarts.restarting() }
@@ -692,7 +695,7 @@ extension ServiceController {
             sawFront(try await launcher.start(socket: socket, controlPath: paths.frontControl(name), logPath: paths.frontLog(name)).pid)
             frontRestarts.started(at: clock.now())
         } catch {
-            frontRestarts.failedToStart(at: clock.now())
+            if restarting { frontRestarts.failedToStart(at: clock.now()) }
             // The kept socket goes too: a front that answers too late to be known here may still come up on
             // it, and the next start binds the port afresh, which fails while that front holds it, rather
             // than give it the same socket.
@@ -709,7 +712,7 @@ extension ServiceController {
             _ = try await front.setActive(active, canary: canary, version: nextActiveVersion())
         } catch {
             // Gone before it took the pool: it exited as it started.
-            if error.frontGone {
+            if error.frontGone, restarting {
                 frontRestarts.failedToStart(at: clock.now())
                 if frontRestarts.inCrashLoop { dropKeptSocket() }
             }
@@ -730,6 +733,7 @@ extension ServiceController {
             if attempt > 0 { await clock.sleep(.milliseconds(200)) }
             do {
                 _ = try await front.state()
+                frontRestarts.answered(at: clock.now())
                 return
             } catch where !error.frontGone {
                 return
@@ -817,11 +821,15 @@ extension ServiceController {
     /// (a `set-active` that timed out, or that a slow front answered too late).
     private func checkFront() async {
         await checkServing()
-        guard !busy, let listen = listening else { return }
+        guard let listen = listening else { return }
+        let rolling = busy
         do {
             let state = try await front.state()
-            sawFront(state.pid)
             frontRestarts.answered(at: clock.now())
+            // During a rollout or an upgrade only a front that is gone is acted on (an upgrade's old front
+            // may still answer, and the rollout tells the front its pools itself).
+            guard !rolling, !busy else { return }
+            sawFront(state.pid)
             // A front adopted without a copy of its socket (it came up after its start was given up on) is asked once.
             if keptSocket == nil, socketAskedOf != state.pid {
                 socketAskedOf = state.pid

@@ -53,7 +53,7 @@ struct FrontRestartsTests {
         }
         #expect(waits == [.zero, .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(8), .seconds(8)])
         #expect(crashLoop == [false, false, true, true, true, true, true])
-        #expect(restarts.status(at: now - .seconds(3), refusing: true) == FrontRestartStatus(restarts: 0, quickExits: 7, refusingConnections: true, crashLoop: true, nextStartIn: 3))
+        #expect(restarts.status(at: now - .seconds(3), frontGone: true, refusing: true) == FrontRestartStatus(restarts: 0, quickExits: 7, refusingConnections: true, crashLoop: true, nextStartIn: 3))
     }
 
     @Test("starts that fail count as quick exits; a front that then stays up for 10 s ends the crash loop")
@@ -66,7 +66,7 @@ struct FrontRestartsTests {
         // Up, but young: still counted as in the loop, though nothing waits and the port is open.
         restarts.answered(at: .seconds(25))
         #expect(restarts.quickExits == 3)
-        #expect(restarts.status(at: .seconds(25), refusing: false) == FrontRestartStatus(restarts: 0, quickExits: 3, refusingConnections: false, crashLoop: false, nextStartIn: nil))
+        #expect(restarts.status(at: .seconds(25), frontGone: false, refusing: false) == FrontRestartStatus(restarts: 0, quickExits: 3, refusingConnections: false, crashLoop: false, nextStartIn: nil))
         restarts.answered(at: .seconds(32))
         #expect(restarts.quickExits == 0 && !restarts.inCrashLoop)
     }
@@ -80,6 +80,6 @@ struct FrontRestartsTests {
         #expect(restarts.gone(at: .seconds(2)) == .seconds(3))
         restarts.answered(at: .seconds(2.5))
         #expect(restarts.nextStart == nil)
-        #expect(restarts.status(at: .seconds(2.5), refusing: false).nextStartIn == nil)
+        #expect(restarts.status(at: .seconds(2.5), frontGone: false, refusing: false).nextStartIn == nil)
     }
 }

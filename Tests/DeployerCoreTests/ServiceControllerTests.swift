@@ -159,6 +159,32 @@ struct ServiceControllerTests {
         await controller.down()
     }
 
+    @Test("a front that dies while a rollout waits (for an old instance's drain) is started again at once, and again after its backoff, without waiting for the rollout")
+    func frontDiesDuringRollout() async throws {
+        let fixture = ServiceFixture()
+        defer { fixture.remove() }
+        let a = try fixture.image("A"), b = try fixture.image("B")
+        let controller = fixture.controller()
+        _ = try await controller.apply(fixture.spec(a, replicas: 2, strategy: .rolling))
+        fixture.front.drains.hold()
+        let apply = Task { () async throws(DeployError) -> RolloutRecord in
+            try await controller.apply(fixture.spec(b, replicas: 2, strategy: .rolling))
+        }
+        #expect(await eventually { fixture.front.drains.waiting == 1 }, "an old instance drains")
+        // Killed three times as it starts: the last start waits for a backoff, still within the rollout.
+        for kill in 1...3 {
+            try await fixture.front.stop()
+            #expect(await eventually { fixture.front.isRunning }, "kill \(kill): the front was started again while the rollout waited")
+        }
+        #expect(fixture.front.starts == 4)
+        #expect(fixture.front.drains.waiting == 1, "the rollout still waits")
+        fixture.front.drains.release()
+        let record = try await apply.value
+        #expect(record.state == .succeeded, "\(record.transitions.map(\.state))")
+        #expect(fixture.front.active == fixture.runtime.running(b), "the front started last has the rollout's pool")
+        await controller.down()
+    }
+
     @Test("the watchdog keeps the front's and the instances' logs to their limit: a larger one is copied to .1 and emptied")
     func logsKeptToTheirLimit() async throws {
         let fixture = ServiceFixture()
