@@ -163,14 +163,7 @@ struct ServiceControllerTests {
     func frontDiesDuringRollout() async throws {
         let fixture = ServiceFixture()
         defer { fixture.remove() }
-        let a = try fixture.image("A"), b = try fixture.image("B")
-        let controller = fixture.controller()
-        _ = try await controller.apply(fixture.spec(a, replicas: 2, strategy: .rolling))
-        fixture.front.drains.hold()
-        let apply = Task { () async throws(DeployError) -> RolloutRecord in
-            try await controller.apply(fixture.spec(b, replicas: 2, strategy: .rolling))
-        }
-        #expect(await eventually { fixture.front.drains.waiting == 1 }, "an old instance drains")
+        let (controller, b, apply) = try await rolloutHeldAtItsFirstDrain(fixture)
         // Killed three times as it starts: the last start waits for a backoff, still within the rollout.
         for kill in 1...3 {
             try await fixture.front.stop()
@@ -296,15 +289,7 @@ struct ReadoptionRaceTests {
     func downDuringApply() async throws {
         let fixture = ServiceFixture()
         defer { fixture.remove() }
-        let a = try fixture.image("A"), b = try fixture.image("B")
-        let controller = fixture.controller()
-        _ = try await controller.apply(fixture.spec(a, replicas: 2, strategy: .rolling))
-        // Step 1 of the rollout: B's first instance serves, and A's first drains, held there.
-        fixture.front.drains.hold()
-        let apply = Task { () async throws(DeployError) -> RolloutRecord in
-            try await controller.apply(fixture.spec(b, replicas: 2, strategy: .rolling))
-        }
-        #expect(await eventually { fixture.front.drains.waiting == 1 }, "an old instance drains")
+        let (controller, _, apply) = try await rolloutHeldAtItsFirstDrain(fixture)
         let down = Task { await controller.down() }
         #expect(await eventually { await controller.takenDown })
         fixture.front.drains.release()
@@ -372,4 +357,19 @@ struct ReadoptionRaceTests {
         #expect(fixture.runtime.instances.count == 2, "no missing instance started after the down: \(fixture.runtime.instances.map(\.id))")
         #expect(fixture.runtime.running.isEmpty)
     }
+}
+
+/// A service serving A (two instances), and a rolling rollout of B held at its first step: B's first
+/// instance serves, and A's first drains, held there by the front's drain gate.
+private func rolloutHeldAtItsFirstDrain(_ fixture: ServiceFixture) async throws
+    -> (ServiceController, PinnedImage, Task<RolloutRecord, any Error>) {
+    let a = try fixture.image("A"), b = try fixture.image("B")
+    let controller = fixture.controller()
+    _ = try await controller.apply(fixture.spec(a, replicas: 2, strategy: .rolling))
+    fixture.front.drains.hold()
+    let apply = Task { () async throws(DeployError) -> RolloutRecord in
+        try await controller.apply(fixture.spec(b, replicas: 2, strategy: .rolling))
+    }
+    #expect(await eventually { fixture.front.drains.waiting == 1 }, "an old instance drains")
+    return (controller, b, apply)
 }
