@@ -76,6 +76,8 @@ actor ServiceController {
     private var readoption: Task<RolloutRecord, Never>?
     private var counter = 0
     private var frontWatch: Task<Void, Never>?
+    /// Keeps the logs to their limit, every second while the front is watched.
+    private var logWatch: Task<Void, Never>?
     /// `down` has begun: the front is never started again, even by a check that was already under way.
     private(set) var takenDown = false
     /// The release a rollout is fetching, for `down` to cancel.
@@ -421,7 +423,7 @@ actor ServiceController {
     }
 
     private func logTail(_ id: String) -> String {
-        // Read from its end: an instance's log may be as large as its limit.
+        // Read from its end: an instance's log may be as large as its limit (and from its .1, just emptied).
         let text = LogFile.tail(of: instanceLog(id), bytes: 400).trimmingCharacters(in: .whitespacesAndNewlines)
         return text.isEmpty ? "(none)" : text
     }
@@ -429,8 +431,9 @@ actor ServiceController {
     private func instanceLog(_ id: String) -> String { paths.instances + "/" + id + "/output.log" }
 
     /// Keeps the front's and the instances' logs to their limit (``LogFile``), off the controller's thread.
+    /// Not those of instances that stop: their folders are about to be removed.
     private func keepLogs() async {
-        let logs = [paths.frontLog(name)] + instances.keys.sorted().map(instanceLog)
+        let logs = [paths.frontLog(name)] + instances.values.filter { !$0.stopping }.map(\.id).sorted().map(instanceLog)
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
                 for log in logs { LogFile.keep(log) }
@@ -506,6 +509,8 @@ actor ServiceController {
         if let relaunching { _ = await relaunching.value }
         frontWatch?.cancel()
         frontWatch = nil
+        logWatch?.cancel()
+        logWatch = nil
         frontStartTimer?.cancel()
         frontStartTimer = nil
         let ids = Array(instances.keys)
@@ -773,6 +778,13 @@ extension ServiceController {
                 await clock.sleep(.seconds(1))
                 guard let self else { return }
                 await self.checkFront()
+            }
+        }
+        // Apart, so that copying a large log never holds up a front's restart.
+        logWatch = Task { [weak self, clock] in
+            while !Task.isCancelled {
+                await clock.sleep(.seconds(1))
+                guard let self else { return }
                 await self.keepLogs()
             }
         }

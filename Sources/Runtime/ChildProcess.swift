@@ -21,8 +21,7 @@ public final class ChildProcess: Sendable {
         process.arguments = ["--default-signal", "--", executable] + arguments
         if let environment { process.environment = environment }
         // Emptied at each start, and appended to (the daemon empties it again when it passes its limit).
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        guard let fd = LogFile.openForAppending(logPath) else {
+        guard let fd = LogFile.openForAppending(logPath, emptied: true) else {
             throw .setupFailed(instance: logPath, reason: "cannot open its log file")
         }
         let log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)

@@ -70,9 +70,7 @@ public struct InstanceRequest: Sendable {
 
     /// Adds a line of imgdeploy's own to the instance's log (once its process has started, which empties the log).
     func log(_ note: String) {
-        guard let fd = LogFile.openForAppending(logPath) else { return }
-        let log = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        log.write(Data("imgdeploy: \(note)\n".utf8))
+        LogFile.append("imgdeploy: \(note)\n", to: logPath)
     }
 
     /// Creates the instance's private network, if it is to have one.

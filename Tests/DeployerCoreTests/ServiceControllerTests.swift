@@ -187,16 +187,15 @@ struct ServiceControllerTests {
         _ = try await controller.apply(fixture.spec(image))
         let instance = try #require(fixture.runtime.running(image).first)
         let logs = [fixture.paths.frontLog("web"), fixture.paths.instances + "/" + instance + "/output.log"]
+        let content = Data(repeating: UInt8(ascii: "x"), count: LogFile.defaultLimit) + Data("the last line\n".utf8)
         for log in logs {
             try FileManager.default.createDirectory(atPath: (log as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: log, contents: nil)
-            let handle = try #require(FileHandle(forWritingAtPath: log))
-            try handle.truncate(atOffset: UInt64(LogFile.defaultLimit + 4096))
-            try handle.close()
+            try content.write(to: URL(fileURLWithPath: log))
         }
         for log in logs {
             #expect(await eventually { ((try? FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? -1) == 0 }, "\(log) was emptied")
-            #expect((try? FileManager.default.attributesOfItem(atPath: log + ".1")[.size] as? Int) == LogFile.defaultLimit, "\(log).1 holds its last part")
+            let kept = try Data(contentsOf: URL(fileURLWithPath: log + ".1"))
+            #expect(kept == content.suffix(LogFile.defaultLimit), "\(log).1 holds its last \(LogFile.defaultLimit) bytes, not \(kept.count)")
         }
         await controller.down()
     }

@@ -68,4 +68,88 @@ struct LogFileTests {
         #expect(LogFile.tail(of: path, bytes: 7) == "the end")
         #expect(LogFile.tail(of: path, bytes: 1_000_000).hasPrefix("xyy"))
     }
+
+    @Test("a writer that did not open its log for appending (an instance an older daemon started) goes on behind a hole: the log is emptied once, then measured from its data, and its tail has no hole in it")
+    func writerWithoutAppendLeavesAHoleThatIsNotCounted() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/output.log"
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let writer = try #require(FileHandle(forWritingAtPath: path))
+        try writer.write(contentsOf: Data(repeating: UInt8(ascii: "a"), count: 1 << 20))
+        #expect(LogFile.keep(path, to: 4096))
+        try writer.write(contentsOf: Data("after\n".utf8))
+        try writer.close()
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        #expect(size == (1 << 20) + 6, "the writer went on at its own offset")
+        let before = try Data(contentsOf: URL(fileURLWithPath: path + ".1"))
+        #expect(!LogFile.keep(path, to: 4096), "6 bytes of data behind a hole are within the limit")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path + ".1")) == before, "the .1 file was not rewritten")
+        let tail = LogFile.tail(of: path, bytes: 20)
+        #expect(tail == String(repeating: "a", count: 14) + "after\n", "\(tail.debugDescription)")
+    }
+
+    @Test("an emptied log's tail comes from its .1 file")
+    func tailOfAnEmptiedLog() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/output.log"
+        try Data("first\nsecond\n".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(LogFile.keep(path, to: 4))
+        #expect(LogFile.tail(of: path, bytes: 100) == "ond\n")
+        LogFile.append("third\n", to: path)
+        #expect(LogFile.tail(of: path, bytes: 8) == "d\nthird\n")
+    }
+
+    @Test("what is not a log of its own is left alone: a hard link to another file, a FIFO, a symbolic link; a .1.partial link is not followed")
+    func hostileLogsAreLeftAlone() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let victim = folder + "/victim"
+        let secret = Data(repeating: UInt8(ascii: "s"), count: 10_000)
+        try secret.write(to: URL(fileURLWithPath: victim))
+        #expect(link(victim, folder + "/hard.log") == 0)
+        #expect(!LogFile.keep(folder + "/hard.log", to: 100), "a log with two links")
+        #expect(symlink(victim, folder + "/soft.log") == 0)
+        #expect(!LogFile.keep(folder + "/soft.log", to: 100), "a log that is a symbolic link")
+        #expect(LogFile.tail(of: folder + "/soft.log", bytes: 10) == "")
+        #expect(mkfifo(folder + "/fifo.log", 0o600) == 0)
+        #expect(!LogFile.keep(folder + "/fifo.log", to: 100), "a FIFO (and nothing blocks)")
+        #expect(LogFile.tail(of: folder + "/fifo.log", bytes: 10) == "")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: victim)) == secret, "the file linked to is untouched")
+
+        let log = folder + "/output.log"
+        try Data(repeating: UInt8(ascii: "l"), count: 1000).write(to: URL(fileURLWithPath: log))
+        #expect(symlink(victim, log + ".1.partial") == 0)
+        #expect(LogFile.keep(log, to: 100))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: victim)) == secret, "the .1.partial link was replaced, not written through")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: log + ".1")) == Data(repeating: UInt8(ascii: "l"), count: 100))
+    }
+
+    @Test("a log whose copy cannot be made is emptied all the same: the disk comes first")
+    func emptiedWhenTheCopyFails() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let log = folder + "/output.log"
+        try Data(repeating: UInt8(ascii: "l"), count: 1000).write(to: URL(fileURLWithPath: log))
+        // A folder where the copy would be written: it can be neither removed nor created.
+        try FileManager.default.createDirectory(atPath: log + ".1.partial/inside", withIntermediateDirectories: true)
+        #expect(LogFile.keep(log, to: 100))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: log)).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: log + ".1"))
+    }
+
+    @Test("a log opened emptied for a new start is made 0600, whatever mode it had")
+    func emptiedLogIsPrivate() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let log = folder + "/output.log"
+        try Data("old".utf8).write(to: URL(fileURLWithPath: log))
+        chmod(log, 0o644)
+        let fd = try #require(LogFile.openForAppending(log, emptied: true))
+        close(fd)
+        var info = stat()
+        stat(log, &info)
+        #expect(info.st_mode & 0o777 == 0o600 && info.st_size == 0)
+    }
 }
