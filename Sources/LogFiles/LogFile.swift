@@ -23,10 +23,18 @@ public enum LogFile {
 
     /// Opens `path` for appending (creating it with mode 0600, and emptying it if `emptied`); the
     /// descriptor is the caller's to close.
+    /// A path that names no regular file of its own (a FIFO, a link to another file) is refused.
     public static func openForAppending(_ path: String, emptied: Bool = false) -> Int32? {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (emptied ? O_TRUNC : 0), 0o600)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o600)
         guard fd >= 0 else { return nil }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1 else {
+            close(fd)
+            return nil
+        }
+        _ = fcntl(fd, F_SETFL, O_APPEND)
         fchmod(fd, 0o600)
+        if emptied { ftruncate(fd, 0) }
         return fd
     }
 
@@ -54,13 +62,21 @@ public enum LogFile {
     /// everything else on the machine than these lines.
     @discardableResult
     public static func keep(_ path: String, to limit: Int = defaultLimit) -> Bool {
-        let source = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        // Everything by the folder opened once: if it is removed meanwhile (an instance started again
+        // removes and makes its folder anew), nothing of this copy lands in the new one.
+        let slash = path.lastIndex(of: "/")
+        let folderPath = slash.map { String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let folder = open(folderPath.isEmpty ? "/" : folderPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard folder >= 0 else { return false }
+        defer { close(folder) }
+        let source = openat(folder, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard source >= 0 else { return false }
         defer { close(source) }
         guard let (dataStart, size) = extent(of: source), size - dataStart > off_t(limit) else { return false }
-        let partial = path + ".1.partial"
-        unlink(partial)
-        let copy = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        let partial = name + ".1.partial"
+        unlinkat(folder, partial, 0)
+        let copy = openat(folder, partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if copy >= 0 {
             // A writer faster than the checks leaves more than the limit: the older part is dropped. What is
             // written while the copy runs is copied too, until the log stops growing (or five rounds), so
@@ -73,7 +89,13 @@ public enum LogFile {
                 end = now
             }
             close(copy)
-            if !copied || rename(partial, path + ".1") != 0 { unlink(partial) }
+            if !copied || renameat(folder, partial, folder, name + ".1") != 0 {
+                unlinkat(folder, partial, 0)
+                // An older .1 left beside the emptied log would read as what came just before it.
+                unlinkat(folder, name + ".1", 0)
+            }
+        } else {
+            unlinkat(folder, name + ".1", 0)
         }
         return ftruncate(source, 0) == 0
     }
@@ -82,8 +104,21 @@ public enum LogFile {
     private static func extent(of fd: Int32) -> (dataStart: off_t, size: off_t)? {
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_nlink == 1 else { return nil }
+        return (dataStart(of: fd, size: info.st_size), info.st_size)
+    }
+
+    /// The offset of the first byte written after a leading hole (a writer without `O_APPEND` goes on at
+    /// its old offset after the log was emptied). File systems report data by whole blocks, so the zero
+    /// bytes at the start of the first block are skipped too; a writer's text holds none.
+    private static func dataStart(of fd: Int32, size: off_t) -> off_t {
         let data = lseek(fd, 0, seekData)
-        return (data >= 0 ? min(data, info.st_size) : info.st_size, info.st_size)
+        // ENXIO: no data at all. Any other failure: counted from the start, so that the log is still kept.
+        guard data >= 0 else { return errno == ENXIO ? size : 0 }
+        guard data > 0 else { return 0 }
+        var block = [UInt8](repeating: 0, count: 4096)
+        let count = pread(fd, &block, block.count, data)
+        guard count > 0 else { return min(data, size) }
+        return min(data + off_t(block[..<count].firstIndex { $0 != 0 } ?? count), size)
     }
 
     /// The last `bytes` of the data of the regular file at `path` (never the hole before it).
@@ -93,8 +128,7 @@ public enum LogFile {
         defer { close(fd) }
         var info = stat()
         guard bytes > 0, fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size > 0 else { return [] }
-        let data = lseek(fd, 0, seekData)
-        let start = max(data >= 0 ? data : info.st_size, info.st_size - off_t(bytes))
+        let start = max(dataStart(of: fd, size: info.st_size), info.st_size - off_t(bytes))
         guard start < info.st_size else { return [] }
         var buffer = [UInt8](repeating: 0, count: Int(info.st_size - start))
         let count = pread(fd, &buffer, buffer.count, start)

@@ -76,17 +76,19 @@ struct LogFileTests {
         let path = folder + "/output.log"
         FileManager.default.createFile(atPath: path, contents: nil)
         let writer = try #require(FileHandle(forWritingAtPath: path))
-        try writer.write(contentsOf: Data(repeating: UInt8(ascii: "a"), count: 1 << 20))
+        // Not a whole number of blocks: the file system reports the data from the start of its block.
+        let written = (1 << 20) + 1000
+        try writer.write(contentsOf: Data(repeating: UInt8(ascii: "a"), count: written))
         #expect(LogFile.keep(path, to: 4096))
         try writer.write(contentsOf: Data("after\n".utf8))
         try writer.close()
         let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
-        #expect(size == (1 << 20) + 6, "the writer went on at its own offset")
+        #expect(size == written + 6, "the writer went on at its own offset")
         let before = try Data(contentsOf: URL(fileURLWithPath: path + ".1"))
         #expect(!LogFile.keep(path, to: 4096), "6 bytes of data behind a hole are within the limit")
         #expect(try Data(contentsOf: URL(fileURLWithPath: path + ".1")) == before, "the .1 file was not rewritten")
         let tail = LogFile.tail(of: path, bytes: 20)
-        #expect(tail == String(repeating: "a", count: 14) + "after\n", "\(tail.debugDescription)")
+        #expect(tail == String(repeating: "a", count: 14) + "after\n", "no zero byte of the hole: \(tail.debugDescription)")
     }
 
     @Test("an emptied log's tail comes from its .1 file")
@@ -113,8 +115,11 @@ struct LogFileTests {
         #expect(symlink(victim, folder + "/soft.log") == 0)
         #expect(!LogFile.keep(folder + "/soft.log", to: 100), "a log that is a symbolic link")
         #expect(LogFile.tail(of: folder + "/soft.log", bytes: 10) == "")
+        #expect(LogFile.openForAppending(folder + "/hard.log", emptied: true) == nil, "a log with two links is not opened (nor emptied)")
+        #expect(LogFile.openForAppending(folder + "/soft.log") == nil, "a symbolic link is not followed")
         #expect(mkfifo(folder + "/fifo.log", 0o600) == 0)
         #expect(!LogFile.keep(folder + "/fifo.log", to: 100), "a FIFO (and nothing blocks)")
+        #expect(LogFile.openForAppending(folder + "/fifo.log") == nil, "a FIFO is not opened for appending (nor blocks)")
         #expect(LogFile.tail(of: folder + "/fifo.log", bytes: 10) == "")
         #expect(try Data(contentsOf: URL(fileURLWithPath: victim)) == secret, "the file linked to is untouched")
 
@@ -134,9 +139,12 @@ struct LogFileTests {
         try Data(repeating: UInt8(ascii: "l"), count: 1000).write(to: URL(fileURLWithPath: log))
         // A folder where the copy would be written: it can be neither removed nor created.
         try FileManager.default.createDirectory(atPath: log + ".1.partial/inside", withIntermediateDirectories: true)
+        // An older .1, which would otherwise read as what came just before the emptied log.
+        try Data("older".utf8).write(to: URL(fileURLWithPath: log + ".1"))
         #expect(LogFile.keep(log, to: 100))
         #expect(try Data(contentsOf: URL(fileURLWithPath: log)).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: log + ".1"))
+        #expect(LogFile.tail(of: log, bytes: 100) == "")
     }
 
     @Test("a log opened emptied for a new start is made 0600, whatever mode it had")
