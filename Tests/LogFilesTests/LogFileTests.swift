@@ -5,6 +5,13 @@ import TestScheduling
 
 @Suite("Logs of processes that outlive the daemon", .mayBlock)
 struct LogFileTests {
+    /// The size of the file at `path` (an empty file is not read: Foundation's `Data(contentsOf:)` leaks
+    /// the buffer it reads an empty file into, which LeakSanitizer reports).
+    private func size(of path: String) -> Int? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : nil
+    }
+
     private func temporaryFolder() throws -> String {
         let folder = NSTemporaryDirectory() + "logfile-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -22,7 +29,7 @@ struct LogFileTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)).count == lines.utf8.count)
 
         #expect(LogFile.keep(path, to: 100))
-        #expect(try Data(contentsOf: URL(fileURLWithPath: path)).isEmpty)
+        #expect(size(of: path) == 0)
         let kept = try String(contentsOfFile: path + ".1", encoding: .utf8)
         #expect(kept == String(lines.suffix(100)), "the last 100 bytes are kept: \(kept)")
         #expect(!FileManager.default.fileExists(atPath: path + ".1.partial"))
@@ -142,7 +149,7 @@ struct LogFileTests {
         // An older .1, which would otherwise read as what came just before the emptied log.
         try Data("older".utf8).write(to: URL(fileURLWithPath: log + ".1"))
         #expect(LogFile.keep(log, to: 100))
-        #expect(try Data(contentsOf: URL(fileURLWithPath: log)).isEmpty)
+        #expect(size(of: log) == 0)
         #expect(!FileManager.default.fileExists(atPath: log + ".1"))
         #expect(LogFile.tail(of: log, bytes: 100) == "")
     }
