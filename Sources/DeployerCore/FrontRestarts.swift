@@ -16,7 +16,7 @@ struct FrontRestarts: Sendable, Equatable {
     /// The longest wait between starts: the front is the whole service, so it is tried often.
     static let longestBackoff: Duration = .seconds(8)
 
-    /// Fronts started again since this controller began (a front found gone, or a start that failed).
+    /// Fronts started in place of one that was gone since this controller began (whether or not they came up).
     private(set) var restarts = 0
     /// Fronts in a row that were found gone within ``stableAfter`` of their start, or that failed to start.
     private(set) var quickExits = 0
